@@ -1,0 +1,186 @@
+//! [`ObjectBytes`]: the immutable contents of an object, mapped or in memory, cheap to clone.
+
+use std::fmt;
+use std::ops::{Deref, Range};
+use std::sync::Arc;
+
+use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
+
+/// Alignment of the first byte of every [`ObjectBytes`] read or mapped from a backend.
+///
+/// Formats place vector blocks at 64-byte-aligned offsets so that they can be viewed in place as
+/// `&[f32]` (and loaded with aligned SIMD loads) whether the object was mapped or read.
+pub const OBJECT_ALIGN: usize = 64;
+
+/// One 64-byte, 64-aligned block: the allocation unit of [`AlignedBuf`].
+#[derive(Clone, Copy, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[repr(C, align(64))]
+struct Block([u8; OBJECT_ALIGN]);
+
+/// A heap buffer whose first byte is 64-byte aligned.
+struct AlignedBuf {
+    blocks: Vec<Block>,
+    len: usize,
+}
+
+impl AlignedBuf {
+    fn zeroed(len: usize) -> Self {
+        AlignedBuf { blocks: vec![Block([0; OBJECT_ALIGN]); len.div_ceil(OBJECT_ALIGN)], len }
+    }
+
+    fn as_slice(&self) -> &[u8] {
+        &self.blocks.as_bytes()[..self.len]
+    }
+
+    fn as_mut_slice(&mut self) -> &mut [u8] {
+        &mut self.blocks.as_mut_bytes()[..self.len]
+    }
+}
+
+enum Backing {
+    Owned(AlignedBuf),
+    Mapped(memmap2::Mmap),
+}
+
+impl Backing {
+    fn as_slice(&self) -> &[u8] {
+        match self {
+            Backing::Owned(buf) => buf.as_slice(),
+            Backing::Mapped(map) => map,
+        }
+    }
+}
+
+/// The immutable bytes of an object (or of a range of one).
+///
+/// Either a read-only memory map of a local file or a 64-byte-aligned heap buffer; clones and
+/// [`slice`](Self::slice)s share the same backing. The bytes of a whole object, or of a range read,
+/// start at a 64-byte-aligned address.
+#[derive(Clone)]
+pub struct ObjectBytes {
+    backing: Arc<Backing>,
+    range: Range<usize>,
+}
+
+impl ObjectBytes {
+    /// Copies `data` into a new 64-byte-aligned buffer.
+    pub fn copy_from_slice(data: &[u8]) -> Self {
+        Self::fill_with(data.len(), |buf| {
+            buf.copy_from_slice(data);
+            Ok::<(), std::convert::Infallible>(())
+        })
+        .unwrap_or_else(|never| match never {})
+    }
+
+    /// Allocates a zeroed, 64-byte-aligned buffer of `len` bytes and lets `fill` write it (for
+    /// example with `read_exact`), without an intermediate copy.
+    pub fn fill_with<E>(
+        len: usize,
+        fill: impl FnOnce(&mut [u8]) -> Result<(), E>,
+    ) -> Result<Self, E> {
+        let mut buf = AlignedBuf::zeroed(len);
+        fill(buf.as_mut_slice())?;
+        Ok(ObjectBytes { backing: Arc::new(Backing::Owned(buf)), range: 0..len })
+    }
+
+    /// Wraps a read-only memory map.
+    pub(crate) fn from_mmap(map: memmap2::Mmap) -> Self {
+        let len = map.len();
+        ObjectBytes { backing: Arc::new(Backing::Mapped(map)), range: 0..len }
+    }
+
+    /// A sub-range sharing the same backing.
+    ///
+    /// # Panics
+    /// If `range` is not within `0..self.len()`: ranges are computed by callers that already
+    /// checked them against the object's size.
+    pub fn slice(&self, range: Range<usize>) -> Self {
+        assert!(
+            range.start <= range.end && range.end <= self.len(),
+            "slice {range:?} out of bounds of {} bytes",
+            self.len()
+        );
+        ObjectBytes {
+            backing: Arc::clone(&self.backing),
+            range: self.range.start + range.start..self.range.start + range.end,
+        }
+    }
+
+    /// The bytes.
+    pub fn as_slice(&self) -> &[u8] {
+        &self.backing.as_slice()[self.range.clone()]
+    }
+
+    /// True when these bytes are a memory map of a file rather than a heap copy.
+    pub fn is_mapped(&self) -> bool {
+        matches!(*self.backing, Backing::Mapped(_))
+    }
+}
+
+impl Deref for ObjectBytes {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        self.as_slice()
+    }
+}
+
+impl AsRef<[u8]> for ObjectBytes {
+    fn as_ref(&self) -> &[u8] {
+        self.as_slice()
+    }
+}
+
+impl PartialEq for ObjectBytes {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_slice() == other.as_slice()
+    }
+}
+
+impl Eq for ObjectBytes {}
+
+impl PartialEq<[u8]> for ObjectBytes {
+    fn eq(&self, other: &[u8]) -> bool {
+        self.as_slice() == other
+    }
+}
+
+impl fmt::Debug for ObjectBytes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ObjectBytes")
+            .field("len", &self.len())
+            .field("mapped", &self.is_mapped())
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn owned_buffers_are_aligned_and_exact() {
+        for len in [0, 1, 63, 64, 65, 1000] {
+            let data: Vec<u8> = (0..len).map(|i| i as u8).collect();
+            let bytes = ObjectBytes::copy_from_slice(&data);
+            assert_eq!(bytes.as_slice(), &data[..]);
+            assert_eq!(bytes.as_ptr() as usize % OBJECT_ALIGN, 0);
+            assert!(!bytes.is_mapped());
+        }
+    }
+
+    #[test]
+    fn slices_share_and_bound() {
+        let bytes = ObjectBytes::copy_from_slice(b"hello world");
+        let world = bytes.slice(6..11);
+        assert_eq!(&*world, b"world");
+        assert_eq!(&*world.slice(1..3), b"or");
+        assert_eq!(world.slice(5..5).len(), 0);
+    }
+
+    #[test]
+    #[should_panic(expected = "out of bounds")]
+    fn slice_past_end_panics() {
+        let _ = ObjectBytes::copy_from_slice(b"abc").slice(2..4);
+    }
+}

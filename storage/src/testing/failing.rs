@@ -1,0 +1,176 @@
+//! [`FailingStorage`]: fails chosen operations with an injected I/O error.
+
+use std::io;
+use std::ops::Range;
+
+use parking_lot::Mutex;
+
+use super::Op;
+use crate::{Error, ObjectBytes, ObjectMeta, ObjectWriter, Result, Storage};
+
+/// Which operations fail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FaultPlan {
+    /// Fail the operation with this 0-based index among the matching ones, counted from when the
+    /// plan was set.
+    pub nth: u64,
+    /// Count (and fail) only operations that change the store.
+    pub writes_only: bool,
+    /// Once one operation failed, fail every later matching one too (a dead disk), instead of
+    /// only the `nth` (a transient error).
+    pub sticky: bool,
+}
+
+impl FaultPlan {
+    /// Fails the `nth` matching write, once.
+    pub fn nth_write(nth: u64) -> Self {
+        FaultPlan { nth, writes_only: true, sticky: false }
+    }
+
+    /// Fails the `nth` operation of any kind, once.
+    pub fn nth_op(nth: u64) -> Self {
+        FaultPlan { nth, writes_only: false, sticky: false }
+    }
+
+    /// Makes the failure permanent from the `nth` matching operation on.
+    pub fn sticky(self) -> Self {
+        FaultPlan { sticky: true, ..self }
+    }
+}
+
+#[derive(Debug, Default)]
+struct FaultState {
+    plan: Option<FaultPlan>,
+    /// Matching operations seen since the plan was set.
+    seen: u64,
+    injected: u64,
+}
+
+/// Wraps a store and fails operations according to a [`FaultPlan`]. A failed operation does not
+/// reach the wrapped store, except a failed `finish`, whose writer is dropped (abandoned).
+#[derive(Debug)]
+pub struct FailingStorage<S> {
+    inner: S,
+    state: Mutex<FaultState>,
+}
+
+impl<S: Storage> FailingStorage<S> {
+    /// Wraps `inner`; nothing fails until [`set_plan`](Self::set_plan).
+    pub fn new(inner: S) -> Self {
+        FailingStorage { inner, state: Mutex::new(FaultState::default()) }
+    }
+
+    /// Sets (or with `None` clears) the plan and restarts the count.
+    pub fn set_plan(&self, plan: Option<FaultPlan>) {
+        *self.state.lock() = FaultState { plan, seen: 0, injected: 0 };
+    }
+
+    /// How many operations have been failed since the plan was set.
+    pub fn injected(&self) -> u64 {
+        self.state.lock().injected
+    }
+
+    /// How many matching operations have been seen since the plan was set.
+    pub fn seen(&self) -> u64 {
+        self.state.lock().seen
+    }
+
+    /// The wrapped store.
+    pub fn inner(&self) -> &S {
+        &self.inner
+    }
+
+    fn check(&self, op: Op, key: &str) -> Result<()> {
+        check(&self.state, op, key)
+    }
+}
+
+fn check(state: &Mutex<FaultState>, op: Op, key: &str) -> Result<()> {
+    let mut state = state.lock();
+    let Some(plan) = state.plan else { return Ok(()) };
+    if plan.writes_only && !op.is_write() {
+        return Ok(());
+    }
+    let index = state.seen;
+    state.seen += 1;
+    let fails = if plan.sticky { index >= plan.nth } else { index == plan.nth };
+    if fails {
+        state.injected += 1;
+        return Err(Error::Io {
+            op: "injected fault",
+            key: key.to_owned(),
+            source: io::Error::other(format!("injected fault at {op:?} #{index}")),
+        });
+    }
+    Ok(())
+}
+
+impl<S: Storage> Storage for FailingStorage<S> {
+    fn put(&self, key: &str, data: &[u8]) -> Result<()> {
+        self.check(Op::Put, key)?;
+        self.inner.put(key, data)
+    }
+
+    fn put_if_absent(&self, key: &str, data: &[u8]) -> Result<()> {
+        self.check(Op::PutIfAbsent, key)?;
+        self.inner.put_if_absent(key, data)
+    }
+
+    fn writer(&self, key: &str) -> Result<Box<dyn ObjectWriter + '_>> {
+        self.check(Op::CreateWriter, key)?;
+        let inner = self.inner.writer(key)?;
+        Ok(Box::new(FailingWriter { state: &self.state, key: key.to_owned(), inner }))
+    }
+
+    fn get(&self, key: &str) -> Result<ObjectBytes> {
+        self.check(Op::Get, key)?;
+        self.inner.get(key)
+    }
+
+    fn get_range(&self, key: &str, range: Range<u64>) -> Result<ObjectBytes> {
+        self.check(Op::GetRange, key)?;
+        self.inner.get_range(key, range)
+    }
+
+    fn map(&self, key: &str) -> Result<ObjectBytes> {
+        self.check(Op::Map, key)?;
+        self.inner.map(key)
+    }
+
+    fn size(&self, key: &str) -> Result<u64> {
+        self.check(Op::Size, key)?;
+        self.inner.size(key)
+    }
+
+    fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>> {
+        self.check(Op::List, prefix)?;
+        self.inner.list(prefix)
+    }
+
+    fn delete(&self, key: &str) -> Result<()> {
+        self.check(Op::Delete, key)?;
+        self.inner.delete(key)
+    }
+}
+
+struct FailingWriter<'a> {
+    state: &'a Mutex<FaultState>,
+    key: String,
+    inner: Box<dyn ObjectWriter + 'a>,
+}
+
+impl ObjectWriter for FailingWriter<'_> {
+    fn write_all(&mut self, data: &[u8]) -> Result<()> {
+        check(self.state, Op::Write, &self.key)?;
+        self.inner.write_all(data)
+    }
+
+    fn bytes_written(&self) -> u64 {
+        self.inner.bytes_written()
+    }
+
+    fn finish(self: Box<Self>) -> Result<u64> {
+        check(self.state, Op::Finish, &self.key)?;
+        self.inner.finish()
+    }
+}

@@ -1,0 +1,43 @@
+//! Behaviour specific to the local-directory backend.
+
+use std::fs;
+
+use strata_storage::{LocalDir, Storage};
+
+#[test]
+fn whole_objects_are_memory_mapped() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = LocalDir::open(dir.path()).unwrap();
+    store.put("seg/1", &[5u8; 4096]).unwrap();
+    let mapped = store.map("seg/1").unwrap();
+    assert!(mapped.is_mapped());
+    assert_eq!(&mapped[..], &[5u8; 4096][..]);
+    assert!(!store.get("seg/1").unwrap().is_mapped(), "get reads into memory");
+}
+
+#[test]
+fn keys_are_plain_files_and_strays_are_ignored() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = LocalDir::open(dir.path().join("nested/root")).unwrap();
+    store.put("a/b", b"bytes").unwrap();
+    assert_eq!(fs::read(dir.path().join("nested/root/a/b")).unwrap(), b"bytes");
+    // A crash leftover and a file no key can name are not objects.
+    fs::write(dir.path().join("nested/root/a/.tmp-b-1-1"), b"partial").unwrap();
+    fs::write(dir.path().join("nested/root/a/has space"), b"?").unwrap();
+    let keys: Vec<_> = store.list("").unwrap().into_iter().map(|m| m.key).collect();
+    assert_eq!(keys, ["a/b"]);
+}
+
+#[test]
+fn two_stores_on_one_root_share_objects_and_race_fairly() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = LocalDir::open(dir.path()).unwrap();
+    let second = LocalDir::open(dir.path()).unwrap();
+    first.put_if_absent("manifest/1", b"first").unwrap();
+    assert!(second.put_if_absent("manifest/1", b"second").unwrap_err().is_already_exists());
+    second.put_if_absent("manifest/2", b"second").unwrap();
+    assert_eq!(&first.get("manifest/2").unwrap()[..], b"second");
+    // No temporary files are left behind by either.
+    let leftovers: Vec<_> = fs::read_dir(dir.path().join("manifest")).unwrap().collect();
+    assert_eq!(leftovers.len(), 2);
+}

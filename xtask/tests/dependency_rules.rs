@@ -1,0 +1,145 @@
+//! The crate-boundary rules of docs/ARCHITECTURE.md, checked against `cargo metadata`:
+//! dependencies point one way, segment crates never depend on each other, and the crates that do
+//! no I/O depend on nothing that does.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Command;
+
+use serde_json::Value;
+
+/// For each workspace crate, the workspace crates it may depend on (normal and build deps).
+const ALLOWED: &[(&str, &[&str])] = &[
+    ("strata-quantize", &[]),
+    ("strata-storage", &[]),
+    ("strata-memtable", &["strata-quantize"]),
+    ("strata-segment-flat", &["strata-quantize", "strata-storage"]),
+    ("strata-segment-diskann", &["strata-quantize", "strata-storage"]),
+    ("strata-manifest", &["strata-storage"]),
+    (
+        "strata",
+        &[
+            "strata-quantize",
+            "strata-storage",
+            "strata-memtable",
+            "strata-segment-flat",
+            "strata-segment-diskann",
+            "strata-manifest",
+        ],
+    ),
+    ("xtask", &["strata", "strata-quantize", "strata-storage"]),
+];
+
+/// Crates that must do no I/O, and what they may therefore not depend on or name in source.
+const NO_IO_CRATES: &[&str] = &["strata-quantize", "strata-memtable"];
+const IO_DEPENDENCIES: &[&str] =
+    &["memmap2", "object_store", "tokio", "strata-storage", "tempfile"];
+const IO_SOURCE_PATTERNS: &[&str] = &["std::fs", "std::net", "File::", "memmap2", "OpenOptions"];
+
+/// Every rule broken by the workspace that `metadata` (the JSON of `cargo metadata --no-deps`)
+/// describes. Source scans read files under each package's directory.
+fn violations(metadata: &Value) -> Vec<String> {
+    let allowed: BTreeMap<&str, &[&str]> = ALLOWED.iter().copied().collect();
+    let mut problems = Vec::new();
+    let packages = metadata["packages"].as_array().expect("packages");
+    let workspace: Vec<&str> = packages.iter().filter_map(|p| p["name"].as_str()).collect();
+    for package in packages {
+        let name = package["name"].as_str().expect("name");
+        let Some(may_use) = allowed.get(name) else {
+            problems.push(format!("{name}: a workspace crate without a dependency rule"));
+            continue;
+        };
+        for dep in package["dependencies"].as_array().expect("dependencies") {
+            let dep_name = dep["name"].as_str().expect("dependency name");
+            let is_dev = dep["kind"].as_str() == Some("dev");
+            if workspace.contains(&dep_name)
+                && dep_name != name
+                && !is_dev
+                && !may_use.contains(&dep_name)
+            {
+                problems.push(format!("{name} may not depend on {dep_name}"));
+            }
+            if NO_IO_CRATES.contains(&name) && !is_dev && IO_DEPENDENCIES.contains(&dep_name) {
+                problems.push(format!("{name} does no I/O, so it may not depend on {dep_name}"));
+            }
+        }
+        if NO_IO_CRATES.contains(&name) {
+            let manifest = Path::new(package["manifest_path"].as_str().expect("manifest_path"));
+            scan_sources(&manifest.with_file_name("src"), name, &mut problems);
+        }
+    }
+    problems
+}
+
+fn scan_sources(dir: &Path, crate_name: &str, problems: &mut Vec<String>) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for entry in entries.map(|e| e.expect("dir entry")) {
+        let path = entry.path();
+        if path.is_dir() {
+            scan_sources(&path, crate_name, problems);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            let source = std::fs::read_to_string(&path).expect("read source");
+            for pattern in IO_SOURCE_PATTERNS {
+                if source.contains(pattern) {
+                    problems.push(format!(
+                        "{crate_name} does no I/O, but {} uses {pattern}",
+                        path.display()
+                    ));
+                }
+            }
+        }
+    }
+}
+
+fn workspace_metadata() -> Value {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let output = Command::new(cargo)
+        .args(["metadata", "--format-version", "1", "--no-deps", "--offline"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("run cargo metadata");
+    assert!(output.status.success(), "cargo metadata: {}", String::from_utf8_lossy(&output.stderr));
+    serde_json::from_slice(&output.stdout).expect("metadata JSON")
+}
+
+#[test]
+fn the_workspace_keeps_its_dependency_rules() {
+    let metadata = workspace_metadata();
+    let names: Vec<_> =
+        metadata["packages"].as_array().unwrap().iter().map(|p| p["name"].clone()).collect();
+    assert_eq!(names.len(), ALLOWED.len(), "every crate has a rule: {names:?}");
+    let problems = violations(&metadata);
+    assert!(problems.is_empty(), "dependency rules broken:\n{}", problems.join("\n"));
+}
+
+#[test]
+fn broken_rules_are_reported() {
+    let package = |name: &str, deps: &[(&str, Option<&str>)]| {
+        serde_json::json!({
+            "name": name,
+            "manifest_path": "/nonexistent/Cargo.toml",
+            "dependencies": deps.iter().map(|(d, kind)| serde_json::json!({"name": d, "kind": kind})).collect::<Vec<_>>(),
+        })
+    };
+    let metadata = serde_json::json!({ "packages": [
+        package("strata-segment-flat", &[("strata-segment-diskann", None), ("strata-quantize", None)]),
+        package("strata-segment-diskann", &[("strata-manifest", None)]),
+        package("strata-manifest", &[("strata-storage", None)]),
+        package("strata-storage", &[]),
+        package("strata-quantize", &[("memmap2", None), ("tempfile", Some("dev"))]),
+        package("strata-memtable", &[("strata-storage", None)]),
+        package("strata-newcomer", &[]),
+    ]});
+    let problems = violations(&metadata);
+    for expected in [
+        "strata-segment-flat may not depend on strata-segment-diskann",
+        "strata-segment-diskann may not depend on strata-manifest",
+        "strata-quantize does no I/O, so it may not depend on memmap2",
+        "strata-memtable may not depend on strata-storage",
+        "strata-memtable does no I/O, so it may not depend on strata-storage",
+        "strata-newcomer: a workspace crate without a dependency rule",
+    ] {
+        assert!(problems.iter().any(|p| p == expected), "missing {expected:?} in {problems:#?}");
+    }
+    assert_eq!(problems.len(), 6, "{problems:#?}");
+}
