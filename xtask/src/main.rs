@@ -1,23 +1,78 @@
-//! `cargo xtask <command>`: project tasks (data generation, benchmarks, demo, bulk load) as a plain
-//! binary crate, reached through the alias in `.cargo/config.toml`.
+//! `cargo xtask <command>`: project tasks (data generation, benchmarks, and later the demo and
+//! bulk load) as a plain binary crate, reached through the alias in `.cargo/config.toml`.
 
-use clap::{CommandFactory, Parser, Subcommand};
+mod bench;
+mod bench_kernels;
+mod exact;
+mod generate;
+mod rng;
+mod vecs;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
 
 /// Strata's project tasks.
 #[derive(Debug, Parser)]
 #[command(name = "cargo xtask", version, about)]
 struct Cli {
     #[command(subcommand)]
-    command: Option<Command>,
+    command: Command,
 }
 
-/// Commands arrive with the issues that build them (gen and bench first).
 #[derive(Debug, Subcommand)]
-enum Command {}
+enum Command {
+    /// Generate a seeded data set (base, queries, exact top-100 ground truth) as .fvecs/.ivecs.
+    Gen(generate::GenArgs),
+    /// Build an index from a base file and measure recall, queries/s and latency per search
+    /// parameter value.
+    Bench(bench::BenchArgs),
+    /// Time the dispatched L2 and dot kernels against a plain scalar loop.
+    BenchKernels(bench_kernels::BenchKernelsArgs),
+}
 
-fn main() {
+/// The build profile measurements were taken with; `main` makes sure it is optimized.
+pub const PROFILE: &str = if cfg!(debug_assertions) { "debug" } else { "release" };
+
+/// Cores available to this process.
+pub fn all_cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// A benchmark of a debug build is meaningless: run the same command again as a release build.
+fn rerun_optimized() -> ExitCode {
+    eprintln!("xtask: this is a debug build; re-running the command as a release build");
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let status = std::process::Command::new(cargo)
+        .args(["run", "--quiet", "--release", "--package", "xtask", "--"])
+        .args(std::env::args_os().skip(1))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .status();
+    match status {
+        Ok(status) => ExitCode::from(status.code().unwrap_or(1) as u8),
+        Err(e) => {
+            eprintln!("xtask: could not re-run with cargo: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn main() -> ExitCode {
     let cli = Cli::parse();
-    if cli.command.is_none() {
-        Cli::command().print_help().expect("print help");
+    let measures = matches!(cli.command, Command::Bench(_) | Command::BenchKernels(_));
+    if measures && cfg!(debug_assertions) {
+        return rerun_optimized();
+    }
+    let result = match &cli.command {
+        Command::Gen(args) => generate::run(args),
+        Command::Bench(args) => bench::run(args),
+        Command::BenchKernels(args) => bench_kernels::run(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
     }
 }

@@ -1,0 +1,92 @@
+//! Hot paths must not allocate in steady state. A counting global allocator (per thread, so
+//! the test harness's other threads do not interfere) proves it.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+
+use strata_quantize::{Kernels, Metric, Neighbor, TopK, dot_batch, l2_squared, l2_squared_batch};
+
+struct CountingAllocator;
+
+thread_local! {
+    static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
+}
+
+// SAFETY: forwards every call unchanged to `System`, which upholds the `GlobalAlloc`
+// contract; the counter is a const-initialized thread-local `Cell` that never allocates.
+unsafe impl GlobalAlloc for CountingAllocator {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.with(|count| count.set(count.get() + 1));
+        // SAFETY: the caller's obligations for `alloc` are passed through unchanged.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: `ptr` came from `System.alloc` with this `layout`, as the caller guarantees.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCATIONS.with(|count| count.set(count.get() + 1));
+        // SAFETY: the caller's obligations for `realloc` are passed through unchanged.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: CountingAllocator = CountingAllocator;
+
+fn allocations_during(f: impl FnOnce()) -> u64 {
+    let before = ALLOCATIONS.with(Cell::get);
+    f();
+    ALLOCATIONS.with(Cell::get) - before
+}
+
+#[test]
+fn counter_sees_allocations() {
+    // Guards the tests below against a counter that never counts.
+    let allocated = allocations_during(|| drop(std::hint::black_box(vec![1u8; 32])));
+    assert_eq!(allocated, 1);
+}
+
+#[test]
+fn top_k_steady_state_does_not_allocate() {
+    let mut top = TopK::new(16);
+    let mut out: Vec<Neighbor> = Vec::new();
+    let search = |top: &mut TopK, out: &mut Vec<Neighbor>, round: u64| {
+        top.reset(16);
+        for id in 0..1000u64 {
+            top.push(id, ((id * 7919 + round) % 1009) as f32);
+        }
+        top.sorted_into(out);
+    };
+    search(&mut top, &mut out, 0); // Warm-up sizes both buffers.
+    let allocated = allocations_during(|| {
+        for round in 1..20 {
+            search(&mut top, &mut out, round);
+        }
+    });
+    assert_eq!(allocated, 0);
+    assert_eq!(out.len(), 16);
+}
+
+#[test]
+fn kernels_do_not_allocate() {
+    let dim = 100;
+    let query: Vec<f32> = (0..dim).map(|i| i as f32).collect();
+    let rows: Vec<f32> = (0..dim * 7).map(|i| (i % 13) as f32).collect();
+    let mut out = vec![0.0f32; 7];
+    l2_squared(&query, &query); // Warm-up: first call initializes dispatch.
+    let allocated = allocations_during(|| {
+        std::hint::black_box(l2_squared(&query, &rows[..dim]));
+        l2_squared_batch(&query, &rows, &mut out);
+        dot_batch(&query, &rows, &mut out);
+        for metric in Metric::ALL {
+            metric.distance_batch(&query, &rows, &mut out);
+        }
+        for kernels in strata_quantize::Isa::supported().filter_map(Kernels::for_isa) {
+            kernels.l2_squared_batch(&query, &rows, &mut out);
+        }
+    });
+    assert_eq!(allocated, 0);
+}

@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Side-by-side benchmark: `cargo xtask bench` and a peer from ../shared/peers/peer_bench.py on the
+# same generated data, interleaved over several rounds so machine noise hits both alike. Prints
+# every row, then per-side medians of qps and the ratio ours / peer.
+#
+#   scripts/compare.sh --index flat --peer faiss-flat [--rounds 5] [--n 100000] [--dim 128]
+#                      [--metric l2] [--data DIR] [-- extra args for both sides]
+#
+# Needs the peers: pip install numpy faiss-cpu hnswlib usearch (for comparison only).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+index=flat peer=faiss-flat rounds=5 n=100000 dim=128 metric=l2 data=""
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --index) index=$2; shift 2 ;;
+    --peer) peer=$2; shift 2 ;;
+    --rounds) rounds=$2; shift 2 ;;
+    --n) n=$2; shift 2 ;;
+    --dim) dim=$2; shift 2 ;;
+    --metric) metric=$2; shift 2 ;;
+    --data) data=$2; shift 2 ;;
+    --) shift; break ;;
+    *) echo "unknown option $1" >&2; exit 2 ;;
+  esac
+done
+data=${data:-target/bench-data/clustered-$n-$dim-$metric}
+peers=../shared/peers/peer_bench.py
+
+if [[ ! -f $data/groundtruth.ivecs ]]; then
+  cargo xtask gen --kind clustered --n "$n" --dim "$dim" --queries 1000 --metric "$metric" --out "$data"
+fi
+files=(--base "$data/base.fvecs" --query "$data/query.fvecs" --gt "$data/groundtruth.ivecs" --metric "$metric" --k 10)
+
+rows=$(mktemp)
+trap 'rm -f "$rows"' EXIT
+for round in $(seq "$rounds"); do
+  cargo xtask bench "${files[@]}" --index "$index" --json "$@" | tee -a "$rows"
+  python3 "$peers" "${files[@]}" --peer "$peer" --reps 1 "$@" | tee -a "$rows"
+done
+
+python3 - "$rows" "$index" "$peer" <<'PY'
+import json, statistics, sys
+path, ours, peer = sys.argv[1:]
+rows = [json.loads(l) for l in open(path) if l.startswith("{")]
+def key(r): return json.dumps({k: v for k, v in r["params"].items()}, sort_keys=True)
+for side in (ours, peer):
+    groups = {}
+    for r in rows:
+        if r["index"] == side:
+            groups.setdefault(key(r), []).append(r)
+    for params, rs in groups.items():
+        print(f"{side:12} {params:40} recall {rs[0]['recall']:.4f}  median qps {statistics.median(r['qps'] for r in rs):9.1f}  "
+              f"(min {min(r['qps'] for r in rs):.1f}, max {max(r['qps'] for r in rs):.1f}, {len(rs)} runs)  "
+              f"peak rss {max(r['rss_bytes'] for r in rs) / 2**20:.0f} MiB")
+o = [r["qps"] for r in rows if r["index"] == ours]
+p = [r["qps"] for r in rows if r["index"] == peer]
+if len(o) == len(p) and o:
+    print(f"median qps ratio {ours}/{peer}: {statistics.median(o) / statistics.median(p):.3f}")
+PY

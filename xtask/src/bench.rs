@@ -1,0 +1,386 @@
+//! `cargo xtask bench`: build an index from a base file, run every query once per search
+//! parameter value, and print one row per value (JSON with `--json`), in the same JSON shape as
+//! `../shared/peers/peer_bench.py` so Strata and its peers compare side by side.
+
+use std::path::PathBuf;
+use std::sync::Barrier;
+use std::time::{Duration, Instant};
+
+use serde_json::{Map, Value, json};
+use strata_quantize::{Metric, Neighbor};
+
+use crate::exact::{ExactIndex, ExactScratch};
+use crate::vecs::{Vectors, read_fvecs, read_ivecs};
+
+/// What to measure.
+#[derive(Debug, Clone, clap::Args)]
+pub struct BenchArgs {
+    /// Base vectors (.fvecs).
+    #[arg(long)]
+    pub base: PathBuf,
+    /// Query vectors (.fvecs).
+    #[arg(long)]
+    pub query: PathBuf,
+    /// Ground truth (.ivecs): per query, the ids of its nearest base rows, nearest first.
+    #[arg(long)]
+    pub gt: PathBuf,
+    /// Index kind. `flat`: exact brute force with the SIMD batch kernel.
+    #[arg(long, value_enum)]
+    pub index: IndexKind,
+    /// Metric: l2, ip or cosine. Must be the metric the ground truth was made with.
+    #[arg(long, default_value = "l2")]
+    pub metric: Metric,
+    /// Neighbours per query; recall is recall@k.
+    #[arg(long, default_value_t = 10)]
+    pub k: usize,
+    /// Threads building the index [default: all cores].
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Threads searching, each running one query at a time.
+    #[arg(long, default_value_t = 1)]
+    pub search_threads: usize,
+    /// Runs of the whole query set per parameter value; the fastest is reported (as the peers
+    /// script does with its --reps).
+    #[arg(long, default_value_t = 1)]
+    pub reps: usize,
+    /// Print JSON lines instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Index kinds `bench` can build. Later issues add theirs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum IndexKind {
+    /// Exact in-memory brute force: SIMD batch kernel and a bounded top-k heap.
+    Flat,
+}
+
+impl IndexKind {
+    fn name(self) -> &'static str {
+        match self {
+            IndexKind::Flat => "flat",
+        }
+    }
+}
+
+/// An index under measurement.
+pub trait BenchIndex: Sync {
+    /// Per-thread buffers that make a search allocation-free.
+    type Scratch: Send;
+    /// New buffers for one searching thread.
+    fn scratch(&self) -> Self::Scratch;
+    /// The `k` nearest neighbours of `query`, nearest first, into `out`.
+    fn search(&self, query: &[f32], k: usize, scratch: &mut Self::Scratch, out: &mut Vec<Neighbor>);
+    /// Bytes the index keeps resident.
+    fn ram_bytes(&self) -> u64;
+    /// Bytes the index keeps on disk.
+    fn disk_bytes(&self) -> u64 {
+        0
+    }
+}
+
+impl BenchIndex for ExactIndex {
+    type Scratch = ExactScratch;
+
+    fn scratch(&self) -> ExactScratch {
+        ExactIndex::scratch(self)
+    }
+
+    fn search(&self, query: &[f32], k: usize, scratch: &mut ExactScratch, out: &mut Vec<Neighbor>) {
+        ExactIndex::search(self, query, k, scratch, out);
+    }
+
+    fn ram_bytes(&self) -> u64 {
+        ExactIndex::ram_bytes(self) as u64
+    }
+}
+
+/// The figures of one pass over the query set.
+#[derive(Debug, Clone)]
+struct Measurement {
+    recall: f64,
+    qps: f64,
+    p50_us: f64,
+    p99_us: f64,
+}
+
+/// Fraction of the true `k` nearest found among the `k` returned, over all queries.
+fn recall_at_k(found: &[u64], truth: &Vectors<i32>, k: usize) -> f64 {
+    let mut hits = 0usize;
+    for (q, got) in found.chunks_exact(k).enumerate() {
+        let expected = &truth.row(q)[..k];
+        hits += got.iter().filter(|&&id| id != u64::MAX && expected.contains(&(id as i32))).count();
+    }
+    hits as f64 / (truth.rows() * k) as f64
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> f64 {
+    let rank = ((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1;
+    sorted[rank].as_secs_f64() * 1e6
+}
+
+/// Runs every query once on `threads` threads, each one query at a time.
+fn measure<I: BenchIndex>(
+    index: &I,
+    queries: &Vectors<f32>,
+    truth: &Vectors<i32>,
+    k: usize,
+    threads: usize,
+) -> Measurement {
+    let threads = threads.clamp(1, queries.rows());
+    let per_thread = queries.rows().div_ceil(threads);
+    let mut found = vec![u64::MAX; queries.rows() * k];
+    let mut latencies = vec![Duration::ZERO; queries.rows()];
+    let barrier = Barrier::new(threads);
+    let spans: Vec<(Instant, Instant)> = std::thread::scope(|scope| {
+        let workers: Vec<_> = found
+            .chunks_mut(per_thread * k)
+            .zip(latencies.chunks_mut(per_thread))
+            .enumerate()
+            .map(|(t, (found, latencies))| {
+                let barrier = &barrier;
+                scope.spawn(move || {
+                    let mut scratch = index.scratch();
+                    let mut out = Vec::with_capacity(k);
+                    barrier.wait();
+                    let start = Instant::now();
+                    for (i, (slots, latency)) in
+                        found.chunks_exact_mut(k).zip(latencies.iter_mut()).enumerate()
+                    {
+                        let query = queries.row(t * per_thread + i);
+                        let began = Instant::now();
+                        index.search(query, k, &mut scratch, &mut out);
+                        *latency = began.elapsed();
+                        for (slot, n) in slots.iter_mut().zip(&out) {
+                            *slot = n.id;
+                        }
+                    }
+                    (start, Instant::now())
+                })
+            })
+            .collect();
+        workers.into_iter().map(|w| w.join().expect("search thread panicked")).collect()
+    });
+    let start = spans.iter().map(|s| s.0).min().expect("one thread");
+    let end = spans.iter().map(|s| s.1).max().expect("one thread");
+    latencies.sort_unstable();
+    Measurement {
+        recall: recall_at_k(&found, truth, k),
+        qps: queries.rows() as f64 / (end - start).as_secs_f64(),
+        p50_us: percentile(&latencies, 0.50),
+        p99_us: percentile(&latencies, 0.99),
+    }
+}
+
+/// Peak resident set size of this process, from /proc (0 where unavailable).
+pub fn peak_rss_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+            line.split_whitespace().nth(1)?.parse::<u64>().ok()
+        })
+        .map_or(0, |kib| kib * 1024)
+}
+
+fn check_inputs(
+    args: &BenchArgs,
+    base: &Vectors<f32>,
+    queries: &Vectors<f32>,
+    truth: &Vectors<i32>,
+) -> Result<(), String> {
+    if queries.dim != base.dim {
+        return Err(format!(
+            "query dimension {} differs from base dimension {}",
+            queries.dim, base.dim
+        ));
+    }
+    if truth.rows() != queries.rows() {
+        return Err(format!(
+            "ground truth has {} rows for {} queries",
+            truth.rows(),
+            queries.rows()
+        ));
+    }
+    if args.k == 0 || truth.dim < args.k {
+        return Err(format!(
+            "--k {} must be between 1 and the ground truth's {} columns",
+            args.k, truth.dim
+        ));
+    }
+    if let Some(bad) = truth.data.iter().find(|&&id| id < 0 || id as usize >= base.rows()) {
+        return Err(format!(
+            "ground truth id {bad} is not a row of the {}-row base file",
+            base.rows()
+        ));
+    }
+    if args.search_threads == 0 || args.reps == 0 || args.threads == Some(0) {
+        return Err("--threads, --search-threads and --reps must be positive".into());
+    }
+    Ok(())
+}
+
+/// Runs `cargo xtask bench`.
+pub fn run(args: &BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
+    let base = read_fvecs(&args.base)?;
+    let queries = read_fvecs(&args.query)?;
+    let truth = read_ivecs(&args.gt)?;
+    check_inputs(args, &base, &queries, &truth)?;
+    let build_threads = args.threads.unwrap_or_else(crate::all_cores);
+    let (n, dim) = (base.rows(), base.dim);
+
+    let started = Instant::now();
+    match args.index {
+        IndexKind::Flat => {
+            let index = ExactIndex::new(args.metric, dim, base.data)?;
+            let build_s = started.elapsed().as_secs_f64();
+            // No search parameter: one row.
+            report(args, &index, &queries, &truth, n, build_s, build_threads, vec![Map::new()]);
+        }
+    }
+    Ok(())
+}
+
+/// Measures `index` at every point of `sweep` and prints a row for each.
+#[allow(clippy::too_many_arguments)]
+fn report<I: BenchIndex>(
+    args: &BenchArgs,
+    index: &I,
+    queries: &Vectors<f32>,
+    truth: &Vectors<i32>,
+    n: usize,
+    build_s: f64,
+    build_threads: usize,
+    sweep: Vec<Map<String, Value>>,
+) {
+    let dim = queries.dim;
+    if !args.json {
+        println!(
+            "{} on {n} x {dim} ({}), {} queries, k = {}, {} search thread(s); build {build_s:.2} s on {build_threads} thread(s); {} build, kernels: {}",
+            args.index.name(),
+            args.metric,
+            queries.rows(),
+            args.k,
+            args.search_threads,
+            crate::PROFILE,
+            strata_quantize::isa(),
+        );
+        println!(
+            "{:<28} {:>8} {:>10} {:>9} {:>9} {:>11}",
+            "params", "recall", "qps", "p50 us", "p99 us", "index MiB"
+        );
+    }
+    for params in sweep {
+        let best = (0..args.reps)
+            .map(|_| measure(index, queries, truth, args.k, args.search_threads))
+            .max_by(|a, b| a.qps.total_cmp(&b.qps))
+            .expect("reps >= 1");
+        let ram = index.ram_bytes();
+        if args.json {
+            let row = json!({
+                "index": args.index.name(),
+                "n": n,
+                "dim": dim,
+                "metric": args.metric.to_string(),
+                "k": args.k,
+                "threads": args.search_threads,
+                "build_threads": build_threads,
+                "params": params,
+                "build_s": round(build_s, 3),
+                "recall": round(best.recall, 4),
+                "qps": round(best.qps, 1),
+                "p50_us": round(best.p50_us, 1),
+                "p99_us": round(best.p99_us, 1),
+                "rss_bytes": peak_rss_bytes(),
+                "index_ram_bytes": ram,
+                "index_disk_bytes": index.disk_bytes(),
+                "queries": queries.rows(),
+                "profile": crate::PROFILE,
+                "isa": strata_quantize::isa(),
+            });
+            println!("{row}");
+        } else {
+            println!(
+                "{:<28} {:>8.4} {:>10.1} {:>9.1} {:>9.1} {:>11.1}",
+                Value::Object(params).to_string(),
+                best.recall,
+                best.qps,
+                best.p50_us,
+                best.p99_us,
+                ram as f64 / (1 << 20) as f64
+            );
+        }
+    }
+}
+
+fn round(x: f64, digits: i32) -> f64 {
+    let scale = 10f64.powi(digits);
+    (x * scale).round() / scale
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recall_counts_hits_in_the_true_top_k() {
+        let truth = Vectors { dim: 3, data: vec![1, 2, 3, 4, 5, 6] };
+        assert_eq!(recall_at_k(&[1, 2, 4, 6], &truth, 2), 0.75);
+        assert_eq!(recall_at_k(&[2, 1, 5, 4], &truth, 2), 1.0);
+        assert_eq!(recall_at_k(&[u64::MAX, 1, 9, 9], &truth, 2), 0.25);
+    }
+
+    #[test]
+    fn flat_finds_the_exact_neighbours_on_several_threads() {
+        let dir = tempfile::tempdir().unwrap();
+        let gen_args = crate::generate::GenArgs {
+            kind: crate::generate::Kind::Clustered,
+            n: 2000,
+            dim: 16,
+            queries: 40,
+            metric: Metric::L2,
+            clusters: None,
+            seed: 1,
+            threads: Some(2),
+            out: dir.path().to_owned(),
+        };
+        crate::generate::run(&gen_args).unwrap();
+        let base = read_fvecs(&dir.path().join("base.fvecs")).unwrap();
+        let queries = read_fvecs(&dir.path().join("query.fvecs")).unwrap();
+        let truth = read_ivecs(&dir.path().join("groundtruth.ivecs")).unwrap();
+        let index = ExactIndex::new(Metric::L2, base.dim, base.data).unwrap();
+        for threads in [1, 3] {
+            let m = measure(&index, &queries, &truth, 10, threads);
+            assert_eq!(m.recall, 1.0, "{threads} threads");
+            assert!(m.qps > 0.0 && m.p50_us <= m.p99_us);
+        }
+    }
+
+    #[test]
+    fn mismatched_inputs_are_refused() {
+        let args = BenchArgs {
+            base: "b".into(),
+            query: "q".into(),
+            gt: "g".into(),
+            index: IndexKind::Flat,
+            metric: Metric::L2,
+            k: 10,
+            threads: None,
+            search_threads: 1,
+            reps: 1,
+            json: true,
+        };
+        let base = Vectors { dim: 2, data: vec![0.0; 20] };
+        let queries = Vectors { dim: 2, data: vec![0.0; 4] };
+        let truth = Vectors { dim: 10, data: (0..20).map(|i| i % 10).collect() };
+        assert!(check_inputs(&args, &base, &queries, &truth).is_ok());
+        let wrong_dim = Vectors { dim: 4, data: vec![0.0; 4] };
+        assert!(check_inputs(&args, &base, &wrong_dim, &truth).unwrap_err().contains("dimension"));
+        let few_columns = Vectors { dim: 5, data: vec![0; 10] };
+        assert!(check_inputs(&args, &base, &queries, &few_columns).unwrap_err().contains("--k"));
+        let out_of_range = Vectors { dim: 10, data: (0..20).collect() };
+        assert!(
+            check_inputs(&args, &base, &queries, &out_of_range).unwrap_err().contains("not a row")
+        );
+    }
+}
