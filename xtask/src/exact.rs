@@ -40,8 +40,9 @@ impl VectorBlock {
 /// For L2 the scan ranks rows by `‖x‖² - 2 q·x` (the squared distance minus the query's constant
 /// `‖q‖²`) with the dot kernel and precomputed norms: one FMA per element instead of a subtract
 /// and an FMA, which measured +3% queries/s on a scan that is otherwise bound by memory
-/// bandwidth. That form loses precision to cancellation, so the best `2k` rows are then rescored
-/// with the exact L2 kernel and the final order and distances are exact.
+/// bandwidth. That form loses precision to cancellation, so the best `2k` rows are rescored with
+/// the L2 kernel: the order and distances returned are exact L2. A true top-k row could be missed
+/// only if k other rows sat within the rounding error of `‖x‖²` (about `1e-7 · ‖x‖²`) ahead of it.
 #[derive(Debug)]
 pub struct ExactIndex {
     metric: Metric,
