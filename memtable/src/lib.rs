@@ -1,2 +1,469 @@
 //! The in-memory HNSW memtable: one concurrent graph over full-precision vectors, with ids and
-//! tombstones, that freezes into a read-only snapshot a flush can stream. Does no I/O.
+//! tombstones, that freezes into a read-only view a flush can stream. Does no I/O.
+//!
+//! Every write lands here first and is searchable as soon as [`Memtable::upsert`] returns, while
+//! other threads insert and search. The design (see docs/ARCHITECTURE.md):
+//!
+//! - **One graph**, never shards: HNSW with `M` links per upper level, `2M` on level 0, levels
+//!   drawn with `mL = 1 / ln M`, and the diverse-neighbour heuristic both when linking a new row
+//!   and when pruning a full back-link list.
+//! - **Fine-grained concurrency**: a lock per row for writers of its neighbour lists, lists as
+//!   atomics that searches read without locks, an atomically swapped entry point. The only
+//!   lock an insert holds throughout is a shared one that [`Memtable::freeze`] takes exclusively.
+//! - **Memory**: rows (vector, level-0 list, id, flags) in chunks that never move and are
+//!   allocated zeroed as rows are reserved; upper-level lists in an arena. An empty memtable
+//!   costs a few tens of kilobytes.
+//! - **Records**: user ids map to rows. An upsert tombstones the old row, then links the new one:
+//!   a search that runs meanwhile may miss the id but never returns both versions. Tombstoned
+//!   rows stay in the graph (so it stays connected) and are never returned; a search returns
+//!   `k` live results whenever `k` live rows are reachable.
+
+mod error;
+mod hnsw;
+mod rows;
+mod scratch;
+
+use std::collections::HashMap;
+use std::ops::Deref;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+
+use parking_lot::{Mutex, RwLock};
+use strata_quantize::{Kernels, Metric, Neighbor, Simd, WithSimd, normalize};
+
+pub use crate::error::MemtableError;
+use crate::hnsw::Graph;
+pub use crate::rows::MAX_ROWS;
+use crate::rows::{NO_UPPER, RowStore, UpperArena};
+use crate::scratch::{Scored, Scratch};
+
+/// An internal row number, as passed to search filters.
+pub type Row = u32;
+
+/// Highest level a row may get; beyond any realistic size (16^16 rows).
+const MAX_LEVEL: usize = 16;
+
+/// Graph construction parameters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Params {
+    /// Links per node on levels above 0; level 0 keeps `2 * m`. Default 16.
+    pub m: usize,
+    /// Candidate list size while inserting: larger builds a better graph, slower. Default 200.
+    pub ef_construction: usize,
+    /// Seed of the level assignment (levels are a pure function of seed and row).
+    pub seed: u64,
+}
+
+impl Default for Params {
+    fn default() -> Self {
+        Params { m: 16, ef_construction: 200, seed: 0x5EED }
+    }
+}
+
+impl Params {
+    /// Sets `m`.
+    #[must_use]
+    pub fn m(self, m: usize) -> Self {
+        Params { m, ..self }
+    }
+
+    /// Sets `ef_construction`.
+    #[must_use]
+    pub fn ef_construction(self, ef_construction: usize) -> Self {
+        Params { ef_construction, ..self }
+    }
+
+    /// Sets the level seed.
+    #[must_use]
+    pub fn seed(self, seed: u64) -> Self {
+        Params { seed, ..self }
+    }
+
+    fn validate(&self, dim: usize) -> Result<(), MemtableError> {
+        let invalid =
+            |name, value, reason| Err(MemtableError::InvalidParameter { name, value, reason });
+        if dim == 0 || dim > 1 << 16 {
+            return invalid("dim", dim, "must be between 1 and 65536");
+        }
+        if !(2..=256).contains(&self.m) {
+            return invalid("m", self.m, "must be between 2 and 256");
+        }
+        if self.ef_construction == 0 {
+            return invalid("ef_construction", self.ef_construction, "must be positive");
+        }
+        Ok(())
+    }
+}
+
+/// The shared state behind a [`Memtable`] and its [`FrozenMemtable`].
+#[derive(Debug)]
+pub struct MemtableView {
+    dim: usize,
+    graph: Graph,
+    seed: u64,
+    level_scale: f64,
+    kernels: &'static Kernels,
+    /// Rows reserved so far (may pass [`MAX_ROWS`] by the number of refused inserts).
+    next_row: AtomicU32,
+    /// `(level + 1) << 32 | row` of the entry point; 0 while empty.
+    entry: AtomicU64,
+    /// Held by an insert that raises the top level, for its whole duration (rare: log_M n times).
+    top_lock: Mutex<()>,
+    ids: Mutex<HashMap<u64, u32>>,
+    live: AtomicUsize,
+    /// `true` once frozen. Writers hold it shared for the whole write, so `freeze` waits for
+    /// writes in flight.
+    frozen: RwLock<bool>,
+    scratch_pool: Mutex<Vec<Scratch>>,
+}
+
+/// A mutable memtable: upserts, deletes and searches from any number of threads.
+#[derive(Debug)]
+pub struct Memtable {
+    view: Arc<MemtableView>,
+}
+
+/// A frozen memtable: read-only, still searchable, and iterable for a flush.
+#[derive(Debug, Clone)]
+pub struct FrozenMemtable {
+    view: Arc<MemtableView>,
+}
+
+impl Deref for Memtable {
+    type Target = MemtableView;
+
+    fn deref(&self) -> &MemtableView {
+        &self.view
+    }
+}
+
+impl Deref for FrozenMemtable {
+    type Target = MemtableView;
+
+    fn deref(&self) -> &MemtableView {
+        &self.view
+    }
+}
+
+fn pack_entry(row: u32, level: usize) -> u64 {
+    ((level as u64 + 1) << 32) | u64::from(row)
+}
+
+fn unpack_entry(entry: u64) -> Option<(u32, usize)> {
+    (entry != 0).then(|| (entry as u32, (entry >> 32) as usize - 1))
+}
+
+impl Memtable {
+    /// An empty memtable of `dim`-dimensional vectors compared by `metric`.
+    pub fn new(dim: usize, metric: Metric, params: Params) -> Result<Self, MemtableError> {
+        params.validate(dim)?;
+        let m0 = 2 * params.m;
+        let graph = Graph {
+            metric,
+            m: params.m,
+            m0,
+            ef_construction: params.ef_construction,
+            rows: RowStore::new(dim, m0),
+            upper: UpperArena::new(params.m),
+        };
+        Ok(Memtable {
+            view: Arc::new(MemtableView {
+                dim,
+                graph,
+                seed: params.seed,
+                level_scale: 1.0 / (params.m as f64).ln(),
+                kernels: Kernels::detected(),
+                next_row: AtomicU32::new(0),
+                entry: AtomicU64::new(0),
+                top_lock: Mutex::new(()),
+                ids: Mutex::new(HashMap::new()),
+                live: AtomicUsize::new(0),
+                frozen: RwLock::new(false),
+                scratch_pool: Mutex::new(Vec::new()),
+            }),
+        })
+    }
+
+    /// Inserts `vector` under `id`, replacing any record with that id. Searchable on return.
+    pub fn upsert(&self, id: u64, vector: &[f32]) -> Result<(), MemtableError> {
+        let view = &*self.view;
+        let mut scratch = view.take_scratch();
+        let result = view.prepare(vector, &mut scratch).and_then(|()| {
+            let frozen = view.frozen.read();
+            if *frozen {
+                return Err(MemtableError::Frozen);
+            }
+            view.insert(id, &mut scratch)
+        });
+        view.put_scratch(scratch);
+        result
+    }
+
+    /// Removes the record `id`; returns whether it existed.
+    pub fn delete(&self, id: u64) -> Result<bool, MemtableError> {
+        let view = &*self.view;
+        let frozen = view.frozen.read();
+        if *frozen {
+            return Err(MemtableError::Frozen);
+        }
+        let removed = view.ids.lock().remove(&id);
+        if let Some(row) = removed {
+            view.graph.rows.delete(row);
+            view.live.fetch_sub(1, Ordering::Relaxed);
+        }
+        Ok(removed.is_some())
+    }
+
+    /// Stops all writes (waiting for those in flight) and returns the read-only view.
+    pub fn freeze(&self) -> FrozenMemtable {
+        *self.view.frozen.write() = true;
+        FrozenMemtable { view: Arc::clone(&self.view) }
+    }
+}
+
+impl MemtableView {
+    /// Dimension of the vectors.
+    pub fn dim(&self) -> usize {
+        self.dim
+    }
+
+    /// The metric.
+    pub fn metric(&self) -> Metric {
+        self.graph.metric
+    }
+
+    /// Live records.
+    pub fn len(&self) -> usize {
+        self.live.load(Ordering::Relaxed)
+    }
+
+    /// True when no record is live.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Rows used so far, superseded and deleted ones included: what the graph holds.
+    pub fn rows(&self) -> usize {
+        (self.next_row.load(Ordering::Acquire) as usize).min(MAX_ROWS)
+    }
+
+    /// The vector of record `id` (normalized, for cosine), if live.
+    pub fn get(&self, id: u64) -> Option<&[f32]> {
+        let row = *self.ids.lock().get(&id)?;
+        Some(self.graph.rows.vector(row))
+    }
+
+    /// Bytes this memtable holds (allocated chunks, upper-level lists, the id map and search
+    /// buffers), so the engine can decide when to flush.
+    pub fn memory_bytes(&self) -> usize {
+        let ids = self.ids.lock().capacity() * (size_of::<(u64, u32)>() + 1);
+        let scratch = self.scratch_pool.lock().len() * (self.rows() * 2 + 64 * 1024);
+        self.graph.rows.used_bytes(self.rows()) + self.graph.upper.allocated_bytes() + ids + scratch
+    }
+
+    /// The `k` live records nearest to `query`, nearest first, exploring `ef` candidates
+    /// (at least `k`; higher is more accurate and slower).
+    pub fn search(
+        &self,
+        query: &[f32],
+        k: usize,
+        ef: usize,
+    ) -> Result<Vec<Neighbor>, MemtableError> {
+        let mut out = Vec::with_capacity(k);
+        self.search_filtered(query, k, ef, &|_| true, &mut out)?;
+        Ok(out)
+    }
+
+    /// [`search`](Self::search) into `out` (cleared first), returning only rows that pass
+    /// `filter` (the hook attribute filters plug into). Allocates nothing in steady state.
+    pub fn search_filtered<F: Fn(Row) -> bool + Sync>(
+        &self,
+        query: &[f32],
+        k: usize,
+        ef: usize,
+        filter: &F,
+        out: &mut Vec<Neighbor>,
+    ) -> Result<(), MemtableError> {
+        out.clear();
+        let mut scratch = self.take_scratch();
+        let result = self.prepare(query, &mut scratch).map(|()| {
+            let Some(entry) = unpack_entry(self.entry.load(Ordering::Acquire)) else { return };
+            if k == 0 {
+                return;
+            }
+            self.kernels.dispatch(SearchOp {
+                view: self,
+                entry,
+                k,
+                ef: ef.max(k),
+                filter,
+                scratch: &mut scratch,
+                out,
+            });
+        });
+        self.put_scratch(scratch);
+        result
+    }
+
+    /// Checks `vector` and copies it (normalized for cosine) into `scratch.query`.
+    fn prepare(&self, vector: &[f32], scratch: &mut Scratch) -> Result<(), MemtableError> {
+        if vector.len() != self.dim {
+            return Err(MemtableError::DimensionMismatch {
+                expected: self.dim,
+                found: vector.len(),
+            });
+        }
+        if let Some((index, &value)) = vector.iter().enumerate().find(|(_, v)| !v.is_finite()) {
+            return Err(MemtableError::NonFinite { index, value });
+        }
+        scratch.query.clear();
+        scratch.query.extend_from_slice(vector);
+        if self.graph.metric.needs_normalization() {
+            normalize(&mut scratch.query).map_err(|_| MemtableError::ZeroVector)?;
+        }
+        Ok(())
+    }
+
+    /// The level of `row`: `floor(-ln(u) * mL)` for a uniform `u` hashed from seed and row.
+    fn level_for(&self, row: u32) -> usize {
+        let mut z = self.seed ^ (u64::from(row)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        let uniform = ((z >> 11) as f64 + 1.0) / (1u64 << 53) as f64; // (0, 1]
+        ((-uniform.ln() * self.level_scale) as usize).min(MAX_LEVEL)
+    }
+
+    /// Reserves a row for `scratch.query`, publishes `id` on it and links it into the graph.
+    fn insert(&self, id: u64, scratch: &mut Scratch) -> Result<(), MemtableError> {
+        let row = self.next_row.fetch_add(1, Ordering::Relaxed);
+        if row as usize >= MAX_ROWS {
+            return Err(MemtableError::Full { capacity: MAX_ROWS });
+        }
+        let rows = &self.graph.rows;
+        rows.allocate(row);
+        let mut level = self.level_for(row);
+        let upper = if level > 0 { self.graph.upper.allocate(level) } else { None };
+        if upper.is_none() {
+            level = 0; // an exhausted arena only costs this row its upper levels
+        }
+        rows.init(row, id, &scratch.query, level as u8, upper.unwrap_or(NO_UPPER));
+        {
+            let mut ids = self.ids.lock();
+            match ids.insert(id, row) {
+                Some(old) => {
+                    rows.delete(old);
+                }
+                None => {
+                    self.live.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+        self.link(row, level, scratch);
+        Ok(())
+    }
+
+    fn link(&self, row: u32, level: usize, scratch: &mut Scratch) {
+        let current = unpack_entry(self.entry.load(Ordering::Acquire));
+        let entry = match current {
+            Some((_, top)) if level <= top => current.expect("matched Some"),
+            _ => {
+                let _top = self.top_lock.lock();
+                match unpack_entry(self.entry.load(Ordering::Acquire)) {
+                    None => {
+                        self.entry.store(pack_entry(row, level), Ordering::Release);
+                        return;
+                    }
+                    Some(entry) if level > entry.1 => {
+                        self.run_insert(row, entry, scratch);
+                        self.entry.store(pack_entry(row, level), Ordering::Release);
+                        return;
+                    }
+                    Some(entry) => entry,
+                }
+            }
+        };
+        self.run_insert(row, entry, scratch);
+    }
+
+    fn run_insert(&self, row: u32, entry: (u32, usize), scratch: &mut Scratch) {
+        let rows_hint = self.rows();
+        self.kernels.dispatch(InsertOp { graph: &self.graph, row, entry, scratch, rows_hint });
+    }
+
+    fn take_scratch(&self) -> Scratch {
+        self.scratch_pool.lock().pop().unwrap_or_default()
+    }
+
+    fn put_scratch(&self, scratch: Scratch) {
+        self.scratch_pool.lock().push(scratch);
+    }
+}
+
+impl FrozenMemtable {
+    /// Every live record as `(id, vector)`, in row order: stable for a given frozen memtable.
+    pub fn iter(&self) -> impl Iterator<Item = (u64, &[f32])> + '_ {
+        let rows = &self.graph.rows;
+        // Frozen: every reserved row below `rows()` was fully written before `freeze` returned.
+        (0..self.rows() as u32)
+            .filter(|&row| !rows.is_deleted(row))
+            .map(|row| (rows.id(row), rows.vector(row)))
+    }
+}
+
+struct InsertOp<'a> {
+    graph: &'a Graph,
+    row: u32,
+    entry: (u32, usize),
+    scratch: &'a mut Scratch,
+    rows_hint: usize,
+}
+
+impl WithSimd for InsertOp<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, simd: S) {
+        self.graph.insert(simd, self.row, self.entry, self.scratch, self.rows_hint);
+    }
+}
+
+struct SearchOp<'a, F> {
+    view: &'a MemtableView,
+    entry: (u32, usize),
+    k: usize,
+    ef: usize,
+    filter: &'a F,
+    scratch: &'a mut Scratch,
+    out: &'a mut Vec<Neighbor>,
+}
+
+impl<F: Fn(Row) -> bool> WithSimd for SearchOp<'_, F> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, simd: S) {
+        let SearchOp { view, entry: (entry_row, top), k, ef, filter, scratch, out } = self;
+        let graph = &view.graph;
+        let query = std::mem::take(&mut scratch.query);
+        let mut current = Scored {
+            distance: graph.metric.distance_simd(simd, &query, graph.rows.vector(entry_row)),
+            row: entry_row,
+        };
+        for level in (1..=top).rev() {
+            current = graph.greedy(simd, &query, current, level);
+        }
+        scratch.visited.reset(view.rows());
+        let returnable = |row: u32| !graph.rows.is_deleted(row) && filter(row);
+        graph.search_level(simd, &query, current, ef, 0, scratch, &returnable);
+        scratch.sort_results();
+        out.extend(
+            scratch
+                .sorted
+                .iter()
+                .take(k)
+                .map(|s| Neighbor { id: graph.rows.id(s.row), distance: s.distance }),
+        );
+        scratch.query = query;
+    }
+}

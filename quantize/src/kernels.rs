@@ -165,6 +165,62 @@ impl Kernels {
     }
 }
 
+impl Kernels {
+    /// Runs `op` at this path's SIMD level. Code inside `op` calls the generic kernels
+    /// ([`dot_simd`], [`l2_squared_simd`], [`crate::Metric::distance_simd`]) fully inlined, so an
+    /// operation that computes thousands of distances (a graph search, an insert) pays for
+    /// dispatch once instead of once per distance, which at d = 128 costs as much as the
+    /// distance itself.
+    #[inline]
+    pub fn dispatch<Op: WithSimd>(&self, op: Op) -> Op::Output {
+        self.arch.dispatch(op)
+    }
+}
+
+/// [`dot`] at the SIMD level `simd`, for use inside [`Kernels::dispatch`].
+///
+/// # Panics
+/// If `a.len() != b.len()`.
+#[inline(always)]
+#[track_caller]
+pub fn dot_simd<S: Simd>(simd: S, a: &[f32], b: &[f32]) -> f32 {
+    assert_same_len("dot", a, b);
+    reduce_pairs::<S, DotStep>(simd, a, b)
+}
+
+/// [`l2_squared`] at the SIMD level `simd`, for use inside [`Kernels::dispatch`].
+///
+/// # Panics
+/// If `a.len() != b.len()`.
+#[inline(always)]
+#[track_caller]
+pub fn l2_squared_simd<S: Simd>(simd: S, a: &[f32], b: &[f32]) -> f32 {
+    assert_same_len("l2_squared", a, b);
+    reduce_pairs::<S, L2Step>(simd, a, b)
+}
+
+/// Asks the CPU to start loading the first cache lines of `data` (up to 256 bytes) into L1.
+///
+/// A graph search knows which vectors it reads next a few distance computations before it
+/// needs them; this hides part of the memory latency, as hnswlib does. A hint only: it never
+/// faults and does nothing on targets without a prefetch instruction.
+#[inline(always)]
+pub fn prefetch<T>(data: &[T]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+        let bytes = size_of_val(data).min(256);
+        let start = data.as_ptr().cast::<i8>();
+        for offset in (0..bytes).step_by(64) {
+            // SAFETY: a prefetch is a hint that never faults and never changes memory, whatever
+            // the address; `wrapping_add` keeps the pointer arithmetic itself defined.
+            unsafe { _mm_prefetch::<_MM_HINT_T0>(start.wrapping_add(offset)) };
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = data;
+}
+
 /// Name of the path dispatch uses on this machine: `"avx512"`, `"avx2-fma"`, `"neon"` or
 /// `"scalar"`.
 pub fn isa() -> &'static str {

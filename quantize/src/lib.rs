@@ -42,7 +42,11 @@ pub mod topk;
 
 pub use error::QuantizeError;
 pub use kernels::{
-    Isa, Kernels, dot, dot_batch, isa, l2_squared, l2_squared_batch, norm_squared, normalize,
+    Isa, Kernels, dot, dot_batch, dot_simd, isa, l2_squared, l2_squared_batch, l2_squared_simd,
+    norm_squared, normalize, prefetch,
 };
 pub use metric::Metric;
+/// The SIMD abstraction the generic kernels are written over, re-exported so callers of
+/// [`Kernels::dispatch`] use the same version.
+pub use pulp::{Simd, WithSimd};
 pub use topk::{Neighbor, TopK};

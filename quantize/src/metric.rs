@@ -55,6 +55,21 @@ impl Metric {
         }
     }
 
+    /// [`distance`](Self::distance) at the SIMD level `simd`, for use inside
+    /// [`Kernels::dispatch`](crate::Kernels::dispatch).
+    ///
+    /// # Panics
+    /// If `a.len() != b.len()`.
+    #[inline(always)]
+    #[track_caller]
+    pub fn distance_simd<S: pulp::Simd>(self, simd: S, a: &[f32], b: &[f32]) -> f32 {
+        match self {
+            Metric::L2 => kernels::l2_squared_simd(simd, a, b),
+            Metric::InnerProduct => -kernels::dot_simd(simd, a, b),
+            Metric::Cosine => 1.0 - kernels::dot_simd(simd, a, b),
+        }
+    }
+
     /// Distance from `query` to each of `out.len()` contiguous row-major rows of
     /// `query.len()` floats in `rows`; row `i`'s distance goes to `out[i]`. Does not allocate.
     ///

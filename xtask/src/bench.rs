@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 use serde_json::{Map, Value, json};
 use strata_quantize::{Metric, Neighbor};
 
+use strata_memtable::{Memtable, Params as MemtableParams};
+
 use crate::exact::{ExactIndex, ExactScratch};
 use crate::vecs::{Vectors, read_fvecs, read_ivecs};
 
@@ -46,6 +48,15 @@ pub struct BenchArgs {
     /// Print JSON lines instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// memtable: links per node on upper levels (level 0 keeps twice as many).
+    #[arg(long, default_value_t = 16)]
+    pub m: usize,
+    /// memtable: candidate list size while building.
+    #[arg(long, default_value_t = 200)]
+    pub ef_construction: usize,
+    /// memtable: search candidate list sizes to sweep, one output row each.
+    #[arg(long, value_delimiter = ',', default_value = "10,16,24,32,48,64,96,128,192,256")]
+    pub ef: Vec<usize>,
 }
 
 /// Index kinds `bench` can build. Later issues add theirs.
@@ -53,14 +64,75 @@ pub struct BenchArgs {
 pub enum IndexKind {
     /// Exact in-memory brute force: SIMD batch kernel and a bounded top-k heap.
     Flat,
+    /// The HNSW memtable, built by --threads threads inserting concurrently; sweeps --ef.
+    Memtable,
 }
 
 impl IndexKind {
     fn name(self) -> &'static str {
         match self {
             IndexKind::Flat => "flat",
+            IndexKind::Memtable => "memtable",
         }
     }
+}
+
+/// The memtable under measurement, searched at one `ef` per sweep point.
+struct MemtableIndex {
+    memtable: Memtable,
+    ef: std::sync::atomic::AtomicUsize,
+}
+
+impl BenchIndex for MemtableIndex {
+    type Scratch = ();
+
+    fn scratch(&self) {}
+
+    fn search(&self, query: &[f32], k: usize, _: &mut (), out: &mut Vec<Neighbor>) {
+        let ef = self.ef.load(std::sync::atomic::Ordering::Relaxed);
+        self.memtable.search_filtered(query, k, ef, &|_| true, out).expect("valid query");
+    }
+
+    fn ram_bytes(&self) -> u64 {
+        self.memtable.memory_bytes() as u64
+    }
+
+    fn set_sweep_point(&self, point: usize) {
+        self.ef.store(point, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// Inserts every base row (id = row number) from `threads` threads at once.
+fn build_memtable(
+    args: &BenchArgs,
+    base: &Vectors<f32>,
+    threads: usize,
+) -> Result<Memtable, String> {
+    let params = MemtableParams::default().m(args.m).ef_construction(args.ef_construction);
+    let memtable = Memtable::new(base.dim, args.metric, params).map_err(|e| e.to_string())?;
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    const BATCH: usize = 256;
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                scope.spawn(|| -> Result<(), String> {
+                    loop {
+                        let start = next.fetch_add(BATCH, std::sync::atomic::Ordering::Relaxed);
+                        if start >= base.rows() {
+                            return Ok(());
+                        }
+                        for row in start..(start + BATCH).min(base.rows()) {
+                            memtable
+                                .upsert(row as u64, base.row(row))
+                                .map_err(|e| format!("row {row}: {e}"))?;
+                        }
+                    }
+                })
+            })
+            .collect();
+        workers.into_iter().try_for_each(|w| w.join().expect("build thread panicked"))
+    })?;
+    Ok(memtable)
 }
 
 /// An index under measurement.
@@ -77,6 +149,8 @@ pub trait BenchIndex: Sync {
     fn disk_bytes(&self) -> u64 {
         0
     }
+    /// Applies the search parameter of a sweep point (ef, L, ...); kinds without one ignore it.
+    fn set_sweep_point(&self, _point: usize) {}
 }
 
 impl BenchIndex for ExactIndex {
@@ -172,15 +246,25 @@ fn measure<I: BenchIndex>(
     }
 }
 
-/// Peak resident set size of this process, from /proc (0 where unavailable).
-pub fn peak_rss_bytes() -> u64 {
+/// A `/proc/self/status` field in bytes (0 where unavailable).
+fn proc_status_bytes(field: &str) -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|status| {
-            let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+            let line = status.lines().find(|l| l.starts_with(field))?;
             line.split_whitespace().nth(1)?.parse::<u64>().ok()
         })
         .map_or(0, |kib| kib * 1024)
+}
+
+/// Peak resident set size of this process.
+pub fn peak_rss_bytes() -> u64 {
+    proc_status_bytes("VmHWM:")
+}
+
+/// Current resident set size of this process.
+fn current_rss_bytes() -> u64 {
+    proc_status_bytes("VmRSS:")
 }
 
 fn check_inputs(
@@ -235,7 +319,38 @@ pub fn run(args: &BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
             let index = ExactIndex::new(args.metric, dim, base.data)?;
             let build_s = started.elapsed().as_secs_f64();
             // No search parameter: one row.
-            report(args, &index, &queries, &truth, n, build_s, build_threads, vec![Map::new()]);
+            report(
+                args,
+                &index,
+                &queries,
+                &truth,
+                n,
+                build_s,
+                build_threads,
+                vec![(0, Map::new())],
+            );
+        }
+        IndexKind::Memtable => {
+            let rss_before = current_rss_bytes();
+            let memtable = build_memtable(args, &base, build_threads)?;
+            let build_s = started.elapsed().as_secs_f64();
+            let rss_growth = current_rss_bytes().saturating_sub(rss_before);
+            if !args.json {
+                println!(
+                    "memtable resident growth during build: {:.1} bytes per vector",
+                    rss_growth as f64 / n as f64
+                );
+            }
+            let index = MemtableIndex { memtable, ef: 0.into() };
+            let sweep = args
+                .ef
+                .iter()
+                .map(|&ef| {
+                    let params = json!({"m": args.m, "ef_construction": args.ef_construction, "ef": ef, "build_rss_growth_bytes": rss_growth});
+                    (ef, params.as_object().expect("object").clone())
+                })
+                .collect();
+            report(args, &index, &queries, &truth, n, build_s, build_threads, sweep);
         }
     }
     Ok(())
@@ -251,7 +366,7 @@ fn report<I: BenchIndex>(
     n: usize,
     build_s: f64,
     build_threads: usize,
-    sweep: Vec<Map<String, Value>>,
+    sweep: Vec<(usize, Map<String, Value>)>,
 ) {
     let dim = queries.dim;
     if !args.json {
@@ -270,7 +385,8 @@ fn report<I: BenchIndex>(
             "params", "recall", "qps", "p50 us", "p99 us", "index MiB"
         );
     }
-    for params in sweep {
+    for (point, params) in sweep {
+        index.set_sweep_point(point);
         let best = (0..args.reps)
             .map(|_| measure(index, queries, truth, args.k, args.search_threads))
             .max_by(|a, b| a.qps.total_cmp(&b.qps))
@@ -369,6 +485,9 @@ mod tests {
             search_threads: 1,
             reps: 1,
             json: true,
+            m: 16,
+            ef_construction: 200,
+            ef: vec![10],
         };
         let base = Vectors { dim: 2, data: vec![0.0; 20] };
         let queries = Vectors { dim: 2, data: vec![0.0; 4] };

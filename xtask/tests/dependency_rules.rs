@@ -27,7 +27,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "strata-manifest",
         ],
     ),
-    ("xtask", &["strata", "strata-quantize", "strata-storage"]),
+    ("xtask", &["strata", "strata-quantize", "strata-storage", "strata-memtable"]),
 ];
 
 /// Crates that must do no I/O, and what they may therefore not depend on or name in source.

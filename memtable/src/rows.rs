@@ -1,0 +1,285 @@
+//! Row storage: vectors, level-0 neighbour lists, ids, flags and per-row locks in chunks that are
+//! allocated as rows are reserved and never move, so readers hold plain references while other
+//! threads append.
+//!
+//! All chunks hold [`CHUNK_ROWS`] rows, so finding a row is a shift and a mask on the hot path
+//! of every distance computation. Chunk memory comes from `alloc_zeroed`, so the untouched tail of
+//! the last chunk is address space, not resident memory; an empty memtable allocates no chunk and
+//! costs only the chunk table (a few kilobytes).
+
+use std::cell::UnsafeCell;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+
+use parking_lot::Mutex;
+use zerocopy::FromZeros;
+
+/// Rows per chunk (a power of two).
+const CHUNK_ROWS: usize = 1 << 14;
+/// Chunk table size: enough for [`MAX_ROWS`].
+const CHUNKS: usize = MAX_ROWS / CHUNK_ROWS;
+
+/// Rows one memtable can address, superseded rows included. The engine flushes long before.
+pub const MAX_ROWS: usize = 1 << 24;
+
+/// Flag bit in a row's meta word: the row is deleted or superseded.
+const DELETED: u64 = 1 << 8;
+/// A row's meta word holds no upper-level links.
+pub const NO_UPPER: u32 = u32::MAX;
+
+/// Index of the chunk holding `row`, and the row's offset in it.
+#[inline(always)]
+fn locate(row: usize) -> (usize, usize) {
+    (row / CHUNK_ROWS, row % CHUNK_ROWS)
+}
+
+struct Chunk {
+    /// `rows * dim` floats. Each row is written once, by the thread that reserved it, before the
+    /// row is published; see [`RowStore::vector`].
+    vectors: Box<[UnsafeCell<f32>]>,
+    /// `rows * (1 + m0)` words per row: the level-0 neighbour count, then the neighbours.
+    links: Box<[AtomicU32]>,
+    ids: Box<[AtomicU64]>,
+    /// Level (bits 0-7), [`DELETED`] (bit 8), offset of the upper-level links (bits 32-63).
+    meta: Box<[AtomicU64]>,
+    /// Serializes writers of a row's neighbour lists (all levels).
+    locks: Box<[Mutex<()>]>,
+}
+
+// SAFETY: every field but `vectors` is `Sync`. A row of `vectors` is written only by the thread
+// that reserved the row, before any other thread can learn the row exists (publication is a
+// Release store that readers Acquire), and never again; readers only read published rows. So
+// no row is ever read and written concurrently.
+unsafe impl Sync for Chunk {}
+
+/// All per-row data of a memtable.
+pub struct RowStore {
+    dim: usize,
+    /// Words per row of level-0 links: 1 + m0.
+    link_words: usize,
+    chunks: Box<[OnceLock<Chunk>]>,
+}
+
+impl std::fmt::Debug for RowStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RowStore")
+            .field("dim", &self.dim)
+            .field("link_words", &self.link_words)
+            .finish()
+    }
+}
+
+impl RowStore {
+    pub fn new(dim: usize, m0: usize) -> Self {
+        RowStore { dim, link_words: 1 + m0, chunks: (0..CHUNKS).map(|_| OnceLock::new()).collect() }
+    }
+
+    #[inline(always)]
+    fn chunk(&self, row: u32) -> (&Chunk, usize) {
+        let (index, offset) = locate(row as usize);
+        let chunk = self.chunks[index].get().expect("a row is reached only after its chunk exists");
+        (chunk, offset)
+    }
+
+    /// Makes sure the chunk for `row` exists (called by the thread that reserved `row`).
+    pub fn allocate(&self, row: u32) {
+        let (index, _) = locate(row as usize);
+        let rows = CHUNK_ROWS;
+        self.chunks[index].get_or_init(|| Chunk {
+            vectors: zeroed(rows * self.dim),
+            links: zeroed(rows * self.link_words),
+            ids: zeroed(rows),
+            meta: zeroed(rows),
+            locks: (0..rows).map(|_| Mutex::new(())).collect(),
+        });
+    }
+
+    /// Fills a freshly reserved row. Only the thread that reserved `row` may call this, once,
+    /// before publishing the row.
+    pub fn init(&self, row: u32, id: u64, vector: &[f32], level: u8, upper: u32) {
+        let (chunk, offset) = self.chunk(row);
+        let cells = &chunk.vectors[offset * self.dim..(offset + 1) * self.dim];
+        for (cell, &value) in cells.iter().zip(vector) {
+            // SAFETY: `row` was reserved by the caller and is not yet published, so no other
+            // thread reads or writes these cells (see the `Sync` impl of `Chunk`).
+            unsafe { *cell.get() = value };
+        }
+        chunk.ids[offset].store(id, Ordering::Relaxed);
+        chunk.meta[offset].store(u64::from(level) | (u64::from(upper) << 32), Ordering::Relaxed);
+    }
+
+    /// The vector of a published row.
+    #[inline]
+    pub fn vector(&self, row: u32) -> &[f32] {
+        let (chunk, offset) = self.chunk(row);
+        let cells = &chunk.vectors[offset * self.dim..(offset + 1) * self.dim];
+        // SAFETY: `UnsafeCell<f32>` has the layout of `f32`. The row is published, so its cells
+        // were written before the Release store that published it, which the caller's Acquire
+        // load observed, and they are never written again.
+        unsafe { &*(std::ptr::from_ref(cells) as *const [f32]) }
+    }
+
+    /// The level-0 neighbour list of a row: a count word, then `m0` slots.
+    #[inline]
+    pub fn links(&self, row: u32) -> &[AtomicU32] {
+        let (chunk, offset) = self.chunk(row);
+        &chunk.links[offset * self.link_words..(offset + 1) * self.link_words]
+    }
+
+    pub fn id(&self, row: u32) -> u64 {
+        let (chunk, offset) = self.chunk(row);
+        chunk.ids[offset].load(Ordering::Relaxed)
+    }
+
+    fn meta(&self, row: u32) -> u64 {
+        let (chunk, offset) = self.chunk(row);
+        chunk.meta[offset].load(Ordering::Relaxed)
+    }
+
+    pub fn level(&self, row: u32) -> u8 {
+        self.meta(row) as u8
+    }
+
+    /// Offset of the row's upper-level links in the upper arena, or [`NO_UPPER`].
+    pub fn upper(&self, row: u32) -> u32 {
+        (self.meta(row) >> 32) as u32
+    }
+
+    #[inline]
+    pub fn is_deleted(&self, row: u32) -> bool {
+        self.meta(row) & DELETED != 0
+    }
+
+    /// Marks a row deleted; returns whether it was live.
+    pub fn delete(&self, row: u32) -> bool {
+        let (chunk, offset) = self.chunk(row);
+        chunk.meta[offset].fetch_or(DELETED, Ordering::Relaxed) & DELETED == 0
+    }
+
+    pub fn lock(&self, row: u32) -> parking_lot::MutexGuard<'_, ()> {
+        let (chunk, offset) = self.chunk(row);
+        chunk.locks[offset].lock()
+    }
+
+    /// Bytes that `rows` rows occupy, plus the chunk table and each allocated chunk's lock
+    /// array (which is written at allocation). The untouched rest of the last chunk is not
+    /// counted: it is zeroed address space that was never paged in.
+    pub fn used_bytes(&self, rows: usize) -> usize {
+        let per_row = self.dim * 4 + self.link_words * 4 + 8 + 8;
+        let chunks = self.chunks.iter().filter(|c| c.get().is_some()).count();
+        rows * per_row
+            + chunks * CHUNK_ROWS * size_of::<Mutex<()>>()
+            + CHUNKS * size_of::<OnceLock<Chunk>>()
+    }
+}
+
+fn zeroed<T: FromZeros>(len: usize) -> Box<[T]> {
+    <[T]>::new_box_zeroed_with_elems(len)
+        .unwrap_or_else(|_| panic!("out of memory allocating {len} elements"))
+}
+
+/// Upper-level neighbour lists (levels 1 and above): only about 1 row in M has any, so they live
+/// in an arena of fixed-size chunks instead of in every row.
+pub struct UpperArena {
+    /// Words per level: a count, then `m` slots.
+    words_per_level: usize,
+    chunks: Box<[OnceLock<Box<[AtomicU32]>>]>,
+    /// Next free word; allocation is rare (1 insert in M), so a mutex is cheap.
+    next: Mutex<usize>,
+}
+
+/// Words per arena chunk.
+const ARENA_CHUNK_WORDS: usize = 1 << 16;
+
+impl std::fmt::Debug for UpperArena {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UpperArena").field("words_used", &*self.next.lock()).finish()
+    }
+}
+
+impl UpperArena {
+    pub fn new(m: usize) -> Self {
+        let words_per_level = 1 + m;
+        // Upper levels hold about 1/(M-1) level-lists per row; leave room for twice that.
+        let max_words = MAX_ROWS / (m - 1).max(1) * 2 * words_per_level;
+        let chunks = max_words.div_ceil(ARENA_CHUNK_WORDS);
+        UpperArena {
+            words_per_level,
+            chunks: (0..chunks).map(|_| OnceLock::new()).collect(),
+            next: Mutex::new(0),
+        }
+    }
+
+    /// Reserves zeroed lists for levels 1..=`levels`; returns their offset, or `None` when the
+    /// arena is exhausted.
+    pub fn allocate(&self, levels: usize) -> Option<u32> {
+        let words = levels * self.words_per_level;
+        let mut next = self.next.lock();
+        // A node's lists never straddle a chunk.
+        if *next % ARENA_CHUNK_WORDS + words > ARENA_CHUNK_WORDS {
+            *next = next.next_multiple_of(ARENA_CHUNK_WORDS);
+        }
+        let offset = *next;
+        let chunk = offset / ARENA_CHUNK_WORDS;
+        if chunk >= self.chunks.len() || offset >= NO_UPPER as usize {
+            return None;
+        }
+        self.chunks[chunk].get_or_init(|| zeroed(ARENA_CHUNK_WORDS));
+        *next += words;
+        Some(offset as u32)
+    }
+
+    /// The list of level `level` (1 or more) of the node whose lists start at `offset`.
+    #[inline]
+    pub fn links(&self, offset: u32, level: usize) -> &[AtomicU32] {
+        let start = offset as usize + (level - 1) * self.words_per_level;
+        let chunk = self.chunks[start / ARENA_CHUNK_WORDS].get().expect("allocated before use");
+        let at = start % ARENA_CHUNK_WORDS;
+        &chunk[at..at + self.words_per_level]
+    }
+
+    pub fn allocated_bytes(&self) -> usize {
+        let used = self.chunks.iter().filter(|c| c.get().is_some()).count();
+        used * ARENA_CHUNK_WORDS * 4 + self.chunks.len() * size_of::<OnceLock<Box<[AtomicU32]>>>()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rows_map_to_chunks_without_gaps_or_overlaps() {
+        let mut expected = (0, 0);
+        for row in 0..3 * CHUNK_ROWS + 5 {
+            assert_eq!(locate(row), expected, "row {row}");
+            expected = if expected.1 + 1 == CHUNK_ROWS {
+                (expected.0 + 1, 0)
+            } else {
+                (expected.0, expected.1 + 1)
+            };
+        }
+        assert_eq!(locate(MAX_ROWS - 1).0, CHUNKS - 1);
+    }
+
+    #[test]
+    fn an_empty_store_costs_kilobytes() {
+        let store = RowStore::new(128, 32);
+        let arena = UpperArena::new(16);
+        // The two chunk tables: about 100 KiB, whatever the dimension.
+        assert!(store.used_bytes(0) + arena.allocated_bytes() < 128 * 1024);
+    }
+
+    #[test]
+    fn arena_lists_never_straddle_chunks() {
+        let arena = UpperArena::new(16);
+        let mut last = 0;
+        for _ in 0..10_000 {
+            let offset = arena.allocate(5).unwrap() as usize;
+            assert!(offset >= last);
+            assert_eq!(offset / ARENA_CHUNK_WORDS, (offset + 5 * 17 - 1) / ARENA_CHUNK_WORDS);
+            last = offset + 5 * 17;
+            assert_eq!(arena.links(offset as u32, 5).len(), 17);
+        }
+    }
+}
