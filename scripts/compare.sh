@@ -53,8 +53,42 @@ for side in (ours, peer):
         print(f"{side:12} {params:40} recall {rs[0]['recall']:.4f}  median qps {statistics.median(r['qps'] for r in rs):9.1f}  "
               f"(min {min(r['qps'] for r in rs):.1f}, max {max(r['qps'] for r in rs):.1f}, {len(rs)} runs)  "
               f"peak rss {max(r['rss_bytes'] for r in rs) / 2**20:.0f} MiB")
-o = [r["qps"] for r in rows if r["index"] == ours]
-p = [r["qps"] for r in rows if r["index"] == peer]
-if len(o) == len(p) and o:
-    print(f"median qps ratio {ours}/{peer}: {statistics.median(o) / statistics.median(p):.3f}")
+def curve(side):
+    """(recall, median qps) per sweep point, by recall."""
+    groups = {}
+    for r in rows:
+        if r["index"] == side:
+            groups.setdefault(key(r), []).append(r)
+    return sorted((statistics.median(x["recall"] for x in rs), statistics.median(x["qps"] for x in rs)) for rs in groups.values())
+
+def qps_at(points, target):
+    """qps at `target` recall, interpolating log(qps) linearly in recall between the points
+    that bracket it; None if the sweep does not reach it."""
+    import math
+    for (r0, q0), (r1, q1) in zip(points, points[1:]):
+        if r0 <= target <= r1 and r1 > r0:
+            t = (target - r0) / (r1 - r0)
+            return math.exp(math.log(q0) + t * (math.log(q1) - math.log(q0)))
+    exact = [q for r, q in points if r == target]
+    return max(exact) if exact else None
+
+co, cp = curve(ours), curve(peer)
+if len(co) > 1 and len(cp) > 1:
+    for target in (0.90, 0.95, 0.99):
+        a, b = qps_at(co, target), qps_at(cp, target)
+        if a and b:
+            print(f"qps at recall {target:.2f}: {ours} {a:9.1f}  {peer} {b:9.1f}  ratio {a / b:.3f}")
+        else:
+            print(f"qps at recall {target:.2f}: not reached by {'both' if not a and not b else (ours if not a else peer)}")
+else:
+    o = [r["qps"] for r in rows if r["index"] == ours]
+    p = [r["qps"] for r in rows if r["index"] == peer]
+    if len(o) == len(p) and o:
+        print(f"median qps ratio {ours}/{peer}: {statistics.median(o) / statistics.median(p):.3f}")
+bo = [r["build_s"] for r in rows if r["index"] == ours]
+bp = [r["build_s"] for r in rows if r["index"] == peer]
+if bo and bp and statistics.median(bp) > 0:
+    # One build per round and side; each row of a sweep repeats its build time.
+    print(f"median build seconds: {ours} {statistics.median(bo):.2f}  {peer} {statistics.median(bp):.2f}  "
+          f"throughput ratio {statistics.median(bp) / statistics.median(bo):.3f}")
 PY

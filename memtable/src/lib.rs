@@ -111,6 +111,9 @@ pub struct MemtableView {
     top_lock: Mutex<()>,
     ids: Mutex<HashMap<u64, u32>>,
     live: AtomicUsize,
+    /// Set by the first delete or upsert that supersedes a row; until then searches skip the
+    /// deletion check, as hnswlib does.
+    has_deleted: std::sync::atomic::AtomicBool,
     /// `true` once frozen. Writers hold it shared for the whole write, so `freeze` waits for
     /// writes in flight.
     frozen: RwLock<bool>,
@@ -178,6 +181,7 @@ impl Memtable {
                 top_lock: Mutex::new(()),
                 ids: Mutex::new(HashMap::new()),
                 live: AtomicUsize::new(0),
+                has_deleted: false.into(),
                 frozen: RwLock::new(false),
                 scratch_pool: Mutex::new(Vec::new()),
             }),
@@ -208,6 +212,7 @@ impl Memtable {
         }
         let removed = view.ids.lock().remove(&id);
         if let Some(row) = removed {
+            view.has_deleted.store(true, Ordering::Relaxed);
             view.graph.rows.delete(row);
             view.live.fetch_sub(1, Ordering::Relaxed);
         }
@@ -352,6 +357,7 @@ impl MemtableView {
             let mut ids = self.ids.lock();
             match ids.insert(id, row) {
                 Some(old) => {
+                    self.has_deleted.store(true, Ordering::Relaxed);
                     rows.delete(old);
                 }
                 None => {
@@ -454,8 +460,12 @@ impl<F: Fn(Row) -> bool> WithSimd for SearchOp<'_, F> {
             current = graph.greedy(simd, &query, current, level);
         }
         scratch.visited.reset(view.rows());
-        let returnable = |row: u32| !graph.rows.is_deleted(row) && filter(row);
-        graph.search_level(simd, &query, current, ef, 0, scratch, &returnable);
+        if view.has_deleted.load(Ordering::Relaxed) {
+            let returnable = |row: u32| !graph.rows.is_deleted(row) && filter(row);
+            graph.search_level(simd, &query, current, ef, 0, scratch, &returnable);
+        } else {
+            graph.search_level(simd, &query, current, ef, 0, scratch, filter);
+        }
         scratch.sort_results();
         out.extend(
             scratch

@@ -20,8 +20,14 @@ impl PartialOrd for Scored {
 }
 
 impl Ord for Scored {
+    #[inline]
     fn cmp(&self, other: &Self) -> Ordering {
-        self.distance.total_cmp(&other.distance).then(self.row.cmp(&other.row))
+        // Distances are never NaN (inputs are checked finite), so the plain comparison is a
+        // total order here and cheaper than `total_cmp` in the heaps' inner loops.
+        match self.distance.partial_cmp(&other.distance) {
+            Some(Ordering::Equal) | None => self.row.cmp(&other.row),
+            Some(order) => order,
+        }
     }
 }
 

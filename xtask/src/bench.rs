@@ -172,6 +172,8 @@ impl BenchIndex for ExactIndex {
 /// The figures of one pass over the query set.
 #[derive(Debug, Clone)]
 struct Measurement {
+    /// Search threads actually used: at most one per query.
+    threads: usize,
     recall: f64,
     qps: f64,
     p50_us: f64,
@@ -201,8 +203,9 @@ fn measure<I: BenchIndex>(
     k: usize,
     threads: usize,
 ) -> Measurement {
-    let threads = threads.clamp(1, queries.rows());
-    let per_thread = queries.rows().div_ceil(threads);
+    let per_thread = queries.rows().div_ceil(threads.clamp(1, queries.rows()));
+    // Rounding can leave fewer chunks than requested threads; the barrier must count the chunks.
+    let threads = queries.rows().div_ceil(per_thread);
     let mut found = vec![u64::MAX; queries.rows() * k];
     let mut latencies = vec![Duration::ZERO; queries.rows()];
     let barrier = Barrier::new(threads);
@@ -239,6 +242,7 @@ fn measure<I: BenchIndex>(
     let end = spans.iter().map(|s| s.1).max().expect("one thread");
     latencies.sort_unstable();
     Measurement {
+        threads,
         recall: recall_at_k(&found, truth, k),
         qps: queries.rows() as f64 / (end - start).as_secs_f64(),
         p50_us: percentile(&latencies, 0.50),
@@ -399,7 +403,7 @@ fn report<I: BenchIndex>(
                 "dim": dim,
                 "metric": args.metric.to_string(),
                 "k": args.k,
-                "threads": args.search_threads,
+                "threads": best.threads,
                 "build_threads": build_threads,
                 "params": params,
                 "build_s": round(build_s, 3),
@@ -465,9 +469,11 @@ mod tests {
         let queries = read_fvecs(&dir.path().join("query.fvecs")).unwrap();
         let truth = read_ivecs(&dir.path().join("groundtruth.ivecs")).unwrap();
         let index = ExactIndex::new(Metric::L2, base.dim, base.data).unwrap();
-        for threads in [1, 3] {
+        // 40 queries on 16 threads: 3 per thread leaves only 14 chunks (this hung once).
+        for threads in [1, 3, 16, 64] {
             let m = measure(&index, &queries, &truth, 10, threads);
             assert_eq!(m.recall, 1.0, "{threads} threads");
+            assert!(m.threads <= threads && m.threads <= 40);
             assert!(m.qps > 0.0 && m.p50_us <= m.p99_us);
         }
     }

@@ -159,7 +159,12 @@ pub fn ground_truth(
                 let mut scratch = index.scratch();
                 let mut found = Vec::with_capacity(k);
                 for (i, out) in chunk.chunks_exact_mut(k).enumerate() {
-                    index.search(queries.row(t * per_thread + i), k, &mut scratch, &mut found);
+                    index.search_direct(
+                        queries.row(t * per_thread + i),
+                        k,
+                        &mut scratch,
+                        &mut found,
+                    );
                     for (slot, n) in out.iter_mut().zip(&found) {
                         *slot = i32::try_from(n.id).expect("row ids fit i32");
                     }

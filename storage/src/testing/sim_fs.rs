@@ -9,8 +9,12 @@
 //!   torn: a random prefix survives, possibly with a zeroed stretch (blocks allocated but not
 //!   written), chosen by a seed.
 //! - A directory entry (create, rename, link, remove) is durable only once its directory was
-//!   fsynced; until then the image holds the entry as of the last directory fsync. A file whose
-//!   directory entry was never made durable is gone, whatever was fsynced into it.
+//!   fsynced. Until then the crash may or may not have persisted it: the image applies, per
+//!   directory, a prefix (chosen by the seed: none, all, or some) of the entry operations since
+//!   the directory's last fsync, in order, as a journaling file system may commit them early. A
+//!   protocol that renames a file into place before fsyncing its data is therefore caught: the
+//!   rename can survive while the data does not. A file whose directory entry never reached the
+//!   image is gone, whatever was fsynced into it.
 //!
 //! Real file systems often keep more than this (ext4 orders many writes), which is why a
 //! protocol can look correct on a laptop and still be wrong: this model keeps only what POSIX
@@ -32,6 +36,15 @@ enum Node {
     Dir,
 }
 
+/// A change to one directory's entries, kept until the directory is fsynced.
+#[derive(Debug, Clone)]
+enum DirOp {
+    Set(PathBuf, Node),
+    Remove(PathBuf),
+    /// Within one directory: atomic, as rename(2) is.
+    Rename(PathBuf, PathBuf),
+}
+
 #[derive(Debug, Clone, Default)]
 struct Inode {
     /// What reads see now.
@@ -47,6 +60,8 @@ struct SimState {
     live: BTreeMap<PathBuf, Node>,
     /// Each directory's entries as of its last fsync.
     durable: BTreeMap<PathBuf, Node>,
+    /// Per directory, the entry operations since its last fsync, in order.
+    pending: BTreeMap<PathBuf, Vec<DirOp>>,
     /// Mutating steps taken so far.
     steps: u64,
     crash_at: Option<u64>,
@@ -105,6 +120,11 @@ impl SimState {
         }
     }
 
+    fn record(&mut self, dir_of: &Path, op: DirOp) {
+        let dir = dir_of.parent().unwrap_or(Path::new("/")).to_owned();
+        self.pending.entry(dir).or_default().push(op);
+    }
+
     fn require_absent(&self, path: &Path) -> io::Result<()> {
         if self.live.contains_key(path) {
             return Err(io::Error::new(io::ErrorKind::AlreadyExists, path.display().to_string()));
@@ -137,6 +157,7 @@ impl SimFs {
                 inodes,
                 live: namespace.clone(),
                 durable: namespace,
+                pending: BTreeMap::new(),
                 steps: 0,
                 crash_at: None,
                 crashed: false,
@@ -170,11 +191,36 @@ impl SimFs {
     /// file system holding only the durable image, with unsynced data torn as `seed` chooses.
     pub fn crash_image(&self, seed: u64) -> SimFs {
         let state = self.state.lock();
+        let mut rng = SplitMix64(seed ^ 0xD1B5_4A32_D192_ED03);
+        let mut persisted = state.durable.clone();
+        for ops in state.pending.values() {
+            // None, all, or a random prefix, each about a third of the time.
+            let keep = match rng.below(3) {
+                0 => 0,
+                1 => ops.len(),
+                _ => rng.below(ops.len() as u64 + 1) as usize,
+            };
+            for op in &ops[..keep] {
+                match op {
+                    DirOp::Set(path, node) => {
+                        persisted.insert(path.clone(), *node);
+                    }
+                    DirOp::Remove(path) => {
+                        persisted.remove(path);
+                    }
+                    DirOp::Rename(from, to) => {
+                        if let Some(node) = persisted.remove(from) {
+                            persisted.insert(to.clone(), node);
+                        }
+                    }
+                }
+            }
+        }
         let mut namespace = BTreeMap::new();
         let mut inodes = Vec::new();
         let mut new_ino: HashMap<usize, usize> = HashMap::new();
         // Sorted paths list every parent before its children, so reachability is one pass.
-        for (path, node) in &state.durable {
+        for (path, node) in &persisted {
             let parent_survives = match path.parent() {
                 None => true,
                 Some(parent) => {
@@ -293,6 +339,7 @@ impl Fs for SimFs {
         state.inodes.push(Inode::default());
         let ino = state.inodes.len() - 1;
         state.live.insert(path.to_owned(), Node::File(ino));
+        state.record(path, DirOp::Set(path.to_owned(), Node::File(ino)));
         Ok(SimFile { state: Arc::clone(&self.state), ino, path: path.to_owned() })
     }
 
@@ -304,9 +351,14 @@ impl Fs for SimFs {
         if state.live.get(to) == Some(&Node::Dir) {
             return Err(io::Error::new(io::ErrorKind::IsADirectory, to.display().to_string()));
         }
+        if from.parent() != to.parent() {
+            // Never needed by LocalDir; modelling it would need cross-directory atomicity.
+            return Err(io::Error::new(io::ErrorKind::Unsupported, "rename across directories"));
+        }
         state.step(|| format!("rename {} -> {}", from.display(), to.display()))?;
         state.live.remove(from);
         state.live.insert(to.to_owned(), Node::File(ino));
+        state.record(to, DirOp::Rename(from.to_owned(), to.to_owned()));
         Ok(())
     }
 
@@ -318,6 +370,7 @@ impl Fs for SimFs {
         state.require_absent(to)?;
         state.step(|| format!("link {} -> {}", from.display(), to.display()))?;
         state.live.insert(to.to_owned(), Node::File(ino));
+        state.record(to, DirOp::Set(to.to_owned(), Node::File(ino)));
         Ok(())
     }
 
@@ -327,6 +380,7 @@ impl Fs for SimFs {
         state.file(path)?;
         state.step(|| format!("remove {}", path.display()))?;
         state.live.remove(path);
+        state.record(path, DirOp::Remove(path.to_owned()));
         Ok(())
     }
 
@@ -340,6 +394,7 @@ impl Fs for SimFs {
         state.require_absent(path)?;
         state.step(|| format!("mkdir {}", path.display()))?;
         state.live.insert(path.to_owned(), Node::Dir);
+        state.record(path, DirOp::Set(path.to_owned(), Node::Dir));
         Ok(())
     }
 
@@ -355,6 +410,7 @@ impl Fs for SimFs {
         let children: Vec<_> =
             state.live.iter().filter(|(p, _)| is_child(p)).map(|(p, n)| (p.clone(), *n)).collect();
         state.durable.extend(children);
+        state.pending.remove(path);
         Ok(())
     }
 
