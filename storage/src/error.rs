@@ -16,6 +16,12 @@ pub enum Error {
     #[error("invalid object key {key:?}: {reason}")]
     InvalidKey { key: String, reason: &'static str },
 
+    /// The key clashes with the directory structure of other keys: it is a prefix directory of
+    /// an existing key (`a/b` while `a/b/c` exists), or an existing key is one of its prefix
+    /// directories (`a/b/c` while `a/b` exists). A local file system cannot hold both.
+    #[error("object key {key:?} clashes with the directory of another key")]
+    KeyConflict { key: String },
+
     /// No object exists under the key.
     #[error("object {key:?} not found")]
     NotFound { key: String },
@@ -80,6 +86,9 @@ impl Error {
         match source.kind() {
             io::ErrorKind::NotFound => Error::NotFound { key: key.to_owned() },
             io::ErrorKind::AlreadyExists => Error::AlreadyExists { key: key.to_owned() },
+            io::ErrorKind::IsADirectory | io::ErrorKind::NotADirectory => {
+                Error::KeyConflict { key: key.to_owned() }
+            }
             _ => Error::Io { op, key: key.to_owned(), source },
         }
     }

@@ -272,6 +272,27 @@ mod tests {
         }
     }
 
+    /// Holds docs/format/framing.md to the code: offsets written out by hand, not through the
+    /// struct, so a reordered field fails here.
+    #[test]
+    fn footer_layout_matches_the_spec() {
+        let body = b"0123456789";
+        let framed = frame(&FORMAT, 0x0102_0304, body);
+        let footer = &framed[body.len()..];
+        assert_eq!(footer.len(), 32);
+        assert_eq!(&footer[0..8], b"STRATEST", "magic at 0");
+        assert_eq!(&footer[8..10], &2u16.to_le_bytes(), "major at 8");
+        assert_eq!(&footer[10..12], &5u16.to_le_bytes(), "minor at 10");
+        assert_eq!(&footer[12..16], &0x0102_0304u32.to_le_bytes(), "required features at 12");
+        assert_eq!(&footer[16..24], &10u64.to_le_bytes(), "body length at 16");
+        assert_eq!(&footer[24..28], &crc32fast::hash(body).to_le_bytes(), "body crc at 24");
+        assert_eq!(
+            &footer[28..32],
+            &crc32fast::hash(&footer[..28]).to_le_bytes(),
+            "footer crc at 28"
+        );
+    }
+
     #[test]
     fn framed_writer_matches_frame() {
         let store = crate::MemoryStore::new();

@@ -5,9 +5,14 @@ use crate::error::{Error, Result};
 /// Longest key accepted, in bytes (S3 and GCS allow 1024).
 pub const MAX_KEY_LEN: usize = 1024;
 
+/// Longest key component, in bytes: file systems allow 255 per name, and a local store's
+/// temporary file adds a prefix and a suffix to the name.
+pub const MAX_COMPONENT_LEN: usize = 200;
+
 /// Checks that `key` is a valid object key.
 ///
-/// A key is one or more `/`-separated components. Each component is non-empty, uses only ASCII
+/// A key is one or more `/`-separated components of at most 200 bytes ([`MAX_COMPONENT_LEN`]),
+/// at most 1024 bytes in all. Each component is non-empty, uses only ASCII
 /// letters, digits, `.`, `_` and `-`, and does not start with `.`: names starting with `.` are
 /// reserved for a backend's own temporary files, which `list` never shows. These rules keep every
 /// key a valid relative path on every local file system and a plain name on object stores, so the
@@ -23,6 +28,9 @@ pub fn validate_key(key: &str) -> Result<()> {
     for component in key.split('/') {
         if component.is_empty() {
             return invalid("empty path component (leading, trailing or double '/')");
+        }
+        if component.len() > MAX_COMPONENT_LEN {
+            return invalid("a component is longer than 200 bytes");
         }
         if component.starts_with('.') {
             return invalid("a component starts with '.' (reserved for temporary files)");

@@ -26,7 +26,7 @@ use std::sync::Arc;
 
 pub use crate::bytes::{OBJECT_ALIGN, ObjectBytes};
 pub use crate::error::{Corruption, Error, Result};
-pub use crate::key::{MAX_KEY_LEN, validate_key};
+pub use crate::key::{MAX_COMPONENT_LEN, MAX_KEY_LEN, validate_key};
 pub use crate::local::{Fs, FsFile, LocalDir, StdFs};
 pub use crate::memory::MemoryStore;
 
@@ -50,6 +50,13 @@ pub struct ObjectMeta {
 /// see either no object (or the previous one) or all of the new bytes, never a prefix or a mix.
 /// Deletes are the exception: a deleted object may reappear after a crash, so callers delete only
 /// objects that nothing references any more.
+///
+/// Failures: [`Error::AlreadyExists`], [`Error::InvalidKey`], [`Error::KeyConflict`] and
+/// [`Error::NotFound`] mean the write did not happen. Any other error from a write leaves its
+/// outcome **unknown**: the object may have been published anyway (a local directory fsync that
+/// failed after the rename; an object-store request that timed out after it took effect). A
+/// caller that must know reads the key back; the engine treats such a commit as failed and the
+/// handle as poisoned.
 ///
 /// Every returned [`ObjectBytes`] starts at a 64-byte-aligned address ([`OBJECT_ALIGN`]).
 pub trait Storage: Send + Sync + fmt::Debug {
@@ -102,6 +109,9 @@ pub trait Storage: Send + Sync + fmt::Debug {
 }
 
 /// A new object being streamed; see [`Storage::writer`].
+///
+/// Once a `write_all` has failed, the writer is spent: `finish` refuses to publish a partial
+/// object and returns an error.
 pub trait ObjectWriter: Send {
     /// Appends `data` to the object.
     fn write_all(&mut self, data: &[u8]) -> Result<()>;

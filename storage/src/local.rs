@@ -49,11 +49,15 @@ pub trait Fs: Send + Sync + fmt::Debug {
     fn create_dir(&self, path: &Path) -> io::Result<()>;
     /// Makes the entries of a directory durable.
     fn sync_dir(&self, path: &Path) -> io::Result<()>;
-    /// The length of a file.
+    /// The length of a file; `NotFound` for a directory (never an object).
     fn file_len(&self, path: &Path) -> io::Result<u64>;
-    /// Reads `range` of a file (the whole file when `None`) into an aligned buffer.
+    /// True if `path` is a directory; false if it is a file or absent.
+    fn is_dir(&self, path: &Path) -> io::Result<bool>;
+    /// Reads `range` of a file (the whole file when `None`) into an aligned buffer, from one
+    /// open of the file. `NotFound` for a directory; `UnexpectedEof` if the range passes the end.
     fn read(&self, path: &Path, range: Option<Range<u64>>) -> io::Result<ObjectBytes>;
-    /// Maps a whole file read-only, or reads it where mapping is not possible.
+    /// Maps a whole file read-only, or reads it where mapping is not possible. `NotFound` for a
+    /// directory.
     fn map(&self, path: &Path) -> io::Result<ObjectBytes>;
     /// The entries of a directory: names, and whether each is a directory. `NotFound` if absent.
     fn read_dir(&self, path: &Path) -> io::Result<Vec<(String, bool)>>;
@@ -118,14 +122,29 @@ impl Fs for StdFs {
     }
 
     fn file_len(&self, path: &Path) -> io::Result<u64> {
-        Ok(fs::metadata(path)?.len())
+        let metadata = fs::metadata(path)?;
+        if metadata.is_dir() {
+            return Err(directory_is_not_an_object(path));
+        }
+        Ok(metadata.len())
+    }
+
+    fn is_dir(&self, path: &Path) -> io::Result<bool> {
+        match fs::metadata(path) {
+            Ok(metadata) => Ok(metadata.is_dir()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 
     fn read(&self, path: &Path, range: Option<Range<u64>>) -> io::Result<ObjectBytes> {
-        let mut file = File::open(path)?;
+        let (mut file, len) = open_file(path)?;
         let range = match range {
+            Some(range) if range.end > len => {
+                return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "range past the end"));
+            }
             Some(range) => range,
-            None => 0..file.metadata()?.len(),
+            None => 0..len,
         };
         file.seek(SeekFrom::Start(range.start))?;
         let len = usize::try_from(range.end - range.start)
@@ -134,8 +153,8 @@ impl Fs for StdFs {
     }
 
     fn map(&self, path: &Path) -> io::Result<ObjectBytes> {
-        let file = File::open(path)?;
-        if file.metadata()?.len() == 0 {
+        let (file, len) = open_file(path)?;
+        if len == 0 {
             // mmap(2) rejects empty mappings.
             return Ok(ObjectBytes::copy_from_slice(&[]));
         }
@@ -158,6 +177,21 @@ impl Fs for StdFs {
         }
         Ok(entries)
     }
+}
+
+/// A directory where an object was asked for: reads see no object there.
+fn directory_is_not_an_object(path: &Path) -> io::Error {
+    io::Error::new(io::ErrorKind::NotFound, format!("{} is a directory", path.display()))
+}
+
+/// Opens a regular file for reading, with its length.
+fn open_file(path: &Path) -> io::Result<(File, u64)> {
+    let file = File::open(path)?;
+    let metadata = file.metadata()?;
+    if metadata.is_dir() {
+        return Err(directory_is_not_an_object(path));
+    }
+    Ok((file, metadata.len()))
 }
 
 /// Prefix of temporary files; keys cannot start a component with '.', so these never collide
@@ -204,7 +238,8 @@ impl<F: Fs> LocalDir<F> {
     /// absolute.
     pub fn with_fs(fs: F, root: impl Into<PathBuf>) -> Result<Self> {
         let store = LocalDir { fs, root: root.into(), durable_dirs: Mutex::new(HashSet::new()) };
-        store.ensure_dir(&store.root.clone()).map_err(|e| Error::io("open", "", e))?;
+        let root = store.root.clone();
+        store.ensure_dir(&root).map_err(|e| Error::io("open", &root.display().to_string(), e))?;
         Ok(store)
     }
 
@@ -246,7 +281,14 @@ impl<F: Fs> LocalDir<F> {
         for path in missing.into_iter().rev() {
             match self.fs.create_dir(path) {
                 Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                    if !self.fs.is_dir(path)? {
+                        return Err(io::Error::new(
+                            io::ErrorKind::NotADirectory,
+                            format!("{} is a file, not a directory", path.display()),
+                        ));
+                    }
+                }
                 Err(e) => return Err(e),
             }
             if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
@@ -329,10 +371,19 @@ impl<F: Fs> Storage for LocalDir<F> {
     }
 
     fn get_range(&self, key: &str, range: Range<u64>) -> Result<ObjectBytes> {
-        let size = self.size(key)?;
-        check_range(key, &range, size)?;
         let path = self.path_of(key)?;
-        self.fs.read(&path, Some(range)).map_err(|e| Error::io("get_range", key, e))
+        if range.start > range.end {
+            check_range(key, &range, self.size(key)?)?;
+        }
+        // One open serves the bounds check and the read, so a concurrent replacement cannot
+        // mix two versions.
+        match self.fs.read(&path, Some(range.clone())) {
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                check_range(key, &range, self.size(key)?)?;
+                Err(Error::io("get_range", key, e))
+            }
+            result => result.map_err(|e| Error::io("get_range", key, e)),
+        }
     }
 
     fn map(&self, key: &str) -> Result<ObjectBytes> {
@@ -380,6 +431,8 @@ struct LocalWriter<'a, F: Fs> {
     written: u64,
     /// The temporary file has been handed on (renamed or returned); drop must not remove it.
     temp_kept: bool,
+    /// A write failed: what the file holds is not the object, so it must not be published.
+    failed: bool,
 }
 
 impl<'a, F: Fs> LocalWriter<'a, F> {
@@ -396,6 +449,7 @@ impl<'a, F: Fs> LocalWriter<'a, F> {
             file: Some(file),
             written: 0,
             temp_kept: false,
+            failed: false,
         })
     }
 
@@ -406,6 +460,13 @@ impl<'a, F: Fs> LocalWriter<'a, F> {
     /// Syncs the temporary file, moves it to the target name and syncs the directory.
     fn publish(mut self, how: Publish) -> Result<u64> {
         let key = self.key.clone();
+        if self.failed {
+            return Err(Error::Io {
+                op: "finish",
+                key,
+                source: io::Error::other("an earlier write to this object failed"),
+            });
+        }
         self.file().sync_all().map_err(|e| Error::io("fsync", &key, e))?;
         self.file = None;
         let fs = &self.store.fs;
@@ -416,7 +477,14 @@ impl<'a, F: Fs> LocalWriter<'a, F> {
             }
             Publish::CreateNew => {
                 // Dropping `self` removes the temporary name whether or not the link won.
-                fs.hard_link(&self.temp, &self.target).map_err(|e| Error::io("link", &key, e))?;
+                if let Err(e) = fs.hard_link(&self.temp, &self.target) {
+                    // A directory at the key is a clash, not another writer's object.
+                    let is_dir = fs.is_dir(&self.target).unwrap_or(false);
+                    if e.kind() == io::ErrorKind::AlreadyExists && is_dir {
+                        return Err(Error::KeyConflict { key });
+                    }
+                    return Err(Error::io("link", &key, e));
+                }
             }
         }
         fs.sync_dir(LocalDir::<F>::parent_of(&self.target))
@@ -436,7 +504,10 @@ enum Publish {
 
 impl<F: Fs> ObjectWriter for LocalWriter<'_, F> {
     fn write_all(&mut self, data: &[u8]) -> Result<()> {
-        self.file().write_all(data).map_err(|e| Error::io("write", &self.key, e))?;
+        if let Err(e) = self.file().write_all(data) {
+            self.failed = true;
+            return Err(Error::io("write", &self.key, e));
+        }
         self.written += data.len() as u64;
         Ok(())
     }

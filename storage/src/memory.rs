@@ -31,17 +31,35 @@ impl MemoryStore {
     }
 }
 
+/// Refuses a key that would clash with another key's directory on a local file system, so the
+/// two backends accept the same keys.
+fn check_clash(objects: &BTreeMap<String, ObjectBytes>, key: &str) -> Result<()> {
+    let conflict = || Err(Error::KeyConflict { key: key.to_owned() });
+    if key.match_indices('/').any(|(slash, _)| objects.contains_key(&key[..slash])) {
+        return conflict();
+    }
+    let dir = format!("{key}/");
+    if objects.range(dir.clone()..).next().is_some_and(|(other, _)| other.starts_with(&dir)) {
+        return conflict();
+    }
+    Ok(())
+}
+
 impl Storage for MemoryStore {
     fn put(&self, key: &str, data: &[u8]) -> Result<()> {
         validate_key(key)?;
         let bytes = ObjectBytes::copy_from_slice(data);
-        self.objects.write().insert(key.to_owned(), bytes);
+        let mut objects = self.objects.write();
+        check_clash(&objects, key)?;
+        objects.insert(key.to_owned(), bytes);
         Ok(())
     }
 
     fn put_if_absent(&self, key: &str, data: &[u8]) -> Result<()> {
         validate_key(key)?;
-        match self.objects.write().entry(key.to_owned()) {
+        let mut objects = self.objects.write();
+        check_clash(&objects, key)?;
+        match objects.entry(key.to_owned()) {
             Entry::Occupied(_) => Err(Error::AlreadyExists { key: key.to_owned() }),
             Entry::Vacant(slot) => {
                 slot.insert(ObjectBytes::copy_from_slice(data));

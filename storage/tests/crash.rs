@@ -216,7 +216,13 @@ fn naive_put(fs: &SimFs, how: Naive, path: &str, data: &[u8]) -> std::io::Result
 #[test]
 fn the_checker_catches_protocols_that_skip_or_misorder_a_step() {
     let data = bytes(5000, 9);
-    for how in [Naive::NoFileSync, Naive::NoDirSync, Naive::InPlace, Naive::RenameBeforeFsync, Naive::LinkBeforeFsync] {
+    for how in [
+        Naive::NoFileSync,
+        Naive::NoDirSync,
+        Naive::InPlace,
+        Naive::RenameBeforeFsync,
+        Naive::LinkBeforeFsync,
+    ] {
         let mut caught = 0;
         let scenario = |fs: &SimFs| {
             let mut allowed = Allowed::default();

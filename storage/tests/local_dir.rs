@@ -2,7 +2,8 @@
 
 use std::fs;
 
-use strata_storage::{LocalDir, Storage};
+use strata_storage::testing::SimFs;
+use strata_storage::{Error, LocalDir, Storage};
 
 #[test]
 fn whole_objects_are_memory_mapped() {
@@ -40,4 +41,28 @@ fn two_stores_on_one_root_share_objects_and_race_fairly() {
     // No temporary files are left behind by either.
     let leftovers: Vec<_> = fs::read_dir(dir.path().join("manifest")).unwrap().collect();
     assert_eq!(leftovers.len(), 2);
+}
+
+#[test]
+fn a_writer_that_failed_does_not_publish() {
+    let fs = SimFs::new();
+    let store = LocalDir::with_fs(fs.clone(), "/db").unwrap();
+    let mut writer = store.writer("seg/1").unwrap();
+    writer.write_all(b"first chunk").unwrap();
+    fs.fail_at(fs.steps());
+    assert!(writer.write_all(b"lost chunk").is_err());
+    writer.write_all(b"third chunk").unwrap();
+    let err = writer.finish().expect_err("a writer with a failed write must not publish");
+    assert!(matches!(err, Error::Io { op: "finish", .. }), "{err}");
+    assert!(store.get("seg/1").unwrap_err().is_not_found());
+    assert!(store.list("").unwrap().is_empty());
+}
+
+#[test]
+fn opening_names_the_root_and_refuses_a_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("not-a-dir");
+    fs::write(&file, b"x").unwrap();
+    let err = LocalDir::open(&file).unwrap_err();
+    assert!(err.to_string().contains("not-a-dir"), "{err}");
 }

@@ -109,3 +109,20 @@ fn counts_ops_and_bytes() {
     store.reset();
     assert_eq!(store.stats(), Default::default());
 }
+
+#[test]
+fn after_apply_faults_take_effect_and_still_fail() {
+    let store = FailingStorage::new(MemoryStore::new());
+    store.set_plan(Some(FaultPlan::nth_write(0).after_apply()));
+    assert!(is_injected(store.put_if_absent("m/1", b"v1")), "reported as failed");
+    assert_eq!(&store.inner().get("m/1").unwrap()[..], b"v1", "but published");
+    // CreateWriter #0, Write #1, Finish #2: the finish takes effect, then reports failure.
+    store.set_plan(Some(FaultPlan::nth_write(2).after_apply()));
+    let result = (|| {
+        let mut writer = store.writer("obj")?;
+        writer.write_all(b"abc")?;
+        writer.finish().map(drop)
+    })();
+    assert!(is_injected(result));
+    assert_eq!(&store.inner().get("obj").unwrap()[..], b"abc", "published despite the error");
+}

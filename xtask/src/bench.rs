@@ -322,17 +322,8 @@ pub fn run(args: &BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
         IndexKind::Flat => {
             let index = ExactIndex::new(args.metric, dim, base.data)?;
             let build_s = started.elapsed().as_secs_f64();
-            // No search parameter: one row.
-            report(
-                args,
-                &index,
-                &queries,
-                &truth,
-                n,
-                build_s,
-                build_threads,
-                vec![(0, Map::new())],
-            );
+            // A copy into memory on one thread; no search parameter: one row.
+            report(args, &index, &queries, &truth, n, build_s, 1, vec![(0, Map::new())]);
         }
         IndexKind::Memtable => {
             let rss_before = current_rss_bytes();

@@ -43,10 +43,11 @@ pub fn all_cores() -> usize {
 fn rerun_optimized() -> ExitCode {
     eprintln!("xtask: this is a debug build; re-running the command as a release build");
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    // Keep the caller's working directory: relative paths in the arguments must still resolve.
+    let manifest = concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml");
     let status = std::process::Command::new(cargo)
-        .args(["run", "--quiet", "--release", "--package", "xtask", "--"])
+        .args(["run", "--quiet", "--release", "--manifest-path", manifest, "--"])
         .args(std::env::args_os().skip(1))
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
         .status();
     match status {
         Ok(status) => ExitCode::from(status.code().unwrap_or(1) as u8),

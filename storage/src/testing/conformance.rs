@@ -23,6 +23,8 @@ pub fn run_all<S: Storage + 'static>(make_empty: impl Fn() -> S) {
     delete_is_idempotent(&make_empty());
     invalid_keys_rejected(&make_empty());
     empty_and_large_objects(&make_empty());
+    key_clashes_are_refused(&make_empty());
+    longest_keys_round_trip(&make_empty());
 }
 
 fn assert_aligned(bytes: &[u8], what: &str) {
@@ -228,4 +230,43 @@ pub fn empty_and_large_objects(store: &dyn Storage) {
     assert_eq!(&store.map("large").expect("map")[..], &large[..], "large map");
     let tail = store.get_range("large", (3 << 20) - 10..3 << 20).expect("tail");
     assert_eq!(&tail[..], &large[large.len() - 10..], "large tail range");
+}
+
+/// A key cannot also be a directory of another key, in either order, on any backend.
+pub fn key_clashes_are_refused(store: &dyn Storage) {
+    let conflict = |r: Result<(), Error>| matches!(r, Err(Error::KeyConflict { .. }));
+    store.put("a/b/c", b"deep").expect("put");
+    assert!(conflict(store.put("a/b", b"x")), "put of a key that is another key's directory");
+    assert!(
+        conflict(store.put_if_absent("a/b", b"x")),
+        "put_if_absent of such a key is a conflict, not AlreadyExists (another writer)"
+    );
+    assert!(store.get("a/b").expect_err("no object").is_not_found(), "a directory is no object");
+    assert!(store.size("a/b").expect_err("no object").is_not_found(), "size of a directory");
+    assert!(store.map("a").expect_err("no object").is_not_found(), "map of a directory");
+    store.put("x/y", b"file").expect("put");
+    assert!(conflict(store.put("x/y/z", b"x")), "put under an existing key");
+    let mut writer = store.writer("x/y/w").map(Some).unwrap_or_else(|e| {
+        assert!(matches!(e, Error::KeyConflict { .. }), "writer under a key: {e}");
+        None
+    });
+    if let Some(writer) = writer.as_mut() {
+        writer.write_all(b"x").expect("write");
+    }
+    if let Some(writer) = writer {
+        assert!(matches!(writer.finish(), Err(Error::KeyConflict { .. })), "finish under a key");
+    }
+    assert_eq!(&store.get("x/y").expect("get")[..], b"file", "the existing key is untouched");
+}
+
+/// The longest valid key (1024 bytes, 200-byte components) works on every backend.
+pub fn longest_keys_round_trip(store: &dyn Storage) {
+    let component = "k".repeat(crate::MAX_COMPONENT_LEN);
+    let mut key = [component.as_str(); 5].join("/");
+    key.truncate(crate::MAX_KEY_LEN);
+    let key = key.trim_end_matches('/').to_owned();
+    crate::validate_key(&key).expect("a valid key");
+    store.put(&key, b"long").expect("put of the longest key");
+    assert_eq!(&store.get(&key).expect("get")[..], b"long");
+    store.put_if_absent(&format!("{}x", &key[..key.len() - 1]), b"x").expect("create");
 }

@@ -19,22 +19,31 @@ pub struct FaultPlan {
     /// Once one operation failed, fail every later matching one too (a dead disk), instead of
     /// only the `nth` (a transient error).
     pub sticky: bool,
+    /// Carry the failed operation out on the wrapped store before reporting the error: a write
+    /// that took effect but was reported as failed (an fsync error after the rename, a request
+    /// that timed out after it was applied). See the failure rules on [`crate::Storage`].
+    pub after_apply: bool,
 }
 
 impl FaultPlan {
     /// Fails the `nth` matching write, once.
     pub fn nth_write(nth: u64) -> Self {
-        FaultPlan { nth, writes_only: true, sticky: false }
+        FaultPlan { nth, writes_only: true, sticky: false, after_apply: false }
     }
 
     /// Fails the `nth` operation of any kind, once.
     pub fn nth_op(nth: u64) -> Self {
-        FaultPlan { nth, writes_only: false, sticky: false }
+        FaultPlan { nth, writes_only: false, sticky: false, after_apply: false }
     }
 
     /// Makes the failure permanent from the `nth` matching operation on.
     pub fn sticky(self) -> Self {
         FaultPlan { sticky: true, ..self }
+    }
+
+    /// Applies each failed operation before reporting its error.
+    pub fn after_apply(self) -> Self {
+        FaultPlan { after_apply: true, ..self }
     }
 }
 
@@ -47,7 +56,8 @@ struct FaultState {
 }
 
 /// Wraps a store and fails operations according to a [`FaultPlan`]. A failed operation does not
-/// reach the wrapped store, except a failed `finish`, whose writer is dropped (abandoned).
+/// reach the wrapped store (a failed `finish` drops its writer, abandoning the object), unless
+/// the plan says [`after_apply`](FaultPlan::after_apply).
 #[derive(Debug)]
 pub struct FailingStorage<S> {
     inner: S,
@@ -80,76 +90,81 @@ impl<S: Storage> FailingStorage<S> {
         &self.inner
     }
 
-    fn check(&self, op: Op, key: &str) -> Result<()> {
-        check(&self.state, op, key)
+    fn run<T>(&self, op: Op, key: &str, apply: impl FnOnce() -> Result<T>) -> Result<T> {
+        run(&self.state, op, key, apply)
     }
 }
 
-fn check(state: &Mutex<FaultState>, op: Op, key: &str) -> Result<()> {
-    let mut state = state.lock();
-    let Some(plan) = state.plan else { return Ok(()) };
-    if plan.writes_only && !op.is_write() {
-        return Ok(());
-    }
-    let index = state.seen;
-    state.seen += 1;
-    let fails = if plan.sticky { index >= plan.nth } else { index == plan.nth };
-    if fails {
+/// Runs `apply` unless the plan fails this operation; with `after_apply`, runs it and fails.
+fn run<T>(
+    state: &Mutex<FaultState>,
+    op: Op,
+    key: &str,
+    apply: impl FnOnce() -> Result<T>,
+) -> Result<T> {
+    let (index, after_apply) = {
+        let mut state = state.lock();
+        let Some(plan) = state.plan else { return apply() };
+        if plan.writes_only && !op.is_write() {
+            drop(state);
+            return apply();
+        }
+        let index = state.seen;
+        state.seen += 1;
+        let fails = if plan.sticky { index >= plan.nth } else { index == plan.nth };
+        if !fails {
+            drop(state);
+            return apply();
+        }
         state.injected += 1;
-        return Err(Error::Io {
-            op: "injected fault",
-            key: key.to_owned(),
-            source: io::Error::other(format!("injected fault at {op:?} #{index}")),
-        });
+        (index, plan.after_apply)
+    };
+    if after_apply {
+        let _ = apply();
     }
-    Ok(())
+    Err(Error::Io {
+        op: "injected fault",
+        key: key.to_owned(),
+        source: io::Error::other(format!("injected fault at {op:?} #{index}")),
+    })
 }
 
 impl<S: Storage> Storage for FailingStorage<S> {
     fn put(&self, key: &str, data: &[u8]) -> Result<()> {
-        self.check(Op::Put, key)?;
-        self.inner.put(key, data)
+        self.run(Op::Put, key, || self.inner.put(key, data))
     }
 
     fn put_if_absent(&self, key: &str, data: &[u8]) -> Result<()> {
-        self.check(Op::PutIfAbsent, key)?;
-        self.inner.put_if_absent(key, data)
+        self.run(Op::PutIfAbsent, key, || self.inner.put_if_absent(key, data))
     }
 
     fn writer(&self, key: &str) -> Result<Box<dyn ObjectWriter + '_>> {
-        self.check(Op::CreateWriter, key)?;
-        let inner = self.inner.writer(key)?;
+        let inner = self.run(Op::CreateWriter, key, || self.inner.writer(key))?;
         Ok(Box::new(FailingWriter { state: &self.state, key: key.to_owned(), inner }))
     }
 
     fn get(&self, key: &str) -> Result<ObjectBytes> {
-        self.check(Op::Get, key)?;
-        self.inner.get(key)
+        self.run(Op::Get, key, || self.inner.get(key))
     }
 
     fn get_range(&self, key: &str, range: Range<u64>) -> Result<ObjectBytes> {
-        self.check(Op::GetRange, key)?;
-        self.inner.get_range(key, range)
+        self.run(Op::GetRange, key, || self.inner.get_range(key, range))
     }
 
     fn map(&self, key: &str) -> Result<ObjectBytes> {
-        self.check(Op::Map, key)?;
-        self.inner.map(key)
+        self.run(Op::Map, key, || self.inner.map(key))
     }
 
     fn size(&self, key: &str) -> Result<u64> {
-        self.check(Op::Size, key)?;
-        self.inner.size(key)
+        self.run(Op::Size, key, || self.inner.size(key))
     }
 
     fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>> {
-        self.check(Op::List, prefix)?;
-        self.inner.list(prefix)
+        self.run(Op::List, prefix, || self.inner.list(prefix))
     }
 
     fn delete(&self, key: &str) -> Result<()> {
-        self.check(Op::Delete, key)?;
-        self.inner.delete(key)
+        self.run(Op::Delete, key, || self.inner.delete(key))
     }
 }
 
@@ -161,8 +176,7 @@ struct FailingWriter<'a> {
 
 impl ObjectWriter for FailingWriter<'_> {
     fn write_all(&mut self, data: &[u8]) -> Result<()> {
-        check(self.state, Op::Write, &self.key)?;
-        self.inner.write_all(data)
+        run(self.state, Op::Write, &self.key, || self.inner.write_all(data))
     }
 
     fn bytes_written(&self) -> u64 {
@@ -170,7 +184,7 @@ impl ObjectWriter for FailingWriter<'_> {
     }
 
     fn finish(self: Box<Self>) -> Result<u64> {
-        check(self.state, Op::Finish, &self.key)?;
-        self.inner.finish()
+        let FailingWriter { state, key, inner } = *self;
+        run(state, Op::Finish, &key, || inner.finish())
     }
 }

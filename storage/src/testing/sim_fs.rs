@@ -65,6 +65,8 @@ struct SimState {
     /// Mutating steps taken so far.
     steps: u64,
     crash_at: Option<u64>,
+    /// A step that fails with an I/O error but crashes nothing.
+    fail_at: Option<u64>,
     crashed: bool,
     /// One line per step, for diagnosing a failed crash test.
     log: Vec<String>,
@@ -89,6 +91,11 @@ impl SimState {
             self.log.push(format!("#{} CRASH before: {}", self.steps, what()));
             return Err(crashed_error());
         }
+        if self.fail_at == Some(self.steps) {
+            self.log.push(format!("#{} I/O ERROR instead of: {}", self.steps, what()));
+            self.steps += 1;
+            return Err(io::Error::other("simulated I/O error"));
+        }
         self.log.push(format!("#{} {}", self.steps, what()));
         self.steps += 1;
         Ok(())
@@ -101,9 +108,10 @@ impl SimState {
     fn file(&self, path: &Path) -> io::Result<usize> {
         match self.live.get(path) {
             Some(Node::File(ino)) => Ok(*ino),
-            Some(Node::Dir) => {
-                Err(io::Error::new(io::ErrorKind::IsADirectory, path.display().to_string()))
-            }
+            Some(Node::Dir) => Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("{} is a directory", path.display()),
+            )),
             None => Err(not_found(path)),
         }
     }
@@ -160,6 +168,7 @@ impl SimFs {
                 pending: BTreeMap::new(),
                 steps: 0,
                 crash_at: None,
+                fail_at: None,
                 crashed: false,
                 log: Vec::new(),
             })),
@@ -170,6 +179,12 @@ impl SimFs {
     /// that step does not happen, and it and every later operation fail.
     pub fn crash_at(&self, step: u64) {
         self.state.lock().crash_at = Some(step);
+    }
+
+    /// Makes mutating step number `step` fail with an I/O error without taking effect; the file
+    /// system carries on (a transient error, not a crash).
+    pub fn fail_at(&self, step: u64) {
+        self.state.lock().fail_at = Some(step);
     }
 
     /// Mutating steps taken so far.
@@ -419,6 +434,12 @@ impl Fs for SimFs {
         state.alive()?;
         let ino = state.file(path)?;
         Ok(state.inodes[ino].live.len() as u64)
+    }
+
+    fn is_dir(&self, path: &Path) -> io::Result<bool> {
+        let state = self.state.lock();
+        state.alive()?;
+        Ok(path == Path::new("/") || state.live.get(path) == Some(&Node::Dir))
     }
 
     fn read(&self, path: &Path, range: Option<Range<u64>>) -> io::Result<ObjectBytes> {
