@@ -263,11 +263,12 @@ impl MemtableView {
     pub fn memory_bytes(&self) -> usize {
         let ids = self.ids.lock().capacity() * (size_of::<(u64, u32)>() + 1);
         let scratch = self.scratch_pool.lock().len() * (self.rows() * 2 + 64 * 1024);
-        self.graph.rows.used_bytes(self.rows()) + self.graph.upper.allocated_bytes() + ids + scratch
+        self.graph.rows.used_bytes(self.rows()) + self.graph.upper.used_bytes() + ids + scratch
     }
 
     /// The `k` live records nearest to `query`, nearest first, exploring `ef` candidates
-    /// (at least `k`; higher is more accurate and slower).
+    /// (at least `k`; higher is more accurate and slower). With `ef` at least [`rows`](Self::rows),
+    /// every row is scanned and the result is exact.
     pub fn search(
         &self,
         query: &[f32],
@@ -294,6 +295,13 @@ impl MemtableView {
         let result = self.prepare(query, &mut scratch).map(|()| {
             let Some(entry) = unpack_entry(self.entry.load(Ordering::Acquire)) else { return };
             if k == 0 {
+                return;
+            }
+            if ef >= self.rows() {
+                // A candidate list covering every row gains nothing from the graph; a scan is
+                // exact by construction, even for a row whose in-links were all pruned away
+                // (which inner product makes likely for rows of small norm).
+                self.kernels.dispatch(ScanOp { view: self, k, filter, scratch: &mut scratch, out });
                 return;
             }
             self.kernels.dispatch(SearchOp {
@@ -475,5 +483,36 @@ impl<F: Fn(Row) -> bool> WithSimd for SearchOp<'_, F> {
                 .map(|s| Neighbor { id: graph.rows.id(s.row), distance: s.distance }),
         );
         scratch.query = query;
+    }
+}
+
+/// Every published, live, passing row: the exact answer.
+struct ScanOp<'a, F> {
+    view: &'a MemtableView,
+    k: usize,
+    filter: &'a F,
+    scratch: &'a mut Scratch,
+    out: &'a mut Vec<Neighbor>,
+}
+
+impl<F: Fn(Row) -> bool> WithSimd for ScanOp<'_, F> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, simd: S) {
+        let ScanOp { view, k, filter, scratch, out } = self;
+        let rows = &view.graph.rows;
+        scratch.exact.reset(k);
+        for row in 0..view.rows() as u32 {
+            if !rows.is_published(row) || rows.is_deleted(row) || !filter(row) {
+                continue;
+            }
+            let distance = view.graph.metric.distance_simd(simd, &scratch.query, rows.vector(row));
+            scratch.exact.push(u64::from(row), distance);
+        }
+        scratch.exact.sorted_into(out);
+        for neighbour in out.iter_mut() {
+            neighbour.id = rows.id(neighbour.id as u32);
+        }
     }
 }

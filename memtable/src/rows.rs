@@ -22,6 +22,8 @@ const CHUNKS: usize = MAX_ROWS / CHUNK_ROWS;
 /// Rows one memtable can address, superseded rows included. The engine flushes long before.
 pub const MAX_ROWS: usize = 1 << 24;
 
+/// Bit of a row's meta word: the row is fully written (stored last, with Release).
+const PUBLISHED: u64 = 1 << 8;
 /// A row's meta word holds no upper-level links.
 pub const NO_UPPER: u32 = u32::MAX;
 
@@ -38,7 +40,7 @@ struct Chunk {
     /// `rows * (1 + m0)` words per row: the level-0 neighbour count, then the neighbours.
     links: Box<[AtomicU32]>,
     ids: Box<[AtomicU64]>,
-    /// Level (bits 0-7) and offset of the upper-level links (bits 32-63).
+    /// Level (bits 0-7), [`PUBLISHED`] (bit 8) and offset of the upper-level links (bits 32-63).
     meta: Box<[AtomicU64]>,
     /// One bit per row: deleted or superseded. A bitmap rather than a flag beside each row, so
     /// that checking it while collecting results stays in cache.
@@ -107,7 +109,17 @@ impl RowStore {
             unsafe { *cell.get() = value };
         }
         chunk.ids[offset].store(id, Ordering::Relaxed);
-        chunk.meta[offset].store(u64::from(level) | (u64::from(upper) << 32), Ordering::Relaxed);
+        let meta = u64::from(level) | PUBLISHED | (u64::from(upper) << 32);
+        chunk.meta[offset].store(meta, Ordering::Release);
+    }
+
+    /// Whether `row` (any reserved row, published or not) is fully written, so that a scan
+    /// over row numbers may read it. Acquire pairs with the Release in [`Self::init`].
+    pub fn is_published(&self, row: u32) -> bool {
+        let (index, offset) = locate(row as usize);
+        self.chunks[index]
+            .get()
+            .is_some_and(|chunk| chunk.meta[offset].load(Ordering::Acquire) & PUBLISHED != 0)
     }
 
     /// The vector of a published row.
@@ -241,9 +253,10 @@ impl UpperArena {
         &chunk[at..at + self.words_per_level]
     }
 
-    pub fn allocated_bytes(&self) -> usize {
-        let used = self.chunks.iter().filter(|c| c.get().is_some()).count();
-        used * ARENA_CHUNK_WORDS * 4 + self.chunks.len() * size_of::<OnceLock<Box<[AtomicU32]>>>()
+    /// Bytes of the lists handed out (the rest of an arena chunk is zeroed address space that
+    /// was never touched), plus the chunk table.
+    pub fn used_bytes(&self) -> usize {
+        *self.next.lock() * 4 + self.chunks.len() * size_of::<OnceLock<Box<[AtomicU32]>>>()
     }
 }
 
@@ -270,7 +283,7 @@ mod tests {
         let store = RowStore::new(128, 32);
         let arena = UpperArena::new(16);
         // The two chunk tables: about 100 KiB, whatever the dimension.
-        assert!(store.used_bytes(0) + arena.allocated_bytes() < 128 * 1024);
+        assert!(store.used_bytes(0) + arena.used_bytes() < 128 * 1024);
     }
 
     #[test]

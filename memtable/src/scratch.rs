@@ -84,6 +84,8 @@ pub struct Scratch {
     pub prune_selected: Vec<Scored>,
     /// The query, normalized for cosine.
     pub query: Vec<f32>,
+    /// Exhaustive scans (when `ef` covers every row).
+    pub exact: strata_quantize::TopK,
 }
 
 impl Scratch {

@@ -74,6 +74,13 @@ pub struct TopK {
     heap: BinaryHeap<Ranked>,
 }
 
+impl Default for TopK {
+    /// A collector for `k = 0`; [`TopK::reset`] gives it a real `k` without reallocating.
+    fn default() -> Self {
+        TopK::new(0)
+    }
+}
+
 impl TopK {
     /// An empty collector for the `k` nearest. `k = 0` is allowed and keeps nothing.
     pub fn new(k: usize) -> Self {

@@ -1,0 +1,136 @@
+//! Records, errors, freezing and the filter hook.
+
+mod common;
+
+use common::{brute_force, clustered};
+use strata_memtable::{Memtable, MemtableError, Params};
+use strata_quantize::Metric;
+
+#[test]
+fn bad_input_is_a_clear_error() {
+    let memtable = Memtable::new(4, Metric::Cosine, Params::default()).unwrap();
+    assert_eq!(
+        memtable.upsert(1, &[1.0, 2.0]),
+        Err(MemtableError::DimensionMismatch { expected: 4, found: 2 })
+    );
+    assert!(matches!(
+        memtable.upsert(1, &[1.0, f32::NAN, 0.0, 0.0]),
+        Err(MemtableError::NonFinite { index: 1, .. })
+    ));
+    assert!(matches!(
+        memtable.upsert(1, &[1.0, 0.0, f32::INFINITY, 0.0]),
+        Err(MemtableError::NonFinite { index: 2, .. })
+    ));
+    assert_eq!(memtable.upsert(1, &[0.0; 4]), Err(MemtableError::ZeroVector));
+    assert!(memtable.search(&[1.0; 3], 1, 10).is_err());
+    assert!(memtable.search(&[0.0; 4], 1, 10).is_err(), "zero query under cosine");
+    assert!(memtable.is_empty(), "nothing was half applied");
+    assert_eq!(memtable.rows(), 0);
+    assert!(Memtable::new(0, Metric::L2, Params::default()).is_err());
+    assert!(Memtable::new(4, Metric::L2, Params::default().m(1)).is_err());
+    assert!(Memtable::new(4, Metric::L2, Params::default().ef_construction(0)).is_err());
+}
+
+#[test]
+fn upsert_replaces_and_delete_removes() {
+    let memtable = Memtable::new(2, Metric::L2, Params::default()).unwrap();
+    assert!(memtable.search(&[0.0, 0.0], 5, 10).unwrap().is_empty(), "empty memtable");
+    memtable.upsert(7, &[1.0, 1.0]).unwrap();
+    memtable.upsert(8, &[5.0, 5.0]).unwrap();
+    memtable.upsert(7, &[9.0, 9.0]).unwrap();
+    assert_eq!(memtable.len(), 2);
+    assert_eq!(memtable.rows(), 3, "the superseded row stays in the graph");
+    assert_eq!(memtable.get(7), Some(&[9.0, 9.0][..]));
+    let found = memtable.search(&[1.0, 1.0], 5, 50).unwrap();
+    assert_eq!(
+        found.iter().map(|n| n.id).collect::<Vec<_>>(),
+        [8, 7],
+        "old version never returned"
+    );
+    assert_eq!(found[1].distance, 128.0);
+    assert_eq!(memtable.delete(8), Ok(true));
+    assert_eq!(memtable.delete(8), Ok(false));
+    assert_eq!(memtable.get(8), None);
+    let found = memtable.search(&[5.0, 5.0], 5, 50).unwrap();
+    assert_eq!(found.iter().map(|n| n.id).collect::<Vec<_>>(), [7]);
+    assert_eq!(memtable.len(), 1);
+}
+
+#[test]
+fn k_live_results_are_returned_when_k_exist_despite_tombstones() {
+    let data = clustered(2000, 8, 5, 9);
+    let memtable = Memtable::new(8, Metric::L2, Params::default()).unwrap();
+    for (id, v) in data.iter().enumerate() {
+        memtable.upsert(id as u64, v).unwrap();
+    }
+    // Delete 95% of the rows: the search must walk through tombstones to find the rest.
+    for id in 0..2000u64 {
+        if id % 20 != 0 {
+            assert_eq!(memtable.delete(id), Ok(true));
+        }
+    }
+    let live: Vec<(u64, Vec<f32>)> =
+        (0..2000).step_by(20).map(|i| (i as u64, data[i].clone())).collect();
+    for query in clustered(20, 8, 5, 10) {
+        let found = memtable.search(&query, 10, 10).unwrap();
+        assert_eq!(found.len(), 10, "k live results exist, so k come back");
+        assert!(found.iter().all(|n| n.id % 20 == 0), "no deleted row returned");
+        let truth = brute_force(Metric::L2, &live, &query, 10);
+        let hits = found.iter().filter(|n| truth.iter().any(|t| t.0 == n.id)).count();
+        assert!(hits >= 8, "recall among the living: {hits}/10");
+    }
+}
+
+#[test]
+fn the_filter_hook_restricts_results() {
+    let data = clustered(500, 8, 5, 11);
+    let memtable = Memtable::new(8, Metric::L2, Params::default()).unwrap();
+    for (id, v) in data.iter().enumerate() {
+        memtable.upsert(id as u64, v).unwrap();
+    }
+    let mut out = Vec::new();
+    // Rows are inserted in id order here, so a row filter is an id filter.
+    memtable.search_filtered(&data[3], 10, 64, &|row| row % 3 == 0, &mut out).unwrap();
+    assert_eq!(out.len(), 10);
+    assert!(out.iter().all(|n| n.id % 3 == 0));
+    assert_eq!(out[0].id, 3, "its own vector is the nearest that passes");
+}
+
+#[test]
+fn frozen_memtables_refuse_writes_and_iterate_live_records() {
+    let memtable = Memtable::new(2, Metric::L2, Params::default()).unwrap();
+    for id in 0..100u64 {
+        memtable.upsert(id, &[id as f32, 0.0]).unwrap();
+    }
+    memtable.upsert(5, &[-5.0, 1.0]).unwrap();
+    memtable.delete(6).unwrap();
+    let frozen = memtable.freeze();
+    assert_eq!(memtable.upsert(200, &[1.0, 1.0]), Err(MemtableError::Frozen));
+    assert_eq!(memtable.delete(1), Err(MemtableError::Frozen));
+    let records: Vec<(u64, Vec<f32>)> = frozen.iter().map(|(id, v)| (id, v.to_vec())).collect();
+    assert_eq!(records.len(), 99);
+    assert!(records.iter().all(|(id, _)| *id != 6));
+    assert_eq!(records.iter().filter(|(id, _)| *id == 5).count(), 1);
+    assert_eq!(records.last().unwrap(), &(5, vec![-5.0, 1.0]), "row order: the upsert came last");
+    let again: Vec<u64> = frozen.iter().map(|(id, _)| id).collect();
+    assert_eq!(again, records.iter().map(|r| r.0).collect::<Vec<_>>(), "stable order");
+    assert_eq!(frozen.search(&[50.0, 0.0], 1, 10).unwrap()[0].id, 50, "still searchable");
+}
+
+#[test]
+fn memory_is_reported_and_an_empty_memtable_is_small() {
+    let memtable = Memtable::new(128, Metric::L2, Params::default()).unwrap();
+    let empty = memtable.memory_bytes();
+    assert!(empty < 256 * 1024, "empty memtable: {empty} bytes");
+    let data = clustered(2000, 128, 10, 12);
+    for (id, v) in data.iter().enumerate() {
+        memtable.upsert(id as u64, v).unwrap();
+    }
+    let full = memtable.memory_bytes();
+    let per_vector = (full - empty) as f64 / 2000.0;
+    // Raw vector bytes + 2*M*4 + 64 is the bar; this accounting includes the id map.
+    assert!(
+        per_vector >= 512.0 && per_vector <= 512.0 + 128.0 + 64.0 + 64.0,
+        "{per_vector} bytes per vector"
+    );
+}
