@@ -130,7 +130,7 @@ fn memory_is_reported_and_an_empty_memtable_is_small() {
     let per_vector = (full - empty) as f64 / 2000.0;
     // Raw vector bytes + 2*M*4 + 64 is the bar; this accounting includes the id map.
     assert!(
-        per_vector >= 512.0 && per_vector <= 512.0 + 128.0 + 64.0 + 64.0,
+        (512.0..=512.0 + 128.0 + 64.0 + 64.0).contains(&per_vector),
         "{per_vector} bytes per vector"
     );
 }
