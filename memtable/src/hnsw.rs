@@ -136,6 +136,9 @@ impl Graph {
                 let distance = self.distance(simd, query, next);
                 if results.len() < ef || distance < bound {
                     let scored = Scored { distance, row: next };
+                    // It will likely be expanded soon: start loading its neighbour list, which
+                    // lives apart from its vector (just read).
+                    prefetch(self.list(next, level));
                     candidates.push(Reverse(scored));
                     if returnable(next) {
                         results.push(scored);
