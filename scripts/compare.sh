@@ -43,14 +43,14 @@ python3 - "$rows" "$index" "$peer" <<'PY'
 import json, statistics, sys
 path, ours, peer = sys.argv[1:]
 rows = [json.loads(l) for l in open(path) if l.startswith("{")]
-def key(r): return json.dumps({k: v for k, v in r["params"].items()}, sort_keys=True)
+def key(r): return json.dumps(r["params"], sort_keys=True)
 for side in (ours, peer):
     groups = {}
     for r in rows:
         if r["index"] == side:
             groups.setdefault(key(r), []).append(r)
     for params, rs in groups.items():
-        print(f"{side:12} {params:40} recall {rs[0]['recall']:.4f}  median qps {statistics.median(r['qps'] for r in rs):9.1f}  "
+        print(f"{side:12} {params:40} median recall {statistics.median(r['recall'] for r in rs):.4f}  median qps {statistics.median(r['qps'] for r in rs):9.1f}  "
               f"(min {min(r['qps'] for r in rs):.1f}, max {max(r['qps'] for r in rs):.1f}, {len(rs)} runs)  "
               f"peak rss {max(r['rss_bytes'] for r in rs) / 2**20:.0f} MiB")
 def curve(side):

@@ -323,7 +323,7 @@ pub fn run(args: &BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
             let index = ExactIndex::new(args.metric, dim, base.data)?;
             let build_s = started.elapsed().as_secs_f64();
             // A copy into memory on one thread; no search parameter: one row.
-            report(args, &index, &queries, &truth, n, build_s, 1, vec![(0, Map::new())]);
+            report(args, &index, &queries, &truth, n, build_s, 1, vec![(0, Map::new())], None);
         }
         IndexKind::Memtable => {
             let rss_before = current_rss_bytes();
@@ -341,11 +341,22 @@ pub fn run(args: &BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
                 .ef
                 .iter()
                 .map(|&ef| {
-                    let params = json!({"m": args.m, "ef_construction": args.ef_construction, "ef": ef, "build_rss_growth_bytes": rss_growth});
+                    let params =
+                        json!({"m": args.m, "ef_construction": args.ef_construction, "ef": ef});
                     (ef, params.as_object().expect("object").clone())
                 })
                 .collect();
-            report(args, &index, &queries, &truth, n, build_s, build_threads, sweep);
+            report(
+                args,
+                &index,
+                &queries,
+                &truth,
+                n,
+                build_s,
+                build_threads,
+                sweep,
+                Some(rss_growth),
+            );
         }
     }
     Ok(())
@@ -362,6 +373,7 @@ fn report<I: BenchIndex>(
     build_s: f64,
     build_threads: usize,
     sweep: Vec<(usize, Map<String, Value>)>,
+    build_rss_growth: Option<u64>,
 ) {
     let dim = queries.dim;
     if !args.json {
@@ -405,6 +417,7 @@ fn report<I: BenchIndex>(
                 "rss_bytes": peak_rss_bytes(),
                 "index_ram_bytes": ram,
                 "index_disk_bytes": index.disk_bytes(),
+                "build_rss_growth_bytes": build_rss_growth,
                 "queries": queries.rows(),
                 "profile": crate::PROFILE,
                 "isa": strata_quantize::isa(),
