@@ -14,16 +14,17 @@
 //!   allocated zeroed as rows are reserved; upper-level lists in an arena. An empty memtable
 //!   costs a few tens of kilobytes.
 //! - **Records**: user ids map to rows. An upsert tombstones the old row, then links the new one:
-//!   a search that runs meanwhile may miss the id but never returns both versions. Tombstoned
+//!   a search that runs meanwhile may miss the id or meet either version, but returns each id at
+//!   most once (the nearest version it met). Tombstoned
 //!   rows stay in the graph (so it stays connected) and are never returned; a search returns
 //!   `k` live results whenever `k` live rows are reachable.
 
 mod error;
 mod hnsw;
+mod ids;
 mod rows;
 mod scratch;
 
-use std::collections::HashMap;
 use std::ops::Deref;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
@@ -33,6 +34,7 @@ use strata_quantize::{Kernels, Metric, Neighbor, Simd, WithSimd, normalize};
 
 pub use crate::error::MemtableError;
 use crate::hnsw::Graph;
+use crate::ids::IdMap;
 pub use crate::rows::MAX_ROWS;
 use crate::rows::{NO_UPPER, RowStore, UpperArena};
 use crate::scratch::{Scored, Scratch};
@@ -109,7 +111,7 @@ pub struct MemtableView {
     entry: AtomicU64,
     /// Held by an insert that raises the top level, for its whole duration (rare: log_M n times).
     top_lock: Mutex<()>,
-    ids: Mutex<HashMap<u64, u32>>,
+    ids: Mutex<IdMap>,
     live: AtomicUsize,
     /// Set by the first delete or upsert that supersedes a row; until then searches skip the
     /// deletion check, as hnswlib does.
@@ -179,7 +181,7 @@ impl Memtable {
                 next_row: AtomicU32::new(0),
                 entry: AtomicU64::new(0),
                 top_lock: Mutex::new(()),
-                ids: Mutex::new(HashMap::new()),
+                ids: Mutex::new(IdMap::default()),
                 live: AtomicUsize::new(0),
                 has_deleted: false.into(),
                 frozen: RwLock::new(false),
@@ -210,7 +212,7 @@ impl Memtable {
         if *frozen {
             return Err(MemtableError::Frozen);
         }
-        let removed = view.ids.lock().remove(&id);
+        let removed = view.ids.lock().remove(id, |row| view.graph.rows.id(row));
         if let Some(row) = removed {
             view.has_deleted.store(true, Ordering::Relaxed);
             view.graph.rows.delete(row);
@@ -254,14 +256,14 @@ impl MemtableView {
 
     /// The vector of record `id` (normalized, for cosine), if live.
     pub fn get(&self, id: u64) -> Option<&[f32]> {
-        let row = *self.ids.lock().get(&id)?;
+        let row = self.ids.lock().get(id, |row| self.graph.rows.id(row))?;
         Some(self.graph.rows.vector(row))
     }
 
     /// Bytes this memtable holds (allocated chunks, upper-level lists, the id map and search
     /// buffers), so the engine can decide when to flush.
     pub fn memory_bytes(&self) -> usize {
-        let ids = self.ids.lock().capacity() * (size_of::<(u64, u32)>() + 1);
+        let ids = self.ids.lock().bytes();
         let scratch = self.scratch_pool.lock().len() * (self.rows() * 2 + 64 * 1024);
         self.graph.rows.used_bytes(self.rows()) + self.graph.upper.used_bytes() + ids + scratch
     }
@@ -363,7 +365,7 @@ impl MemtableView {
         rows.init(row, id, &scratch.query, level as u8, upper.unwrap_or(NO_UPPER));
         {
             let mut ids = self.ids.lock();
-            match ids.insert(id, row) {
+            match ids.insert(id, row, |r| rows.id(r)) {
                 Some(old) => {
                     self.has_deleted.store(true, Ordering::Relaxed);
                     rows.delete(old);
@@ -475,13 +477,17 @@ impl<F: Fn(Row) -> bool> WithSimd for SearchOp<'_, F> {
             graph.search_level(simd, &query, current, ef, 0, scratch, filter);
         }
         scratch.sort_results();
-        out.extend(
-            scratch
-                .sorted
-                .iter()
-                .take(k)
-                .map(|s| Neighbor { id: graph.rows.id(s.row), distance: s.distance }),
-        );
+        // A search racing an upsert can meet the old row while it is still live and the new one
+        // once it is linked; keep only the nearest row of each id.
+        for scored in &scratch.sorted {
+            if out.len() == k {
+                break;
+            }
+            let id = graph.rows.id(scored.row);
+            if out.iter().all(|n| n.id != id) {
+                out.push(Neighbor { id, distance: scored.distance });
+            }
+        }
         scratch.query = query;
     }
 }
@@ -502,7 +508,8 @@ impl<F: Fn(Row) -> bool> WithSimd for ScanOp<'_, F> {
     fn with_simd<S: Simd>(self, simd: S) {
         let ScanOp { view, k, filter, scratch, out } = self;
         let rows = &view.graph.rows;
-        scratch.exact.reset(k);
+        // Room for a superseded row per result that a racing upsert may leave live meanwhile.
+        scratch.exact.reset(2 * k);
         for row in 0..view.rows() as u32 {
             if !rows.is_published(row) || rows.is_deleted(row) || !filter(row) {
                 continue;
@@ -510,9 +517,16 @@ impl<F: Fn(Row) -> bool> WithSimd for ScanOp<'_, F> {
             let distance = view.graph.metric.distance_simd(simd, &scratch.query, rows.vector(row));
             scratch.exact.push(u64::from(row), distance);
         }
-        scratch.exact.sorted_into(out);
-        for neighbour in out.iter_mut() {
-            neighbour.id = rows.id(neighbour.id as u32);
+        scratch.exact.sorted_into(&mut scratch.exact_sorted);
+        // As in the graph search: one row per id, the nearest.
+        for found in &scratch.exact_sorted {
+            if out.len() == k {
+                break;
+            }
+            let id = rows.id(found.id as u32);
+            if out.iter().all(|n| n.id != id) {
+                out.push(Neighbor { id, distance: found.distance });
+            }
         }
     }
 }

@@ -86,6 +86,7 @@ pub struct Scratch {
     pub query: Vec<f32>,
     /// Exhaustive scans (when `ef` covers every row).
     pub exact: strata_quantize::TopK,
+    pub exact_sorted: Vec<strata_quantize::Neighbor>,
 }
 
 impl Scratch {
