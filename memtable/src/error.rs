@@ -10,6 +10,11 @@ pub enum MemtableError {
     /// A component is NaN or infinite.
     #[error("component {index} of the vector is {value}, not a finite number")]
     NonFinite { index: usize, value: f32 },
+    /// A vector so large that distances to it could overflow `f32`.
+    #[error(
+        "the vector's norm {norm:e} is too large: distances to it would overflow f32 (limit about 3e18)"
+    )]
+    TooLarge { norm: f64 },
     /// A zero vector has no direction, so it cannot be stored or searched under cosine.
     #[error("the zero vector has no direction: cosine distance is undefined for it")]
     ZeroVector,

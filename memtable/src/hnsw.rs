@@ -217,17 +217,57 @@ impl Graph {
             let Some(&nearest) = scratch.sorted.first() else { continue };
             let mut selected = std::mem::take(&mut scratch.selected);
             self.select_diverse(simd, &scratch.sorted, self.m, &mut selected);
-            {
-                let _guard = self.rows.lock(row);
-                self.write_list(row, l, selected.iter().map(|s| s.row));
-            }
             let max = if l == 0 { self.m0 } else { self.m };
+            self.set_own_list(simd, row, l, &selected, max, scratch);
             for neighbour in &selected {
                 self.link_back(simd, neighbour.row, row, neighbour.distance, l, max, scratch);
             }
             scratch.selected = selected;
             current = nearest;
         }
+    }
+
+    /// Sets the list of the row being inserted at `level` to `selected`, keeping links other
+    /// inserts already added to it: a concurrent insert can reach the row through its links on a
+    /// higher level and link back before this one has finished searching. Overwriting would drop
+    /// those back-links and could leave that other row with no in-link at all.
+    #[inline(always)]
+    fn set_own_list<S: Simd>(
+        &self,
+        simd: S,
+        row: u32,
+        level: usize,
+        selected: &[Scored],
+        max: usize,
+        scratch: &mut Scratch,
+    ) {
+        let _guard = self.rows.lock(row);
+        let list = self.list(row, level);
+        let count = list[0].load(Ordering::Relaxed) as usize;
+        if count == 0 {
+            self.write_list(row, level, selected.iter().map(|s| s.row));
+            return;
+        }
+        let base = self.rows.vector(row);
+        scratch.prune.clear();
+        scratch.prune.extend_from_slice(selected);
+        for slot in &list[1..=count] {
+            let other = slot.load(Ordering::Relaxed);
+            if other != row && selected.iter().all(|s| s.row != other) {
+                scratch
+                    .prune
+                    .push(Scored { distance: self.distance(simd, base, other), row: other });
+            }
+        }
+        if scratch.prune.len() <= max {
+            self.write_list(row, level, scratch.prune.iter().map(|s| s.row));
+            return;
+        }
+        scratch.prune.sort_unstable();
+        let mut kept = std::mem::take(&mut scratch.prune_selected);
+        self.select_diverse(simd, &scratch.prune, max, &mut kept);
+        self.write_list(row, level, kept.iter().map(|s| s.row));
+        scratch.prune_selected = kept;
     }
 
     /// Adds `new` to the list of `neighbour` at `level`, pruning with the heuristic when full.

@@ -42,6 +42,10 @@ use crate::scratch::{Scored, Scratch};
 /// An internal row number, as passed to search filters.
 pub type Row = u32;
 
+/// Largest squared norm accepted (about 1e37, a norm of about 3e18): a quarter of `f32::MAX`
+/// with room for rounding, so distances between any two accepted vectors stay finite.
+const MAX_NORM_SQUARED: f64 = f32::MAX as f64 / 32.0;
+
 /// Highest level a row may get; beyond any realistic size (16^16 rows).
 const MAX_LEVEL: usize = 16;
 
@@ -277,7 +281,7 @@ impl MemtableView {
         k: usize,
         ef: usize,
     ) -> Result<Vec<Neighbor>, MemtableError> {
-        let mut out = Vec::with_capacity(k);
+        let mut out = Vec::with_capacity(k.min(self.rows()));
         self.search_filtered(query, k, ef, &|_| true, &mut out)?;
         Ok(out)
     }
@@ -293,6 +297,8 @@ impl MemtableView {
         out: &mut Vec<Neighbor>,
     ) -> Result<(), MemtableError> {
         out.clear();
+        // More results than rows cannot exist; clamping keeps buffers and arithmetic bounded.
+        let k = k.min(self.rows());
         let mut scratch = self.take_scratch();
         let result = self.prepare(query, &mut scratch).map(|()| {
             let Some(entry) = unpack_entry(self.entry.load(Ordering::Acquire)) else { return };
@@ -331,6 +337,12 @@ impl MemtableView {
         if let Some((index, &value)) = vector.iter().enumerate().find(|(_, v)| !v.is_finite()) {
             return Err(MemtableError::NonFinite { index, value });
         }
+        // Bounded norms keep every distance finite: |a·b| <= |a||b| and |a-b|^2 <= 4 max(|a|^2,
+        // |b|^2), so no sum can reach infinity, nor infinity minus infinity (NaN).
+        let norm_squared: f64 = vector.iter().map(|&x| f64::from(x) * f64::from(x)).sum();
+        if norm_squared > MAX_NORM_SQUARED {
+            return Err(MemtableError::TooLarge { norm: norm_squared.sqrt() });
+        }
         scratch.query.clear();
         scratch.query.extend_from_slice(vector);
         if self.graph.metric.needs_normalization() {
@@ -351,10 +363,14 @@ impl MemtableView {
 
     /// Reserves a row for `scratch.query`, publishes `id` on it and links it into the graph.
     fn insert(&self, id: u64, scratch: &mut Scratch) -> Result<(), MemtableError> {
-        let row = self.next_row.fetch_add(1, Ordering::Relaxed);
-        if row as usize >= MAX_ROWS {
-            return Err(MemtableError::Full { capacity: MAX_ROWS });
-        }
+        // Never past MAX_ROWS: a counter that kept counting refused inserts would wrap and hand
+        // out a published row again.
+        let row = self
+            .next_row
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |r| {
+                ((r as usize) < MAX_ROWS).then_some(r + 1)
+            })
+            .map_err(|_| MemtableError::Full { capacity: MAX_ROWS })?;
         let rows = &self.graph.rows;
         rows.allocate(row);
         let mut level = self.level_for(row);
@@ -420,9 +436,10 @@ impl FrozenMemtable {
     /// Every live record as `(id, vector)`, in row order: stable for a given frozen memtable.
     pub fn iter(&self) -> impl Iterator<Item = (u64, &[f32])> + '_ {
         let rows = &self.graph.rows;
-        // Frozen: every reserved row below `rows()` was fully written before `freeze` returned.
+        // Frozen: no write is in flight, so a row below `rows()` that is not published belongs to
+        // an insert that failed (panicked) after reserving it; skip it.
         (0..self.rows() as u32)
-            .filter(|&row| !rows.is_deleted(row))
+            .filter(|&row| rows.is_published(row) && !rows.is_deleted(row))
             .map(|row| (rows.id(row), rows.vector(row)))
     }
 }

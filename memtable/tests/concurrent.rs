@@ -3,9 +3,9 @@
 mod common;
 
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use common::clustered;
+use common::{clustered, stored};
 use strata_memtable::{Memtable, Params};
 use strata_quantize::Metric;
 
@@ -14,15 +14,24 @@ const PER_WRITER: u64 = 1500;
 
 #[test]
 fn concurrent_writers_and_searchers_agree_with_the_final_state() {
+    for metric in [Metric::L2, Metric::Cosine] {
+        run(metric);
+    }
+}
+
+fn run(metric: Metric) {
     let dim = 16;
     let data = clustered((WRITERS * PER_WRITER) as usize, dim, 20, 21);
     let replacements = clustered((WRITERS * PER_WRITER) as usize, dim, 20, 22);
-    let memtable = Memtable::new(dim, Metric::L2, Params::default().ef_construction(100)).unwrap();
+    let memtable = Memtable::new(dim, metric, Params::default().ef_construction(100)).unwrap();
     let done = AtomicBool::new(false);
+    // Per writer: how many of its ids it has finished (every write before that index is done).
+    let progress: Vec<AtomicU64> = (0..WRITERS).map(|_| AtomicU64::new(0)).collect();
     std::thread::scope(|scope| {
         let writers: Vec<_> = (0..WRITERS)
             .map(|w| {
-                let (memtable, data, replacements) = (&memtable, &data, &replacements);
+                let (memtable, data, replacements, progress) =
+                    (&memtable, &data, &replacements, &progress);
                 scope.spawn(move || {
                     for i in 0..PER_WRITER {
                         let id = w * PER_WRITER + i;
@@ -35,16 +44,24 @@ fn concurrent_writers_and_searchers_agree_with_the_final_state() {
                         if i >= 20 && (i - 20) % 7 == 0 {
                             memtable.delete(id - 20).unwrap();
                         }
+                        progress[w as usize].store(i + 1, Ordering::Release);
                     }
                 })
             })
             .collect();
         for s in 0..2u64 {
-            let (memtable, done, data) = (&memtable, &done, &data);
+            let (memtable, done, data, progress) = (&memtable, &done, &data, &progress);
             scope.spawn(move || {
                 let mut out = Vec::new();
                 let mut round = 0;
-                while !done.load(Ordering::Relaxed) {
+                loop {
+                    // Each writer's progress before this search: rows deleted by then stay deleted.
+                    let deleted_before: Vec<(u64, u64)> = (0..WRITERS)
+                        .map(|w| (w, progress[w as usize].load(Ordering::Acquire)))
+                        .collect();
+                    if done.load(Ordering::Relaxed) && round > 0 {
+                        break;
+                    }
                     let query = &data[((round * 37 + s * 11) % data.len() as u64) as usize];
                     memtable.search_filtered(query, 10, 32, &|_| true, &mut out).unwrap();
                     let ids: HashSet<u64> = out.iter().map(|n| n.id).collect();
@@ -53,9 +70,16 @@ fn concurrent_writers_and_searchers_agree_with_the_final_state() {
                     assert!(
                         out.iter().all(|n| n.id < WRITERS * PER_WRITER && n.distance.is_finite())
                     );
+                    // Ids deleted before this search began never come back: writer w deletes
+                    // its id i (i % 7 == 0) when it writes id i + 20.
+                    for n in &out {
+                        let (w, i) = (n.id / PER_WRITER, n.id % PER_WRITER);
+                        let finished = deleted_before[w as usize].1;
+                        let deleted = i.is_multiple_of(7) && i + 20 < finished;
+                        assert!(!deleted, "id {} was deleted before the search began", n.id);
+                    }
                     round += 1;
                 }
-                assert!(round > 0);
             });
         }
         for writer in writers {
@@ -81,7 +105,11 @@ fn concurrent_writers_and_searchers_agree_with_the_final_state() {
     assert_eq!(memtable.len(), expected.len(), "no lost or duplicated ids");
     let mut missed = 0;
     for (id, vector) in &expected {
-        assert_eq!(memtable.get(*id), Some(&vector[..]), "id {id} holds its latest vector");
+        assert_eq!(
+            memtable.get(*id),
+            Some(&stored(metric, vector)[..]),
+            "id {id} holds its latest vector"
+        );
         let found = memtable.search(vector, 10, 200).unwrap();
         if found.iter().all(|n| n.id != *id) {
             missed += 1;
@@ -89,10 +117,11 @@ fn concurrent_writers_and_searchers_agree_with_the_final_state() {
         assert!(found.iter().all(|n| expected_live(n.id)), "a deleted id was returned");
     }
     // Approximate search: allow a handful of misses among thousands, never more.
-    // Graph search is approximate, and concurrent upserts, deletes and pruning can leave a few
-    // rows without in-links: observed 0-7 of 3,864 at ef 200. Allow 0.5%.
+    eprintln!("{missed} of {} records not found by their own vector at ef 200", expected.len());
+    // Graph search is approximate, and pruning can leave a row without in-links: observed 0-1 of
+    // 3,864 at ef 200 (0-7 before an insert stopped overwriting back-links). Allow 0.1%.
     assert!(
-        missed * 200 <= expected.len(),
+        missed * 1000 <= expected.len(),
         "{missed} of {} records not found by their own vector at ef 200",
         expected.len()
     );
@@ -110,7 +139,7 @@ fn concurrent_writers_and_searchers_agree_with_the_final_state() {
             for n in memtable.search(old, 10, 64).unwrap() {
                 if n.id == id {
                     let new = &replacements[id as usize];
-                    let d = Metric::L2.distance(old, new);
+                    let d = metric.distance(&stored(metric, old), &stored(metric, new));
                     assert!(
                         (n.distance - d).abs() <= 1e-3 * d.max(1.0),
                         "id {id} came back with its old vector"
@@ -124,4 +153,49 @@ fn concurrent_writers_and_searchers_agree_with_the_final_state() {
 fn expected_live(id: u64) -> bool {
     let i = id % PER_WRITER;
     !(i + 20 < PER_WRITER && i.is_multiple_of(7))
+}
+
+#[test]
+fn freezing_while_writers_run_keeps_every_acknowledged_write() {
+    let dim = 8;
+    let data = clustered(20_000, dim, 10, 41);
+    let memtable = Memtable::new(dim, Metric::L2, Params::default().ef_construction(32)).unwrap();
+    let frozen = std::thread::scope(|scope| {
+        let writers: Vec<_> = (0..2u64)
+            .map(|w| {
+                let (memtable, data) = (&memtable, &data);
+                scope.spawn(move || {
+                    // Returns the ids this writer got acknowledged.
+                    let mut acknowledged = Vec::new();
+                    for i in 0..10_000u64 {
+                        let id = w * 10_000 + i;
+                        match memtable.upsert(id, &data[id as usize]) {
+                            Ok(()) => acknowledged.push(id),
+                            Err(strata_memtable::MemtableError::Frozen) => break,
+                            Err(e) => panic!("{e}"),
+                        }
+                    }
+                    acknowledged
+                })
+            })
+            .collect();
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        let frozen = memtable.freeze();
+        let acknowledged: Vec<u64> = writers.into_iter().flat_map(|w| w.join().unwrap()).collect();
+        (frozen, acknowledged)
+    });
+    let (frozen, acknowledged) = frozen;
+    let mut iterated: Vec<u64> = frozen
+        .iter()
+        .map(|(id, v)| {
+            assert_eq!(v, &data[id as usize][..]);
+            id
+        })
+        .collect();
+    iterated.sort_unstable();
+    let mut expected = acknowledged;
+    expected.sort_unstable();
+    assert!(!expected.is_empty(), "writers got some writes in before the freeze");
+    assert_eq!(iterated, expected, "the frozen view holds exactly the acknowledged writes");
+    assert_eq!(frozen.len(), expected.len());
 }

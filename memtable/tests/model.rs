@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use common::{Rng, brute_force};
 use proptest::prelude::*;
+use proptest::test_runner::RngSeed;
 use strata_memtable::{Memtable, Params};
 use strata_quantize::Metric;
 
@@ -94,5 +95,65 @@ proptest! {
         let expected: Vec<(u64, Vec<f32>)> =
             model.iter().map(|(id, v)| (*id, common::stored(metric, v))).collect();
         prop_assert_eq!(iterated, expected);
+    }
+}
+
+#[derive(Debug, Clone)]
+enum GraphOp {
+    Upsert { id: u64, seed: u64 },
+    Delete { id: u64 },
+    Search { seed: u64, k: usize, ef: usize },
+}
+
+fn graph_op() -> impl Strategy<Value = GraphOp> {
+    prop_oneof![
+        6 => (0..60u64, any::<u64>()).prop_map(|(id, seed)| GraphOp::Upsert { id, seed }),
+        2 => (0..60u64).prop_map(|id| GraphOp::Delete { id }),
+        2 => (any::<u64>(), 1..10usize, 1..24usize).prop_map(|(seed, k, ef)| GraphOp::Search { seed, k, ef }),
+    ]
+}
+
+proptest! {
+    // A fixed seed: the graph is approximate, so a failure must reproduce, never flicker in CI.
+    #![proptest_config(ProptestConfig { cases: 48, rng_seed: RngSeed::Fixed(0x5EED), ..ProptestConfig::default() })]
+
+    /// Enough rows that level-0 lists fill and are pruned, and a small ef, so searches walk the
+    /// graph through tombstones and superseded rows. Results are approximate, but every result
+    /// must be live, unique, at its current vector's distance, sorted, and there must be k of
+    /// them whenever k records are live.
+    #[test]
+    fn graph_search_keeps_its_invariants(metric in metric(), ops in prop::collection::vec(graph_op(), 1..250)) {
+        let dim = 8;
+        let memtable = Memtable::new(dim, metric, Params::default().m(4).ef_construction(16)).unwrap();
+        let mut model: BTreeMap<u64, Vec<f32>> = BTreeMap::new();
+        for op in ops {
+            match op {
+                GraphOp::Upsert { id, seed } => {
+                    let v = vector(seed, dim);
+                    if memtable.upsert(id, &v).is_ok() {
+                        model.insert(id, v);
+                    }
+                }
+                GraphOp::Delete { id } => {
+                    prop_assert_eq!(memtable.delete(id).unwrap(), model.remove(&id).is_some());
+                }
+                GraphOp::Search { seed, k, ef } => {
+                    let query = vector(seed ^ 0xABCD, dim);
+                    let Ok(found) = memtable.search(&query, k, ef) else { continue };
+                    prop_assert_eq!(found.len(), k.min(model.len()), "k live results when k exist");
+                    prop_assert!(found.windows(2).all(|w| w[0].distance <= w[1].distance));
+                    let mut seen = std::collections::HashSet::new();
+                    for n in &found {
+                        prop_assert!(seen.insert(n.id), "id {} twice", n.id);
+                        let current = model.get(&n.id);
+                        prop_assert!(current.is_some(), "deleted id {} returned", n.id);
+                        let d = brute_force(metric, &[(n.id, current.unwrap().clone())], &query, 1)[0].1;
+                        prop_assert!((n.distance - d).abs() <= 1e-4 * d.abs().max(1.0), "stale version of {}", n.id);
+                    }
+                }
+            }
+        }
+        // Enough rows that searches with ef < rows walked the graph (not the exact scan).
+        prop_assert!(memtable.rows() > 24 || model.len() < 20);
     }
 }
