@@ -461,6 +461,25 @@ impl WithSimd for InsertOp<'_> {
     }
 }
 
+/// Appends up to `k` results to `out` from `(row, distance)` pairs given nearest first, at most
+/// one per user id (the nearest), so a row superseded during the search never doubles an id.
+fn collect_unique_ids(
+    rows: &RowStore,
+    nearest_first: impl Iterator<Item = (u32, f32)>,
+    k: usize,
+    out: &mut Vec<Neighbor>,
+) {
+    for (row, distance) in nearest_first {
+        if out.len() == k {
+            break;
+        }
+        let id = rows.id(row);
+        if out.iter().all(|n| n.id != id) {
+            out.push(Neighbor { id, distance });
+        }
+    }
+}
+
 struct SearchOp<'a, F> {
     view: &'a MemtableView,
     entry: (u32, usize),
@@ -496,15 +515,8 @@ impl<F: Fn(Row) -> bool> WithSimd for SearchOp<'_, F> {
         scratch.sort_results();
         // A search racing an upsert can meet the old row while it is still live and the new one
         // once it is linked; keep only the nearest row of each id.
-        for scored in &scratch.sorted {
-            if out.len() == k {
-                break;
-            }
-            let id = graph.rows.id(scored.row);
-            if out.iter().all(|n| n.id != id) {
-                out.push(Neighbor { id, distance: scored.distance });
-            }
-        }
+        let nearest_first = scratch.sorted.iter().map(|s| (s.row, s.distance));
+        collect_unique_ids(&graph.rows, nearest_first, k, out);
         scratch.query = query;
     }
 }
@@ -536,14 +548,7 @@ impl<F: Fn(Row) -> bool> WithSimd for ScanOp<'_, F> {
         }
         scratch.exact.sorted_into(&mut scratch.exact_sorted);
         // As in the graph search: one row per id, the nearest.
-        for found in &scratch.exact_sorted {
-            if out.len() == k {
-                break;
-            }
-            let id = rows.id(found.id as u32);
-            if out.iter().all(|n| n.id != id) {
-                out.push(Neighbor { id, distance: found.distance });
-            }
-        }
+        let nearest_first = scratch.exact_sorted.iter().map(|n| (n.id as u32, n.distance));
+        collect_unique_ids(rows, nearest_first, k, out);
     }
 }
