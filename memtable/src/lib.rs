@@ -12,7 +12,7 @@
 //!   lock an insert holds throughout is a shared one that [`Memtable::freeze`] takes exclusively.
 //! - **Memory**: rows (vector, level-0 list, id, flags) in chunks that never move and are
 //!   allocated zeroed as rows are reserved; upper-level lists in an arena. An empty memtable
-//!   costs a few tens of kilobytes.
+//!   costs about 100 KiB (the chunk tables), whatever its dimension.
 //! - **Records**: user ids map to rows. An upsert tombstones the old row, then links the new one:
 //!   a search that runs meanwhile may miss the id or meet either version, but returns each id at
 //!   most once (the nearest version it met). Tombstoned

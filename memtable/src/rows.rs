@@ -5,7 +5,7 @@
 //! All chunks hold [`CHUNK_ROWS`] rows, so finding a row is a shift and a mask on the hot path
 //! of every distance computation. Chunk memory comes from `alloc_zeroed`, so the untouched tail of
 //! the last chunk is address space, not resident memory; an empty memtable allocates no chunk and
-//! costs only the chunk table (a few kilobytes).
+//! costs only the chunk table (about 100 KiB).
 
 use std::cell::UnsafeCell;
 use std::sync::OnceLock;
