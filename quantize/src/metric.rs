@@ -35,6 +35,26 @@ impl Metric {
         }
     }
 
+    /// The metric's stable on-disk code (segment headers, manifests): 1 = L2, 2 = inner
+    /// product, 3 = cosine. Never reuse or renumber a code.
+    pub const fn code(self) -> u8 {
+        match self {
+            Metric::L2 => 1,
+            Metric::InnerProduct => 2,
+            Metric::Cosine => 3,
+        }
+    }
+
+    /// The metric with on-disk [`code`](Self::code) `code`, if any.
+    pub const fn from_code(code: u8) -> Option<Metric> {
+        match code {
+            1 => Some(Metric::L2),
+            2 => Some(Metric::InnerProduct),
+            3 => Some(Metric::Cosine),
+            _ => None,
+        }
+    }
+
     /// Whether vectors must be unit-normalized (with [`normalize`](crate::normalize)) before
     /// they are stored or used as queries under this metric.
     pub const fn needs_normalization(self) -> bool {

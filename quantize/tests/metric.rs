@@ -194,3 +194,16 @@ fn normalize_handles_norms_outside_f32_square_range() {
         }
     }
 }
+
+#[test]
+fn on_disk_codes_are_stable_and_round_trip() {
+    // Files written by earlier builds carry these numbers: changing one breaks them.
+    let codes: Vec<u8> = Metric::ALL.iter().map(|m| m.code()).collect();
+    assert_eq!(codes, [1, 2, 3]);
+    for metric in Metric::ALL {
+        assert_eq!(Metric::from_code(metric.code()), Some(metric));
+    }
+    for unknown in [0u8, 4, 255] {
+        assert_eq!(Metric::from_code(unknown), None);
+    }
+}

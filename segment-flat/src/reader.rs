@@ -1,0 +1,324 @@
+//! Opening and searching a flat segment.
+
+use std::ops::Range;
+use std::sync::OnceLock;
+
+use strata_quantize::{Metric, TopK};
+use strata_storage::framing::{FOOTER_LEN, Footer};
+use strata_storage::{ObjectBytes, Storage};
+use zerocopy::FromBytes;
+
+use crate::format::{
+    FORMAT, HEADER_LEN, Header, MAGIC, SECTION_ENTRY_LEN, SECTION_IDS, SECTION_REQUIRED,
+    SECTION_VECTORS, SectionEntry, TRAILER_LEN, Trailer, VECTOR_ALIGN,
+};
+use crate::{Problem, Result, SegmentError};
+
+/// Rows scored per kernel call: enough to amortize dispatch, few enough that the distances stay
+/// in L1.
+const SCAN_BLOCK: usize = 256;
+
+/// What the manifest records about a segment, checked against the object at open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Expected {
+    pub dim: usize,
+    pub metric: Metric,
+    pub rows: u64,
+    /// Object size in bytes.
+    pub size: u64,
+    /// The body checksum in the object's footer.
+    pub crc32: u32,
+}
+
+/// An open, immutable flat segment: rows of `(id, vector)` searched by an exact SIMD scan.
+///
+/// Opening reads the footer, header, section directory and id column and checks each; the vector
+/// block is checked against its checksum the first time it is used (a search or a
+/// [`vector`](Self::vector) read), so opening a large segment does not read its vectors.
+#[derive(Debug)]
+pub struct FlatSegment {
+    object: String,
+    bytes: ObjectBytes,
+    dim: usize,
+    metric: Metric,
+    rows: u64,
+    footer_crc32: u32,
+    vectors: Range<usize>,
+    vectors_crc32: u32,
+    ids: Range<usize>,
+    /// Whether the vector block matched its checksum; computed once, on first use.
+    vectors_ok: OnceLock<bool>,
+}
+
+impl FlatSegment {
+    /// Maps the object `key` and checks everything but the vector block.
+    pub fn open(storage: &dyn Storage, key: &str) -> Result<Self> {
+        Self::from_bytes(key, storage.map(key)?)
+    }
+
+    /// [`open`](Self::open), then checks the segment is the one the manifest describes.
+    pub fn open_expected(storage: &dyn Storage, key: &str, expected: &Expected) -> Result<Self> {
+        let segment = Self::open(storage, key)?;
+        segment.check(expected)?;
+        Ok(segment)
+    }
+
+    /// Decodes a segment from the whole object's bytes; `object` names it in errors.
+    pub fn from_bytes(object: &str, bytes: ObjectBytes) -> Result<Self> {
+        let corrupt = |problem| SegmentError::Corrupt { object: object.to_owned(), problem };
+        let len = bytes.len() as u64;
+        if bytes.len() < FOOTER_LEN {
+            // Let the framing produce its standard "truncated" error.
+            Footer::decode(object, &FORMAT, len, &bytes)?;
+        }
+        let footer = Footer::decode(object, &FORMAT, len, &bytes[bytes.len() - FOOTER_LEN..])?;
+        let body_len = footer.body_len.get() as usize;
+        let body = &bytes[..body_len];
+
+        // Header.
+        if body.len() < HEADER_LEN + TRAILER_LEN {
+            return Err(corrupt(Problem::DirectoryBounds));
+        }
+        let header = Header::read_from_bytes(&body[..HEADER_LEN]).expect("64 bytes");
+        if header.magic != MAGIC {
+            return Err(corrupt(Problem::HeaderMagic));
+        }
+        if header.header_crc32.get() != header.checksum() {
+            return Err(corrupt(Problem::HeaderChecksum));
+        }
+        let dim = header.dim.get() as usize;
+        if dim == 0 {
+            return Err(corrupt(Problem::HeaderField { field: "dim", value: 0 }));
+        }
+        if (header.header_len.get() as usize) < HEADER_LEN {
+            let value = header.header_len.get().into();
+            return Err(corrupt(Problem::HeaderField { field: "header_len", value }));
+        }
+        let metric = Metric::from_code(header.metric).ok_or_else(|| {
+            corrupt(Problem::HeaderField { field: "metric", value: header.metric.into() })
+        })?;
+        let rows = header.rows.get();
+
+        // Trailer and section directory.
+        let trailer_at = body_len - TRAILER_LEN;
+        let trailer = Trailer::read_from_bytes(&body[trailer_at..]).expect("16 bytes");
+        let count = trailer.section_count.get() as usize;
+        let dir_start = trailer.directory_offset.get();
+        let dir_end = (count as u64)
+            .checked_mul(SECTION_ENTRY_LEN as u64)
+            .and_then(|n| n.checked_add(dir_start));
+        if dir_end != Some(trailer_at as u64) || dir_start < HEADER_LEN as u64 {
+            return Err(corrupt(Problem::DirectoryBounds));
+        }
+        let directory = &body[dir_start as usize..trailer_at];
+        if crc32fast::hash(directory) != trailer.directory_crc32.get() {
+            return Err(corrupt(Problem::DirectoryChecksum));
+        }
+        let entries = <[SectionEntry]>::ref_from_bytes(directory).expect("whole entries");
+
+        let mut vectors = None;
+        let mut ids = None;
+        let header_end = u64::from(header.header_len.get());
+        for entry in entries {
+            let (kind, offset, len) = (entry.kind.get(), entry.offset.get(), entry.len.get());
+            let in_bounds = offset >= header_end
+                && offset.checked_add(len).is_some_and(|end| end <= dir_start)
+                && offset % 8 == 0;
+            if !in_bounds {
+                return Err(corrupt(Problem::SectionBounds { kind, offset, len }));
+            }
+            let slot = match kind {
+                SECTION_VECTORS => &mut vectors,
+                SECTION_IDS => &mut ids,
+                _ if entry.flags.get() & SECTION_REQUIRED != 0 => {
+                    return Err(SegmentError::UnknownSection { object: object.to_owned(), kind });
+                }
+                _ => continue,
+            };
+            if slot.replace(*entry).is_some() {
+                return Err(corrupt(Problem::SectionCount { kind }));
+            }
+        }
+        let vectors = vectors.ok_or_else(|| corrupt(Problem::SectionCount { kind: SECTION_VECTORS }))?;
+        let ids = ids.ok_or_else(|| corrupt(Problem::SectionCount { kind: SECTION_IDS }))?;
+        if vectors.offset.get() % VECTOR_ALIGN != 0 {
+            let (offset, len) = (vectors.offset.get(), vectors.len.get());
+            return Err(corrupt(Problem::SectionBounds { kind: SECTION_VECTORS, offset, len }));
+        }
+        let expected_len = |kind, per_row: u64| -> Result<()> {
+            let entry = if kind == SECTION_VECTORS { &vectors } else { &ids };
+            let expected = rows.checked_mul(per_row).unwrap_or(u64::MAX);
+            let found = entry.len.get();
+            if found != expected {
+                return Err(corrupt(Problem::SectionLength { kind, expected, found }));
+            }
+            Ok(())
+        };
+        expected_len(SECTION_VECTORS, dim as u64 * 4)?;
+        expected_len(SECTION_IDS, 8)?;
+
+        let range = |entry: &SectionEntry| {
+            let start = entry.offset.get() as usize;
+            start..start + entry.len.get() as usize
+        };
+        let ids_range = range(&ids);
+        if crc32fast::hash(&bytes[ids_range.clone()]) != ids.crc32.get() {
+            return Err(corrupt(Problem::SectionChecksum { kind: SECTION_IDS }));
+        }
+        Ok(FlatSegment {
+            object: object.to_owned(),
+            bytes,
+            dim,
+            metric,
+            rows,
+            footer_crc32: footer.body_crc32.get(),
+            vectors: range(&vectors),
+            vectors_crc32: vectors.crc32.get(),
+            ids: ids_range,
+            vectors_ok: OnceLock::new(),
+        })
+    }
+
+    /// Checks the segment against what the manifest recorded for it.
+    pub fn check(&self, expected: &Expected) -> Result<()> {
+        let mismatch = |field, expected: u64, found: u64| {
+            (expected != found).then(|| SegmentError::Mismatch {
+                object: self.object.clone(),
+                field,
+                expected,
+                found,
+            })
+        };
+        let first = mismatch("size", expected.size, self.bytes.len() as u64)
+            .or_else(|| mismatch("checksum", expected.crc32.into(), self.footer_crc32.into()))
+            .or_else(|| mismatch("dimension", expected.dim as u64, self.dim as u64))
+            .or_else(|| {
+                mismatch("metric", expected.metric.code().into(), self.metric.code().into())
+            })
+            .or_else(|| mismatch("row count", expected.rows, self.rows));
+        first.map_or(Ok(()), Err)
+    }
+
+    /// The object's key.
+    pub fn object(&self) -> &str {
+        &self.object
+    }
+
+    /// Dimension of the vectors.
+    pub fn dim(&self) -> usize {
+        self.dim
+    }
+
+    /// The metric the vectors were written for.
+    pub fn metric(&self) -> Metric {
+        self.metric
+    }
+
+    /// Number of rows.
+    pub fn rows(&self) -> u64 {
+        self.rows
+    }
+
+    /// Object size in bytes.
+    pub fn size(&self) -> u64 {
+        self.bytes.len() as u64
+    }
+
+    /// Whether the object is memory-mapped (a local file) rather than read into memory.
+    pub fn is_mapped(&self) -> bool {
+        self.bytes.is_mapped()
+    }
+
+    /// The id of row `row`.
+    ///
+    /// # Panics
+    /// If `row >= rows()`.
+    pub fn id(&self, row: u32) -> u64 {
+        let at = self.ids.start + row as usize * 8;
+        u64::from_le_bytes(self.bytes[at..at + 8].try_into().expect("8 bytes"))
+    }
+
+    /// Every row's id, in row order. Reads only the id column.
+    pub fn ids(&self) -> impl ExactSizeIterator<Item = u64> + '_ {
+        self.bytes[self.ids.clone()]
+            .chunks_exact(8)
+            .map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")))
+    }
+
+    /// The vector of row `row`.
+    ///
+    /// # Panics
+    /// If `row >= rows()`.
+    pub fn vector(&self, row: u32) -> Result<&[f32]> {
+        let all = self.vectors()?;
+        let start = row as usize * self.dim;
+        Ok(&all[start..start + self.dim])
+    }
+
+    /// The whole vector block, checked against its checksum on first use.
+    pub fn vectors(&self) -> Result<&[f32]> {
+        let block = &self.bytes[self.vectors.clone()];
+        let ok = *self.vectors_ok.get_or_init(|| crc32fast::hash(block) == self.vectors_crc32);
+        if !ok {
+            return Err(SegmentError::Corrupt {
+                object: self.object.clone(),
+                problem: Problem::SectionChecksum { kind: SECTION_VECTORS },
+            });
+        }
+        // The section starts 64-byte aligned within an object that starts 64-byte aligned, and
+        // its length is a multiple of 4 (checked at open).
+        Ok(<[f32]>::ref_from_bytes(block).expect("aligned vector block"))
+    }
+
+    /// Checks every byte of the object against the footer's body checksum (a scrub; opening and
+    /// searching check only the sections they use).
+    pub fn verify(&self) -> Result<()> {
+        let body = &self.bytes[..self.bytes.len() - FOOTER_LEN];
+        if crc32fast::hash(body) != self.footer_crc32 {
+            return Err(SegmentError::Storage(strata_storage::Error::Corrupt {
+                object: self.object.clone(),
+                corruption: strata_storage::Corruption::BodyChecksum {
+                    recorded: self.footer_crc32,
+                    actual: crc32fast::hash(body),
+                },
+            }));
+        }
+        self.vectors().map(drop)
+    }
+
+    /// Exact search: offers every row not rejected by `skip` to `top` as `(id, distance)`.
+    ///
+    /// `query` must be prepared for the metric (normalized for cosine). `distances` is scratch
+    /// space, grown once and reused, so a steady-state search allocates nothing.
+    pub fn search(
+        &self,
+        query: &[f32],
+        skip: impl Fn(u32) -> bool,
+        top: &mut TopK,
+        distances: &mut Vec<f32>,
+    ) -> Result<()> {
+        if query.len() != self.dim {
+            return Err(SegmentError::DimensionMismatch { expected: self.dim, found: query.len() });
+        }
+        let vectors = self.vectors()?;
+        if distances.len() < SCAN_BLOCK {
+            distances.resize(SCAN_BLOCK, 0.0);
+        }
+        let ids = &self.bytes[self.ids.clone()];
+        for (block, rows) in vectors.chunks(SCAN_BLOCK * self.dim).enumerate() {
+            let out = &mut distances[..rows.len() / self.dim];
+            self.metric.distance_batch(query, rows, out);
+            let first_row = block * SCAN_BLOCK;
+            for (i, &distance) in out.iter().enumerate() {
+                let row = (first_row + i) as u32;
+                if top.worst().is_some_and(|worst| distance > worst) || skip(row) {
+                    continue;
+                }
+                let at = row as usize * 8;
+                let id = u64::from_le_bytes(ids[at..at + 8].try_into().expect("8 bytes"));
+                top.push(id, distance);
+            }
+        }
+        Ok(())
+    }
+}
