@@ -33,7 +33,9 @@ pub enum SegmentError {
 
     /// [`FlatWriter::finish`](crate::FlatWriter::finish) was called after a number of rows
     /// other than the one announced, or a push went past it.
-    #[error("flat segment {object:?} was announced with {announced} rows, but {written} were written")]
+    #[error(
+        "flat segment {object:?} was announced with {announced} rows, but {written} were written"
+    )]
     RowCount { object: String, announced: u64, written: u64 },
 
     /// The writer was given invalid parameters.

@@ -9,7 +9,9 @@
 //! the engine backs with the segment's deletion vector.
 
 #[cfg(not(target_endian = "little"))]
-compile_error!("flat segments map little-endian f32 blocks in place; big-endian targets are not supported");
+compile_error!(
+    "flat segments map little-endian f32 blocks in place; big-endian targets are not supported"
+);
 
 mod error;
 pub mod format;

@@ -139,7 +139,8 @@ impl FlatSegment {
                 return Err(corrupt(Problem::SectionCount { kind }));
             }
         }
-        let vectors = vectors.ok_or_else(|| corrupt(Problem::SectionCount { kind: SECTION_VECTORS }))?;
+        let vectors =
+            vectors.ok_or_else(|| corrupt(Problem::SectionCount { kind: SECTION_VECTORS }))?;
         let ids = ids.ok_or_else(|| corrupt(Problem::SectionCount { kind: SECTION_IDS }))?;
         if vectors.offset.get() % VECTOR_ALIGN != 0 {
             let (offset, len) = (vectors.offset.get(), vectors.len.get());

@@ -82,7 +82,10 @@ impl<'a> FlatWriter<'a> {
     /// Appends one row.
     pub fn push(&mut self, id: u64, vector: &[f32]) -> Result<()> {
         if vector.len() != self.dim {
-            return Err(SegmentError::DimensionMismatch { expected: self.dim, found: vector.len() });
+            return Err(SegmentError::DimensionMismatch {
+                expected: self.dim,
+                found: vector.len(),
+            });
         }
         if self.ids.len() as u64 >= self.announced {
             return Err(self.row_count_error(self.ids.len() as u64 + 1));

@@ -186,7 +186,10 @@ fn every_flipped_bit_is_an_error_at_open_first_use_or_scrub() {
             let mut top = TopK::new(3);
             let err = segment.search(&[0.1; 5], |_| false, &mut top, &mut Vec::new()).unwrap_err();
             assert!(
-                matches!(&err, SegmentError::Corrupt { problem: Problem::SectionChecksum { kind: 1 }, .. }),
+                matches!(
+                    &err,
+                    SegmentError::Corrupt { problem: Problem::SectionChecksum { kind: 1 }, .. }
+                ),
                 "byte {at}: {err}"
             );
             assert!(segment.vector(0).is_err() && segment.verify().is_err());
@@ -194,7 +197,10 @@ fn every_flipped_bit_is_an_error_at_open_first_use_or_scrub() {
             // Everything else is checked at open (padding at the latest by a scrub).
             let caught = match opened {
                 Err(e) => {
-                    assert!(e.to_string().contains("\"s\""), "byte {at}: error names the object: {e}");
+                    assert!(
+                        e.to_string().contains("\"s\""),
+                        "byte {at}: error names the object: {e}"
+                    );
                     true
                 }
                 Ok(segment) => segment.verify().is_err(),

@@ -1,0 +1,280 @@
+//! Manifests and deletion vectors: round trips, damage detection, commit conflicts, recovery
+//! rules and the garbage-collection plan.
+
+use proptest::prelude::*;
+use strata_manifest::keys::{deletes_key, manifest_key, segment_file_key};
+use strata_manifest::{
+    DeletesRecord, DeletionVector, FileRecord, Manifest, ManifestError, Retention, SegmentKind,
+    SegmentRecord, StoredOptions, commit, list_versions, load, load_latest, plan_gc, read_deletes,
+    write_deletes,
+};
+use strata_storage::{MemoryStore, Storage};
+
+fn options() -> StoredOptions {
+    StoredOptions {
+        dim: 128,
+        metric: 1,
+        hnsw_m: 16,
+        hnsw_ef_construction: 200,
+        keep_versions: 3,
+        keep_for_secs: 0,
+    }
+}
+
+fn manifest(version: u64, segments: Vec<SegmentRecord>) -> Manifest {
+    let next_segment_id = segments.iter().map(|s| s.id + 1).max().unwrap_or(1);
+    Manifest {
+        version,
+        committed_at_ms: version * 1000,
+        options: options(),
+        next_segment_id,
+        segments,
+    }
+}
+
+fn segment(id: u64, rows: u64, deletes: Option<DeletesRecord>) -> SegmentRecord {
+    SegmentRecord {
+        id,
+        kind: SegmentKind::Flat,
+        rows,
+        files: vec![FileRecord { size: 1000 + id, crc32: id as u32 * 7 }],
+        deletes,
+    }
+}
+
+fn arb_manifest() -> impl Strategy<Value = Manifest> {
+    let segment = (0u64..1000, 0u64..1_000_000, proptest::option::of((1u64..50, any::<u32>())))
+        .prop_map(|(id, rows, deletes)| {
+            let deletes = deletes.map(|(generation, crc32)| DeletesRecord {
+                generation,
+                deleted: rows / 2,
+                size: 64,
+                crc32,
+            });
+            segment(id, rows, deletes)
+        });
+    (proptest::collection::vec(segment, 0..20), 50u64..100, 0u64..5).prop_map(
+        |(mut segments, version, extra_ids)| {
+            segments.sort_by_key(|s| s.id);
+            segments.dedup_by_key(|s| s.id);
+            let mut m = manifest(version, segments);
+            m.next_segment_id += extra_ids;
+            m
+        },
+    )
+}
+
+proptest! {
+    #[test]
+    fn manifests_round_trip(m in arb_manifest()) {
+        let bytes = m.encode();
+        prop_assert_eq!(Manifest::decode("m", &bytes, m.version).unwrap(), m);
+    }
+
+    #[test]
+    fn deletion_vectors_round_trip_in_either_encoding(
+        rows in 0u64..5000,
+        picks in proptest::collection::vec(any::<u64>(), 0..400),
+        dense in any::<bool>(),
+    ) {
+        let mut dv = DeletionVector::new(rows);
+        if rows > 0 {
+            for p in picks {
+                dv.insert(p % rows);
+            }
+            if dense {
+                (0..rows).step_by(2).for_each(|r| dv.insert(r));
+            }
+        }
+        let bytes = dv.encode(7);
+        let back = DeletionVector::decode("d", &bytes, 7, rows).unwrap();
+        prop_assert_eq!(&back, &dv);
+        for r in 0..rows {
+            prop_assert_eq!(back.contains(r), dv.contains(r));
+        }
+    }
+}
+
+#[test]
+fn every_flipped_bit_and_truncation_of_a_manifest_is_an_error() {
+    let m = manifest(
+        4,
+        vec![
+            segment(1, 10, None),
+            segment(3, 500, Some(DeletesRecord { generation: 4, deleted: 2, size: 50, crc32: 9 })),
+        ],
+    );
+    let bytes = m.encode();
+    for bit in 0..bytes.len() * 8 {
+        let mut damaged = bytes.clone();
+        damaged[bit / 8] ^= 1 << (bit % 8);
+        let err = Manifest::decode("manifest/x", &damaged, 4).expect_err("flip must be caught");
+        assert!(err.to_string().contains("manifest/x"), "{err}");
+    }
+    for len in 0..bytes.len() {
+        assert!(Manifest::decode("m", &bytes[..len], 4).is_err(), "truncated to {len}");
+    }
+    assert!(matches!(
+        Manifest::decode("m", &bytes, 5),
+        Err(ManifestError::Corrupt {
+            problem: strata_manifest::Problem::VersionMismatch { .. },
+            ..
+        })
+    ));
+}
+
+#[test]
+fn every_flipped_bit_and_truncation_of_a_deletion_vector_is_an_error() {
+    for rows in [10u64, 1000] {
+        let mut dv = DeletionVector::new(rows);
+        dv.insert(3);
+        dv.insert(rows - 1);
+        let bytes = dv.encode(5);
+        for bit in 0..bytes.len() * 8 {
+            let mut damaged = bytes.clone();
+            damaged[bit / 8] ^= 1 << (bit % 8);
+            assert!(DeletionVector::decode("d", &damaged, 5, rows).is_err(), "bit {bit}");
+        }
+        for len in 0..bytes.len() {
+            assert!(DeletionVector::decode("d", &bytes[..len], 5, rows).is_err());
+        }
+        // Belongs to another segment, or one of another size.
+        assert!(DeletionVector::decode("d", &bytes, 6, rows).is_err());
+        assert!(DeletionVector::decode("d", &bytes, 5, rows + 1).is_err());
+    }
+}
+
+#[test]
+fn a_second_commit_of_a_version_conflicts_and_changes_nothing() {
+    let store = MemoryStore::new();
+    let first = manifest(1, vec![]);
+    commit(&store, &first).unwrap();
+    let rival = manifest(1, vec![segment(0, 5, None)]);
+    assert!(matches!(commit(&store, &rival), Err(ManifestError::Conflict { version: 1 })));
+    assert_eq!(load_latest(&store).unwrap(), first);
+}
+
+#[test]
+fn recovery_reads_the_newest_and_never_falls_back_silently() {
+    let store = MemoryStore::new();
+    assert!(matches!(load_latest(&store), Err(ManifestError::NoDatabase)));
+    for v in 1..=3 {
+        commit(&store, &manifest(v, vec![segment(v, v * 10, None)])).unwrap();
+    }
+    store.put("manifest/stray-file", b"ignored").unwrap();
+    assert_eq!(list_versions(&store).unwrap(), [1, 2, 3]);
+    assert_eq!(load_latest(&store).unwrap().version, 3);
+
+    // Damage the newest: opening names it; the older version is still there when asked for.
+    let key = manifest_key(3);
+    let mut bytes = store.get(&key).unwrap().to_vec();
+    bytes[10] ^= 0xFF;
+    store.put(&key, &bytes).unwrap();
+    let err = load_latest(&store).unwrap_err();
+    assert!(err.to_string().contains(&key), "{err}");
+    assert_eq!(load(&store, 2).unwrap().version, 2);
+    assert!(matches!(load(&store, 9), Err(ManifestError::VersionNotFound { version: 9 })));
+}
+
+#[test]
+fn deletion_vectors_are_checked_against_their_manifest_record() {
+    let store = MemoryStore::new();
+    let mut dv = DeletionVector::new(100);
+    dv.insert(42);
+    let record = write_deletes(&store, 3, 7, &dv).unwrap();
+    let seg = segment(3, 100, Some(record));
+    assert_eq!(read_deletes(&store, &seg).unwrap(), dv);
+    assert_eq!(read_deletes(&store, &segment(3, 100, None)).unwrap().deleted(), 0);
+
+    // A valid deletion vector of the same segment, but not the recorded one.
+    let mut other = DeletionVector::new(100);
+    other.insert(41);
+    store.put(&deletes_key(3, 7), &other.encode(3)).unwrap();
+    assert!(matches!(read_deletes(&store, &seg), Err(ManifestError::Corrupt { .. })));
+    store.delete(&deletes_key(3, 7)).unwrap();
+    assert!(read_deletes(&store, &seg).is_err());
+}
+
+/// Seven versions; segment `v` is added by version `v` and version 5 drops segments 1 and 2
+/// (as a compaction would); every version but the first rewrites the deletion vector of its
+/// previous segment.
+fn history(store: &MemoryStore) -> Vec<Manifest> {
+    let mut segments: Vec<SegmentRecord> = Vec::new();
+    let mut out = Vec::new();
+    for v in 1..=7u64 {
+        if v == 5 {
+            segments.retain(|s| s.id > 2);
+        }
+        if let Some(last) = segments.last_mut() {
+            let mut dv = DeletionVector::new(last.rows);
+            dv.insert(v % last.rows);
+            last.deletes = Some(write_deletes(store, last.id, v, &dv).unwrap());
+        }
+        store.put(&segment_file_key(v, SegmentKind::Flat, 0), b"segment").unwrap();
+        segments.push(segment(v, 10, None));
+        let m = manifest(v, segments.clone());
+        commit(store, &m).unwrap();
+        out.push(m);
+    }
+    out
+}
+
+#[test]
+fn gc_keeps_retained_versions_and_what_they_reference() {
+    let store = MemoryStore::new();
+    let versions = history(&store);
+    let newest = versions.last().unwrap();
+    store.put("LOCK", b"").unwrap();
+    let retention = Retention { keep_versions: 3, keep_for_ms: 0 };
+    let plan = plan_gc(&store, newest, retention, 0, &|_| false).unwrap();
+    let expected_manifests: Vec<String> = (1..=4).map(manifest_key).collect();
+    assert_eq!(plan.manifests, expected_manifests, "oldest first");
+
+    // Versions 5..=7 reference segments 3..=7; segments 1 and 2 are garbage, as is every
+    // deletion vector those versions replaced.
+    let mut referenced = std::collections::BTreeSet::new();
+    for m in &versions[4..] {
+        for s in &m.segments {
+            referenced.insert(segment_file_key(s.id, s.kind, 0));
+            if let Some(d) = s.deletes {
+                referenced.insert(deletes_key(s.id, d.generation));
+            }
+        }
+    }
+    let all: Vec<String> = store.list("").unwrap().into_iter().map(|m| m.key).collect();
+    for key in &all {
+        let planned = plan.files.contains(key) || plan.manifests.contains(key);
+        let keep = referenced.contains(key) || key == "LOCK" || key.starts_with("manifest/");
+        assert_eq!(planned, !keep || plan.manifests.contains(key), "{key}");
+    }
+    assert!(plan.files.contains(&segment_file_key(1, SegmentKind::Flat, 0)));
+    assert!(!plan.files.iter().any(|k| k == "LOCK"));
+
+    // In-use objects stay; so does everything when retention covers all versions by time.
+    let in_use = segment_file_key(1, SegmentKind::Flat, 0);
+    let plan2 = plan_gc(&store, newest, retention, 0, &|k| k == in_use).unwrap();
+    assert!(!plan2.files.contains(&in_use));
+    let by_time = Retention { keep_versions: 1, keep_for_ms: 10_000 };
+    let plan3 = plan_gc(&store, newest, by_time, 7000, &|_| false).unwrap();
+    assert!(plan3.manifests.is_empty(), "{:?}", plan3.manifests);
+    let plan4 = plan_gc(&store, newest, by_time, 13_500, &|_| false).unwrap();
+    assert_eq!(plan4.manifests, [manifest_key(1), manifest_key(2), manifest_key(3)]);
+}
+
+#[test]
+fn gc_leaves_what_a_concurrent_writer_may_be_committing() {
+    let store = MemoryStore::new();
+    let versions = history(&store);
+    let newest = &versions[versions.len() - 1];
+    // Another writer, working from the newest version, wrote its objects but not its manifest.
+    let pending_segment = segment_file_key(newest.next_segment_id, SegmentKind::Flat, 0);
+    store.put(&pending_segment, b"segment").unwrap();
+    let pending_deletes = deletes_key(7, newest.version + 1);
+    store.put(&pending_deletes, b"dv").unwrap();
+    let plan =
+        plan_gc(&store, newest, Retention { keep_versions: 1, keep_for_ms: 0 }, 0, &|_| false)
+            .unwrap();
+    assert!(!plan.files.contains(&pending_segment));
+    assert!(!plan.files.contains(&pending_deletes));
+    assert!(!plan.manifests.contains(&manifest_key(7)));
+}
