@@ -1,5 +1,40 @@
 //! Strata: an embeddable, LSM-style tiered vector storage engine.
 //!
-//! This crate will own the public API: `Db`, `Options`, the write path, snapshots, search fan-out
-//! and merge, the compaction policy and its worker, and garbage collection. The other workspace
-//! crates are its internals.
+//! ```
+//! use strata::{Db, Metric, Options};
+//! # let dir = tempfile::tempdir().unwrap();
+//! let db = Db::create(dir.path().join("vectors"), Options::new(3, Metric::L2))?;
+//! db.upsert(7, &[1.0, 0.0, 0.0])?;
+//! db.upsert(8, &[0.0, 1.0, 0.0])?;
+//! assert_eq!(db.search(&[0.9, 0.1, 0.0], 1)?[0].id, 7); // visible at once
+//! let version = db.commit()?; // durable from here
+//! drop(db);
+//! let db = Db::open(dir.path().join("vectors"))?;
+//! assert_eq!(db.version(), version);
+//! assert_eq!(db.get(8)?, Some(vec![0.0, 1.0, 0.0]));
+//! # Ok::<(), strata::Error>(())
+//! ```
+//!
+//! Writes land in an in-memory HNSW memtable and are searchable at once. [`Db::commit`] is the
+//! only durability point (there is no write-ahead log): it freezes the memtable, writes it as an
+//! immutable flat segment plus any changed deletion vectors, and commits a new manifest version
+//! with create-if-absent. A crash at any moment leaves exactly the last committed version.
+//! Searches run on a snapshot of every tier and merge their results. See
+//! `docs/ARCHITECTURE.md` for the design.
+
+mod bitmap;
+mod db;
+mod error;
+mod index;
+mod options;
+mod tiers;
+
+pub use strata_quantize::{Metric, Neighbor};
+
+pub use crate::db::{Db, GcStats, Version};
+pub use crate::error::{Error, Result};
+pub use crate::options::{Options, SearchParams};
+
+/// The storage seam, for opening a database on another backend with [`Db::create_in`] and
+/// [`Db::open_in`] (and, with the `testing` feature, its fault-injecting wrappers).
+pub use strata_storage as storage;

@@ -148,7 +148,7 @@ impl DeletionVector {
                     .chunks_exact(8)
                     .map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")))
                     .collect();
-                if rows % 64 != 0 && words.last().is_some_and(|w| w >> (rows % 64) != 0) {
+                if !rows.is_multiple_of(64) && words.last().is_some_and(|w| w >> (rows % 64) != 0) {
                     return Err(corrupt(Problem::DeletedRow { row: rows, rows }));
                 }
                 DeletionVector::from_words(rows, words)

@@ -13,7 +13,6 @@ pub const FORMAT: FormatId =
 
 /// The kind of a segment, which decides its files and how the engine opens it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
 pub enum SegmentKind {
     /// A flat segment: one file, searched by an exact scan.
     Flat,
@@ -62,6 +61,8 @@ pub struct FileRecord {
 pub struct DeletesRecord {
     /// The version whose commit wrote it (part of its key).
     pub generation: u64,
+    /// The writer tag in its key (see [`keys::deletes_key`](crate::keys::deletes_key)).
+    pub tag: u64,
     /// Rows it marks deleted.
     pub deleted: u64,
     /// Its size and whole-object checksum (crc32 of every byte, footer included).
@@ -73,6 +74,9 @@ pub struct DeletesRecord {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SegmentRecord {
     pub id: u64,
+    /// The writer tag in its files' keys (see
+    /// [`keys::segment_file_key`](crate::keys::segment_file_key)).
+    pub tag: u64,
     pub kind: SegmentKind,
     pub rows: u64,
     /// One per role of `kind`, in role order.
@@ -81,6 +85,16 @@ pub struct SegmentRecord {
 }
 
 impl SegmentRecord {
+    /// The key of the file with role `role`.
+    pub fn file_key(&self, role: u16) -> String {
+        crate::keys::segment_file_key(self.id, self.tag, self.kind, role)
+    }
+
+    /// The key of the current deletion vector, if any.
+    pub fn deletes_key(&self) -> Option<String> {
+        self.deletes.map(|d| crate::keys::deletes_key(self.id, d.generation, d.tag))
+    }
+
     /// Rows not deleted.
     pub fn live_rows(&self) -> u64 {
         self.rows - self.deletes.map_or(0, |d| d.deleted)
@@ -149,6 +163,8 @@ struct SegmentRaw {
     deletes_deleted: U64,
     deletes_size: U64,
     deletes_crc32: U32,
+    tag: U64,
+    deletes_tag: U64,
     reserved: [u8; 12],
 }
 
@@ -161,7 +177,7 @@ struct FileRaw {
 }
 
 const HEADER_LEN: usize = 96;
-const SEGMENT_LEN: usize = 64;
+const SEGMENT_LEN: usize = 80;
 const FILE_LEN: usize = 16;
 const _: () = assert!(size_of::<HeaderRaw>() == HEADER_LEN);
 const _: () = assert!(size_of::<SegmentRaw>() == SEGMENT_LEN);
@@ -195,6 +211,7 @@ impl Manifest {
         for segment in &self.segments {
             let deletes = segment.deletes.unwrap_or(DeletesRecord {
                 generation: 0,
+                tag: 0,
                 deleted: 0,
                 size: 0,
                 crc32: 0,
@@ -209,6 +226,8 @@ impl Manifest {
                 deletes_deleted: deletes.deleted.into(),
                 deletes_size: deletes.size.into(),
                 deletes_crc32: deletes.crc32.into(),
+                tag: segment.tag.into(),
+                deletes_tag: deletes.tag.into(),
                 reserved: [0; 12],
             };
             body.extend_from_slice(raw.as_bytes());
@@ -295,6 +314,7 @@ impl Manifest {
                 }
                 generation => Some(DeletesRecord {
                     generation,
+                    tag: raw.deletes_tag.get(),
                     deleted: raw.deletes_deleted.get(),
                     size: raw.deletes_size.get(),
                     crc32: raw.deletes_crc32.get(),
@@ -303,7 +323,7 @@ impl Manifest {
             if deletes.is_some_and(|d| d.deleted > rows) {
                 return Err(field("deleted rows", raw.deletes_deleted.get()));
             }
-            segments.push(SegmentRecord { id, kind, rows, files, deletes });
+            segments.push(SegmentRecord { id, tag: raw.tag.get(), kind, rows, files, deletes });
         }
         if expected_first != files_raw.len() {
             return Err(field("file count", files_raw.len() as u64));

@@ -6,7 +6,7 @@ use strata_storage::Storage;
 
 use crate::keys::{
     DELETES_PREFIX, MANIFEST_PREFIX, SEGMENT_PREFIX, deletes_key, manifest_key, parse_deletes_key,
-    parse_manifest_key, parse_segment_file_key, segment_file_key,
+    parse_manifest_key, parse_segment_file_key,
 };
 use crate::{
     DeletesRecord, DeletionVector, Manifest, ManifestError, Problem, Result, SegmentRecord,
@@ -55,17 +55,20 @@ pub fn commit(storage: &dyn Storage, manifest: &Manifest) -> Result<()> {
     })
 }
 
-/// Writes the deletion vector of segment `segment` for the commit of version `generation`.
+/// Writes the deletion vector of segment `segment` for the commit of version `generation` by
+/// the writer tagged `tag`.
 pub fn write_deletes(
     storage: &dyn Storage,
     segment: u64,
     generation: u64,
+    tag: u64,
     deletes: &DeletionVector,
 ) -> Result<DeletesRecord> {
     let bytes = deletes.encode(segment);
-    storage.put(&deletes_key(segment, generation), &bytes)?;
+    storage.put(&deletes_key(segment, generation, tag), &bytes)?;
     Ok(DeletesRecord {
         generation,
+        tag,
         deleted: deletes.deleted(),
         size: bytes.len() as u64,
         crc32: crc32fast::hash(&bytes),
@@ -75,10 +78,9 @@ pub fn write_deletes(
 /// Reads the current deletion vector of `segment` (an empty one if it has none), checking it
 /// against what the manifest recorded.
 pub fn read_deletes(storage: &dyn Storage, segment: &SegmentRecord) -> Result<DeletionVector> {
-    let Some(record) = segment.deletes else {
+    let (Some(record), Some(key)) = (segment.deletes, segment.deletes_key()) else {
         return Ok(DeletionVector::new(segment.rows));
     };
-    let key = deletes_key(segment.id, record.generation);
     let bytes = storage.get(&key)?;
     let recorded = |field, recorded: u64, found: u64| {
         (recorded != found).then(|| ManifestError::Corrupt {
@@ -139,11 +141,9 @@ pub fn plan_gc(
     let mut reference = |manifest: &Manifest| {
         for segment in &manifest.segments {
             for role in 0..segment.files.len() {
-                referenced.insert(segment_file_key(segment.id, segment.kind, role as u16));
+                referenced.insert(segment.file_key(role as u16));
             }
-            if let Some(d) = segment.deletes {
-                referenced.insert(deletes_key(segment.id, d.generation));
-            }
+            referenced.extend(segment.deletes_key());
         }
     };
     reference(newest);
@@ -155,12 +155,15 @@ pub fn plan_gc(
         let manifest = match load(storage, version) {
             Ok(manifest) => Some(manifest),
             // Damaged or vanished old versions cannot be opened anyway; drop them.
-            Err(ManifestError::Corrupt { .. } | ManifestError::VersionNotFound { .. }) => None,
-            Err(ManifestError::Storage(e))
-                if matches!(e, strata_storage::Error::Corrupt { .. }) =>
-            {
-                None
-            }
+            Err(
+                ManifestError::Corrupt { .. }
+                | ManifestError::VersionNotFound { .. }
+                | ManifestError::Storage(
+                    strata_storage::Error::Corrupt { .. }
+                    | strata_storage::Error::UnsupportedVersion { .. }
+                    | strata_storage::Error::UnknownFeatures { .. },
+                ),
+            ) => None,
             Err(e) => return Err(e),
         };
         let by_time = manifest.as_ref().is_some_and(|m| {

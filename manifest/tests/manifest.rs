@@ -35,6 +35,7 @@ fn manifest(version: u64, segments: Vec<SegmentRecord>) -> Manifest {
 fn segment(id: u64, rows: u64, deletes: Option<DeletesRecord>) -> SegmentRecord {
     SegmentRecord {
         id,
+        tag: id.wrapping_mul(0x9E37_79B9_7F4A_7C15),
         kind: SegmentKind::Flat,
         rows,
         files: vec![FileRecord { size: 1000 + id, crc32: id as u32 * 7 }],
@@ -47,6 +48,7 @@ fn arb_manifest() -> impl Strategy<Value = Manifest> {
         .prop_map(|(id, rows, deletes)| {
             let deletes = deletes.map(|(generation, crc32)| DeletesRecord {
                 generation,
+                tag: u64::from(crc32) << 7,
                 deleted: rows / 2,
                 size: 64,
                 crc32,
@@ -101,7 +103,11 @@ fn every_flipped_bit_and_truncation_of_a_manifest_is_an_error() {
         4,
         vec![
             segment(1, 10, None),
-            segment(3, 500, Some(DeletesRecord { generation: 4, deleted: 2, size: 50, crc32: 9 })),
+            segment(
+                3,
+                500,
+                Some(DeletesRecord { generation: 4, tag: 11, deleted: 2, size: 50, crc32: 9 }),
+            ),
         ],
     );
     let bytes = m.encode();
@@ -181,7 +187,7 @@ fn deletion_vectors_are_checked_against_their_manifest_record() {
     let store = MemoryStore::new();
     let mut dv = DeletionVector::new(100);
     dv.insert(42);
-    let record = write_deletes(&store, 3, 7, &dv).unwrap();
+    let record = write_deletes(&store, 3, 7, 99, &dv).unwrap();
     let seg = segment(3, 100, Some(record));
     assert_eq!(read_deletes(&store, &seg).unwrap(), dv);
     assert_eq!(read_deletes(&store, &segment(3, 100, None)).unwrap().deleted(), 0);
@@ -189,9 +195,9 @@ fn deletion_vectors_are_checked_against_their_manifest_record() {
     // A valid deletion vector of the same segment, but not the recorded one.
     let mut other = DeletionVector::new(100);
     other.insert(41);
-    store.put(&deletes_key(3, 7), &other.encode(3)).unwrap();
+    store.put(&deletes_key(3, 7, 99), &other.encode(3)).unwrap();
     assert!(matches!(read_deletes(&store, &seg), Err(ManifestError::Corrupt { .. })));
-    store.delete(&deletes_key(3, 7)).unwrap();
+    store.delete(&deletes_key(3, 7, 99)).unwrap();
     assert!(read_deletes(&store, &seg).is_err());
 }
 
@@ -208,10 +214,11 @@ fn history(store: &MemoryStore) -> Vec<Manifest> {
         if let Some(last) = segments.last_mut() {
             let mut dv = DeletionVector::new(last.rows);
             dv.insert(v % last.rows);
-            last.deletes = Some(write_deletes(store, last.id, v, &dv).unwrap());
+            last.deletes = Some(write_deletes(store, last.id, v, 5, &dv).unwrap());
         }
-        store.put(&segment_file_key(v, SegmentKind::Flat, 0), b"segment").unwrap();
-        segments.push(segment(v, 10, None));
+        let new = segment(v, 10, None);
+        store.put(&new.file_key(0), b"segment").unwrap();
+        segments.push(new);
         let m = manifest(v, segments.clone());
         commit(store, &m).unwrap();
         out.push(m);
@@ -235,10 +242,8 @@ fn gc_keeps_retained_versions_and_what_they_reference() {
     let mut referenced = std::collections::BTreeSet::new();
     for m in &versions[4..] {
         for s in &m.segments {
-            referenced.insert(segment_file_key(s.id, s.kind, 0));
-            if let Some(d) = s.deletes {
-                referenced.insert(deletes_key(s.id, d.generation));
-            }
+            referenced.insert(s.file_key(0));
+            referenced.extend(s.deletes_key());
         }
     }
     let all: Vec<String> = store.list("").unwrap().into_iter().map(|m| m.key).collect();
@@ -247,11 +252,11 @@ fn gc_keeps_retained_versions_and_what_they_reference() {
         let keep = referenced.contains(key) || key == "LOCK" || key.starts_with("manifest/");
         assert_eq!(planned, !keep || plan.manifests.contains(key), "{key}");
     }
-    assert!(plan.files.contains(&segment_file_key(1, SegmentKind::Flat, 0)));
+    assert!(plan.files.contains(&segment(1, 10, None).file_key(0)));
     assert!(!plan.files.iter().any(|k| k == "LOCK"));
 
     // In-use objects stay; so does everything when retention covers all versions by time.
-    let in_use = segment_file_key(1, SegmentKind::Flat, 0);
+    let in_use = segment(1, 10, None).file_key(0);
     let plan2 = plan_gc(&store, newest, retention, 0, &|k| k == in_use).unwrap();
     assert!(!plan2.files.contains(&in_use));
     let by_time = Retention { keep_versions: 1, keep_for_ms: 10_000 };
@@ -267,9 +272,9 @@ fn gc_leaves_what_a_concurrent_writer_may_be_committing() {
     let versions = history(&store);
     let newest = &versions[versions.len() - 1];
     // Another writer, working from the newest version, wrote its objects but not its manifest.
-    let pending_segment = segment_file_key(newest.next_segment_id, SegmentKind::Flat, 0);
+    let pending_segment = segment_file_key(newest.next_segment_id, 1, SegmentKind::Flat, 0);
     store.put(&pending_segment, b"segment").unwrap();
-    let pending_deletes = deletes_key(7, newest.version + 1);
+    let pending_deletes = deletes_key(7, newest.version + 1, 1);
     store.put(&pending_deletes, b"dv").unwrap();
     let plan =
         plan_gc(&store, newest, Retention { keep_versions: 1, keep_for_ms: 0 }, 0, &|_| false)

@@ -328,21 +328,7 @@ impl MemtableView {
 
     /// Checks `vector` and copies it (normalized for cosine) into `scratch.query`.
     fn prepare(&self, vector: &[f32], scratch: &mut Scratch) -> Result<(), MemtableError> {
-        if vector.len() != self.dim {
-            return Err(MemtableError::DimensionMismatch {
-                expected: self.dim,
-                found: vector.len(),
-            });
-        }
-        if let Some((index, &value)) = vector.iter().enumerate().find(|(_, v)| !v.is_finite()) {
-            return Err(MemtableError::NonFinite { index, value });
-        }
-        // Bounded norms keep every distance finite: |a·b| <= |a||b| and |a-b|^2 <= 4 max(|a|^2,
-        // |b|^2), so no sum can reach infinity, nor infinity minus infinity (NaN).
-        let norm_squared: f64 = vector.iter().map(|&x| f64::from(x) * f64::from(x)).sum();
-        if norm_squared > MAX_NORM_SQUARED {
-            return Err(MemtableError::TooLarge { norm: norm_squared.sqrt() });
-        }
+        validate_vector(self.dim, self.graph.metric, vector)?;
         scratch.query.clear();
         scratch.query.extend_from_slice(vector);
         if self.graph.metric.needs_normalization() {
@@ -442,6 +428,45 @@ impl FrozenMemtable {
             .filter(|&row| rows.is_published(row) && !rows.is_deleted(row))
             .map(|row| (rows.id(row), rows.vector(row)))
     }
+
+    /// [`iter`](Self::iter) with each record's row number: `(row, id, vector)`.
+    pub fn live_rows(&self) -> impl Iterator<Item = (Row, u64, &[f32])> + '_ {
+        let rows = &self.graph.rows;
+        (0..self.rows() as u32)
+            .filter(|&row| rows.is_published(row) && !rows.is_deleted(row))
+            .map(|row| (row, rows.id(row), rows.vector(row)))
+    }
+
+    /// The vector of row `row` (as stored: normalized for cosine), live or not.
+    ///
+    /// # Panics
+    /// If `row >= rows()`.
+    pub fn row_vector(&self, row: Row) -> &[f32] {
+        assert!((row as usize) < self.rows(), "row {row} beyond {} rows", self.rows());
+        self.graph.rows.vector(row)
+    }
+}
+
+/// Checks that `vector` can be stored (or searched for) in a memtable of `dim`-dimensional
+/// vectors under `metric`: the right length, finite components, a norm small enough that every
+/// distance stays finite, and not zero under cosine.
+pub fn validate_vector(dim: usize, metric: Metric, vector: &[f32]) -> Result<(), MemtableError> {
+    if vector.len() != dim {
+        return Err(MemtableError::DimensionMismatch { expected: dim, found: vector.len() });
+    }
+    if let Some((index, &value)) = vector.iter().enumerate().find(|(_, v)| !v.is_finite()) {
+        return Err(MemtableError::NonFinite { index, value });
+    }
+    // Bounded norms keep every distance finite: |a·b| <= |a||b| and |a-b|^2 <= 4 max(|a|^2,
+    // |b|^2), so no sum can reach infinity, nor infinity minus infinity (NaN).
+    let norm_squared: f64 = vector.iter().map(|&x| f64::from(x) * f64::from(x)).sum();
+    if norm_squared > MAX_NORM_SQUARED {
+        return Err(MemtableError::TooLarge { norm: norm_squared.sqrt() });
+    }
+    if metric.needs_normalization() && norm_squared == 0.0 {
+        return Err(MemtableError::ZeroVector);
+    }
+    Ok(())
 }
 
 struct InsertOp<'a> {

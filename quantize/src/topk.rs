@@ -24,10 +24,10 @@ pub struct Neighbor {
 impl Neighbor {
     /// Ranking order: distance ascending, then id ascending.
     ///
-    /// `-0.0` and `0.0` compare equal (so the id decides). Never called with NaN, which
-    /// [`TopK::push`] rejects.
+    /// `-0.0` and `0.0` compare equal (so the id decides). NaN distances (which
+    /// [`TopK::push`] rejects) compare equal to everything.
     #[inline]
-    fn rank_cmp(&self, other: &Self) -> Ordering {
+    pub fn rank_cmp(&self, other: &Self) -> Ordering {
         self.distance
             .partial_cmp(&other.distance)
             .unwrap_or(Ordering::Equal)

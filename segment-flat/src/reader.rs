@@ -148,7 +148,7 @@ impl FlatSegment {
         }
         let expected_len = |kind, per_row: u64| -> Result<()> {
             let entry = if kind == SECTION_VECTORS { &vectors } else { &ids };
-            let expected = rows.checked_mul(per_row).unwrap_or(u64::MAX);
+            let expected = rows.saturating_mul(per_row);
             let found = entry.len.get();
             if found != expected {
                 return Err(corrupt(Problem::SectionLength { kind, expected, found }));

@@ -47,6 +47,10 @@ pub enum Error {
     #[error("object {object:?} is corrupt: {corruption}")]
     Corrupt { object: String, corruption: Corruption },
 
+    /// A lock file is held by another handle.
+    #[error("{path} is locked by another handle")]
+    Locked { path: String },
+
     /// An object was written by a format major version this build cannot read.
     #[error(
         "object {object:?} has format version {found_major}.{found_minor}; this build reads major version {supported_major}"

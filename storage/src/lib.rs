@@ -27,7 +27,7 @@ use std::sync::Arc;
 pub use crate::bytes::{OBJECT_ALIGN, ObjectBytes};
 pub use crate::error::{Corruption, Error, Result};
 pub use crate::key::{MAX_COMPONENT_LEN, MAX_KEY_LEN, validate_key};
-pub use crate::local::{Fs, FsFile, LocalDir, StdFs};
+pub use crate::local::{DirLock, Fs, FsFile, LocalDir, StdFs};
 pub use crate::memory::MemoryStore;
 
 /// An object's key and size, as returned by [`Storage::list`].

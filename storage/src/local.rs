@@ -233,6 +233,51 @@ impl LocalDir<StdFs> {
     }
 }
 
+impl LocalDir<StdFs> {
+    /// Opens the directory `root`, which must exist ([`Error::NotFound`] otherwise): for
+    /// opening a database, where a mistyped path should not create an empty directory.
+    pub fn open_existing(root: impl AsRef<Path>) -> Result<Self> {
+        let root = root.as_ref();
+        if !root.is_dir() {
+            return Err(Error::NotFound { key: root.display().to_string() });
+        }
+        Self::open(root)
+    }
+
+    /// Takes an exclusive advisory lock on the file `name` in the root (created if missing),
+    /// held until the returned guard drops; [`Error::Locked`] if another handle (in this or
+    /// another process) holds it. Writers use it to stay alone on a directory.
+    pub fn lock(&self, name: &str) -> Result<DirLock> {
+        let path = self.path_of(name)?;
+        let key = || path.display().to_string();
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| Error::io("lock", &key(), e))?;
+        match file.try_lock() {
+            Ok(()) => Ok(DirLock { _file: file, path }),
+            Err(std::fs::TryLockError::WouldBlock) => Err(Error::Locked { path: key() }),
+            Err(std::fs::TryLockError::Error(e)) => Err(Error::io("lock", &key(), e)),
+        }
+    }
+}
+
+/// An exclusive lock on a file, released when dropped (or when the process dies).
+#[derive(Debug)]
+pub struct DirLock {
+    _file: std::fs::File,
+    path: PathBuf,
+}
+
+impl DirLock {
+    /// The lock file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
 impl<F: Fs> LocalDir<F> {
     /// Opens the directory `root` through `fs`, creating it durably if needed. `root` should be
     /// absolute.

@@ -66,3 +66,15 @@ fn opening_names_the_root_and_refuses_a_file() {
     let err = LocalDir::open(&file).unwrap_err();
     assert!(err.to_string().contains("not-a-dir"), "{err}");
 }
+
+#[test]
+fn a_lock_is_exclusive_until_dropped() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = LocalDir::open(dir.path()).unwrap();
+    let other = LocalDir::open(dir.path()).unwrap();
+    let guard = store.lock("LOCK").unwrap();
+    assert!(matches!(other.lock("LOCK"), Err(strata_storage::Error::Locked { .. })));
+    drop(guard);
+    let again = other.lock("LOCK").unwrap();
+    assert_eq!(again.path(), dir.path().join("LOCK"));
+}

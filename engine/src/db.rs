@@ -1,0 +1,741 @@
+//! The database handle: the write path, commits, opening and recovery, refresh and GC.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::path::Path;
+use std::sync::{Arc, Weak};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use parking_lot::{Mutex, RwLock};
+use strata_manifest::keys::{manifest_key, segment_file_key};
+use strata_manifest::{
+    FileRecord, Manifest, ManifestError, Retention, SegmentKind, SegmentRecord, StoredOptions,
+};
+use strata_memtable::{Memtable, Params, validate_vector};
+use strata_quantize::{Metric, Neighbor, normalize};
+use strata_segment_flat::{Expected, FlatSegment, FlatWriter};
+use strata_storage::{DirLock, LocalDir, Storage};
+
+use crate::bitmap::AtomicBitmap;
+use crate::index::IdIndex;
+use crate::options::MEMTABLE_ROTATE_ROWS;
+use crate::tiers::{LiveSegment, Pending, Snapshot};
+use crate::{Error, Options, Result, SearchParams};
+
+/// A committed version of the database: manifest versions count up from 1 (the empty database
+/// `create` writes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Version(pub u64);
+
+impl fmt::Display for Version {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// What [`Db::gc`] removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct GcStats {
+    /// Manifest versions deleted (outside retention).
+    pub manifests: usize,
+    /// Segment files and deletion vectors deleted (no retained version uses them).
+    pub files: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Writer,
+    ReadOnly,
+}
+
+/// A vector database: one writer handle, or any number of read-only ones.
+///
+/// Writes ([`upsert`](Self::upsert), [`delete`](Self::delete)) are visible to searches at
+/// once and become durable, atomically, at [`commit`](Self::commit); whatever was not committed
+/// is gone after a crash or when the handle drops. All methods take `&self`: share a handle
+/// between threads with an `Arc`.
+pub struct Db {
+    storage: Arc<dyn Storage>,
+    location: String,
+    mode: Mode,
+    dim: usize,
+    metric: Metric,
+    params: Params,
+    /// Every search starts by cloning this `Arc`; commits and rotations swap it.
+    snapshot: RwLock<Arc<Snapshot>>,
+    /// Writes hold it shared; freezing the active memtable (a commit's cut, a rotation) holds it
+    /// exclusively, so a commit includes each write whole or not at all.
+    write_gate: RwLock<()>,
+    /// Serializes commits, refreshes and collections.
+    commit_lock: Mutex<()>,
+    index: Mutex<IdIndex>,
+    next_segment_id: Mutex<u64>,
+    poisoned: Mutex<Option<String>>,
+    /// Segments any snapshot of this handle may still read; garbage collection spares them.
+    opened_segments: Mutex<Vec<Weak<FlatSegment>>>,
+    /// Random, per handle: part of every object key this handle writes, so a fenced writer on
+    /// an object store never overwrites a committed object (see `keys::segment_file_key`).
+    tag: u64,
+    /// Held for the writer's lifetime on a local directory.
+    _lock: Option<DirLock>,
+}
+
+impl fmt::Debug for Db {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Db")
+            .field("location", &self.location)
+            .field("mode", &self.mode)
+            .field("dim", &self.dim)
+            .field("metric", &self.metric)
+            .field("version", &self.version())
+            .finish_non_exhaustive()
+    }
+}
+
+const LOCK_FILE: &str = "LOCK";
+
+impl Db {
+    /// Creates a database in the local directory `root` (created if missing), and opens it for
+    /// writing. Fails with [`Error::AlreadyExists`] if one is there.
+    pub fn create(root: impl AsRef<Path>, options: Options) -> Result<Db> {
+        options.validate()?;
+        let store = LocalDir::open(root)?;
+        let lock = store.lock(LOCK_FILE)?;
+        let location = store.root().display().to_string();
+        Self::create_with(Arc::new(store), location, options, Some(lock))
+    }
+
+    /// Creates a database in `storage` (any [`Storage`], e.g. an object store), and opens it for
+    /// writing. A second writer on an object store is fenced by the commit protocol: its commit
+    /// fails with [`Error::Conflict`].
+    pub fn create_in(storage: Arc<dyn Storage>, options: Options) -> Result<Db> {
+        options.validate()?;
+        let location = format!("{storage:?}");
+        Self::create_with(storage, location, options, None)
+    }
+
+    /// Opens the database in the local directory `root` for writing. Only one writer may hold
+    /// a directory: a second gets [`strata_storage::Error::Locked`].
+    pub fn open(root: impl AsRef<Path>) -> Result<Db> {
+        let store = LocalDir::open_existing(root)?;
+        let lock = store.lock(LOCK_FILE)?;
+        let location = store.root().display().to_string();
+        Self::open_with(Arc::new(store), location, Mode::Writer, None, Some(lock))
+    }
+
+    /// Opens the database in `storage` for writing.
+    pub fn open_in(storage: Arc<dyn Storage>) -> Result<Db> {
+        let location = format!("{storage:?}");
+        Self::open_with(storage, location, Mode::Writer, None, None)
+    }
+
+    /// Opens the newest version of the database in `root` for reading only (no lock: any number
+    /// of readers may run beside the writer). See [`refresh`](Self::refresh).
+    pub fn open_read_only(root: impl AsRef<Path>) -> Result<Db> {
+        let store = LocalDir::open_existing(root)?;
+        let location = store.root().display().to_string();
+        Self::open_with(Arc::new(store), location, Mode::ReadOnly, None, None)
+    }
+
+    /// [`open_read_only`](Self::open_read_only) on any storage.
+    pub fn open_read_only_in(storage: Arc<dyn Storage>) -> Result<Db> {
+        let location = format!("{storage:?}");
+        Self::open_with(storage, location, Mode::ReadOnly, None, None)
+    }
+
+    /// Opens version `version` of the database in `root`, read-only: time travel. The version
+    /// must still exist (garbage collection removes versions outside retention).
+    pub fn open_at(root: impl AsRef<Path>, version: Version) -> Result<Db> {
+        let store = LocalDir::open_existing(root)?;
+        let location = store.root().display().to_string();
+        Self::open_with(Arc::new(store), location, Mode::ReadOnly, Some(version.0), None)
+    }
+
+    /// [`open_at`](Self::open_at) on any storage.
+    pub fn open_at_in(storage: Arc<dyn Storage>, version: Version) -> Result<Db> {
+        let location = format!("{storage:?}");
+        Self::open_with(storage, location, Mode::ReadOnly, Some(version.0), None)
+    }
+
+    fn create_with(
+        storage: Arc<dyn Storage>,
+        location: String,
+        options: Options,
+        lock: Option<DirLock>,
+    ) -> Result<Db> {
+        if !strata_manifest::list_versions(&*storage)?.is_empty() {
+            return Err(Error::AlreadyExists { location });
+        }
+        let manifest = Manifest {
+            version: 1,
+            committed_at_ms: now_ms(),
+            options: StoredOptions {
+                dim: options.dim as u32,
+                metric: options.metric.code(),
+                hnsw_m: options.hnsw_m as u32,
+                hnsw_ef_construction: options.hnsw_ef_construction as u32,
+                keep_versions: options.keep_versions,
+                keep_for_secs: options.keep_for.as_secs(),
+            },
+            next_segment_id: 0,
+            segments: Vec::new(),
+        };
+        strata_manifest::commit(&*storage, &manifest).map_err(|e| match e {
+            ManifestError::Conflict { .. } => Error::AlreadyExists { location: location.clone() },
+            other => other.into(),
+        })?;
+        Self::open_with(storage, location, Mode::Writer, None, lock)
+    }
+
+    fn open_with(
+        storage: Arc<dyn Storage>,
+        location: String,
+        mode: Mode,
+        version: Option<u64>,
+        lock: Option<DirLock>,
+    ) -> Result<Db> {
+        let manifest = match version {
+            Some(v) => strata_manifest::load(&*storage, v)?,
+            None => strata_manifest::load_latest(&*storage)?,
+        };
+        let stored = manifest.options;
+        let metric =
+            Metric::from_code(stored.metric).ok_or(Error::UnknownMetric { code: stored.metric })?;
+        let dim = stored.dim as usize;
+        let params = Params::default()
+            .m(stored.hnsw_m as usize)
+            .ef_construction(stored.hnsw_ef_construction as usize);
+        let active = Arc::new(Memtable::new(dim, metric, params)?);
+        let db = Db {
+            storage,
+            location,
+            mode,
+            dim,
+            metric,
+            params,
+            snapshot: RwLock::new(Arc::new(Snapshot {
+                manifest: Arc::new(manifest.clone()),
+                active,
+                pending: Vec::new(),
+                segments: Vec::new(),
+            })),
+            write_gate: RwLock::new(()),
+            commit_lock: Mutex::new(()),
+            index: Mutex::new(IdIndex::default()),
+            next_segment_id: Mutex::new(manifest.next_segment_id),
+            poisoned: Mutex::new(None),
+            opened_segments: Mutex::new(Vec::new()),
+            tag: writer_tag(),
+            _lock: lock,
+        };
+        db.install_manifest(manifest, &[])?;
+        Ok(db)
+    }
+
+    /// Opens every segment of `manifest` (reusing those in `reuse` that are unchanged), rebuilds
+    /// the id index from id columns and deletion vectors, and swaps in the snapshot. Reads no
+    /// vector block.
+    fn install_manifest(&self, manifest: Manifest, reuse: &[Arc<LiveSegment>]) -> Result<()> {
+        let rows: u64 = manifest.segments.iter().map(|s| s.live_rows()).sum();
+        let mut index = IdIndex::with_capacity(rows as usize);
+        let mut segments = Vec::with_capacity(manifest.segments.len());
+        for record in &manifest.segments {
+            let reused = reuse
+                .iter()
+                .find(|live| live.record.id == record.id && live.record.files == record.files);
+            let segment = match reused {
+                Some(live) => Arc::clone(&live.segment),
+                None => Arc::new(self.open_segment(record)?),
+            };
+            let deleted = match reused {
+                Some(live) if live.record.deletes == record.deletes => Arc::clone(&live.deleted),
+                _ => {
+                    let deletes = strata_manifest::read_deletes(&*self.storage, record)?;
+                    Arc::new(AtomicBitmap::from_deletion_vector(&deletes))
+                }
+            };
+            index.add_segment(segment_number(record.id)?, Arc::clone(&deleted), segment.ids());
+            segments.push(Arc::new(LiveSegment { record: record.clone(), segment, deleted }));
+        }
+        self.register_segments(&segments);
+        *self.index.lock() = index;
+        let mut snapshot = self.snapshot.write();
+        let mut next = (**snapshot).clone();
+        next.manifest = Arc::new(manifest);
+        next.segments = segments;
+        *snapshot = Arc::new(next);
+        Ok(())
+    }
+
+    #[cfg(test)]
+    pub(crate) fn current_snapshot(&self) -> Arc<Snapshot> {
+        Arc::clone(&self.snapshot.read())
+    }
+
+    fn open_segment(&self, record: &SegmentRecord) -> Result<FlatSegment> {
+        // Every kind has its own reader; flat is the only one so far.
+        match record.kind {
+            SegmentKind::Flat => {}
+        }
+        let key = record.file_key(0);
+        let file = record.files[0];
+        let expected = Expected {
+            dim: self.dim,
+            metric: self.metric,
+            rows: record.rows,
+            size: file.size,
+            crc32: file.crc32,
+        };
+        Ok(FlatSegment::open_expected(&*self.storage, &key, &expected)?)
+    }
+
+    fn register_segments(&self, segments: &[Arc<LiveSegment>]) {
+        let mut opened = self.opened_segments.lock();
+        opened.retain(|weak| weak.strong_count() > 0);
+        for live in segments {
+            if !opened.iter().any(|weak| weak.as_ptr() == Arc::as_ptr(&live.segment)) {
+                opened.push(Arc::downgrade(&live.segment));
+            }
+        }
+    }
+
+    /// Vector dimension.
+    pub fn dim(&self) -> usize {
+        self.dim
+    }
+
+    /// The metric.
+    pub fn metric(&self) -> Metric {
+        self.metric
+    }
+
+    /// The committed version this handle's state builds on.
+    pub fn version(&self) -> Version {
+        Version(self.snapshot.read().manifest.version)
+    }
+
+    /// Live records, committed and not (approximate while writes run).
+    pub fn len(&self) -> usize {
+        let snapshot = Arc::clone(&self.snapshot.read());
+        let live_in_index = self.index.lock().len();
+        snapshot.active.len() + live_in_index
+    }
+
+    /// True when no record is live.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn check_writable(&self) -> Result<()> {
+        if self.mode == Mode::ReadOnly {
+            return Err(Error::ReadOnly);
+        }
+        if let Some(cause) = &*self.poisoned.lock() {
+            return Err(Error::Poisoned { cause: cause.clone() });
+        }
+        Ok(())
+    }
+
+    /// Inserts `vector` under `id`, replacing any record with that id. Visible to searches on
+    /// return; durable after the next [`commit`](Self::commit).
+    pub fn upsert(&self, id: u64, vector: &[f32]) -> Result<()> {
+        self.check_writable()?;
+        validate_vector(self.dim, self.metric, vector)?;
+        self.rotate_if_full()?;
+        let _gate = self.write_gate.read();
+        let active = Arc::clone(&self.snapshot.read().active);
+        active.upsert(id, vector)?;
+        self.index.lock().delete(id);
+        Ok(())
+    }
+
+    /// Upserts `ids[i]` with the `i`-th `dim`-float row of `vectors` (row-major), for every
+    /// `i`, inserting on every core. The whole batch is validated first: on any error nothing is
+    /// applied. Within a batch, the last row with a given id wins.
+    pub fn upsert_batch(&self, ids: &[u64], vectors: &[f32]) -> Result<()> {
+        self.check_writable()?;
+        if ids.len().checked_mul(self.dim) != Some(vectors.len()) {
+            return Err(Error::InvalidBatch {
+                ids: ids.len(),
+                floats: vectors.len(),
+                dim: self.dim,
+            });
+        }
+        for row in vectors.chunks_exact(self.dim) {
+            validate_vector(self.dim, self.metric, row)?;
+        }
+        // Rows whose id appears again later in the batch are skipped: the last one wins.
+        let mut seen = HashSet::with_capacity(ids.len());
+        let mut superseded = vec![false; ids.len()];
+        for (i, id) in ids.iter().enumerate().rev() {
+            superseded[i] = !seen.insert(*id);
+        }
+        const CHUNK: usize = 4096;
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        for start in (0..ids.len()).step_by(CHUNK) {
+            let end = (start + CHUNK).min(ids.len());
+            self.rotate_if_full()?;
+            let _gate = self.write_gate.read();
+            let active = Arc::clone(&self.snapshot.read().active);
+            let insert = |rows: std::ops::Range<usize>| -> Result<()> {
+                for i in rows.filter(|&i| !superseded[i]) {
+                    active.upsert(ids[i], &vectors[i * self.dim..(i + 1) * self.dim])?;
+                }
+                Ok(())
+            };
+            let workers = threads.min((end - start).div_ceil(256)).max(1);
+            if workers == 1 {
+                insert(start..end)?;
+            } else {
+                let per = (end - start).div_ceil(workers);
+                std::thread::scope(|scope| {
+                    let handles: Vec<_> = (start..end)
+                        .step_by(per)
+                        .map(|s| scope.spawn(move || insert(s..(s + per).min(end))))
+                        .collect();
+                    handles.into_iter().try_for_each(|h| h.join().expect("insert thread panicked"))
+                })?;
+            }
+            let mut index = self.index.lock();
+            for &id in &ids[start..end] {
+                index.delete(id);
+            }
+        }
+        Ok(())
+    }
+
+    /// Deletes record `id`; returns whether it existed. Visible to searches on return; durable
+    /// after the next commit.
+    pub fn delete(&self, id: u64) -> Result<bool> {
+        self.check_writable()?;
+        let _gate = self.write_gate.read();
+        let active = Arc::clone(&self.snapshot.read().active);
+        let in_memtable = active.delete(id)?;
+        let elsewhere = self.index.lock().delete(id);
+        Ok(in_memtable || elsewhere)
+    }
+
+    /// The vector of record `id` (normalized, under cosine), if it exists.
+    pub fn get(&self, id: u64) -> Result<Option<Vec<f32>>> {
+        let snapshot = Arc::clone(&self.snapshot.read());
+        if let Some(vector) = snapshot.active.get(id) {
+            return Ok(Some(vector.to_vec()));
+        }
+        let Some(location) = self.index.lock().get(id) else { return Ok(None) };
+        snapshot.vector_of(location.segment.into(), location.row)
+    }
+
+    /// The `k` nearest live records to `query`, nearest first, at default effort.
+    pub fn search(&self, query: &[f32], k: usize) -> Result<Vec<Neighbor>> {
+        self.search_with(query, SearchParams::new(k))
+    }
+
+    /// The nearest live records to `query` under `params`, nearest first. Distances are
+    /// smaller-is-nearer for every metric (squared L2; negated dot product; 1 - cosine).
+    ///
+    /// Runs on a snapshot of every tier; never waits for a commit beyond a pointer swap.
+    pub fn search_with(&self, query: &[f32], params: SearchParams) -> Result<Vec<Neighbor>> {
+        validate_vector(self.dim, self.metric, query)?;
+        let snapshot = Arc::clone(&self.snapshot.read());
+        if self.metric.needs_normalization() {
+            let mut prepared = query.to_vec();
+            normalize(&mut prepared).map_err(|_| strata_memtable::MemtableError::ZeroVector)?;
+            snapshot.search(&prepared, params)
+        } else {
+            snapshot.search(query, params)
+        }
+    }
+
+    /// Freezes the active memtable into a pending tier once it holds enough rows.
+    fn rotate_if_full(&self) -> Result<()> {
+        if self.snapshot.read().active.rows() < MEMTABLE_ROTATE_ROWS {
+            return Ok(());
+        }
+        let _gate = self.write_gate.write();
+        if self.snapshot.read().active.rows() >= MEMTABLE_ROTATE_ROWS {
+            self.rotate_locked()?;
+        }
+        Ok(())
+    }
+
+    /// Freezes the active memtable (the caller holds the write gate exclusively). Returns the
+    /// new pending tier, if the memtable held any live row.
+    fn rotate_locked(&self) -> Result<Option<Arc<Pending>>> {
+        let mut snapshot = self.snapshot.write();
+        if snapshot.active.rows() == 0 {
+            return Ok(None);
+        }
+        let fresh = Arc::new(Memtable::new(self.dim, self.metric, self.params)?);
+        let mut next = (**snapshot).clone();
+        let old = std::mem::replace(&mut next.active, fresh);
+        let pending = if old.is_empty() {
+            None
+        } else {
+            let mut next_id = self.next_segment_id.lock();
+            let segment_id = *next_id;
+            let number = segment_number(segment_id)?;
+            *next_id += 1;
+            let pending = Arc::new(Pending::freeze(&old, segment_id));
+            self.index.lock().add_segment(
+                number,
+                Arc::clone(&pending.deleted),
+                pending.ids.iter().copied(),
+            );
+            next.pending.push(Arc::clone(&pending));
+            Some(pending)
+        };
+        *snapshot = Arc::new(next);
+        Ok(pending)
+    }
+
+    /// Makes every write before it durable, atomically, and returns the new version (or the
+    /// current one when there is nothing to commit).
+    ///
+    /// Writes from other threads may run during a commit; each is in this version or the next,
+    /// whole. If the commit fails part-way the handle is poisoned (see [`Error::Poisoned`]):
+    /// what is on storage is then the previous version or this one, never a mix.
+    pub fn commit(&self) -> Result<Version> {
+        self.check_writable()?;
+        let _commit = self.commit_lock.lock();
+        // The cut: freeze the active memtable and take every segment's deletes as of now.
+        let (snapshot, cut_deletes) = {
+            let _gate = self.write_gate.write();
+            self.rotate_locked()?;
+            let snapshot = Arc::clone(&self.snapshot.read());
+            let pending: Vec<_> =
+                snapshot.pending.iter().map(|p| p.deleted.to_deletion_vector()).collect();
+            let segments: Vec<_> = snapshot
+                .segments
+                .iter()
+                .map(|s| s.is_dirty().then(|| s.deleted.to_deletion_vector()))
+                .collect();
+            (snapshot, (pending, segments))
+        };
+        let (pending_deletes, segment_deletes) = cut_deletes;
+        if snapshot.pending.is_empty() && segment_deletes.iter().all(Option::is_none) {
+            return Ok(Version(snapshot.manifest.version));
+        }
+        match self.write_version(&snapshot, &pending_deletes, &segment_deletes) {
+            Ok(version) => Ok(version),
+            Err(error) => {
+                *self.poisoned.lock() = Some(error.to_string());
+                Err(error)
+            }
+        }
+    }
+
+    fn write_version(
+        &self,
+        snapshot: &Snapshot,
+        pending_deletes: &[strata_manifest::DeletionVector],
+        segment_deletes: &[Option<strata_manifest::DeletionVector>],
+    ) -> Result<Version> {
+        let storage = &*self.storage;
+        let base = &snapshot.manifest;
+        let version = base.version + 1;
+        let mut records = Vec::with_capacity(base.segments.len() + snapshot.pending.len());
+        for (live, deletes) in snapshot.segments.iter().zip(segment_deletes) {
+            let mut record = live.record.clone();
+            if let Some(deletes) = deletes {
+                if deletes.deleted() == record.rows {
+                    continue; // Every row deleted: the segment leaves the database.
+                }
+                record.deletes = Some(strata_manifest::write_deletes(
+                    storage, record.id, version, self.tag, deletes,
+                )?);
+            }
+            records.push(record);
+        }
+        let mut flushed = Vec::new();
+        for (pending, deletes) in snapshot.pending.iter().zip(pending_deletes) {
+            let rows = pending.rows.len() as u64;
+            if deletes.deleted() == rows {
+                flushed.push((Arc::clone(pending), None));
+                continue;
+            }
+            let key = segment_file_key(pending.segment_id, self.tag, SegmentKind::Flat, 0);
+            let mut writer = FlatWriter::new(storage, &key, self.dim, self.metric, rows)?;
+            for (row, &id) in pending.ids.iter().enumerate() {
+                writer.push(id, pending.vector(row as u32))?;
+            }
+            let written = writer.finish()?;
+            let deletes = (deletes.deleted() > 0)
+                .then(|| {
+                    strata_manifest::write_deletes(
+                        storage,
+                        pending.segment_id,
+                        version,
+                        self.tag,
+                        deletes,
+                    )
+                })
+                .transpose()?;
+            let record = SegmentRecord {
+                id: pending.segment_id,
+                tag: self.tag,
+                kind: SegmentKind::Flat,
+                rows,
+                files: vec![FileRecord { size: written.size, crc32: written.crc32 }],
+                deletes,
+            };
+            flushed.push((Arc::clone(pending), Some(record.clone())));
+            records.push(record);
+        }
+        records.sort_by_key(|r| r.id);
+        let manifest = Manifest {
+            version,
+            committed_at_ms: now_ms().max(base.committed_at_ms),
+            options: base.options,
+            next_segment_id: *self.next_segment_id.lock(),
+            segments: records,
+        };
+        strata_manifest::commit(storage, &manifest)?;
+
+        // Committed. Open the new segments (a map; no vector is read) and swap the snapshot.
+        let mut new_segments = Vec::with_capacity(flushed.len());
+        for (pending, record) in &flushed {
+            if let Some(record) = record {
+                let segment = Arc::new(self.open_segment(record)?);
+                new_segments.push(Arc::new(LiveSegment {
+                    record: record.clone(),
+                    segment,
+                    deleted: Arc::clone(&pending.deleted),
+                }));
+            } else {
+                self.index.lock().drop_segment(segment_number(pending.segment_id)?);
+            }
+        }
+        self.register_segments(&new_segments);
+        let mut guard = self.snapshot.write();
+        let mut next = (**guard).clone();
+        next.pending.retain(|p| !flushed.iter().any(|(f, _)| Arc::ptr_eq(p, f)));
+        let mut segments = Vec::with_capacity(manifest.segments.len());
+        for record in &manifest.segments {
+            let live = next
+                .segments
+                .iter()
+                .chain(&new_segments)
+                .find(|live| live.record.id == record.id)
+                .expect("every committed segment is open");
+            segments.push(if live.record == *record {
+                Arc::clone(live)
+            } else {
+                Arc::new(LiveSegment {
+                    record: record.clone(),
+                    segment: Arc::clone(&live.segment),
+                    deleted: Arc::clone(&live.deleted),
+                })
+            });
+        }
+        for gone in
+            next.segments.iter().filter(|s| !manifest.segments.iter().any(|r| r.id == s.record.id))
+        {
+            self.index.lock().drop_segment(segment_number(gone.record.id)?);
+        }
+        next.segments = segments;
+        next.manifest = Arc::new(manifest);
+        *guard = Arc::new(next);
+        Ok(Version(version))
+    }
+
+    /// Moves a read-only handle to the newest committed version; returns it. Segments already
+    /// open stay open.
+    pub fn refresh(&self) -> Result<Version> {
+        if self.mode != Mode::ReadOnly {
+            return Ok(self.version());
+        }
+        let _commit = self.commit_lock.lock();
+        let newest = strata_manifest::load_latest(&*self.storage)?;
+        let current = Arc::clone(&self.snapshot.read());
+        if newest.version > current.manifest.version {
+            self.install_manifest(newest, &current.segments)?;
+        }
+        Ok(self.version())
+    }
+
+    /// Deletes what no retained version and no live snapshot of this handle uses: manifest
+    /// versions outside retention, then segment files and deletion vectors only they (or failed
+    /// commits) referenced.
+    ///
+    /// Read-only handles elsewhere rely on retention: one reading a version that falls out of
+    /// it may fail on its next read of a removed file.
+    pub fn gc(&self) -> Result<GcStats> {
+        self.check_writable()?;
+        let _commit = self.commit_lock.lock();
+        let manifest = Arc::clone(&self.snapshot.read().manifest);
+        let in_use: HashSet<String> = {
+            let mut opened = self.opened_segments.lock();
+            opened.retain(|weak| weak.strong_count() > 0);
+            opened.iter().filter_map(Weak::upgrade).map(|s| s.object().to_owned()).collect()
+        };
+        let retention = Retention {
+            keep_versions: manifest.options.keep_versions,
+            keep_for_ms: manifest.options.keep_for_secs.saturating_mul(1000),
+        };
+        let plan =
+            strata_manifest::plan_gc(&*self.storage, &manifest, retention, now_ms(), &|key| {
+                in_use.contains(key)
+            })?;
+        debug_assert!(!plan.manifests.contains(&manifest_key(manifest.version)));
+        for key in plan.manifests.iter().chain(&plan.files) {
+            self.storage.delete(key)?;
+        }
+        Ok(GcStats { manifests: plan.manifests.len(), files: plan.files.len() })
+    }
+
+    /// Every committed version still stored, oldest first (time travel targets).
+    pub fn versions(&self) -> Result<Vec<Version>> {
+        Ok(strata_manifest::list_versions(&*self.storage)?.into_iter().map(Version).collect())
+    }
+}
+
+/// Segment ids must fit the id index's 32-bit field.
+fn segment_number(id: u64) -> Result<u32> {
+    u32::try_from(id).map_err(|_| Error::SegmentIdsExhausted)
+}
+
+/// A random tag for this handle's object keys: std's per-process random hash keys, mixed with
+/// the time and a counter.
+fn writer_tag() -> u64 {
+    use std::hash::{BuildHasher, RandomState};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static HANDLES: AtomicU64 = AtomicU64::new(0);
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+    RandomState::new().hash_one((
+        nanos,
+        std::process::id(),
+        HANDLES.fetch_add(1, Ordering::Relaxed),
+    ))
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use strata_storage::MemoryStore;
+
+    use super::*;
+
+    #[test]
+    fn gc_spares_segments_that_a_live_snapshot_reads() {
+        let store: Arc<dyn Storage> = Arc::new(MemoryStore::new());
+        let db = Db::create_in(Arc::clone(&store), Options::new(2, Metric::L2).keep_versions(1))
+            .unwrap();
+        db.upsert(1, &[1.0, 2.0]).unwrap();
+        db.commit().unwrap();
+        let held = db.current_snapshot();
+        let file = held.segments[0].record.file_key(0);
+        db.delete(1).unwrap();
+        db.commit().unwrap();
+        assert!(db.current_snapshot().segments.is_empty(), "a fully deleted segment leaves");
+
+        // A search that started before the commit still reads the old segment.
+        assert_eq!(db.gc().unwrap().files, 0);
+        assert!(store.size(&file).is_ok());
+        drop(held);
+        assert_eq!(db.gc().unwrap().files, 1);
+        assert!(store.size(&file).unwrap_err().is_not_found());
+    }
+}

@@ -1,0 +1,78 @@
+//! The engine's error type, wrapping each crate's own.
+
+use strata_manifest::ManifestError;
+use strata_memtable::MemtableError;
+use strata_segment_flat::SegmentError;
+
+/// A result with the engine's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything the engine can report.
+///
+/// Bad input ([`Error::InvalidVector`], [`Error::InvalidBatch`], [`Error::InvalidOption`])
+/// changes nothing. Damage to stored objects surfaces as [`Error::Storage`],
+/// [`Error::Manifest`] or [`Error::Segment`], each naming the object.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A vector or query was refused: wrong dimension, NaN or infinite component, a norm too
+    /// large, or a zero vector under cosine.
+    #[error("invalid vector: {0}")]
+    InvalidVector(#[from] MemtableError),
+
+    /// A batch whose ids and vectors do not line up.
+    #[error("invalid batch: {ids} ids but {floats} floats for dimension {dim}")]
+    InvalidBatch { ids: usize, floats: usize, dim: usize },
+
+    /// An option out of range.
+    #[error("invalid option {name}: {reason}")]
+    InvalidOption { name: &'static str, reason: &'static str },
+
+    /// `create` found a database already there.
+    #[error("a database already exists at {location}")]
+    AlreadyExists { location: String },
+
+    /// Another writer committed this version first; this handle is fenced off and refuses
+    /// further writes. Nothing was changed by the failed commit.
+    #[error("commit conflict: another writer committed version {version}")]
+    Conflict { version: u64 },
+
+    /// A write on a read-only handle.
+    #[error("the database handle is read-only")]
+    ReadOnly,
+
+    /// An earlier commit failed part-way (its outcome on storage may be unknown), so this handle
+    /// refuses writes; reads keep working. Reopen to continue from the last committed version.
+    #[error("the database handle is poisoned and refuses writes: {cause}")]
+    Poisoned { cause: String },
+
+    /// The manifest names a metric this build does not know.
+    #[error("the database uses unknown metric code {code}")]
+    UnknownMetric { code: u8 },
+
+    /// More segments than this build can address (2^32).
+    #[error("segment id space exhausted")]
+    SegmentIdsExhausted,
+
+    /// The storage layer failed.
+    #[error(transparent)]
+    Storage(#[from] strata_storage::Error),
+
+    /// A manifest or deletion vector could not be read or committed.
+    #[error(transparent)]
+    Manifest(ManifestError),
+
+    /// A segment could not be written, opened or read.
+    #[error(transparent)]
+    Segment(#[from] SegmentError),
+}
+
+impl From<ManifestError> for Error {
+    fn from(error: ManifestError) -> Self {
+        match error {
+            ManifestError::Conflict { version } => Error::Conflict { version },
+            ManifestError::Storage(e) => Error::Storage(e),
+            other => Error::Manifest(other),
+        }
+    }
+}

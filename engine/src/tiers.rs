@@ -1,0 +1,158 @@
+//! What a search reads: the active memtable, frozen memtables waiting for a commit, and
+//! committed segments, each with the deletion bitmap that hides superseded and deleted rows.
+
+use std::cell::RefCell;
+use std::sync::Arc;
+
+use strata_manifest::{Manifest, SegmentRecord};
+use strata_memtable::{FrozenMemtable, Memtable};
+use strata_quantize::{Neighbor, TopK};
+use strata_segment_flat::FlatSegment;
+
+use crate::bitmap::AtomicBitmap;
+use crate::{Result, SearchParams};
+
+/// Marks a memtable row that was not live when the memtable froze.
+pub(crate) const NOT_LIVE: u32 = u32::MAX;
+
+/// A frozen memtable that a commit will write as segment `segment_id`. Its live rows were
+/// numbered (in the memtable's stable order) when it froze; those are the rows of the future
+/// segment, so deletes can be recorded against them before the segment exists.
+#[derive(Debug)]
+pub(crate) struct Pending {
+    pub(crate) segment_id: u64,
+    pub(crate) memtable: FrozenMemtable,
+    /// Segment row -> memtable row.
+    pub(crate) rows: Vec<u32>,
+    /// Memtable row -> segment row, or [`NOT_LIVE`].
+    pub(crate) segment_rows: Vec<u32>,
+    /// Segment row -> id.
+    pub(crate) ids: Vec<u64>,
+    pub(crate) deleted: Arc<AtomicBitmap>,
+}
+
+impl Pending {
+    /// Freezes `memtable` as the future segment `segment_id`.
+    pub(crate) fn freeze(memtable: &Memtable, segment_id: u64) -> Self {
+        let frozen = memtable.freeze();
+        let mut rows = Vec::with_capacity(frozen.len());
+        let mut ids = Vec::with_capacity(frozen.len());
+        let mut segment_rows = vec![NOT_LIVE; frozen.rows()];
+        for (row, id, _) in frozen.live_rows() {
+            segment_rows[row as usize] = rows.len() as u32;
+            rows.push(row);
+            ids.push(id);
+        }
+        let deleted = Arc::new(AtomicBitmap::new(rows.len() as u64));
+        Pending { segment_id, memtable: frozen, rows, segment_rows, ids, deleted }
+    }
+
+    pub(crate) fn vector(&self, row: u32) -> &[f32] {
+        self.memtable.row_vector(self.rows[row as usize])
+    }
+}
+
+/// A committed segment, open.
+#[derive(Debug)]
+pub(crate) struct LiveSegment {
+    /// What the current version records about it (its committed deletion vector included).
+    pub(crate) record: SegmentRecord,
+    pub(crate) segment: Arc<FlatSegment>,
+    pub(crate) deleted: Arc<AtomicBitmap>,
+}
+
+impl LiveSegment {
+    /// Whether deletes happened since the committed deletion vector.
+    pub(crate) fn is_dirty(&self) -> bool {
+        self.deleted.count() != self.record.deletes.map_or(0, |d| d.deleted)
+    }
+}
+
+/// An immutable view of every tier, swapped as a whole by commits and memtable rotations.
+#[derive(Debug, Clone)]
+pub(crate) struct Snapshot {
+    pub(crate) manifest: Arc<Manifest>,
+    pub(crate) active: Arc<Memtable>,
+    /// Oldest first.
+    pub(crate) pending: Vec<Arc<Pending>>,
+    /// Oldest first (by id).
+    pub(crate) segments: Vec<Arc<LiveSegment>>,
+}
+
+/// Buffers reused by every search on a thread, so a steady-state search allocates only its
+/// result.
+#[derive(Default)]
+struct Scratch {
+    top: TopK,
+    distances: Vec<f32>,
+    tier: Vec<Neighbor>,
+    merged: Vec<Neighbor>,
+}
+
+thread_local! {
+    static SCRATCH: RefCell<Scratch> = RefCell::default();
+}
+
+impl Snapshot {
+    /// The `params.k` nearest live records to `query`, which is already validated and prepared
+    /// (normalized for cosine).
+    pub(crate) fn search(&self, query: &[f32], params: SearchParams) -> Result<Vec<Neighbor>> {
+        let k = params.k;
+        let ef = params.ef.max(k);
+        SCRATCH.with(|scratch| {
+            let scratch = &mut *scratch.borrow_mut();
+            scratch.merged.clear();
+
+            self.active.search_filtered(query, k, ef, &|_| true, &mut scratch.tier)?;
+            scratch.merged.extend_from_slice(&scratch.tier);
+            for pending in &self.pending {
+                let keep = |row: u32| {
+                    let segment_row = pending.segment_rows[row as usize];
+                    segment_row != NOT_LIVE && !pending.deleted.contains(segment_row)
+                };
+                pending.memtable.search_filtered(query, k, ef, &keep, &mut scratch.tier)?;
+                scratch.merged.extend_from_slice(&scratch.tier);
+            }
+            // Flat segments are exact: one collector across all of them prunes the most.
+            scratch.top.reset(k);
+            for live in &self.segments {
+                let deleted = &*live.deleted;
+                live.segment.search(
+                    query,
+                    |row| deleted.contains(row),
+                    &mut scratch.top,
+                    &mut scratch.distances,
+                )?;
+            }
+            scratch.top.sorted_into(&mut scratch.tier);
+            scratch.merged.extend_from_slice(&scratch.tier);
+
+            // An upsert racing this search may leave an id in two tiers for a moment: keep the
+            // nearer one.
+            scratch.merged.sort_unstable_by(Neighbor::rank_cmp);
+            let mut out: Vec<Neighbor> = Vec::with_capacity(k.min(scratch.merged.len()));
+            for candidate in &scratch.merged {
+                if out.len() == k {
+                    break;
+                }
+                if !out.iter().any(|kept| kept.id == candidate.id) {
+                    out.push(*candidate);
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    /// The pending tier or segment with id `segment_id`.
+    pub(crate) fn vector_of(&self, segment_id: u64, row: u32) -> Result<Option<Vec<f32>>> {
+        if let Some(pending) = self.pending.iter().find(|p| p.segment_id == segment_id) {
+            return Ok((!pending.deleted.contains(row)).then(|| pending.vector(row).to_vec()));
+        }
+        match self.segments.iter().find(|s| s.record.id == segment_id) {
+            Some(live) if !live.deleted.contains(row) => {
+                Ok(Some(live.segment.vector(row)?.to_vec()))
+            }
+            _ => Ok(None),
+        }
+    }
+}

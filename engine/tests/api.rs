@@ -1,0 +1,197 @@
+//! The engine's public API: lifecycle, visibility, errors on bad input, readers, time travel,
+//! garbage collection and the single-writer rules.
+
+use std::sync::Arc;
+
+use strata::storage::{MemoryStore, Storage};
+use strata::{Db, Error, Metric, Options, SearchParams, Version};
+
+fn options() -> Options {
+    Options::new(4, Metric::L2)
+}
+
+fn v(x: f32) -> [f32; 4] {
+    [x, x * 0.5, 1.0 - x, 0.25]
+}
+
+#[test]
+fn writes_are_visible_at_once_and_durable_after_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("db");
+    let db = Db::create(&root, options()).unwrap();
+    assert_eq!(db.version(), Version(1));
+    for id in 0..10 {
+        db.upsert(id, &v(id as f32)).unwrap();
+    }
+    assert_eq!(db.search(&v(3.0), 1).unwrap()[0].id, 3);
+    assert_eq!(db.commit().unwrap(), Version(2));
+    assert_eq!(db.commit().unwrap(), Version(2), "nothing to commit");
+    db.upsert(100, &v(100.0)).unwrap(); // never committed
+    assert!(db.delete(4).unwrap());
+    assert!(!db.delete(4).unwrap());
+    drop(db);
+
+    let db = Db::open(&root).unwrap();
+    assert_eq!(db.version(), Version(2));
+    assert_eq!(db.len(), 10);
+    assert_eq!(db.get(100).unwrap(), None, "uncommitted writes vanish");
+    assert_eq!(db.get(4).unwrap(), Some(v(4.0).to_vec()), "uncommitted delete vanishes");
+    let hits = db.search_with(&v(3.0), SearchParams::exact(3)).unwrap();
+    assert_eq!(hits.iter().map(|n| n.id).collect::<Vec<_>>(), [3, 2, 4]);
+
+    // Delete-only and upsert-over-segment commits.
+    assert!(db.delete(2).unwrap());
+    db.upsert(3, &v(7.5)).unwrap();
+    assert_eq!(db.commit().unwrap(), Version(3));
+    drop(db);
+    let db = Db::open(&root).unwrap();
+    assert_eq!(db.get(2).unwrap(), None);
+    assert_eq!(db.get(3).unwrap(), Some(v(7.5).to_vec()));
+    assert_eq!(db.len(), 9);
+    let hits = db.search_with(&v(3.0), SearchParams::exact(20)).unwrap();
+    assert_eq!(hits.len(), 9);
+    assert_eq!(hits.iter().filter(|n| n.id == 3).count(), 1);
+}
+
+#[test]
+fn bad_input_is_refused_and_changes_nothing() {
+    let db = Db::create_in(Arc::new(MemoryStore::new()), Options::new(3, Metric::Cosine)).unwrap();
+    db.upsert(1, &[1.0, 0.0, 0.0]).unwrap();
+    let bad: [&[f32]; 4] =
+        [&[1.0, 2.0], &[f32::NAN, 0.0, 0.0], &[0.0, f32::INFINITY, 0.0], &[0.0; 3]];
+    for vector in bad {
+        assert!(matches!(db.upsert(2, vector), Err(Error::InvalidVector(_))), "{vector:?}");
+        assert!(matches!(db.search(vector, 1), Err(Error::InvalidVector(_))), "{vector:?}");
+    }
+    // A batch with one bad row applies nothing.
+    let rows = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, f32::NAN, 0.0, 0.0];
+    assert!(db.upsert_batch(&[5, 6, 7], &rows).is_err());
+    assert!(matches!(db.upsert_batch(&[5, 6], &rows), Err(Error::InvalidBatch { .. })));
+    assert_eq!((db.get(5).unwrap(), db.get(6).unwrap()), (None, None));
+    assert_eq!(db.len(), 1);
+
+    assert!(matches!(
+        Db::create_in(Arc::new(MemoryStore::new()), Options::new(0, Metric::L2)),
+        Err(Error::InvalidOption { name: "dim", .. })
+    ));
+    assert!(matches!(
+        Db::create_in(Arc::new(MemoryStore::new()), options().keep_versions(0)),
+        Err(Error::InvalidOption { name: "keep_versions", .. })
+    ));
+}
+
+#[test]
+fn batches_insert_on_every_core_and_the_last_duplicate_wins() {
+    let db = Db::create_in(Arc::new(MemoryStore::new()), options()).unwrap();
+    let n = 10_000;
+    let ids: Vec<u64> = (0..n).map(|i| i % 9_000).collect();
+    let vectors: Vec<f32> = (0..n).flat_map(|i| v(i as f32 / 100.0)).collect();
+    db.upsert_batch(&ids, &vectors).unwrap();
+    assert_eq!(db.len(), 9_000);
+    assert_eq!(db.get(5).unwrap(), Some(v(9_005.0 / 100.0).to_vec()));
+    db.commit().unwrap();
+    assert_eq!(db.get(5).unwrap(), Some(v(9_005.0 / 100.0).to_vec()));
+    assert_eq!(db.get(8_999).unwrap(), Some(v(8_999.0 / 100.0).to_vec()));
+}
+
+#[test]
+fn one_writer_per_directory_and_readers_follow_with_refresh() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("db");
+    assert!(Db::open(&root).is_err(), "no database yet");
+    assert!(!root.exists(), "opening a missing database creates nothing");
+    let db = Db::create(&root, options()).unwrap();
+    assert!(matches!(Db::create(&root, options()), Err(Error::Storage(_))), "locked");
+    assert!(matches!(Db::open(&root), Err(Error::Storage(strata::storage::Error::Locked { .. }))));
+
+    let reader = Db::open_read_only(&root).unwrap();
+    assert!(matches!(reader.upsert(1, &v(1.0)), Err(Error::ReadOnly)));
+    assert!(matches!(reader.commit(), Err(Error::ReadOnly)));
+    db.upsert(1, &v(1.0)).unwrap();
+    assert_eq!(reader.get(1).unwrap(), None);
+    let v2 = db.commit().unwrap();
+    assert_eq!(reader.version(), Version(1));
+    assert_eq!(reader.refresh().unwrap(), v2);
+    assert_eq!(reader.get(1).unwrap(), Some(v(1.0).to_vec()));
+    db.delete(1).unwrap();
+    db.commit().unwrap();
+    reader.refresh().unwrap();
+    assert_eq!(reader.get(1).unwrap(), None);
+    assert!(reader.search(&v(1.0), 5).unwrap().is_empty());
+
+    drop(db);
+    assert!(matches!(Db::create(&root, options()), Err(Error::AlreadyExists { .. })));
+}
+
+#[test]
+fn time_travel_opens_old_versions_until_gc_removes_them() {
+    let store: Arc<dyn Storage> = Arc::new(MemoryStore::new());
+    let db = Db::create_in(Arc::clone(&store), options().keep_versions(2)).unwrap();
+    for round in 0..4u64 {
+        db.upsert(round, &v(round as f32)).unwrap();
+        if round > 0 {
+            db.delete(round - 1).unwrap();
+        }
+        db.commit().unwrap();
+    }
+    assert_eq!(db.version(), Version(5));
+    for version in 2..=5u64 {
+        let old = Db::open_at_in(Arc::clone(&store), Version(version)).unwrap();
+        assert_eq!(old.len(), 1);
+        assert_eq!(old.get(version - 2).unwrap(), Some(v((version - 2) as f32).to_vec()));
+        assert!(matches!(old.upsert(9, &v(9.0)), Err(Error::ReadOnly)));
+    }
+
+    let objects_before = store.list("").unwrap().len();
+    let stats = db.gc().unwrap();
+    assert_eq!(stats.manifests, 3, "versions 1..=3 fall out of retention");
+    assert!(stats.files > 0);
+    assert_eq!(store.list("").unwrap().len(), objects_before - stats.manifests - stats.files);
+    assert_eq!(db.versions().unwrap(), [Version(4), Version(5)]);
+    assert!(Db::open_at_in(Arc::clone(&store), Version(3)).is_err());
+    for version in [4, 5] {
+        let old = Db::open_at_in(Arc::clone(&store), Version(version)).unwrap();
+        assert_eq!(old.search_with(&v(0.0), SearchParams::exact(5)).unwrap().len(), 1);
+    }
+    assert_eq!(db.gc().unwrap(), strata::GcStats::default(), "nothing left to collect");
+    drop(db);
+    let db = Db::open_in(store).unwrap();
+    assert_eq!(db.get(3).unwrap(), Some(v(3.0).to_vec()));
+}
+
+#[test]
+fn readers_keep_their_open_segments_across_gc_and_refresh_past_it() {
+    let store: Arc<dyn Storage> = Arc::new(MemoryStore::new());
+    let db = Db::create_in(Arc::clone(&store), options().keep_versions(1)).unwrap();
+    db.upsert(1, &v(1.0)).unwrap();
+    db.commit().unwrap();
+    let reader = Db::open_read_only_in(Arc::clone(&store)).unwrap();
+    db.delete(1).unwrap();
+    db.upsert(2, &v(2.0)).unwrap();
+    db.commit().unwrap();
+    assert!(db.gc().unwrap().files > 0);
+    // The reader's segment was read at open (mapped, on a local directory), so it goes on.
+    assert_eq!(reader.search(&v(1.0), 1).unwrap()[0].id, 1);
+    assert!(Db::open_at_in(Arc::clone(&store), Version(2)).is_err(), "collected");
+    assert_eq!(reader.refresh().unwrap(), Version(3));
+    let ids: Vec<u64> = reader.search(&v(1.0), 5).unwrap().iter().map(|n| n.id).collect();
+    assert_eq!(ids, [2]);
+}
+
+#[test]
+fn a_second_writer_on_an_object_store_is_fenced_by_the_commit() {
+    let store: Arc<dyn Storage> = Arc::new(MemoryStore::new());
+    let first = Db::create_in(Arc::clone(&store), options()).unwrap();
+    let second = Db::open_in(Arc::clone(&store)).unwrap();
+    first.upsert(1, &v(1.0)).unwrap();
+    second.upsert(2, &v(2.0)).unwrap();
+    assert_eq!(first.commit().unwrap(), Version(2));
+    assert!(matches!(second.commit(), Err(Error::Conflict { version: 2 })));
+    assert!(matches!(second.upsert(3, &v(3.0)), Err(Error::Poisoned { .. })));
+    assert_eq!(second.search(&v(2.0), 1).unwrap()[0].id, 2, "reads keep working");
+
+    let reopened = Db::open_in(store).unwrap();
+    assert_eq!(reopened.version(), Version(2));
+    assert_eq!(reopened.get(1).unwrap(), Some(v(1.0).to_vec()));
+    assert_eq!(reopened.get(2).unwrap(), None, "the losing commit changed nothing");
+}
