@@ -3,6 +3,7 @@
 use std::collections::HashSet;
 use std::fmt;
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -11,7 +12,7 @@ use strata_manifest::keys::{manifest_key, segment_file_key};
 use strata_manifest::{
     FileRecord, Manifest, ManifestError, Retention, SegmentKind, SegmentRecord, StoredOptions,
 };
-use strata_memtable::{Memtable, Params, validate_vector};
+use strata_memtable::{MAX_ROWS, Memtable, Params, validate_vector};
 use strata_quantize::{Metric, Neighbor, normalize};
 use strata_segment_flat::{Expected, FlatSegment, FlatWriter};
 use strata_storage::{DirLock, LocalDir, Storage};
@@ -70,6 +71,8 @@ pub struct Db {
     commit_lock: Mutex<()>,
     index: Mutex<IdIndex>,
     next_segment_id: Mutex<u64>,
+    /// Rows at which the active memtable is frozen into a pending tier.
+    rotate_rows: AtomicUsize,
     poisoned: Mutex<Option<String>>,
     /// Segments any snapshot of this handle may still read; garbage collection spares them.
     opened_segments: Mutex<Vec<Weak<FlatSegment>>>,
@@ -223,6 +226,7 @@ impl Db {
             commit_lock: Mutex::new(()),
             index: Mutex::new(IdIndex::default()),
             next_segment_id: Mutex::new(manifest.next_segment_id),
+            rotate_rows: AtomicUsize::new(MEMTABLE_ROTATE_ROWS),
             poisoned: Mutex::new(None),
             opened_segments: Mutex::new(Vec::new()),
             tag: writer_tag(),
@@ -446,13 +450,21 @@ impl Db {
         }
     }
 
+    /// Sets how many rows the active memtable takes before it is frozen into an in-memory tier
+    /// (searched, committed by the next commit) and a fresh one is started. Smaller graphs insert
+    /// faster; more tiers search slower. Default 1,048,576; clamped to `1..=MAX_ROWS / 2`. Not stored: it applies to this handle.
+    pub fn set_memtable_rotate_rows(&self, rows: usize) {
+        self.rotate_rows.store(rows.clamp(1, MAX_ROWS / 2), Ordering::Relaxed);
+    }
+
     /// Freezes the active memtable into a pending tier once it holds enough rows.
     fn rotate_if_full(&self) -> Result<()> {
-        if self.snapshot.read().active.rows() < MEMTABLE_ROTATE_ROWS {
+        let limit = self.rotate_rows.load(Ordering::Relaxed);
+        if self.snapshot.read().active.rows() < limit {
             return Ok(());
         }
         let _gate = self.write_gate.write();
-        if self.snapshot.read().active.rows() >= MEMTABLE_ROTATE_ROWS {
+        if self.snapshot.read().active.rows() >= limit {
             self.rotate_locked()?;
         }
         Ok(())
