@@ -1,0 +1,76 @@
+//! Searches and reads from other threads while a writer upserts, deletes and commits.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use strata::{Db, Metric, Options, SearchParams};
+
+/// Distinct for every id (the first component is the id itself).
+fn vector(id: u64) -> Vec<f32> {
+    let hashed = (1..16).map(|d| (((id + 1) * (d + 3) * 2_654_435_761) % 1000) as f32 / 100.0);
+    std::iter::once(id as f32 / 100.0).chain(hashed).collect()
+}
+
+#[test]
+fn searches_run_while_commits_swap_tiers() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Arc::new(Db::create(dir.path(), Options::new(16, Metric::L2)).unwrap());
+    db.set_memtable_rotate_rows(300);
+    // Ids below `stable` were committed and are never touched again.
+    let stable = Arc::new(AtomicU64::new(0));
+    let done = Arc::new(AtomicBool::new(false));
+    let searchers: Vec<_> = (0..2)
+        .map(|t| {
+            let (db, stable, done) = (Arc::clone(&db), Arc::clone(&stable), Arc::clone(&done));
+            std::thread::spawn(move || {
+                let mut checked = 0u64;
+                let mut i = t;
+                while !done.load(Ordering::Acquire) || checked == 0 {
+                    let upto = stable.load(Ordering::Acquire);
+                    if upto == 0 {
+                        std::thread::yield_now();
+                        continue;
+                    }
+                    let id = (i * 7919) % upto;
+                    i += 1;
+                    let hits = db.search_with(&vector(id), SearchParams::exact(5)).unwrap();
+                    assert_eq!(hits[0].id, id, "committed record {id} not found first");
+                    assert_eq!(hits[0].distance, 0.0);
+                    let mut ids: Vec<u64> = hits.iter().map(|n| n.id).collect();
+                    ids.sort_unstable();
+                    ids.dedup();
+                    assert_eq!(ids.len(), hits.len(), "duplicate ids in {hits:?}");
+                    assert_eq!(db.get(id).unwrap(), Some(vector(id)));
+                    checked += 1;
+                }
+                checked
+            })
+        })
+        .collect();
+
+    // Each round: add a block of stable ids, churn ids in a scratch range, commit.
+    for round in 0..30u64 {
+        let base = round * 100;
+        let ids: Vec<u64> = (base..base + 100).collect();
+        let rows: Vec<f32> = ids.iter().flat_map(|&id| vector(id)).collect();
+        db.upsert_batch(&ids, &rows).unwrap();
+        for j in 0..50 {
+            let scratch = 1_000_000 + (round * 37 + j) % 200;
+            db.upsert(scratch, &vector(scratch + round)).unwrap();
+            if j % 3 == 0 {
+                db.delete(1_000_000 + (j * 11) % 200).unwrap();
+            }
+        }
+        db.commit().unwrap();
+        stable.store(base + 100, Ordering::Release);
+    }
+    done.store(true, Ordering::Release);
+    for searcher in searchers {
+        assert!(searcher.join().unwrap() > 0);
+    }
+    drop(db);
+    let db = Db::open(dir.path()).unwrap();
+    for id in (0..3000).step_by(97) {
+        assert_eq!(db.get(id).unwrap(), Some(vector(id)));
+    }
+}
