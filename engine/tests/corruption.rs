@@ -13,8 +13,8 @@ fn vector(id: u64) -> Vec<f32> {
 /// A database of two segments, one with a deletion vector; returns the store and its objects.
 fn database() -> (Arc<MemoryStore>, Vec<String>) {
     let store = Arc::new(MemoryStore::new());
-    let db = Db::create_in(Arc::clone(&store) as Arc<dyn Storage>, Options::new(8, Metric::L2))
-        .unwrap();
+    let db =
+        Db::create_in(Arc::clone(&store) as Arc<dyn Storage>, Options::new(8, Metric::L2)).unwrap();
     for id in 0..50 {
         db.upsert(id, &vector(id)).unwrap();
     }
@@ -58,7 +58,10 @@ fn every_damaged_object_is_a_clear_error() {
         let positions: Vec<usize> = if original.len() <= 600 {
             (0..original.len()).collect()
         } else {
-            (0..original.len()).step_by(original.len() / 300).chain(original.len() - 64..original.len()).collect()
+            (0..original.len())
+                .step_by(original.len() / 300)
+                .chain(original.len() - 64..original.len())
+                .collect()
         };
         for at in positions {
             let mut damaged = original.clone();
@@ -66,10 +69,14 @@ fn every_damaged_object_is_a_clear_error() {
             store.put(key, &damaged).unwrap();
             if let Err(e) = open_and_read(&store) {
                 let message = e.to_string();
-                assert!(message.contains(key.as_str()), "{key} byte {at}: error must name it: {message}");
+                assert!(
+                    message.contains(key.as_str()),
+                    "{key} byte {at}: error must name it: {message}"
+                );
             } else {
                 assert!(
-                    key.starts_with("manifest/") && key != keys.iter().filter(|k| k.starts_with("manifest/")).next_back().unwrap(),
+                    key.starts_with("manifest/")
+                        && key != keys.iter().rfind(|k| k.starts_with("manifest/")).unwrap(),
                     "{key} byte {at}: damage went unnoticed"
                 );
             }
@@ -77,7 +84,7 @@ fn every_damaged_object_is_a_clear_error() {
         for len in [0, 1, 31, 32, original.len() / 2, original.len() - 1] {
             store.put(key, &original[..len]).unwrap();
             let result = open_and_read(&store);
-            let newest_manifest = keys.iter().filter(|k| k.starts_with("manifest/")).next_back();
+            let newest_manifest = keys.iter().rfind(|k| k.starts_with("manifest/"));
             if key.starts_with("manifest/") && Some(key) != newest_manifest {
                 assert!(result.is_ok());
             } else {
@@ -99,7 +106,7 @@ fn every_damaged_object_is_a_clear_error() {
 #[test]
 fn a_manifest_from_a_newer_format_is_refused_by_name() {
     let (store, keys) = database();
-    let newest = keys.iter().filter(|k| k.starts_with("manifest/")).next_back().unwrap();
+    let newest = keys.iter().rfind(|k| k.starts_with("manifest/")).unwrap();
     let mut bytes = store.get(newest).unwrap().to_vec();
     let footer = bytes.len() - 32;
     bytes[footer + 8] = 9; // major version
@@ -127,4 +134,16 @@ fn opening_an_unknown_version_is_a_clear_error() {
     let (store, _) = database();
     let e = Db::open_at_in(store as Arc<dyn Storage>, strata::Version(17)).unwrap_err();
     assert!(e.to_string().contains("version 17"), "{e}");
+}
+
+#[test]
+fn open_does_not_read_vector_blocks_and_the_first_search_checks_them() {
+    let (store, keys) = database();
+    let segment = keys.iter().find(|k| k.starts_with("segments/")).unwrap();
+    let mut bytes = store.get(segment).unwrap().to_vec();
+    bytes[64 + 5] ^= 0x01; // inside the vector block, which starts at byte 64
+    store.put(segment, &bytes).unwrap();
+    let db = Db::open_in(Arc::clone(&store) as Arc<dyn Storage>).expect("open reads no vectors");
+    let e = db.search(&vector(1), 3).expect_err("the first search checks the block");
+    assert!(e.to_string().contains(segment.as_str()), "{e}");
 }

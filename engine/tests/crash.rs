@@ -13,6 +13,9 @@ const DIM: usize = 4;
 
 type Records = BTreeMap<u64, Vec<f32>>;
 
+/// One round of writes before a commit, applied to the database and to the expected records.
+type Round = dyn Fn(&Db, &mut Records);
+
 fn vector(id: u64, round: u64) -> Vec<f32> {
     (0..DIM as u64).map(|d| ((id * 7 + d * 3 + round * 11) % 17) as f32 - 8.0).collect()
 }
@@ -37,7 +40,7 @@ fn scenario(fs: &SimFs) -> Outcome {
     outcome.created = true;
     outcome.versions.insert(1, Records::new());
     let mut records = Records::new();
-    let rounds: [&dyn Fn(&Db, &mut Records); 4] = [
+    let rounds: [&Round; 4] = [
         // New segment.
         &|db, r| {
             for id in 0..12 {

@@ -57,6 +57,13 @@ pub struct BenchArgs {
     /// memtable: search candidate list sizes to sweep, one output row each.
     #[arg(long, value_delimiter = ',', default_value = "10,16,24,32,48,64,96,128,192,256")]
     pub ef: Vec<usize>,
+    /// engine: rows upserted between commits.
+    #[arg(long, default_value_t = 10_000)]
+    pub commit_every: usize,
+    /// engine: database directory, which must not hold a database [default: a fresh directory
+    /// under target/bench-db, removed afterwards].
+    #[arg(long)]
+    pub db: Option<PathBuf>,
 }
 
 /// Index kinds `bench` can build. Later issues add theirs.
@@ -66,6 +73,9 @@ pub enum IndexKind {
     Flat,
     /// The HNSW memtable, built by --threads threads inserting concurrently; sweeps --ef.
     Memtable,
+    /// The whole engine on a local directory: batches upserted through the API with a commit
+    /// every --commit-every rows, the handle dropped, the database reopened, then searched.
+    Engine,
 }
 
 impl IndexKind {
@@ -73,6 +83,7 @@ impl IndexKind {
         match self {
             IndexKind::Flat => "flat",
             IndexKind::Memtable => "memtable",
+            IndexKind::Engine => "engine",
         }
     }
 }
@@ -100,6 +111,103 @@ impl BenchIndex for MemtableIndex {
     fn set_sweep_point(&self, point: usize) {
         self.ef.store(point, std::sync::atomic::Ordering::Relaxed);
     }
+}
+
+/// A reopened engine database under measurement.
+struct EngineIndex {
+    db: strata::Db,
+    dir: PathBuf,
+    ef: std::sync::atomic::AtomicUsize,
+}
+
+impl BenchIndex for EngineIndex {
+    type Scratch = ();
+
+    fn scratch(&self) {}
+
+    fn search(&self, query: &[f32], k: usize, _: &mut (), out: &mut Vec<Neighbor>) {
+        let ef = self.ef.load(std::sync::atomic::Ordering::Relaxed);
+        let params = strata::SearchParams::new(k).ef(ef);
+        *out = self.db.search_with(query, params).expect("valid query");
+    }
+
+    fn ram_bytes(&self) -> u64 {
+        0
+    }
+
+    fn disk_bytes(&self) -> u64 {
+        directory_bytes(&self.dir)
+    }
+
+    fn set_sweep_point(&self, point: usize) {
+        self.ef.store(point, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// Total size of the files under `dir`.
+pub fn directory_bytes(dir: &std::path::Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
+    entries
+        .flatten()
+        .map(|entry| match entry.file_type() {
+            Ok(t) if t.is_dir() => directory_bytes(&entry.path()),
+            Ok(_) => entry.metadata().map_or(0, |m| m.len()),
+            Err(_) => 0,
+        })
+        .sum()
+}
+
+/// A directory for a benchmark database: `requested`, or a fresh one under target/bench-db that
+/// the returned guard removes.
+pub struct BenchDir {
+    pub path: PathBuf,
+    remove: bool,
+}
+
+impl BenchDir {
+    pub fn new(requested: Option<&PathBuf>, name: &str) -> Self {
+        match requested {
+            Some(path) => BenchDir { path: path.clone(), remove: false },
+            None => {
+                let path =
+                    PathBuf::from("target/bench-db").join(format!("{name}-{}", std::process::id()));
+                let _ = std::fs::remove_dir_all(&path);
+                BenchDir { path, remove: true }
+            }
+        }
+    }
+}
+
+impl Drop for BenchDir {
+    fn drop(&mut self) {
+        if self.remove {
+            let _ = std::fs::remove_dir_all(&self.path);
+        }
+    }
+}
+
+/// Upserts the base file through the engine with a commit every `args.commit_every` rows;
+/// returns the commit count.
+fn load_engine(
+    args: &BenchArgs,
+    base: &Vectors<f32>,
+    dir: &std::path::Path,
+) -> Result<usize, String> {
+    let options = strata::Options::new(base.dim, args.metric)
+        .hnsw_m(args.m)
+        .hnsw_ef_construction(args.ef_construction);
+    let db = strata::Db::create(dir, options).map_err(|e| e.to_string())?;
+    let every = args.commit_every.max(1);
+    let mut commits = 0;
+    for start in (0..base.rows()).step_by(every) {
+        let end = (start + every).min(base.rows());
+        let ids: Vec<u64> = (start as u64..end as u64).collect();
+        let rows = &base.data[start * base.dim..end * base.dim];
+        db.upsert_batch(&ids, rows).map_err(|e| e.to_string())?;
+        db.commit().map_err(|e| e.to_string())?;
+        commits += 1;
+    }
+    Ok(commits)
 }
 
 /// Inserts every base row (id = row number) from `threads` threads at once.
@@ -267,7 +375,7 @@ pub fn peak_rss_bytes() -> u64 {
 }
 
 /// Current resident set size of this process.
-fn current_rss_bytes() -> u64 {
+pub fn current_rss_bytes() -> u64 {
     proc_status_bytes("VmRSS:")
 }
 
@@ -357,6 +465,37 @@ pub fn run(args: &BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
                 sweep,
                 Some(rss_growth),
             );
+        }
+        IndexKind::Engine => {
+            let dir = BenchDir::new(args.db.as_ref(), "engine");
+            let commits = load_engine(args, &base, &dir.path)?;
+            let build_s = started.elapsed().as_secs_f64();
+            let opened = Instant::now();
+            let db = strata::Db::open(&dir.path)?;
+            let open_ms = opened.elapsed().as_secs_f64() * 1000.0;
+            if !args.json {
+                println!(
+                    "engine: {n} rows in {commits} commits, {build_s:.2} s; reopened in {open_ms:.1} ms"
+                );
+            }
+            let index = EngineIndex { db, dir: dir.path.clone(), ef: 0.into() };
+            let sweep = args
+                .ef
+                .iter()
+                .map(|&ef| {
+                    let params = json!({
+                        "m": args.m,
+                        "ef_construction": args.ef_construction,
+                        "ef": ef,
+                        "commit_every": args.commit_every,
+                        "commits": commits,
+                        "open_ms": round(open_ms, 2),
+                    });
+                    (ef, params.as_object().expect("object").clone())
+                })
+                .collect();
+            // Upserts run on every core.
+            report(args, &index, &queries, &truth, n, build_s, crate::all_cores(), sweep, None);
         }
     }
     Ok(())
@@ -483,6 +622,51 @@ mod tests {
     }
 
     #[test]
+    fn engine_kind_commits_reopens_and_finds_the_exact_neighbours() {
+        let dir = tempfile::tempdir().unwrap();
+        let gen_args = crate::generate::GenArgs {
+            kind: crate::generate::Kind::Clustered,
+            n: 3000,
+            dim: 8,
+            queries: 30,
+            metric: Metric::Cosine,
+            clusters: None,
+            seed: 2,
+            threads: Some(2),
+            out: dir.path().to_owned(),
+        };
+        crate::generate::run(&gen_args).unwrap();
+        let base = read_fvecs(&dir.path().join("base.fvecs")).unwrap();
+        let queries = read_fvecs(&dir.path().join("query.fvecs")).unwrap();
+        let truth = read_ivecs(&dir.path().join("groundtruth.ivecs")).unwrap();
+        let args = BenchArgs {
+            base: "unused".into(),
+            query: "unused".into(),
+            gt: "unused".into(),
+            index: IndexKind::Engine,
+            metric: Metric::Cosine,
+            k: 10,
+            threads: None,
+            search_threads: 1,
+            reps: 1,
+            json: true,
+            m: 8,
+            ef_construction: 32,
+            ef: vec![10],
+            commit_every: 700,
+            db: None,
+        };
+        let db_dir = dir.path().join("db");
+        assert_eq!(load_engine(&args, &base, &db_dir).unwrap(), 5);
+        let db = strata::Db::open(&db_dir).unwrap();
+        assert_eq!(db.len(), 3000);
+        let index = EngineIndex { db, dir: db_dir, ef: 10.into() };
+        assert!(index.disk_bytes() > 3000 * 8 * 4);
+        let m = measure(&index, &queries, &truth, 10, 2);
+        assert_eq!(m.recall, 1.0, "committed flat segments are searched exactly");
+    }
+
+    #[test]
     fn mismatched_inputs_are_refused() {
         let args = BenchArgs {
             base: "b".into(),
@@ -498,6 +682,8 @@ mod tests {
             m: 16,
             ef_construction: 200,
             ef: vec![10],
+            commit_every: 10_000,
+            db: None,
         };
         let base = Vectors { dim: 2, data: vec![0.0; 20] };
         let queries = Vectors { dim: 2, data: vec![0.0; 4] };

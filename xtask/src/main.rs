@@ -2,6 +2,7 @@
 //! bulk load) as a plain binary crate, reached through the alias in `.cargo/config.toml`.
 
 mod bench;
+mod bench_engine;
 mod bench_kernels;
 mod exact;
 mod generate;
@@ -29,6 +30,10 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Time the dispatched L2 and dot kernels against a plain scalar loop.
     BenchKernels(bench_kernels::BenchKernelsArgs),
+    /// Time engine commits of a fixed number of fresh rows on a local directory.
+    BenchCommit(bench_engine::BenchCommitArgs),
+    /// Time opening an engine database of many rows (built first if the directory is empty).
+    BenchOpen(bench_engine::BenchOpenArgs),
 }
 
 /// The build profile measurements were taken with; `main` makes sure it is optimized.
@@ -60,7 +65,13 @@ fn rerun_optimized() -> ExitCode {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let measures = matches!(cli.command, Command::Bench(_) | Command::BenchKernels(_));
+    let measures = matches!(
+        cli.command,
+        Command::Bench(_)
+            | Command::BenchKernels(_)
+            | Command::BenchCommit(_)
+            | Command::BenchOpen(_)
+    );
     if measures && cfg!(debug_assertions) {
         return rerun_optimized();
     }
@@ -68,6 +79,8 @@ fn main() -> ExitCode {
         Command::Gen(args) => generate::run(args),
         Command::Bench(args) => bench::run(args),
         Command::BenchKernels(args) => bench_kernels::run(args),
+        Command::BenchCommit(args) => bench_engine::run_commit(args),
+        Command::BenchOpen(args) => bench_engine::run_open(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
