@@ -283,3 +283,43 @@ fn gc_leaves_what_a_concurrent_writer_may_be_committing() {
     assert!(!plan.files.contains(&pending_deletes));
     assert!(!plan.manifests.contains(&manifest_key(7)));
 }
+
+/// Holds docs/format/manifest.md and deletes.md to the code: offsets written out by hand.
+#[test]
+fn layouts_match_the_spec() {
+    let mut m = manifest(
+        7,
+        vec![segment(
+            4,
+            100,
+            Some(DeletesRecord { generation: 6, tag: 0xAB, deleted: 3, size: 77, crc32: 0xC0DE }),
+        )],
+    );
+    m.options.keep_for_secs = 3600;
+    let b = m.encode();
+    let u16_at = |at: usize| u16::from_le_bytes(b[at..at + 2].try_into().unwrap());
+    let u32_at = |at: usize| u32::from_le_bytes(b[at..at + 4].try_into().unwrap());
+    let u64_at = |at: usize| u64::from_le_bytes(b[at..at + 8].try_into().unwrap());
+    assert_eq!((u64_at(0), u64_at(8), u64_at(16)), (7, 7000, 5));
+    assert_eq!((u32_at(24), b[28], u32_at(32), u32_at(36)), (128, 1, 16, 200));
+    assert_eq!((u32_at(40), u64_at(48), u32_at(56), u32_at(60)), (3, 3600, 1, 1));
+    let s = 96;
+    assert_eq!((u64_at(s), u64_at(s + 8), u16_at(s + 16), u16_at(s + 18)), (4, 100, 1, 1));
+    assert_eq!((u32_at(s + 20), u64_at(s + 24), u64_at(s + 32)), (0, 6, 3));
+    assert_eq!((u64_at(s + 40), u32_at(s + 48)), (77, 0xC0DE));
+    assert_eq!((u64_at(s + 52), u64_at(s + 60)), (m.segments[0].tag, 0xAB));
+    let f = 96 + 80;
+    assert_eq!((u64_at(f), u32_at(f + 8)), (1004, 28));
+    assert_eq!(b.len(), f + 16 + 32);
+    assert_eq!(&b[f + 16..f + 24], b"STRAMANI");
+
+    let mut dv = DeletionVector::new(1000);
+    dv.insert(2);
+    dv.insert(999);
+    let d = dv.encode(4);
+    let d64 = |at: usize| u64::from_le_bytes(d[at..at + 8].try_into().unwrap());
+    let d32 = |at: usize| u32::from_le_bytes(d[at..at + 4].try_into().unwrap());
+    assert_eq!((d64(0), d64(8), d64(16), d32(24)), (4, 1000, 2, 2), "a row list is smaller");
+    assert_eq!((d32(32), d32(36)), (2, 999));
+    assert_eq!(&d[40..48], b"STRADELV");
+}

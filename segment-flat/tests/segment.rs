@@ -37,7 +37,10 @@ fn rows(n: usize, dim: usize, metric: Metric, seed: u64) -> Rows {
 }
 
 fn write(store: &dyn Storage, key: &str, metric: Metric, data: &Rows) -> Expected {
-    let dim = data.vectors.first().map_or(4, Vec::len);
+    write_dim(store, key, metric, data, data.vectors.first().map_or(4, Vec::len))
+}
+
+fn write_dim(store: &dyn Storage, key: &str, metric: Metric, data: &Rows, dim: usize) -> Expected {
     let mut writer = FlatWriter::new(store, key, dim, metric, data.ids.len() as u64).unwrap();
     for (id, v) in data.ids.iter().zip(&data.vectors) {
         writer.push(*id, v).unwrap();
@@ -137,10 +140,7 @@ proptest! {
         let metric = Metric::ALL[metric_index];
         let store = MemoryStore::new();
         let data = rows(n, dim, metric, seed);
-        let expected = Expected {
-            dim,
-            ..write(&store, "s", metric, &data)
-        };
+        let expected = write_dim(&store, "s", metric, &data, dim);
         let segment = FlatSegment::open_expected(&store, "s", &expected).unwrap();
         let skip: Vec<bool> = (0..n).map(|row| row % skip_every == 1).collect();
         let query = rows(1, dim, metric, seed ^ 0xABCD).vectors.remove(0);
@@ -286,4 +286,33 @@ fn local_segments_are_mapped_and_vector_blocks_aligned() {
     let segment = FlatSegment::open_expected(&store, "seg/x.flat", &expected).unwrap();
     assert!(segment.is_mapped());
     assert_eq!(segment.vectors().unwrap().as_ptr() as usize % 64, 0);
+}
+
+/// Holds docs/format/segment-flat.md to the code: offsets written out by hand.
+#[test]
+fn layout_matches_the_spec() {
+    let store = MemoryStore::new();
+    let mut writer = FlatWriter::new(&store, "s", 3, Metric::Cosine, 2).unwrap();
+    writer.push(5, &[1.0, 0.0, 0.0]).unwrap();
+    writer.push(9, &[0.0, 1.0, 0.0]).unwrap();
+    writer.finish().unwrap();
+    let b = store.get("s").unwrap().to_vec();
+    let u16_at = |at: usize| u16::from_le_bytes(b[at..at + 2].try_into().unwrap());
+    let u32_at = |at: usize| u32::from_le_bytes(b[at..at + 4].try_into().unwrap());
+    let u64_at = |at: usize| u64::from_le_bytes(b[at..at + 8].try_into().unwrap());
+    assert_eq!(&b[0..8], b"STRAFLAT");
+    assert_eq!((u16_at(8), u16_at(10), u32_at(12)), (1, 0, 64));
+    assert_eq!((u32_at(16), b[20], u64_at(24)), (3, 3, 2));
+    assert_eq!(u32_at(60), crc32fast::hash(&b[..60]));
+    // Vectors at 64 (24 bytes), ids at the next multiple of 64.
+    assert_eq!(f32::from_le_bytes(b[64 + 16..64 + 20].try_into().unwrap()), 1.0);
+    assert_eq!((u64_at(128), u64_at(136)), (5, 9));
+    // Directory at 144: vectors then ids, both required.
+    assert_eq!((u32_at(144), u32_at(148), u64_at(152), u64_at(160)), (1, 1, 64, 24));
+    assert_eq!(u32_at(168), crc32fast::hash(&b[64..88]));
+    assert_eq!((u32_at(176), u32_at(180), u64_at(184), u64_at(192)), (2, 1, 128, 16));
+    // Trailer, then the 32-byte footer.
+    assert_eq!((u64_at(208), u32_at(216), u32_at(220)), (144, 2, crc32fast::hash(&b[144..208])));
+    assert_eq!(&b[224..232], b"STRAFLAT");
+    assert_eq!(b.len(), 256);
 }
