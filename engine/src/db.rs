@@ -178,7 +178,8 @@ impl Db {
                 hnsw_m: options.hnsw_m as u32,
                 hnsw_ef_construction: options.hnsw_ef_construction as u32,
                 keep_versions: options.keep_versions,
-                keep_for_secs: options.keep_for.as_secs(),
+                keep_for_secs: options.keep_for.as_secs()
+                    + u64::from(options.keep_for.subsec_nanos() > 0),
             },
             next_segment_id: 0,
             segments: Vec::new(),
@@ -240,8 +241,6 @@ impl Db {
     /// the id index from id columns and deletion vectors, and swaps in the snapshot. Reads no
     /// vector block.
     fn install_manifest(&self, manifest: Manifest, reuse: &[Arc<LiveSegment>]) -> Result<()> {
-        let rows: u64 = manifest.segments.iter().map(|s| s.live_rows()).sum();
-        let mut index = IdIndex::with_capacity(rows as usize);
         let mut segments = Vec::with_capacity(manifest.segments.len());
         for record in &manifest.segments {
             let reused = reuse
@@ -258,12 +257,20 @@ impl Db {
                     Arc::new(AtomicBitmap::from_deletion_vector(&deletes))
                 }
             };
-            index.add_segment(segment_number(record.id)?, Arc::clone(&deleted), segment.ids());
             segments.push(Arc::new(LiveSegment { record: record.clone(), segment, deleted }));
         }
+        // Sized from the opened files (their id columns were checked), not from the manifest.
+        let rows: usize = segments.iter().map(|s| s.segment.ids().len()).sum();
+        let mut index = IdIndex::with_capacity(rows);
+        for live in &segments {
+            let number = segment_number(live.record.id)?;
+            index.add_segment(number, Arc::clone(&live.deleted), live.segment.ids());
+        }
         self.register_segments(&segments);
-        *self.index.lock() = index;
+        // Index and snapshot change together (snapshot lock first, as everywhere), so a `get`
+        // never pairs a new index with an old snapshot.
         let mut snapshot = self.snapshot.write();
+        *self.index.lock() = index;
         let mut next = (**snapshot).clone();
         next.manifest = Arc::new(manifest);
         next.segments = segments;
@@ -320,6 +327,8 @@ impl Db {
 
     /// Live records, committed and not (approximate while writes run).
     pub fn len(&self) -> usize {
+        // No rotation may move rows from the memtable into the index between the two reads.
+        let _gate = self.write_gate.read();
         let snapshot = Arc::clone(&self.snapshot.read());
         let live_in_index = self.index.lock().len();
         snapshot.active.len() + live_in_index
@@ -381,28 +390,59 @@ impl Db {
             self.rotate_if_full()?;
             let _gate = self.write_gate.read();
             let active = Arc::clone(&self.snapshot.read().active);
-            let insert = |rows: std::ops::Range<usize>| -> Result<()> {
-                for i in rows.filter(|&i| !superseded[i]) {
-                    active.upsert(ids[i], &vectors[i * self.dim..(i + 1) * self.dim])?;
+            // Each worker inserts its rows in order and reports how far it got, so the index
+            // forgets exactly the old versions of rows that were inserted, even on an error.
+            let insert = |rows: std::ops::Range<usize>| -> (usize, Result<()>) {
+                for i in rows.clone() {
+                    if superseded[i] {
+                        continue;
+                    }
+                    if let Err(e) =
+                        active.upsert(ids[i], &vectors[i * self.dim..(i + 1) * self.dim])
+                    {
+                        return (i, Err(e.into()));
+                    }
                 }
-                Ok(())
+                (rows.end, Ok(()))
             };
             let workers = threads.min((end - start).div_ceil(256)).max(1);
-            if workers == 1 {
-                insert(start..end)?;
+            let per = (end - start).div_ceil(workers);
+            let ranges: Vec<_> = (start..end).step_by(per).map(|s| s..(s + per).min(end)).collect();
+            let outcomes: Vec<(std::ops::Range<usize>, usize, Result<()>)> = if workers == 1 {
+                let (done, result) = insert(start..end);
+                vec![(start..end, done, result)]
             } else {
-                let per = (end - start).div_ceil(workers);
                 std::thread::scope(|scope| {
-                    let handles: Vec<_> = (start..end)
-                        .step_by(per)
-                        .map(|s| scope.spawn(move || insert(s..(s + per).min(end))))
-                        .collect();
-                    handles.into_iter().try_for_each(|h| h.join().expect("insert thread panicked"))
-                })?;
-            }
+                    let handles: Vec<_> =
+                        ranges.iter().map(|range| scope.spawn(|| insert(range.clone()))).collect();
+                    ranges
+                        .iter()
+                        .zip(handles)
+                        .map(|(range, handle)| match handle.join() {
+                            Ok((done, result)) => (range.clone(), done, result),
+                            // Which rows went in is unknown: the handle must not commit.
+                            Err(_) => {
+                                let cause = "an insert thread panicked during upsert_batch";
+                                *self.poisoned.lock() = Some(cause.to_owned());
+                                let error = Error::Poisoned { cause: cause.to_owned() };
+                                (range.clone(), range.start, Err(error))
+                            }
+                        })
+                        .collect()
+                })
+            };
             let mut index = self.index.lock();
-            for &id in &ids[start..end] {
-                index.delete(id);
+            let mut first_error = None;
+            for (range, done, result) in outcomes {
+                for i in range.start..done {
+                    index.delete(ids[i]);
+                }
+                if let (Err(e), None) = (result, &first_error) {
+                    first_error = Some(e);
+                }
+            }
+            if let Some(e) = first_error {
+                return Err(e);
             }
         }
         Ok(())
@@ -421,12 +461,18 @@ impl Db {
 
     /// The vector of record `id` (normalized, under cosine), if it exists.
     pub fn get(&self, id: u64) -> Result<Option<Vec<f32>>> {
+        // Under the gate no rotation moves records between the memtable and the index. The
+        // index is read first: an upsert adds the new version to the memtable before it takes
+        // the old one out of the index, so a record is always in one place or the other.
+        let _gate = self.write_gate.read();
+        let location = self.index.lock().get(id);
         let snapshot = Arc::clone(&self.snapshot.read());
-        if let Some(vector) = snapshot.active.get(id) {
-            return Ok(Some(vector.to_vec()));
+        if let Some(location) = location {
+            if let Some(vector) = snapshot.vector_of(location.segment.into(), location.row)? {
+                return Ok(Some(vector));
+            }
         }
-        let Some(location) = self.index.lock().get(id) else { return Ok(None) };
-        snapshot.vector_of(location.segment.into(), location.row)
+        Ok(snapshot.active.get(id).map(<[f32]>::to_vec))
     }
 
     /// The `k` nearest live records to `query`, nearest first, at default effort.
@@ -545,6 +591,9 @@ impl Db {
         let storage = &*self.storage;
         let base = &snapshot.manifest;
         let version = base.version + 1;
+        // A writer that fell behind (another one committed, perhaps and collected the versions
+        // this one would race on) stops here, before writing anything.
+        self.check_newest(version - 1)?;
         let mut records = Vec::with_capacity(base.segments.len() + snapshot.pending.len());
         for (live, deletes) in snapshot.segments.iter().zip(segment_deletes) {
             let mut record = live.record.clone();
@@ -602,6 +651,10 @@ impl Db {
             segments: records,
         };
         strata_manifest::commit(storage, &manifest)?;
+        // Create-if-absent fences writers racing on one version, but not one that slept while
+        // another committed and garbage-collected past it: its "new" version would be older than
+        // the newest and never read. Report that as the conflict it is.
+        self.check_newest(version)?;
 
         // Committed. Open the new segments (a map; no vector is read) and swap the snapshot.
         let mut new_segments = Vec::with_capacity(flushed.len());
@@ -648,6 +701,14 @@ impl Db {
         next.manifest = Arc::new(manifest);
         *guard = Arc::new(next);
         Ok(Version(version))
+    }
+
+    /// `Conflict` if a version newer than `version` exists.
+    fn check_newest(&self, version: u64) -> Result<()> {
+        match strata_manifest::list_versions(&*self.storage)?.last() {
+            Some(&newest) if newest > version => Err(Error::Conflict { version: newest }),
+            _ => Ok(()),
+        }
     }
 
     /// Moves a read-only handle to the newest committed version; returns it. Segments already

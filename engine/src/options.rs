@@ -60,7 +60,8 @@ impl Options {
     }
 
     /// Retention: garbage collection also keeps every version committed within `age` of the
-    /// moment it runs. Default zero (count-based retention only).
+    /// moment it runs (stored in whole seconds, rounded up). Default zero (count-based
+    /// retention only).
     #[must_use]
     pub fn keep_for(mut self, age: Duration) -> Self {
         self.keep_for = age;

@@ -5,7 +5,7 @@ use std::cell::RefCell;
 use std::sync::Arc;
 
 use strata_manifest::{Manifest, SegmentRecord};
-use strata_memtable::{FrozenMemtable, Memtable};
+use strata_memtable::{FrozenMemtable, Memtable, MemtableView};
 use strata_quantize::{Neighbor, TopK};
 use strata_segment_flat::FlatSegment;
 
@@ -93,6 +93,25 @@ thread_local! {
     static SCRATCH: RefCell<Scratch> = RefCell::default();
 }
 
+/// Searches a graph tier holding about `live` live records; if the graph walk comes back with
+/// fewer than `min(k, live)` results (a graph cut up by many deletions can strand live rows),
+/// scans the tier exactly instead.
+fn search_graph(
+    memtable: &MemtableView,
+    query: &[f32],
+    k: usize,
+    ef: usize,
+    live: usize,
+    keep: &(impl Fn(u32) -> bool + Sync),
+    out: &mut Vec<Neighbor>,
+) -> Result<()> {
+    memtable.search_filtered(query, k, ef, keep, out)?;
+    if out.len() < k.min(live) && ef < memtable.rows() {
+        memtable.search_filtered(query, k, usize::MAX, keep, out)?;
+    }
+    Ok(())
+}
+
 impl Snapshot {
     /// The `params.k` nearest live records to `query`, which is already validated and prepared
     /// (normalized for cosine).
@@ -102,18 +121,9 @@ impl Snapshot {
         SCRATCH.with(|scratch| {
             let scratch = &mut *scratch.borrow_mut();
             scratch.merged.clear();
-
-            self.active.search_filtered(query, k, ef, &|_| true, &mut scratch.tier)?;
-            scratch.merged.extend_from_slice(&scratch.tier);
-            for pending in &self.pending {
-                let keep = |row: u32| {
-                    let segment_row = pending.segment_rows[row as usize];
-                    segment_row != NOT_LIVE && !pending.deleted.contains(segment_row)
-                };
-                pending.memtable.search_filtered(query, k, ef, &keep, &mut scratch.tier)?;
-                scratch.merged.extend_from_slice(&scratch.tier);
-            }
-            // Flat segments are exact: one collector across all of them prunes the most.
+            // Oldest tier first. An upsert inserts the new version into the active memtable
+            // before it marks the old row deleted, so a search that finds the old row already
+            // deleted is sure to find the new version in a tier it reads later.
             scratch.top.reset(k);
             for live in &self.segments {
                 let deleted = &*live.deleted;
@@ -124,7 +134,20 @@ impl Snapshot {
                     &mut scratch.distances,
                 )?;
             }
+            // Flat segments are exact: one collector across all of them prunes the most.
             scratch.top.sorted_into(&mut scratch.tier);
+            scratch.merged.extend_from_slice(&scratch.tier);
+            for pending in &self.pending {
+                let keep = |row: u32| {
+                    let segment_row = pending.segment_rows[row as usize];
+                    segment_row != NOT_LIVE && !pending.deleted.contains(segment_row)
+                };
+                let live = pending.ids.len() - pending.deleted.count() as usize;
+                search_graph(&pending.memtable, query, k, ef, live, &keep, &mut scratch.tier)?;
+                scratch.merged.extend_from_slice(&scratch.tier);
+            }
+            let live = self.active.len();
+            search_graph(&self.active, query, k, ef, live, &|_| true, &mut scratch.tier)?;
             scratch.merged.extend_from_slice(&scratch.tier);
 
             // An upsert racing this search may leave an id in two tiers for a moment: keep the

@@ -170,7 +170,8 @@ fn readers_keep_their_open_segments_across_gc_and_refresh_past_it() {
     db.upsert(2, &v(2.0)).unwrap();
     db.commit().unwrap();
     assert!(db.gc().unwrap().files > 0);
-    // The reader's segment was read at open (mapped, on a local directory), so it goes on.
+    // The reader's segment was read at open (here into memory; on a local directory it is
+    // mapped, and a mapping outlives the file's removal), so it goes on.
     assert_eq!(reader.search(&v(1.0), 1).unwrap()[0].id, 1);
     assert!(Db::open_at_in(Arc::clone(&store), Version(2)).is_err(), "collected");
     assert_eq!(reader.refresh().unwrap(), Version(3));
@@ -194,4 +195,66 @@ fn a_second_writer_on_an_object_store_is_fenced_by_the_commit() {
     assert_eq!(reopened.version(), Version(2));
     assert_eq!(reopened.get(1).unwrap(), Some(v(1.0).to_vec()));
     assert_eq!(reopened.get(2).unwrap(), None, "the losing commit changed nothing");
+}
+
+/// A commit whose storage fails at any write (cleanly, or after the write took effect) poisons
+/// the handle: writes refuse, reads go on, and a reopen shows the previous version or the new
+/// one, whole.
+#[test]
+fn a_failed_commit_poisons_writes_and_leaves_a_whole_version() {
+    use strata::storage::testing::{FailingStorage, FaultPlan};
+    for after_apply in [false, true] {
+        let mut nth = 0;
+        loop {
+            let store = Arc::new(FailingStorage::new(MemoryStore::new()));
+            let db = Db::create_in(Arc::clone(&store) as Arc<dyn Storage>, options()).unwrap();
+            for id in 0..20 {
+                db.upsert(id, &v(id as f32)).unwrap();
+            }
+            db.commit().unwrap();
+            db.delete(3).unwrap();
+            db.upsert(30, &v(30.0)).unwrap();
+            let plan = FaultPlan::nth_write(nth);
+            store.set_plan(Some(if after_apply { plan.after_apply() } else { plan }));
+            let result = db.commit();
+            let injected = store.injected() > 0;
+            store.set_plan(None);
+            if !injected {
+                assert_eq!(result.unwrap(), Version(3), "every write of the commit was tried");
+                break;
+            }
+            assert!(result.is_err(), "write {nth} failed, so must the commit");
+            assert!(matches!(db.upsert(40, &v(4.0)), Err(Error::Poisoned { .. })));
+            assert!(matches!(db.commit(), Err(Error::Poisoned { .. })));
+            assert_eq!(db.get(30).unwrap(), Some(v(30.0).to_vec()), "reads go on");
+            drop(db);
+            let db = Db::open_in(store as Arc<dyn Storage>).unwrap();
+            let new = db.get(30).unwrap().is_some();
+            assert_eq!(db.version(), Version(if new { 3 } else { 2 }), "write {nth}");
+            assert_eq!(db.get(3).unwrap().is_none(), new, "write {nth}: a mix of versions");
+            assert_eq!(db.len(), 20, "write {nth}");
+            nth += 1;
+        }
+        assert!(nth >= 3, "a commit writes a segment, a deletion vector and a manifest");
+    }
+}
+
+/// A writer that slept while another committed and collected past its base version must not
+/// report success for a version nobody will read.
+#[test]
+fn a_writer_that_fell_behind_a_collected_history_gets_a_conflict() {
+    let store: Arc<dyn Storage> = Arc::new(MemoryStore::new());
+    let sleeper = Db::create_in(Arc::clone(&store), options().keep_versions(1)).unwrap();
+    let active = Db::open_in(Arc::clone(&store)).unwrap();
+    for id in 0..3 {
+        active.upsert(id, &v(id as f32)).unwrap();
+        active.commit().unwrap();
+    }
+    active.gc().unwrap();
+    assert_eq!(active.versions().unwrap(), [Version(4)]);
+    sleeper.upsert(10, &v(10.0)).unwrap();
+    assert!(matches!(sleeper.commit(), Err(Error::Conflict { version: 4 })));
+    assert!(matches!(sleeper.upsert(11, &v(1.0)), Err(Error::Poisoned { .. })));
+    let reopened = Db::open_in(store).unwrap();
+    assert_eq!((reopened.version(), reopened.len()), (Version(4), 3));
 }

@@ -74,3 +74,52 @@ fn searches_run_while_commits_swap_tiers() {
         assert_eq!(db.get(id).unwrap(), Some(vector(id)));
     }
 }
+
+/// Re-upserting committed records while searching: a search never loses a record to the upsert
+/// (the old version hidden, the new one not yet seen), nor returns one twice.
+#[test]
+fn upserts_racing_searches_never_hide_a_record() {
+    let db = Arc::new(
+        Db::create_in(Arc::new(strata::storage::MemoryStore::new()), Options::new(16, Metric::L2))
+            .unwrap(),
+    );
+    let n = 50u64;
+    let ids: Vec<u64> = (0..n).collect();
+    let rows: Vec<f32> = ids.iter().flat_map(|&id| vector(id)).collect();
+    db.upsert_batch(&ids, &rows).unwrap();
+    db.commit().unwrap();
+    let done = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let (db, done) = (Arc::clone(&db), Arc::clone(&done));
+        std::thread::spawn(move || {
+            let mut round = 0u64;
+            while !done.load(Ordering::Acquire) {
+                let id = round % n;
+                // Alternate between two versions so every upsert changes the vector.
+                db.upsert(id, &vector(id + 1000 * (round / n % 2))).unwrap();
+                round += 1;
+                if round % 500 == 0 {
+                    db.commit().unwrap();
+                }
+            }
+        })
+    };
+    for i in 0..3000u64 {
+        let hits = db.search_with(&vector(i % n), SearchParams::exact(n as usize)).unwrap();
+        let mut found: Vec<u64> = hits.iter().map(|h| h.id).collect();
+        found.sort_unstable();
+        found.dedup();
+        assert_eq!(found.len(), hits.len(), "an id returned twice");
+        if found.len() != n as usize {
+            let missing: Vec<u64> = (0..n).filter(|id| !found.contains(id)).collect();
+            let again = db.search_with(&vector(i % n), SearchParams::exact(n as usize)).unwrap();
+            panic!(
+                "search {i} lost {missing:?} to a racing upsert; a repeat found {}",
+                again.len()
+            );
+        }
+        assert!(db.get(i % n).unwrap().is_some(), "get {i} lost a record");
+    }
+    done.store(true, Ordering::Release);
+    writer.join().unwrap();
+}

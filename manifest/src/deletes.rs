@@ -143,7 +143,7 @@ impl DeletionVector {
         };
         let vector = match header.encoding.get() {
             ENCODING_BITMAP => {
-                length(rows.div_ceil(64) * 8)?;
+                length(rows.div_ceil(64).saturating_mul(8))?;
                 let words: Vec<u64> = data
                     .chunks_exact(8)
                     .map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")))
@@ -154,7 +154,7 @@ impl DeletionVector {
                 DeletionVector::from_words(rows, words)
             }
             ENCODING_ROW_LIST => {
-                length(deleted * 4)?;
+                length(deleted.saturating_mul(4))?;
                 let mut vector = DeletionVector::new(rows);
                 let mut previous = None;
                 for b in data.chunks_exact(4) {

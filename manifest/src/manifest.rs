@@ -114,8 +114,8 @@ pub struct StoredOptions {
     pub hnsw_ef_construction: u32,
     /// Retention: newest versions garbage collection keeps (at least 1).
     pub keep_versions: u32,
-    /// Retention: versions committed within this many seconds of the newest are kept too
-    /// (0: no time-based retention).
+    /// Retention: versions committed within this many seconds before a collection runs are
+    /// kept too (0: no time-based retention).
     pub keep_for_secs: u64,
 }
 
@@ -282,13 +282,14 @@ impl Manifest {
         }
         let next_segment_id = header.next_segment_id.get();
         let mut segments = Vec::with_capacity(segment_count);
+        let mut seen = std::collections::HashSet::with_capacity(segment_count);
         let mut expected_first = 0usize;
         for raw in segments_raw {
             let id = raw.id.get();
             if id >= next_segment_id {
                 return Err(field("segment id", id));
             }
-            if segments.iter().any(|s: &SegmentRecord| s.id == id) {
+            if !seen.insert(id) {
                 return Err(corrupt(Problem::DuplicateSegment { id }));
             }
             let kind = SegmentKind::from_code(raw.kind.get())

@@ -276,12 +276,18 @@ fn gc_leaves_what_a_concurrent_writer_may_be_committing() {
     store.put(&pending_segment, b"segment").unwrap();
     let pending_deletes = deletes_key(7, newest.version + 1, 1);
     store.put(&pending_deletes, b"dv").unwrap();
+    // ...and one that already committed a version newer than the collector's newest.
+    let mut newer = newest.clone();
+    newer.version += 1;
+    commit(&store, &newer).unwrap();
     let plan =
         plan_gc(&store, newest, Retention { keep_versions: 1, keep_for_ms: 0 }, 0, &|_| false)
             .unwrap();
     assert!(!plan.files.contains(&pending_segment));
     assert!(!plan.files.contains(&pending_deletes));
+    assert!(!plan.manifests.contains(&manifest_key(8)));
     assert!(!plan.manifests.contains(&manifest_key(7)));
+    assert!(plan.manifests.contains(&manifest_key(6)), "the plan does collect");
 }
 
 /// Holds docs/format/manifest.md and deletes.md to the code: offsets written out by hand.

@@ -195,6 +195,10 @@ impl Memtable {
     }
 
     /// Inserts `vector` under `id`, replacing any record with that id. Searchable on return.
+    ///
+    /// Re-upserting a record's current vector (bit for bit, after normalization) changes
+    /// nothing: an idempotent re-sync must not fill the graph with tombstoned copies, which would
+    /// cut the live rows off from searches.
     pub fn upsert(&self, id: u64, vector: &[f32]) -> Result<(), MemtableError> {
         let view = &*self.view;
         let mut scratch = view.take_scratch();
@@ -202,6 +206,14 @@ impl Memtable {
             let frozen = view.frozen.read();
             if *frozen {
                 return Err(MemtableError::Frozen);
+            }
+            let unchanged =
+                view.ids.lock().get(id, |row| view.graph.rows.id(row)).is_some_and(|row| {
+                    let stored = view.graph.rows.vector(row);
+                    stored.iter().zip(&scratch.query).all(|(a, b)| a.to_bits() == b.to_bits())
+                });
+            if unchanged {
+                return Ok(());
             }
             view.insert(id, &mut scratch)
         });
@@ -298,7 +310,8 @@ impl MemtableView {
     ) -> Result<(), MemtableError> {
         out.clear();
         // More results than rows cannot exist; clamping keeps buffers and arithmetic bounded.
-        let k = k.min(self.rows());
+        // (Not to the rows present now: a scan also takes rows inserted while it runs.)
+        let k = k.min(MAX_ROWS);
         let mut scratch = self.take_scratch();
         let result = self.prepare(query, &mut scratch).map(|()| {
             let Some(entry) = unpack_entry(self.entry.load(Ordering::Acquire)) else { return };
@@ -564,12 +577,24 @@ impl<F: Fn(Row) -> bool> WithSimd for ScanOp<'_, F> {
         let rows = &view.graph.rows;
         // Room for a superseded row per result that a racing upsert may leave live meanwhile.
         scratch.exact.reset(2 * k);
-        for row in 0..view.rows() as u32 {
-            if !rows.is_published(row) || rows.is_deleted(row) || !filter(row) {
-                continue;
+        // Rows reserved during the scan are scanned too, until no more arrive: an upsert
+        // publishes its new row before it deletes the old one, so a scan that found the old row
+        // deleted reads a row count that covers the new one, and never misses the record.
+        let mut start = 0;
+        loop {
+            let end = view.rows() as u32;
+            for row in start..end {
+                if !rows.is_published(row) || rows.is_deleted(row) || !filter(row) {
+                    continue;
+                }
+                let distance =
+                    view.graph.metric.distance_simd(simd, &scratch.query, rows.vector(row));
+                scratch.exact.push(u64::from(row), distance);
             }
-            let distance = view.graph.metric.distance_simd(simd, &scratch.query, rows.vector(row));
-            scratch.exact.push(u64::from(row), distance);
+            if view.rows() as u32 == end {
+                break;
+            }
+            start = end;
         }
         scratch.exact.sorted_into(&mut scratch.exact_sorted);
         // As in the graph search: one row per id, the nearest.

@@ -162,14 +162,16 @@ impl RowStore {
     #[inline]
     pub fn is_deleted(&self, row: u32) -> bool {
         let (chunk, offset) = self.chunk(row);
-        chunk.deleted[offset / 64].load(Ordering::Relaxed) & (1 << (offset % 64)) != 0
+        // Acquire pairs with the Release in `delete`: whoever sees a row deleted also sees the
+        // row the deleting upsert reserved and published before it (see `ScanOp`).
+        chunk.deleted[offset / 64].load(Ordering::Acquire) & (1 << (offset % 64)) != 0
     }
 
     /// Marks a row deleted; returns whether it was live.
     pub fn delete(&self, row: u32) -> bool {
         let (chunk, offset) = self.chunk(row);
         let bit = 1 << (offset % 64);
-        chunk.deleted[offset / 64].fetch_or(bit, Ordering::Relaxed) & bit == 0
+        chunk.deleted[offset / 64].fetch_or(bit, Ordering::Release) & bit == 0
     }
 
     pub fn lock(&self, row: u32) -> parking_lot::MutexGuard<'_, ()> {

@@ -176,3 +176,24 @@ fn a_huge_k_is_clamped_to_the_rows() {
     memtable.upsert(1, &[1.0, 0.0]).unwrap();
     assert_eq!(memtable.search(&[0.0, 0.0], usize::MAX, usize::MAX).unwrap().len(), 1);
 }
+
+#[test]
+fn re_upserting_an_unchanged_vector_changes_nothing_and_keeps_search_working() {
+    let memtable = Memtable::new(4, Metric::Cosine, Params::default()).unwrap();
+    let vector = |id: u64| [id as f32 + 1.0, 1.0, (id % 3) as f32, 0.5];
+    for round in 0..200 {
+        for id in 0..20 {
+            memtable.upsert(id, &vector(id)).unwrap();
+        }
+        if round == 0 {
+            assert_eq!(memtable.rows(), 20);
+        }
+    }
+    assert_eq!((memtable.rows(), memtable.len()), (20, 20), "no tombstoned copies");
+    let hits = memtable.search(&vector(7), 10, 16).unwrap();
+    assert_eq!(hits.len(), 10);
+    assert_eq!(hits[0].id, 7);
+    // A changed vector is still a real upsert.
+    memtable.upsert(7, &vector(8)).unwrap();
+    assert_eq!((memtable.rows(), memtable.len()), (21, 20));
+}
