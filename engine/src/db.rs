@@ -434,8 +434,8 @@ impl Db {
             let mut index = self.index.lock();
             let mut first_error = None;
             for (range, done, result) in outcomes {
-                for i in range.start..done {
-                    index.delete(ids[i]);
+                for &id in &ids[range.start..done] {
+                    index.delete(id);
                 }
                 if let (Err(e), None) = (result, &first_error) {
                     first_error = Some(e);
@@ -467,10 +467,10 @@ impl Db {
         let _gate = self.write_gate.read();
         let location = self.index.lock().get(id);
         let snapshot = Arc::clone(&self.snapshot.read());
-        if let Some(location) = location {
-            if let Some(vector) = snapshot.vector_of(location.segment.into(), location.row)? {
-                return Ok(Some(vector));
-            }
+        if let Some(location) = location
+            && let Some(vector) = snapshot.vector_of(location.segment.into(), location.row)?
+        {
+            return Ok(Some(vector));
         }
         Ok(snapshot.active.get(id).map(<[f32]>::to_vec))
     }
