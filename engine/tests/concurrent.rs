@@ -98,7 +98,7 @@ fn upserts_racing_searches_never_hide_a_record() {
                 // Alternate between two versions so every upsert changes the vector.
                 db.upsert(id, &vector(id + 1000 * (round / n % 2))).unwrap();
                 round += 1;
-                if round % 500 == 0 {
+                if round.is_multiple_of(500) {
                     db.commit().unwrap();
                 }
             }
