@@ -97,6 +97,9 @@ impl fmt::Debug for Db {
 
 const LOCK_FILE: &str = "LOCK";
 
+/// Deletion vectors a commit writes at once.
+const DELETES_WRITERS: usize = 16;
+
 impl Db {
     /// Creates a database in the local directory `root` (created if missing), and opens it for
     /// writing. Fails with [`Error::AlreadyExists`] if one is there.
@@ -591,21 +594,61 @@ impl Db {
         let storage = &*self.storage;
         let base = &snapshot.manifest;
         let version = base.version + 1;
-        // A writer that fell behind (another one committed, perhaps and collected the versions
-        // this one would race on) stops here, before writing anything.
-        self.check_newest(version - 1)?;
+        // A writer whose base version was collected fell behind: stop before writing anything.
+        self.check_base_exists(version - 1)?;
         let mut records = Vec::with_capacity(base.segments.len() + snapshot.pending.len());
-        for (live, deletes) in snapshot.segments.iter().zip(segment_deletes) {
-            let mut record = live.record.clone();
-            if let Some(deletes) = deletes {
-                if deletes.deleted() == record.rows {
-                    continue; // Every row deleted: the segment leaves the database.
+        // Changed deletion vectors are independent objects, each durable on its own (an fsync
+        // pair locally, a request on an object store): write them concurrently.
+        let changed: Vec<(usize, &strata_manifest::DeletionVector)> = segment_deletes
+            .iter()
+            .enumerate()
+            .filter_map(|(i, d)| d.as_ref().map(|d| (i, d)))
+            .filter(|(i, d)| d.deleted() < snapshot.segments[*i].record.rows)
+            .collect();
+        let mut written: Vec<Option<strata_manifest::DeletesRecord>> =
+            vec![None; snapshot.segments.len()];
+        let lanes = changed.len().min(DELETES_WRITERS);
+        if lanes > 0 {
+            let results: Vec<Result<Vec<(usize, strata_manifest::DeletesRecord)>>> =
+                std::thread::scope(|scope| {
+                    let handles: Vec<_> = (0..lanes)
+                        .map(|lane| {
+                            let changed = &changed;
+                            scope.spawn(move || {
+                                changed
+                                    .iter()
+                                    .skip(lane)
+                                    .step_by(lanes)
+                                    .map(|&(i, deletes)| {
+                                        let id = snapshot.segments[i].record.id;
+                                        strata_manifest::write_deletes(
+                                            storage, id, version, self.tag, deletes,
+                                        )
+                                        .map(|record| (i, record))
+                                        .map_err(Error::from)
+                                    })
+                                    .collect()
+                            })
+                        })
+                        .collect();
+                    handles.into_iter().map(|h| h.join().expect("writer thread panicked")).collect()
+                });
+            for lane in results {
+                for (i, record) in lane? {
+                    written[i] = Some(record);
                 }
-                record.deletes = Some(strata_manifest::write_deletes(
-                    storage, record.id, version, self.tag, deletes,
-                )?);
             }
-            records.push(record);
+        }
+        for ((live, deletes), record) in snapshot.segments.iter().zip(segment_deletes).zip(written)
+        {
+            if deletes.as_ref().is_some_and(|d| d.deleted() == live.record.rows) {
+                continue; // Every row deleted: the segment leaves the database.
+            }
+            let mut record_now = live.record.clone();
+            if record.is_some() {
+                record_now.deletes = record;
+            }
+            records.push(record_now);
         }
         let mut flushed = Vec::new();
         for (pending, deletes) in snapshot.pending.iter().zip(pending_deletes) {
@@ -653,8 +696,9 @@ impl Db {
         strata_manifest::commit(storage, &manifest)?;
         // Create-if-absent fences writers racing on one version, but not one that slept while
         // another committed and garbage-collected past it: its "new" version would be older than
-        // the newest and never read. Report that as the conflict it is.
-        self.check_newest(version)?;
+        // the newest and never read. GC keeps a suffix of the history, so if our base version
+        // still exists, no version after it was ever collected, and ours is the newest.
+        self.check_base_exists(version - 1)?;
 
         // Committed. Open the new segments (a map; no vector is read) and swap the snapshot.
         let mut new_segments = Vec::with_capacity(flushed.len());
@@ -703,11 +747,16 @@ impl Db {
         Ok(Version(version))
     }
 
-    /// `Conflict` if a version newer than `version` exists.
-    fn check_newest(&self, version: u64) -> Result<()> {
-        match strata_manifest::list_versions(&*self.storage)?.last() {
-            Some(&newest) if newest > version => Err(Error::Conflict { version: newest }),
-            _ => Ok(()),
+    /// `Conflict` if the manifest of `base` is gone: garbage collection removed it, so other
+    /// writers committed versions after it (one stat, whatever the history's length).
+    fn check_base_exists(&self, base: u64) -> Result<()> {
+        match self.storage.size(&manifest_key(base)) {
+            Ok(_) => Ok(()),
+            Err(e) if e.is_not_found() => {
+                let newest = strata_manifest::list_versions(&*self.storage)?;
+                Err(Error::Conflict { version: newest.last().copied().unwrap_or(base + 1) })
+            }
+            Err(e) => Err(e.into()),
         }
     }
 

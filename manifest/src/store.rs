@@ -148,13 +148,23 @@ pub fn plan_gc(
     };
     reference(newest);
 
+    // Retained versions always form a suffix of the history (from the newest down to the first
+    // version retention lets go; everything older goes too). Writers rely on it: a writer whose
+    // base version still exists knows that no newer version was collected (see the engine's
+    // commit).
     let mut plan = GcPlan::default();
+    let mut cut = false;
     for (rank, &version) in older.iter().enumerate() {
+        if cut {
+            plan.manifests.push(manifest_key(version));
+            continue;
+        }
         // Rank 0 is the second-newest version: the newest counts as one kept version.
         let by_count = rank + 1 < keep_versions;
         let manifest = match load(storage, version) {
             Ok(manifest) => Some(manifest),
-            // Damaged or vanished old versions cannot be opened anyway; drop them.
+            // A damaged old version cannot be opened anyway: kept while retention counts it,
+            // otherwise collected with everything older.
             Err(
                 ManifestError::Corrupt { .. }
                 | ManifestError::VersionNotFound { .. }
@@ -172,7 +182,11 @@ pub fn plan_gc(
         });
         match manifest {
             Some(manifest) if by_count || by_time => reference(&manifest),
-            _ => plan.manifests.push(manifest_key(version)),
+            None if by_count => {}
+            _ => {
+                cut = true;
+                plan.manifests.push(manifest_key(version));
+            }
         }
     }
     plan.manifests.reverse();
