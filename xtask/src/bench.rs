@@ -585,6 +585,33 @@ fn round(x: f64, digits: i32) -> f64 {
 mod tests {
     use super::*;
 
+    /// A generated data set in a temporary directory: (directory, base, queries, ground truth).
+    fn generated(
+        n: usize,
+        dim: usize,
+        queries: usize,
+        metric: Metric,
+        seed: u64,
+    ) -> (tempfile::TempDir, Vectors<f32>, Vectors<f32>, Vectors<i32>) {
+        let dir = tempfile::tempdir().unwrap();
+        let gen_args = crate::generate::GenArgs {
+            kind: crate::generate::Kind::Clustered,
+            n,
+            dim,
+            queries,
+            metric,
+            clusters: None,
+            seed,
+            threads: Some(2),
+            out: dir.path().to_owned(),
+        };
+        crate::generate::run(&gen_args).unwrap();
+        let base = read_fvecs(&dir.path().join("base.fvecs")).unwrap();
+        let query = read_fvecs(&dir.path().join("query.fvecs")).unwrap();
+        let truth = read_ivecs(&dir.path().join("groundtruth.ivecs")).unwrap();
+        (dir, base, query, truth)
+    }
+
     #[test]
     fn recall_counts_hits_in_the_true_top_k() {
         let truth = Vectors { dim: 3, data: vec![1, 2, 3, 4, 5, 6] };
@@ -595,22 +622,7 @@ mod tests {
 
     #[test]
     fn flat_finds_the_exact_neighbours_on_several_threads() {
-        let dir = tempfile::tempdir().unwrap();
-        let gen_args = crate::generate::GenArgs {
-            kind: crate::generate::Kind::Clustered,
-            n: 2000,
-            dim: 16,
-            queries: 40,
-            metric: Metric::L2,
-            clusters: None,
-            seed: 1,
-            threads: Some(2),
-            out: dir.path().to_owned(),
-        };
-        crate::generate::run(&gen_args).unwrap();
-        let base = read_fvecs(&dir.path().join("base.fvecs")).unwrap();
-        let queries = read_fvecs(&dir.path().join("query.fvecs")).unwrap();
-        let truth = read_ivecs(&dir.path().join("groundtruth.ivecs")).unwrap();
+        let (_dir, base, queries, truth) = generated(2000, 16, 40, Metric::L2, 1);
         let index = ExactIndex::new(Metric::L2, base.dim, base.data).unwrap();
         // 40 queries on 16 threads: 3 per thread leaves only 14 chunks (this hung once).
         for threads in [1, 3, 16, 64] {
@@ -623,22 +635,7 @@ mod tests {
 
     #[test]
     fn engine_kind_commits_reopens_and_finds_the_exact_neighbours() {
-        let dir = tempfile::tempdir().unwrap();
-        let gen_args = crate::generate::GenArgs {
-            kind: crate::generate::Kind::Clustered,
-            n: 3000,
-            dim: 8,
-            queries: 30,
-            metric: Metric::Cosine,
-            clusters: None,
-            seed: 2,
-            threads: Some(2),
-            out: dir.path().to_owned(),
-        };
-        crate::generate::run(&gen_args).unwrap();
-        let base = read_fvecs(&dir.path().join("base.fvecs")).unwrap();
-        let queries = read_fvecs(&dir.path().join("query.fvecs")).unwrap();
-        let truth = read_ivecs(&dir.path().join("groundtruth.ivecs")).unwrap();
+        let (dir, base, queries, truth) = generated(3000, 8, 30, Metric::Cosine, 2);
         let args = BenchArgs {
             base: "unused".into(),
             query: "unused".into(),
