@@ -13,7 +13,7 @@ use strata_manifest::{
     FileRecord, Manifest, ManifestError, Retention, SegmentKind, SegmentRecord, StoredOptions,
 };
 use strata_memtable::{MAX_ROWS, Memtable, Params, validate_vector};
-use strata_quantize::{Metric, Neighbor, normalize};
+use strata_quantize::{Metric, Neighbor};
 use strata_segment_flat::{Expected, FlatSegment, FlatWriter};
 use strata_storage::{DirLock, LocalDir, Storage};
 
@@ -490,13 +490,7 @@ impl Db {
     pub fn search_with(&self, query: &[f32], params: SearchParams) -> Result<Vec<Neighbor>> {
         validate_vector(self.dim, self.metric, query)?;
         let snapshot = Arc::clone(&self.snapshot.read());
-        if self.metric.needs_normalization() {
-            let mut prepared = query.to_vec();
-            normalize(&mut prepared).map_err(|_| strata_memtable::MemtableError::ZeroVector)?;
-            snapshot.search(&prepared, params)
-        } else {
-            snapshot.search(query, params)
-        }
+        snapshot.search(query, params)
     }
 
     /// Sets how many rows the active memtable takes before it is frozen into an in-memory tier

@@ -5,8 +5,8 @@ use std::cell::RefCell;
 use std::sync::Arc;
 
 use strata_manifest::{Manifest, SegmentRecord};
-use strata_memtable::{FrozenMemtable, Memtable, MemtableView};
-use strata_quantize::{Neighbor, TopK};
+use strata_memtable::{FrozenMemtable, Memtable, MemtableError, MemtableView};
+use strata_quantize::{Neighbor, TopK, normalize};
 use strata_segment_flat::FlatSegment;
 
 use crate::bitmap::AtomicBitmap;
@@ -83,6 +83,8 @@ pub(crate) struct Snapshot {
 /// result.
 #[derive(Default)]
 struct Scratch {
+    /// The query, normalized under cosine.
+    query: Vec<f32>,
     top: TopK,
     distances: Vec<f32>,
     tier: Vec<Neighbor>,
@@ -113,57 +115,74 @@ fn search_graph(
 }
 
 impl Snapshot {
-    /// The `params.k` nearest live records to `query`, which is already validated and prepared
-    /// (normalized for cosine).
+    /// The `params.k` nearest live records to `query`, which is already validated.
     pub(crate) fn search(&self, query: &[f32], params: SearchParams) -> Result<Vec<Neighbor>> {
         let k = params.k;
         let ef = params.ef.max(k);
         SCRATCH.with(|scratch| {
             let scratch = &mut *scratch.borrow_mut();
-            scratch.merged.clear();
-            // Oldest tier first. An upsert inserts the new version into the active memtable
-            // before it marks the old row deleted, so a search that finds the old row already
-            // deleted is sure to find the new version in a tier it reads later.
-            scratch.top.reset(k);
-            for live in &self.segments {
-                let deleted = &*live.deleted;
-                live.segment.search(
-                    query,
-                    |row| deleted.contains(row),
-                    &mut scratch.top,
-                    &mut scratch.distances,
-                )?;
+            let mut prepared = std::mem::take(&mut scratch.query);
+            prepared.clear();
+            prepared.extend_from_slice(query);
+            if self.active.metric().needs_normalization() {
+                normalize(&mut prepared).map_err(|_| MemtableError::ZeroVector)?;
             }
-            // Flat segments are exact: one collector across all of them prunes the most.
-            scratch.top.sorted_into(&mut scratch.tier);
-            scratch.merged.extend_from_slice(&scratch.tier);
-            for pending in &self.pending {
-                let keep = |row: u32| {
-                    let segment_row = pending.segment_rows[row as usize];
-                    segment_row != NOT_LIVE && !pending.deleted.contains(segment_row)
-                };
-                let live = pending.ids.len() - pending.deleted.count() as usize;
-                search_graph(&pending.memtable, query, k, ef, live, &keep, &mut scratch.tier)?;
-                scratch.merged.extend_from_slice(&scratch.tier);
-            }
-            let live = self.active.len();
-            search_graph(&self.active, query, k, ef, live, &|_| true, &mut scratch.tier)?;
-            scratch.merged.extend_from_slice(&scratch.tier);
-
-            // An upsert racing this search may leave an id in two tiers for a moment: keep the
-            // nearer one.
-            scratch.merged.sort_unstable_by(Neighbor::rank_cmp);
-            let mut out: Vec<Neighbor> = Vec::with_capacity(k.min(scratch.merged.len()));
-            for candidate in &scratch.merged {
-                if out.len() == k {
-                    break;
-                }
-                if !out.iter().any(|kept| kept.id == candidate.id) {
-                    out.push(*candidate);
-                }
-            }
-            Ok(out)
+            let result = self.search_prepared(&prepared, k, ef, scratch);
+            scratch.query = prepared;
+            result
         })
+    }
+
+    fn search_prepared(
+        &self,
+        query: &[f32],
+        k: usize,
+        ef: usize,
+        scratch: &mut Scratch,
+    ) -> Result<Vec<Neighbor>> {
+        scratch.merged.clear();
+        // Oldest tier first. An upsert inserts the new version into the active memtable
+        // before it marks the old row deleted, so a search that finds the old row already
+        // deleted is sure to find the new version in a tier it reads later.
+        scratch.top.reset(k);
+        for live in &self.segments {
+            let deleted = &*live.deleted;
+            live.segment.search(
+                query,
+                |row| deleted.contains(row),
+                &mut scratch.top,
+                &mut scratch.distances,
+            )?;
+        }
+        // Flat segments are exact: one collector across all of them prunes the most.
+        scratch.top.sorted_into(&mut scratch.tier);
+        scratch.merged.extend_from_slice(&scratch.tier);
+        for pending in &self.pending {
+            let keep = |row: u32| {
+                let segment_row = pending.segment_rows[row as usize];
+                segment_row != NOT_LIVE && !pending.deleted.contains(segment_row)
+            };
+            let live = pending.ids.len() - pending.deleted.count() as usize;
+            search_graph(&pending.memtable, query, k, ef, live, &keep, &mut scratch.tier)?;
+            scratch.merged.extend_from_slice(&scratch.tier);
+        }
+        let live = self.active.len();
+        search_graph(&self.active, query, k, ef, live, &|_| true, &mut scratch.tier)?;
+        scratch.merged.extend_from_slice(&scratch.tier);
+
+        // An upsert racing this search may leave an id in two tiers for a moment: keep the
+        // nearer one.
+        scratch.merged.sort_unstable_by(Neighbor::rank_cmp);
+        let mut out: Vec<Neighbor> = Vec::with_capacity(k.min(scratch.merged.len()));
+        for candidate in &scratch.merged {
+            if out.len() == k {
+                break;
+            }
+            if !out.iter().any(|kept| kept.id == candidate.id) {
+                out.push(*candidate);
+            }
+        }
+        Ok(out)
     }
 
     /// The pending tier or segment with id `segment_id`.
