@@ -27,4 +27,54 @@ pub enum QuantizeError {
         /// Its value (NaN or ±inf).
         value: f32,
     },
+    /// A codec cannot be trained on this few rows.
+    #[error("training a {codec} codec needs at least {needed} rows, got {found}")]
+    TooFewRows {
+        /// The codec being trained (`"sq8"`, `"int4"`, `"pq"`).
+        codec: &'static str,
+        /// Rows it needs.
+        needed: usize,
+        /// Rows it was given.
+        found: usize,
+    },
+    /// A training row has a NaN or infinite component.
+    #[error("training row {row} has non-finite component {value} at index {index}")]
+    NonFiniteTrainingValue {
+        /// Row of the first non-finite component.
+        row: usize,
+        /// Its position in the row.
+        index: usize,
+        /// Its value (NaN or ±inf).
+        value: f32,
+    },
+    /// A codec parameter out of range (a zero dimension, more sub-spaces than dimensions, ...).
+    #[error("invalid codec parameter {name}: {problem}")]
+    InvalidParameter {
+        /// The parameter.
+        name: &'static str,
+        /// What is wrong with it.
+        problem: String,
+    },
+    /// A serialized codebook that fails its checks.
+    #[error("corrupt codebook: {problem}")]
+    CorruptCodebook {
+        /// What failed.
+        problem: String,
+    },
+    /// A codebook written by a format version this build cannot read.
+    #[error(
+        "codebook format version {found} is not supported (this build reads version {supported})"
+    )]
+    UnsupportedCodebookVersion {
+        /// The major version in the codebook.
+        found: u16,
+        /// The major version this build reads.
+        supported: u16,
+    },
+    /// A codec name that [`CodecKind::from_str`](crate::CodecKind) does not know.
+    #[error("unknown codec {name:?}; expected \"sq8\", \"int4\" or \"pq<subspaces>\" (\"pq32\")")]
+    UnknownCodec {
+        /// The rejected input, verbatim.
+        name: String,
+    },
 }

@@ -120,6 +120,12 @@ impl Kernels {
         Some(Kernels { arch, isa })
     }
 
+    /// The pulp level behind this path, for kernels that match on it.
+    #[inline]
+    pub(crate) fn arch(&self) -> pulp::Arch {
+        self.arch
+    }
+
     /// Which path these kernels run on.
     #[inline]
     pub fn isa(&self) -> Isa {

@@ -6,6 +6,8 @@
 //! - [`scalar`]: the naive reference implementations the SIMD paths are tested against.
 //! - [`Metric`]: L2, inner product and cosine as "smaller is better" distances.
 //! - [`TopK`]: the bounded k-nearest collector shared by every index tier.
+//! - [`codec`]: trained vector codecs (SQ8, INT4, PQ) with SIMD asymmetric distances and a
+//!   versioned codebook format.
 //!
 //! ```
 //! use strata_quantize::{Metric, Neighbor, TopK};
@@ -34,12 +36,16 @@
 //! - `x86-v4` (default): also compile the AVX-512 kernels (pulp's x86 V4 level) and prefer them
 //!   when the CPU has AVX-512F/BW/CD/DQ/VL. Needs Rust ≥ 1.89.
 
+pub mod codec;
 mod error;
 pub mod kernels;
 mod metric;
 pub mod scalar;
 pub mod topk;
 
+pub use codec::{
+    Codec, CodecKind, PreparedQuery, ProductQuantizer, QueryScratch, ScalarQuantizer, TrainOptions,
+};
 pub use error::QuantizeError;
 pub use kernels::{
     Isa, Kernels, dot, dot_batch, dot_simd, isa, l2_squared, l2_squared_batch, l2_squared_simd,

@@ -4,7 +4,10 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 
-use strata_quantize::{Kernels, Metric, Neighbor, TopK, dot_batch, l2_squared, l2_squared_batch};
+use strata_quantize::{
+    Codec, CodecKind, Kernels, Metric, Neighbor, QueryScratch, TopK, TrainOptions, dot_batch,
+    l2_squared, l2_squared_batch,
+};
 
 struct CountingAllocator;
 
@@ -89,4 +92,29 @@ fn kernels_do_not_allocate() {
         }
     });
     assert_eq!(allocated, 0);
+}
+
+#[test]
+fn code_distances_do_not_allocate_once_the_scratch_is_grown() {
+    let dim = 40;
+    let rows: Vec<f32> = (0..400 * dim).map(|i| ((i * 7919) % 1013) as f32 / 100.0).collect();
+    let options = TrainOptions::default().iterations(2).threads(1);
+    for kind in [CodecKind::Sq8, CodecKind::Int4, CodecKind::Pq { subspaces: 10 }] {
+        for metric in [Metric::L2, Metric::InnerProduct] {
+            let codec = Codec::train(kind, metric, dim, &rows, &options).unwrap();
+            let mut codes = vec![0u8; 400 * codec.code_len()];
+            codec.encode_batch(&rows, &mut codes);
+            let mut scratch = QueryScratch::default();
+            let mut out = vec![0.0; 400];
+            codec.prepare(&rows[..dim], &mut scratch).distances(&codes, &mut out);
+            let allocated = allocations_during(|| {
+                for q in 1..20 {
+                    let query = codec.prepare(&rows[q * dim..(q + 1) * dim], &mut scratch);
+                    query.distances(&codes, &mut out);
+                    std::hint::black_box(query.distance(&codes[..codec.code_len()]));
+                }
+            });
+            assert_eq!(allocated, 0, "{kind} {metric}");
+        }
+    }
 }

@@ -1,0 +1,294 @@
+//! SIMD distance kernels over quantized codes, dispatched at run time.
+//!
+//! pulp's portable [`Simd`] trait has no byte-to-float widening and no gather, which is the whole
+//! of these kernels, so each x86 level implements the three primitives of [`CodeSimd`] with its
+//! own instructions, and the kernel bodies are written once over that trait. Dispatch matches on
+//! [`Kernels`]' detected level and runs the body inside pulp's `#[target_feature]` trampoline
+//! for it. NEON and the portable fallback use the one-lane [`pulp::Scalar`] implementation.
+//!
+//! Every kernel has a plain scalar twin in [`super::reference`]; tests hold each path to it.
+
+use pulp::{Simd, WithSimd};
+
+use crate::Kernels;
+
+/// The primitives the code kernels need beyond pulp's portable ones.
+pub(crate) trait CodeSimd: Simd {
+    /// `f32` lanes per SIMD vector.
+    const LANES: usize;
+
+    /// The first [`LANES`](Self::LANES) bytes of `bytes` as `f32` lanes.
+    fn widen_u8(self, bytes: &[u8]) -> Self::f32s;
+
+    /// The low and the high nibbles of the first [`LANES`](Self::LANES) bytes, as `f32` lanes.
+    fn widen_nibbles(self, bytes: &[u8]) -> (Self::f32s, Self::f32s);
+
+    /// Lane `i` is `table[(first + i) * 256 + codes[i]]` for `i < LANES`: one lookup in each of
+    /// `LANES` consecutive 256-entry tables.
+    ///
+    /// # Panics
+    /// If `table` does not hold `(first + LANES) * 256` entries.
+    fn lookup(self, table: &[f32], first: usize, codes: &[u8]) -> Self::f32s;
+}
+
+impl CodeSimd for pulp::Scalar {
+    const LANES: usize = 1;
+
+    #[inline(always)]
+    fn widen_u8(self, bytes: &[u8]) -> f32 {
+        f32::from(bytes[0])
+    }
+
+    #[inline(always)]
+    fn widen_nibbles(self, bytes: &[u8]) -> (f32, f32) {
+        (f32::from(bytes[0] & 0x0f), f32::from(bytes[0] >> 4))
+    }
+
+    #[inline(always)]
+    fn lookup(self, table: &[f32], first: usize, codes: &[u8]) -> f32 {
+        table[first * 256 + usize::from(codes[0])]
+    }
+}
+
+#[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
+mod x86 {
+    use pulp::x86::V3;
+    use pulp::{Simd, cast};
+    use pulp::{f32x8, i32x8, u8x16, u32x8};
+
+    use super::CodeSimd;
+
+    /// Loads 8 bytes into the low half of a 16-byte vector (the compiler emits one `movq`).
+    #[inline(always)]
+    fn load8(bytes: &[u8]) -> u8x16 {
+        let low: [u8; 8] = bytes[..8].try_into().expect("8 bytes");
+        cast(u128::from(u64::from_le_bytes(low)).to_le_bytes())
+    }
+
+    impl CodeSimd for V3 {
+        const LANES: usize = 8;
+
+        #[inline(always)]
+        fn widen_u8(self, bytes: &[u8]) -> f32x8 {
+            self.convert_i32x8_to_f32x8(self.convert_u8x16_to_i32x8(load8(bytes)))
+        }
+
+        #[inline(always)]
+        fn widen_nibbles(self, bytes: &[u8]) -> (f32x8, f32x8) {
+            let wide: u32x8 = self.convert_u8x16_to_u32x8(load8(bytes));
+            let low = self.and_u32s(wide, self.splat_u32x8(0x0f));
+            let high = self.shr_const_u32x8::<4>(wide);
+            // Both are below 16, so reading them as signed is exact.
+            (
+                self.convert_i32x8_to_f32x8(cast::<u32x8, i32x8>(low)),
+                self.convert_i32x8_to_f32x8(cast::<u32x8, i32x8>(high)),
+            )
+        }
+
+        #[inline(always)]
+        fn lookup(self, table: &[f32], first: usize, codes: &[u8]) -> f32x8 {
+            const STRIDES: [i32; 8] = [0, 256, 512, 768, 1024, 1280, 1536, 1792];
+            assert!(table.len() >= (first + 8) * 256, "lookup past the table");
+            let index = self.add_i32s(self.convert_u8x16_to_i32x8(load8(codes)), cast(STRIDES));
+            let base = table[first * 256..].as_ptr();
+            // SAFETY: lane i reads base[i * 256 + codes[i]] < 8 * 256 floats past `base`, and
+            // the assert above puts all of those inside `table`.
+            cast(unsafe { self.avx2._mm256_i32gather_ps::<4>(base, cast(index)) })
+        }
+    }
+
+    #[cfg(feature = "x86-v4")]
+    mod v4 {
+        use pulp::x86::V4;
+        use pulp::{Simd, cast};
+        use pulp::{f32x16, i32x16, u8x16, u32x16};
+
+        use super::super::CodeSimd;
+
+        #[inline(always)]
+        fn load16(bytes: &[u8]) -> u8x16 {
+            let bytes: [u8; 16] = bytes[..16].try_into().expect("16 bytes");
+            cast(bytes)
+        }
+
+        impl CodeSimd for V4 {
+            const LANES: usize = 16;
+
+            #[inline(always)]
+            fn widen_u8(self, bytes: &[u8]) -> f32x16 {
+                self.convert_i32x16_to_f32x16(self.convert_u8x16_to_i32x16(load16(bytes)))
+            }
+
+            #[inline(always)]
+            fn widen_nibbles(self, bytes: &[u8]) -> (f32x16, f32x16) {
+                let wide: u32x16 = self.convert_u8x16_to_u32x16(load16(bytes));
+                let low = self.and_u32s(wide, self.splat_u32x16(0x0f));
+                let high = self.shr_const_u32x16::<4>(wide);
+                // Both are below 16, so reading them as signed is exact.
+                (
+                    self.convert_i32x16_to_f32x16(cast::<u32x16, i32x16>(low)),
+                    self.convert_i32x16_to_f32x16(cast::<u32x16, i32x16>(high)),
+                )
+            }
+
+            #[inline(always)]
+            fn lookup(self, table: &[f32], first: usize, codes: &[u8]) -> f32x16 {
+                const STRIDES: [i32; 16] = [
+                    0, 256, 512, 768, 1024, 1280, 1536, 1792, 2048, 2304, 2560, 2816, 3072, 3328,
+                    3584, 3840,
+                ];
+                assert!(table.len() >= (first + 16) * 256, "lookup past the table");
+                let index =
+                    self.add_i32s(self.convert_u8x16_to_i32x16(load16(codes)), cast(STRIDES));
+                let base = table[first * 256..].as_ptr();
+                // SAFETY: lane i reads base[i * 256 + codes[i]] < 16 * 256 floats past `base`,
+                // and the assert above puts all of those inside `table`.
+                cast(unsafe { self.avx512f._mm512_i32gather_ps::<4>(cast(index), base) })
+            }
+        }
+    }
+}
+
+/// A kernel body, generic over the level it runs at.
+pub(crate) trait CodeOp {
+    type Output;
+    fn run<S: CodeSimd>(self, simd: S) -> Self::Output;
+}
+
+/// Runs a [`CodeOp`] at a concrete level inside pulp's trampoline for that level; the generic
+/// `S` pulp passes is the same level, but only the concrete type implements [`CodeSimd`].
+struct AtLevel<L, Op> {
+    level: L,
+    op: Op,
+}
+
+impl<L: CodeSimd, Op: CodeOp> WithSimd for AtLevel<L, Op> {
+    type Output = Op::Output;
+
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, _same_level: S) -> Op::Output {
+        self.op.run(self.level)
+    }
+}
+
+/// Runs `op` at the best level `kernels` stands for.
+#[inline]
+pub(crate) fn dispatch<Op: CodeOp>(kernels: &Kernels, op: Op) -> Op::Output {
+    match kernels.arch() {
+        #[cfg(all(feature = "x86-v4", any(target_arch = "x86", target_arch = "x86_64")))]
+        pulp::Arch::V4(v4) => Simd::vectorize(v4, AtLevel { level: v4, op }),
+        #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
+        pulp::Arch::V3(v3) => Simd::vectorize(v3, AtLevel { level: v3, op }),
+        _ => op.run(pulp::Scalar::new()),
+    }
+}
+
+/// `Σ (offset[i] - scale[i]·code[i])²` over one row of 8-bit codes.
+#[inline(always)]
+pub(crate) fn sq8_l2<S: CodeSimd>(simd: S, offset: &[f32], scale: &[f32], codes: &[u8]) -> f32 {
+    let dim = codes.len();
+    let whole = dim - dim % S::LANES;
+    let (offsets, _) = S::as_simd_f32s(&offset[..whole]);
+    let (scales, _) = S::as_simd_f32s(&scale[..whole]);
+    let mut acc = [simd.splat_f32s(0.0); 2];
+    for (i, ((&o, &s), bytes)) in
+        offsets.iter().zip(scales).zip(codes[..whole].chunks_exact(S::LANES)).enumerate()
+    {
+        let diff = simd.negate_mul_add_e_f32s(s, simd.widen_u8(bytes), o);
+        acc[i % 2] = simd.mul_add_e_f32s(diff, diff, acc[i % 2]);
+    }
+    let mut sum = simd.reduce_sum_f32s(simd.add_f32s(acc[0], acc[1]));
+    for i in whole..dim {
+        let diff = offset[i] - scale[i] * f32::from(codes[i]);
+        sum += diff * diff;
+    }
+    sum
+}
+
+/// `Σ weight[i]·code[i]` over one row of 8-bit codes.
+#[inline(always)]
+pub(crate) fn sq8_dot<S: CodeSimd>(simd: S, weight: &[f32], codes: &[u8]) -> f32 {
+    let dim = codes.len();
+    let whole = dim - dim % S::LANES;
+    let (weights, _) = S::as_simd_f32s(&weight[..whole]);
+    let mut acc = [simd.splat_f32s(0.0); 2];
+    for (i, (&w, bytes)) in weights.iter().zip(codes[..whole].chunks_exact(S::LANES)).enumerate() {
+        acc[i % 2] = simd.mul_add_e_f32s(w, simd.widen_u8(bytes), acc[i % 2]);
+    }
+    let mut sum = simd.reduce_sum_f32s(simd.add_f32s(acc[0], acc[1]));
+    for i in whole..dim {
+        sum += weight[i] * f32::from(codes[i]);
+    }
+    sum
+}
+
+/// [`sq8_l2`] over one row of packed 4-bit codes: byte `j` holds dimension `j` in its low nibble
+/// and dimension `j + codes.len()` in its high one. `offset` and `scale` hold `2 * codes.len()`
+/// entries in dimension order, padded with zeros.
+#[inline(always)]
+pub(crate) fn int4_l2<S: CodeSimd>(simd: S, offset: &[f32], scale: &[f32], codes: &[u8]) -> f32 {
+    let half = codes.len();
+    let whole = half - half % S::LANES;
+    let (offset_low, offset_high) = offset.split_at(half);
+    let (scale_low, scale_high) = scale.split_at(half);
+    let (ol, _) = S::as_simd_f32s(&offset_low[..whole]);
+    let (oh, _) = S::as_simd_f32s(&offset_high[..whole]);
+    let (sl, _) = S::as_simd_f32s(&scale_low[..whole]);
+    let (sh, _) = S::as_simd_f32s(&scale_high[..whole]);
+    let mut acc = [simd.splat_f32s(0.0); 2];
+    for ((((&ol, &oh), &sl), &sh), bytes) in
+        ol.iter().zip(oh).zip(sl).zip(sh).zip(codes[..whole].chunks_exact(S::LANES))
+    {
+        let (low, high) = simd.widen_nibbles(bytes);
+        let diff_low = simd.negate_mul_add_e_f32s(sl, low, ol);
+        let diff_high = simd.negate_mul_add_e_f32s(sh, high, oh);
+        acc[0] = simd.mul_add_e_f32s(diff_low, diff_low, acc[0]);
+        acc[1] = simd.mul_add_e_f32s(diff_high, diff_high, acc[1]);
+    }
+    let mut sum = simd.reduce_sum_f32s(simd.add_f32s(acc[0], acc[1]));
+    for j in whole..half {
+        let low = offset_low[j] - scale_low[j] * f32::from(codes[j] & 0x0f);
+        let high = offset_high[j] - scale_high[j] * f32::from(codes[j] >> 4);
+        sum += low * low + high * high;
+    }
+    sum
+}
+
+/// [`sq8_dot`] over one row of packed 4-bit codes, laid out as in [`int4_l2`].
+#[inline(always)]
+pub(crate) fn int4_dot<S: CodeSimd>(simd: S, weight: &[f32], codes: &[u8]) -> f32 {
+    let half = codes.len();
+    let whole = half - half % S::LANES;
+    let (weight_low, weight_high) = weight.split_at(half);
+    let (wl, _) = S::as_simd_f32s(&weight_low[..whole]);
+    let (wh, _) = S::as_simd_f32s(&weight_high[..whole]);
+    let mut acc = [simd.splat_f32s(0.0); 2];
+    for ((&wl, &wh), bytes) in wl.iter().zip(wh).zip(codes[..whole].chunks_exact(S::LANES)) {
+        let (low, high) = simd.widen_nibbles(bytes);
+        acc[0] = simd.mul_add_e_f32s(wl, low, acc[0]);
+        acc[1] = simd.mul_add_e_f32s(wh, high, acc[1]);
+    }
+    let mut sum = simd.reduce_sum_f32s(simd.add_f32s(acc[0], acc[1]));
+    for j in whole..half {
+        sum +=
+            weight_low[j] * f32::from(codes[j] & 0x0f) + weight_high[j] * f32::from(codes[j] >> 4);
+    }
+    sum
+}
+
+/// `Σ table[j·256 + code[j]]` over one row of 8-bit product-quantizer codes, one code per
+/// sub-space.
+#[inline(always)]
+pub(crate) fn pq_sum<S: CodeSimd>(simd: S, table: &[f32], codes: &[u8]) -> f32 {
+    let subspaces = codes.len();
+    let whole = subspaces - subspaces % S::LANES;
+    let mut acc = simd.splat_f32s(0.0);
+    for first in (0..whole).step_by(S::LANES) {
+        acc = simd.add_f32s(acc, simd.lookup(table, first, &codes[first..]));
+    }
+    let mut sum = simd.reduce_sum_f32s(acc);
+    for (j, &code) in codes.iter().enumerate().skip(whole) {
+        sum += table[j * 256 + usize::from(code)];
+    }
+    sum
+}

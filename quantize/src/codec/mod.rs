@@ -1,0 +1,512 @@
+//! Vector codecs: calibrated scalar quantization (SQ8, INT4) and product quantization (PQ).
+//!
+//! A [`Codec`] is trained on a sample of rows, then encodes each vector to a short code and
+//! answers *asymmetric* distances: an `f32` query against codes, through a [`PreparedQuery`]
+//! built once per query (a lookup table for PQ, folded scales and offsets for SQ). Every
+//! distance is the metric's distance between the query and the *decoded* code, so ranking by
+//! codes approximates ranking by vectors, and an exact rerank of the best candidates recovers
+//! the rest.
+//!
+//! | codec | bytes per vector | trained | distance kernel |
+//! |-------|------------------|---------|-----------------|
+//! | [`Codec::Sq8`] | `dim` | per-dimension range, clipped where it lowers the error | widen bytes to f32, 2 FMAs per dimension |
+//! | [`Codec::Int4`] | `⌈dim / 2⌉` | as SQ8, 16 levels | widen nibbles to f32, 2 FMAs per dimension |
+//! | [`Codec::Pq`] | `subspaces` | k-means (k-means++ then Lloyd) per sub-space, 256 centroids | one gathered table lookup per sub-space |
+//!
+//! Cosine codecs expect unit-normalized rows and queries, as [`Metric::Cosine`] does. Codebooks
+//! serialize to a versioned, checksummed byte format ([`Codec::to_bytes`],
+//! `docs/format/codebook.md`).
+//!
+//! ```
+//! use strata_quantize::{Codec, CodecKind, Metric, QueryScratch, TrainOptions};
+//!
+//! let dim = 8;
+//! let rows: Vec<f32> = (0..64 * dim).map(|i| ((i * 37) % 101) as f32 / 10.0).collect();
+//! let codec = Codec::train(CodecKind::Sq8, Metric::L2, dim, &rows, &TrainOptions::default())?;
+//!
+//! let mut codes = vec![0u8; 64 * codec.code_len()];
+//! codec.encode_batch(&rows, &mut codes);
+//!
+//! let mut scratch = QueryScratch::default();
+//! let query = codec.prepare(&rows[..dim], &mut scratch);
+//! let mut distances = vec![0.0; 64];
+//! query.distances(&codes, &mut distances);
+//! let nearest = (0..64).min_by(|&a, &b| distances[a].total_cmp(&distances[b])).unwrap();
+//! assert_eq!(nearest, 0);
+//! # Ok::<(), strata_quantize::QuantizeError>(())
+//! ```
+
+mod codebook;
+mod kernels;
+mod kmeans;
+mod pq;
+pub mod reference;
+mod sample;
+mod sq;
+
+use std::fmt;
+use std::str::FromStr;
+
+pub use codebook::{CODEBOOK_MAGIC, CODEBOOK_MAJOR};
+pub use pq::{CENTROIDS, ProductQuantizer};
+pub use sq::ScalarQuantizer;
+
+use crate::{Kernels, Metric, QuantizeError};
+use kernels::{CodeOp, CodeSimd};
+
+/// Which codec to train.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CodecKind {
+    /// 8 bits per dimension.
+    Sq8,
+    /// 4 bits per dimension, two dimensions per byte.
+    Int4,
+    /// Product quantization: `subspaces` codes of 8 bits, one per contiguous slice of the
+    /// dimensions (slices differ in length by at most one when they do not divide evenly).
+    Pq {
+        /// Number of sub-spaces, in `1..=dim`: the code length in bytes.
+        subspaces: usize,
+    },
+}
+
+impl CodecKind {
+    /// Stable on-disk code: 1 = SQ8, 2 = INT4, 3 = PQ.
+    pub const fn code(self) -> u8 {
+        match self {
+            CodecKind::Sq8 => 1,
+            CodecKind::Int4 => 2,
+            CodecKind::Pq { .. } => 3,
+        }
+    }
+
+    /// Short name: `"sq8"`, `"int4"` or `"pq"`.
+    pub const fn family(self) -> &'static str {
+        match self {
+            CodecKind::Sq8 => "sq8",
+            CodecKind::Int4 => "int4",
+            CodecKind::Pq { .. } => "pq",
+        }
+    }
+
+    /// Bytes per encoded vector of dimension `dim`.
+    pub const fn code_len(self, dim: usize) -> usize {
+        match self {
+            CodecKind::Sq8 => dim,
+            CodecKind::Int4 => dim.div_ceil(2),
+            CodecKind::Pq { subspaces } => subspaces,
+        }
+    }
+}
+
+impl fmt::Display for CodecKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CodecKind::Pq { subspaces } => write!(f, "pq{subspaces}"),
+            other => f.pad(other.family()),
+        }
+    }
+}
+
+impl FromStr for CodecKind {
+    type Err = QuantizeError;
+
+    /// Parses `"sq8"`, `"int4"` or `"pq<subspaces>"` (`"pq32"`), ignoring ASCII case.
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        let lower = name.to_ascii_lowercase();
+        let unknown = || QuantizeError::UnknownCodec { name: name.to_owned() };
+        match lower.as_str() {
+            "sq8" => Ok(CodecKind::Sq8),
+            "int4" => Ok(CodecKind::Int4),
+            _ => {
+                let subspaces = lower.strip_prefix("pq").ok_or_else(unknown)?;
+                let subspaces = subspaces.parse().map_err(|_| unknown())?;
+                Ok(CodecKind::Pq { subspaces })
+            }
+        }
+    }
+}
+
+/// How to train a codec. The defaults suit data sets from thousands to billions of rows.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrainOptions {
+    sample_rows: Option<usize>,
+    iterations: usize,
+    seed: u64,
+    threads: Option<usize>,
+    clip_tail: Option<f64>,
+}
+
+impl Default for TrainOptions {
+    fn default() -> Self {
+        TrainOptions {
+            sample_rows: None,
+            iterations: 20,
+            seed: 0x5EED_C0DE,
+            threads: None,
+            clip_tail: None,
+        }
+    }
+}
+
+impl TrainOptions {
+    /// Rows drawn (uniformly, without replacement) from the input to train on. Default: 32,768
+    /// for scalar codecs (the clipping quantiles need the tails), 16,384 for PQ (64 rows per
+    /// centroid; training time grows linearly with it).
+    pub fn sample_rows(mut self, rows: usize) -> Self {
+        self.sample_rows = Some(rows);
+        self
+    }
+
+    /// Most Lloyd iterations per PQ sub-space (it stops early once no assignment changes).
+    /// Default 20.
+    pub fn iterations(mut self, iterations: usize) -> Self {
+        self.iterations = iterations;
+        self
+    }
+
+    /// Seed for the sample and the k-means initialisation: the same seed, input and options
+    /// give the same codebook, whatever the thread count.
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self
+    }
+
+    /// Threads to train on. Default: every core.
+    pub fn threads(mut self, threads: usize) -> Self {
+        self.threads = Some(threads.max(1));
+        self
+    }
+
+    /// Scalar codecs: the fraction of each tail of every dimension's sampled values left
+    /// outside the grid (clamped to its ends), in `[0, 0.5)`. Default: 0.001 for SQ8 and 0.01
+    /// for INT4; for inner product, 0 with the range taken over every row, since that metric
+    /// ranks by the extremes.
+    ///
+    /// # Panics
+    /// If `tail` is not in `[0, 0.5)`.
+    pub fn clip_tail(mut self, tail: f64) -> Self {
+        assert!((0.0..0.5).contains(&tail), "clip_tail must be in [0, 0.5), got {tail}");
+        self.clip_tail = Some(tail);
+        self
+    }
+
+    pub(crate) fn clip_tail_value(&self) -> Option<f64> {
+        self.clip_tail
+    }
+
+    pub(crate) fn thread_count(&self) -> usize {
+        self.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+    }
+
+    pub(crate) fn seed_value(&self) -> u64 {
+        self.seed
+    }
+
+    pub(crate) fn iteration_count(&self) -> usize {
+        self.iterations
+    }
+
+    pub(crate) fn sample_or(&self, default: usize) -> usize {
+        self.sample_rows.unwrap_or(default).max(1)
+    }
+}
+
+/// A trained codec. Closed over the three kinds so that segment formats and search loops
+/// match on it without dynamic dispatch.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Codec {
+    /// 8-bit scalar quantization.
+    Sq8(ScalarQuantizer),
+    /// 4-bit scalar quantization.
+    Int4(ScalarQuantizer),
+    /// Product quantization with 256 centroids per sub-space.
+    Pq(ProductQuantizer),
+}
+
+impl Codec {
+    /// Trains a codec of `kind` for `metric` on `rows` (row-major, `dim` floats each).
+    ///
+    /// # Errors
+    /// - [`QuantizeError::InvalidParameter`] if `dim` is 0, `rows.len()` is not a multiple of
+    ///   `dim`, or PQ's sub-spaces are not in `1..=dim`;
+    /// - [`QuantizeError::TooFewRows`] with no rows, or fewer than 256 for PQ;
+    /// - [`QuantizeError::NonFiniteTrainingValue`] if any row holds NaN or ±inf.
+    pub fn train(
+        kind: CodecKind,
+        metric: Metric,
+        dim: usize,
+        rows: &[f32],
+        options: &TrainOptions,
+    ) -> Result<Codec, QuantizeError> {
+        if dim == 0 {
+            return Err(invalid("dim", "must be at least 1".into()));
+        }
+        if !rows.len().is_multiple_of(dim) {
+            let problem = format!("{} floats is not a whole number of {dim}-d rows", rows.len());
+            return Err(invalid("rows", problem));
+        }
+        if let Some(at) = rows.iter().position(|x| !x.is_finite()) {
+            return Err(QuantizeError::NonFiniteTrainingValue {
+                row: at / dim,
+                index: at % dim,
+                value: rows[at],
+            });
+        }
+        match kind {
+            CodecKind::Sq8 => ScalarQuantizer::train(8, metric, dim, rows, options).map(Codec::Sq8),
+            CodecKind::Int4 => {
+                ScalarQuantizer::train(4, metric, dim, rows, options).map(Codec::Int4)
+            }
+            CodecKind::Pq { subspaces } => {
+                ProductQuantizer::train(metric, dim, subspaces, rows, options).map(Codec::Pq)
+            }
+        }
+    }
+
+    /// Which kind of codec this is.
+    pub fn kind(&self) -> CodecKind {
+        match self {
+            Codec::Sq8(_) => CodecKind::Sq8,
+            Codec::Int4(_) => CodecKind::Int4,
+            Codec::Pq(pq) => CodecKind::Pq { subspaces: pq.subspaces() },
+        }
+    }
+
+    /// The metric distances are computed for.
+    pub fn metric(&self) -> Metric {
+        match self {
+            Codec::Sq8(sq) | Codec::Int4(sq) => sq.metric(),
+            Codec::Pq(pq) => pq.metric(),
+        }
+    }
+
+    /// Dimension of the vectors.
+    pub fn dim(&self) -> usize {
+        match self {
+            Codec::Sq8(sq) | Codec::Int4(sq) => sq.dim(),
+            Codec::Pq(pq) => pq.dim(),
+        }
+    }
+
+    /// Bytes per encoded vector.
+    pub fn code_len(&self) -> usize {
+        self.kind().code_len(self.dim())
+    }
+
+    /// Bytes this codec keeps in memory (its codebook and derived tables).
+    pub fn memory_bytes(&self) -> usize {
+        match self {
+            Codec::Sq8(sq) | Codec::Int4(sq) => sq.memory_bytes(),
+            Codec::Pq(pq) => pq.memory_bytes(),
+        }
+    }
+
+    /// Encodes `vector` into `code`. Components outside the trained range are clamped to it.
+    ///
+    /// # Panics
+    /// If `vector.len() != dim()` or `code.len() != code_len()`.
+    pub fn encode(&self, vector: &[f32], code: &mut [u8]) {
+        assert_eq!(vector.len(), self.dim(), "encode: vector has the wrong dimension");
+        assert_eq!(code.len(), self.code_len(), "encode: code has the wrong length");
+        match self {
+            Codec::Sq8(sq) | Codec::Int4(sq) => sq.encode(vector, code),
+            Codec::Pq(pq) => pq.encode(vector, code),
+        }
+    }
+
+    /// Encodes every row of `rows` into consecutive codes of `codes`.
+    ///
+    /// # Panics
+    /// If the lengths are not `n * dim()` and `n * code_len()` for the same `n`.
+    pub fn encode_batch(&self, rows: &[f32], codes: &mut [u8]) {
+        let (dim, code_len) = (self.dim(), self.code_len());
+        assert!(
+            rows.len().is_multiple_of(dim) && rows.len() / dim * code_len == codes.len(),
+            "encode_batch: {} floats and {} code bytes are not n rows of {dim} and n codes of {code_len}",
+            rows.len(),
+            codes.len(),
+        );
+        for (row, code) in rows.chunks_exact(dim).zip(codes.chunks_exact_mut(code_len)) {
+            self.encode(row, code);
+        }
+    }
+
+    /// The vector `code` stands for.
+    ///
+    /// # Panics
+    /// If `code.len() != code_len()` or `out.len() != dim()`.
+    pub fn decode(&self, code: &[u8], out: &mut [f32]) {
+        assert_eq!(code.len(), self.code_len(), "decode: code has the wrong length");
+        assert_eq!(out.len(), self.dim(), "decode: output has the wrong dimension");
+        match self {
+            Codec::Sq8(sq) | Codec::Int4(sq) => sq.decode(code, out),
+            Codec::Pq(pq) => pq.decode(code, out),
+        }
+    }
+
+    /// Prepares `query` for asymmetric distances to codes, in `scratch` (reused, so a
+    /// steady-state search allocates nothing). Cosine queries must be unit-normalized.
+    ///
+    /// # Panics
+    /// If `query.len() != dim()`.
+    pub fn prepare<'a>(
+        &'a self,
+        query: &[f32],
+        scratch: &'a mut QueryScratch,
+    ) -> PreparedQuery<'a> {
+        assert_eq!(query.len(), self.dim(), "prepare: query has the wrong dimension");
+        let (form, bias) = match self {
+            Codec::Sq8(sq) | Codec::Int4(sq) => sq.prepare(query, scratch),
+            Codec::Pq(pq) => pq.prepare(query, scratch),
+        };
+        PreparedQuery {
+            code_len: self.code_len(),
+            form,
+            bias,
+            primary: &scratch.primary,
+            secondary: &scratch.secondary,
+        }
+    }
+
+    /// Serializes the codebook (`docs/format/codebook.md`).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        codebook::encode(self)
+    }
+
+    /// Reads a codebook written by [`to_bytes`](Self::to_bytes), checking its checksums,
+    /// version and every field.
+    ///
+    /// # Errors
+    /// [`QuantizeError::CorruptCodebook`] for damaged or truncated bytes, and
+    /// [`QuantizeError::UnsupportedCodebookVersion`] for a major version this build does not
+    /// read.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Codec, QuantizeError> {
+        codebook::decode(bytes)
+    }
+}
+
+pub(crate) fn invalid(name: &'static str, problem: String) -> QuantizeError {
+    QuantizeError::InvalidParameter { name, problem }
+}
+
+/// Reusable buffers behind a [`PreparedQuery`].
+#[derive(Debug, Clone, Default)]
+pub struct QueryScratch {
+    primary: Vec<f32>,
+    secondary: Vec<f32>,
+}
+
+/// How a prepared query's buffers are read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Form {
+    /// `Σ (primary[i] - secondary[i]·code[i])²` over 8-bit codes.
+    Sq8L2,
+    /// `bias + Σ primary[i]·code[i]` over 8-bit codes.
+    Sq8Dot,
+    /// As `Sq8L2`, over packed nibbles.
+    Int4L2,
+    /// As `Sq8Dot`, over packed nibbles.
+    Int4Dot,
+    /// `bias + Σ primary[j·256 + code[j]]`.
+    PqTable,
+}
+
+/// A query prepared against one codec: computes its distance to that codec's codes.
+#[derive(Debug, Clone, Copy)]
+pub struct PreparedQuery<'a> {
+    code_len: usize,
+    form: Form,
+    bias: f32,
+    primary: &'a [f32],
+    secondary: &'a [f32],
+}
+
+impl PreparedQuery<'_> {
+    /// Distance from the query to the vector `code` stands for.
+    ///
+    /// # Panics
+    /// If `code.len()` is not the codec's code length.
+    #[inline]
+    pub fn distance(&self, code: &[u8]) -> f32 {
+        self.distance_on(Kernels::detected(), code)
+    }
+
+    /// [`distance`](Self::distance) on a chosen instruction-set path (for tests and benchmarks).
+    #[inline]
+    pub fn distance_on(&self, kernels: &Kernels, code: &[u8]) -> f32 {
+        assert_eq!(code.len(), self.code_len, "distance: code has the wrong length");
+        kernels::dispatch(kernels, Batch { query: self, codes: code, out: &mut [0.0] })[0]
+    }
+
+    /// Distances to each of `out.len()` consecutive codes in `codes`, dispatched once.
+    ///
+    /// # Panics
+    /// If `codes.len() != out.len() * code_len`.
+    #[inline]
+    pub fn distances(&self, codes: &[u8], out: &mut [f32]) {
+        self.distances_on(Kernels::detected(), codes, out);
+    }
+
+    /// [`distances`](Self::distances) on a chosen instruction-set path.
+    #[inline]
+    pub fn distances_on(&self, kernels: &Kernels, codes: &[u8], out: &mut [f32]) {
+        assert_eq!(
+            codes.len(),
+            out.len() * self.code_len,
+            "distances: codes do not hold out.len() codes"
+        );
+        kernels::dispatch(kernels, Batch { query: self, codes, out });
+    }
+
+    /// The scalar reference of [`distance`](Self::distance): same formula, one plain loop.
+    pub fn distance_reference(&self, code: &[u8]) -> f32 {
+        assert_eq!(code.len(), self.code_len, "distance: code has the wrong length");
+        reference::prepared_distance(self.form, self.bias, self.primary, self.secondary, code)
+    }
+}
+
+/// Distances from one prepared query to a run of codes, at one level.
+struct Batch<'q, 'o> {
+    query: &'q PreparedQuery<'q>,
+    codes: &'q [u8],
+    out: &'o mut [f32],
+}
+
+impl<'o> CodeOp for Batch<'_, 'o> {
+    type Output = &'o mut [f32];
+
+    #[inline(always)]
+    fn run<S: CodeSimd>(self, simd: S) -> &'o mut [f32] {
+        let PreparedQuery { code_len, form, bias, primary, secondary } = *self.query;
+        let rows = self.codes.chunks_exact(code_len).zip(self.out.iter_mut());
+        match form {
+            Form::Sq8L2 => {
+                rows.for_each(|(c, d)| *d = kernels::sq8_l2(simd, primary, secondary, c));
+            }
+            Form::Sq8Dot => {
+                rows.for_each(|(c, d)| *d = bias + kernels::sq8_dot(simd, primary, c));
+            }
+            Form::Int4L2 => {
+                rows.for_each(|(c, d)| *d = kernels::int4_l2(simd, primary, secondary, c));
+            }
+            Form::Int4Dot => {
+                rows.for_each(|(c, d)| *d = bias + kernels::int4_dot(simd, primary, c));
+            }
+            Form::PqTable => {
+                rows.for_each(|(c, d)| *d = bias + kernels::pq_sum(simd, primary, c));
+            }
+        }
+        self.out
+    }
+}
+
+/// Prepared buffers are written through here so each codec fills them in place.
+impl QueryScratch {
+    pub(crate) fn buffers(&mut self, primary: usize, secondary: usize) -> (&mut [f32], &mut [f32]) {
+        self.primary.clear();
+        self.primary.resize(primary, 0.0);
+        self.secondary.clear();
+        self.secondary.resize(secondary, 0.0);
+        (&mut self.primary, &mut self.secondary)
+    }
+}
