@@ -41,6 +41,10 @@ pub enum SegmentError {
     /// The writer was given invalid parameters.
     #[error("invalid flat segment parameter: {0}")]
     InvalidParameter(&'static str),
+
+    /// A code search was asked of a segment written without codes.
+    #[error("flat segment {object:?} carries no codes")]
+    NoCodes { object: String },
 }
 
 /// What exactly is wrong inside a corrupt flat segment.
@@ -74,4 +78,7 @@ pub enum Problem {
     /// A section's checksum does not match.
     #[error("section of kind {kind} fails its checksum")]
     SectionChecksum { kind: u32 },
+    /// The codebook section does not decode, or does not fit the segment.
+    #[error("codebook: {0}")]
+    Codebook(String),
 }

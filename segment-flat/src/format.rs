@@ -8,7 +8,8 @@ use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
 pub const MAGIC: [u8; 8] = *b"STRAFLAT";
 
 /// What this build reads and writes. Major 1: the layout in the spec.
-pub const FORMAT: FormatId = FormatId { magic: MAGIC, major: 1, minor: 0, known_features: 0 };
+/// Minor 1 added the optional codebook and codes sections, which minor-0 readers skip.
+pub const FORMAT: FormatId = FormatId { magic: MAGIC, major: 1, minor: 1, known_features: 0 };
 
 /// Vector sections start at a multiple of this, so a map of the object reads them in place.
 pub const VECTOR_ALIGN: u64 = 64;
@@ -17,6 +18,13 @@ pub const VECTOR_ALIGN: u64 = 64;
 pub const SECTION_VECTORS: u32 = 1;
 /// Section kind: the id column, one `u64` per row.
 pub const SECTION_IDS: u32 = 2;
+
+/// Section kind: the codebook of the codes section (`docs/format/codebook.md`). Optional: a
+/// reader that does not know it still searches the vectors exactly.
+pub const SECTION_CODEBOOK: u32 = 3;
+/// Section kind: one code per row, `rows x code_len` bytes, 64-byte aligned. Present exactly when
+/// the codebook is.
+pub const SECTION_CODES: u32 = 4;
 
 /// Section flag: a reader that does not know the section's kind must refuse the file.
 pub const SECTION_REQUIRED: u32 = 1;

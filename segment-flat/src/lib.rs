@@ -5,6 +5,10 @@
 //! place as `&[f32]`, the id column, optional sections for later columns, a section directory and
 //! the framing footer. Byte layout and versioning: `docs/format/segment-flat.md`.
 //!
+//! A segment may also carry quantized codes of its rows (SQ8, INT4 or PQ, from
+//! `strata-quantize`) with their codebook: [`FlatSegment::search_codes`] then scans the codes,
+//! a fraction of the vectors' bytes, and reranks the best candidates with the exact vectors.
+//!
 //! Deletions are not this crate's business: a search takes a `skip` predicate over rows, which
 //! the engine backs with the segment's deletion vector.
 
@@ -19,5 +23,5 @@ mod reader;
 mod writer;
 
 pub use crate::error::{Problem, Result, SegmentError};
-pub use crate::reader::{Expected, FlatSegment};
+pub use crate::reader::{CodeScratch, Expected, FlatSegment};
 pub use crate::writer::{FlatWriter, WrittenSegment};

@@ -3,14 +3,15 @@
 use std::ops::Range;
 use std::sync::OnceLock;
 
-use strata_quantize::{Metric, TopK};
+use strata_quantize::{Codec, Metric, Neighbor, QueryScratch, TopK};
 use strata_storage::framing::{FOOTER_LEN, Footer};
 use strata_storage::{ObjectBytes, Storage};
 use zerocopy::FromBytes;
 
 use crate::format::{
-    FORMAT, HEADER_LEN, Header, MAGIC, SECTION_ENTRY_LEN, SECTION_IDS, SECTION_REQUIRED,
-    SECTION_VECTORS, SectionEntry, TRAILER_LEN, Trailer, VECTOR_ALIGN,
+    FORMAT, HEADER_LEN, Header, MAGIC, SECTION_CODEBOOK, SECTION_CODES, SECTION_ENTRY_LEN,
+    SECTION_IDS, SECTION_REQUIRED, SECTION_VECTORS, SectionEntry, TRAILER_LEN, Trailer,
+    VECTOR_ALIGN,
 };
 use crate::{Problem, Result, SegmentError};
 
@@ -48,6 +49,27 @@ pub struct FlatSegment {
     ids: Range<usize>,
     /// Whether the vector block matched its checksum; computed once, on first use.
     vectors_ok: OnceLock<bool>,
+    codes: Option<Codes>,
+}
+
+/// The optional codebook and codes sections.
+#[derive(Debug)]
+struct Codes {
+    codec: Codec,
+    range: Range<usize>,
+    crc32: u32,
+    /// Whether the codes matched their checksum; computed once, on first use.
+    ok: OnceLock<bool>,
+}
+
+/// Reusable buffers for [`FlatSegment::search_codes`], so a steady-state search allocates
+/// nothing.
+#[derive(Debug, Default)]
+pub struct CodeScratch {
+    distances: Vec<f32>,
+    candidates: TopK,
+    query: QueryScratch,
+    rows: Vec<Neighbor>,
 }
 
 impl FlatSegment {
@@ -118,6 +140,8 @@ impl FlatSegment {
 
         let mut vectors = None;
         let mut ids = None;
+        let mut codebook = None;
+        let mut codes = None;
         let header_end = u64::from(header.header_len.get());
         for entry in entries {
             let (kind, offset, len) = (entry.kind.get(), entry.offset.get(), entry.len.get());
@@ -130,6 +154,8 @@ impl FlatSegment {
             let slot = match kind {
                 SECTION_VECTORS => &mut vectors,
                 SECTION_IDS => &mut ids,
+                SECTION_CODEBOOK => &mut codebook,
+                SECTION_CODES => &mut codes,
                 _ if entry.flags.get() & SECTION_REQUIRED != 0 => {
                     return Err(SegmentError::UnknownSection { object: object.to_owned(), kind });
                 }
@@ -166,6 +192,44 @@ impl FlatSegment {
         if crc32fast::hash(&bytes[ids_range.clone()]) != ids.crc32.get() {
             return Err(corrupt(Problem::SectionChecksum { kind: SECTION_IDS }));
         }
+        let codes = match (codebook, codes) {
+            (None, None) => None,
+            (Some(codebook), Some(codes)) => {
+                let codebook_bytes = &bytes[range(&codebook)];
+                if crc32fast::hash(codebook_bytes) != codebook.crc32.get() {
+                    return Err(corrupt(Problem::SectionChecksum { kind: SECTION_CODEBOOK }));
+                }
+                let codec = Codec::from_bytes(codebook_bytes)
+                    .map_err(|error| corrupt(Problem::Codebook(error.to_string())))?;
+                if codec.dim() != dim || codec.metric() != metric {
+                    let problem = format!(
+                        "trained for {} dimensions and {}, segment holds {dim} and {metric}",
+                        codec.dim(),
+                        codec.metric()
+                    );
+                    return Err(corrupt(Problem::Codebook(problem)));
+                }
+                let expected = rows.saturating_mul(codec.code_len() as u64);
+                if codes.len.get() != expected || codes.offset.get() % VECTOR_ALIGN != 0 {
+                    let found = codes.len.get();
+                    return Err(corrupt(Problem::SectionLength {
+                        kind: SECTION_CODES,
+                        expected,
+                        found,
+                    }));
+                }
+                Some(Codes {
+                    codec,
+                    range: range(&codes),
+                    crc32: codes.crc32.get(),
+                    ok: OnceLock::new(),
+                })
+            }
+            (Some(_), None) => return Err(corrupt(Problem::SectionCount { kind: SECTION_CODES })),
+            (None, Some(_)) => {
+                return Err(corrupt(Problem::SectionCount { kind: SECTION_CODEBOOK }));
+            }
+        };
         Ok(FlatSegment {
             object: object.to_owned(),
             bytes,
@@ -177,6 +241,7 @@ impl FlatSegment {
             vectors_crc32: vectors.crc32.get(),
             ids: ids_range,
             vectors_ok: OnceLock::new(),
+            codes,
         })
     }
 
@@ -271,6 +336,88 @@ impl FlatSegment {
         Ok(<[f32]>::ref_from_bytes(block).expect("aligned vector block"))
     }
 
+    /// The codec of the segment's codes, if it carries any.
+    pub fn codec(&self) -> Option<&Codec> {
+        self.codes.as_ref().map(|codes| &codes.codec)
+    }
+
+    /// Every row's code, in row order (`rows x code_len` bytes), checked against its checksum
+    /// on first use; `None` for a segment without codes.
+    pub fn codes(&self) -> Result<Option<&[u8]>> {
+        let Some(codes) = &self.codes else { return Ok(None) };
+        let block = &self.bytes[codes.range.clone()];
+        if !*codes.ok.get_or_init(|| crc32fast::hash(block) == codes.crc32) {
+            return Err(SegmentError::Corrupt {
+                object: self.object.clone(),
+                problem: Problem::SectionChecksum { kind: SECTION_CODES },
+            });
+        }
+        Ok(Some(block))
+    }
+
+    /// Bytes a code search keeps hot: the codes and the codec's tables (the vectors are read
+    /// only for the rows reranked).
+    pub fn code_bytes(&self) -> usize {
+        self.codes.as_ref().map_or(0, |codes| codes.range.len() + codes.codec.memory_bytes())
+    }
+
+    /// Approximate search through the codes: scores every row not rejected by `skip` by its
+    /// code, keeps the best `top.k() * rerank` (at least `top.k()`), computes their exact
+    /// distances from the vectors, and offers those to `top` as `(id, distance)`.
+    ///
+    /// Distances offered are exact, so results merge with other tiers' in one `top`. `query`
+    /// must be prepared for the metric (normalized for cosine).
+    ///
+    /// # Errors
+    /// [`SegmentError::NoCodes`] if the segment carries no codes; a corrupt error if the codes
+    /// or the vectors fail their checksums.
+    pub fn search_codes(
+        &self,
+        query: &[f32],
+        rerank: usize,
+        skip: impl Fn(u32) -> bool,
+        top: &mut TopK,
+        scratch: &mut CodeScratch,
+    ) -> Result<()> {
+        if query.len() != self.dim {
+            return Err(SegmentError::DimensionMismatch { expected: self.dim, found: query.len() });
+        }
+        let Some(codes) = self.codes()? else {
+            return Err(SegmentError::NoCodes { object: self.object.clone() });
+        };
+        let codec = &self.codes.as_ref().expect("codes present").codec;
+        let code_len = codec.code_len();
+        let CodeScratch { distances, candidates, query: query_scratch, rows } = scratch;
+        if distances.len() < SCAN_BLOCK {
+            distances.resize(SCAN_BLOCK, 0.0);
+        }
+        candidates.reset(top.k().saturating_mul(rerank.max(1)));
+        let prepared = codec.prepare(query, query_scratch);
+        for (block, block_codes) in codes.chunks(SCAN_BLOCK * code_len).enumerate() {
+            let out = &mut distances[..block_codes.len() / code_len];
+            prepared.distances(block_codes, out);
+            let first_row = block * SCAN_BLOCK;
+            for (i, &distance) in out.iter().enumerate() {
+                let row = (first_row + i) as u32;
+                if candidates.worst().is_some_and(|worst| distance > worst) || skip(row) {
+                    continue;
+                }
+                candidates.push(u64::from(row), distance);
+            }
+        }
+        candidates.sorted_into(rows);
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let vectors = self.vectors()?;
+        for candidate in rows.iter() {
+            let row = candidate.id as usize;
+            let vector = &vectors[row * self.dim..(row + 1) * self.dim];
+            top.push(self.id(row as u32), self.metric.distance(query, vector));
+        }
+        Ok(())
+    }
+
     /// Checks every byte of the object against the footer's body checksum (a scrub; opening and
     /// searching check only the sections they use).
     pub fn verify(&self) -> Result<()> {
@@ -284,7 +431,8 @@ impl FlatSegment {
                 },
             }));
         }
-        self.vectors().map(drop)
+        self.vectors()?;
+        self.codes().map(drop)
     }
 
     /// Exact search: offers every row not rejected by `skip` to `top` as `(id, distance)`.

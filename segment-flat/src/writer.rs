@@ -1,13 +1,13 @@
 //! Streaming a flat segment into storage.
 
-use strata_quantize::Metric;
+use strata_quantize::{Codec, Metric};
 use strata_storage::Storage;
 use strata_storage::framing::FramedWriter;
 use zerocopy::IntoBytes;
 
 use crate::format::{
-    FORMAT, Header, SECTION_IDS, SECTION_REQUIRED, SECTION_VECTORS, SectionEntry, Trailer,
-    VECTOR_ALIGN,
+    FORMAT, Header, SECTION_CODEBOOK, SECTION_CODES, SECTION_IDS, SECTION_REQUIRED,
+    SECTION_VECTORS, SectionEntry, Trailer, VECTOR_ALIGN,
 };
 use crate::{Result, SegmentError};
 
@@ -28,6 +28,11 @@ pub struct WrittenSegment {
 /// The number of rows is announced up front (it goes into the header); nothing becomes visible
 /// until [`finish`](Self::finish) succeeds. Vectors are written as given: the caller has already
 /// validated them (finite, right dimension, normalized for cosine).
+///
+/// [`with_codec`](Self::with_codec) also encodes each row with a trained [`Codec`] and adds the
+/// codebook and a codes section, which [`FlatSegment::search_codes`](crate::FlatSegment)
+/// scans before reranking with the vectors. The ids (and codes) are held in memory until
+/// `finish`: `rows x (8 + code_len)` bytes.
 pub struct FlatWriter<'a> {
     out: FramedWriter<'a>,
     object: String,
@@ -36,6 +41,8 @@ pub struct FlatWriter<'a> {
     ids: Vec<u64>,
     vectors_offset: u64,
     vectors_crc: crc32fast::Hasher,
+    codec: Option<Codec>,
+    codes: Vec<u8>,
 }
 
 impl std::fmt::Debug for FlatWriter<'_> {
@@ -76,7 +83,33 @@ impl<'a> FlatWriter<'a> {
             ids: Vec::with_capacity(usize::try_from(rows).unwrap_or(0).min(1 << 24)),
             vectors_offset,
             vectors_crc: crc32fast::Hasher::new(),
+            codec: None,
+            codes: Vec::new(),
         })
+    }
+
+    /// [`new`](Self::new), for a segment that also carries `codec`'s codes of every row.
+    pub fn with_codec(
+        storage: &'a dyn Storage,
+        key: &str,
+        dim: usize,
+        metric: Metric,
+        rows: u64,
+        codec: Codec,
+    ) -> Result<Self> {
+        if codec.dim() != dim || codec.metric() != metric {
+            return Err(SegmentError::InvalidParameter(
+                "the codec was trained for another dimension or metric",
+            ));
+        }
+        let code_bytes = rows
+            .checked_mul(codec.code_len() as u64)
+            .and_then(|n| usize::try_from(n).ok())
+            .ok_or(SegmentError::InvalidParameter("rows x code length overflows"))?;
+        let mut writer = Self::new(storage, key, dim, metric, rows)?;
+        writer.codes.reserve_exact(code_bytes.min(1 << 30));
+        writer.codec = Some(codec);
+        Ok(writer)
     }
 
     /// Appends one row.
@@ -94,6 +127,11 @@ impl<'a> FlatWriter<'a> {
         self.vectors_crc.update(bytes);
         self.out.write_all(bytes)?;
         self.ids.push(id);
+        if let Some(codec) = &self.codec {
+            let start = self.codes.len();
+            self.codes.resize(start + codec.code_len(), 0);
+            codec.encode(vector, &mut self.codes[start..]);
+        }
         Ok(())
     }
 
@@ -126,6 +164,33 @@ impl<'a> FlatWriter<'a> {
             reserved: 0.into(),
         });
 
+        if let Some(codec) = self.codec.take() {
+            let codebook = codec.to_bytes();
+            self.out.pad_to(8)?;
+            let codebook_offset = self.out.position();
+            self.out.write_all(&codebook)?;
+            sections.push(SectionEntry {
+                kind: SECTION_CODEBOOK.into(),
+                flags: 0.into(),
+                offset: codebook_offset.into(),
+                len: (codebook.len() as u64).into(),
+                crc32: crc32fast::hash(&codebook).into(),
+                reserved: 0.into(),
+            });
+            self.out.pad_to(VECTOR_ALIGN)?;
+            let codes_offset = self.out.position();
+            self.out.write_all(&self.codes)?;
+            sections.push(SectionEntry {
+                kind: SECTION_CODES.into(),
+                flags: 0.into(),
+                offset: codes_offset.into(),
+                len: (self.codes.len() as u64).into(),
+                crc32: crc32fast::hash(&self.codes).into(),
+                reserved: 0.into(),
+            });
+        }
+
+        self.out.pad_to(8)?;
         let directory_offset = self.out.position();
         let directory = sections.as_bytes();
         self.out.write_all(directory)?;

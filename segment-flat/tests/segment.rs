@@ -301,7 +301,7 @@ fn layout_matches_the_spec() {
     let u32_at = |at: usize| u32::from_le_bytes(b[at..at + 4].try_into().unwrap());
     let u64_at = |at: usize| u64::from_le_bytes(b[at..at + 8].try_into().unwrap());
     assert_eq!(&b[0..8], b"STRAFLAT");
-    assert_eq!((u16_at(8), u16_at(10), u32_at(12)), (1, 0, 64));
+    assert_eq!((u16_at(8), u16_at(10), u32_at(12)), (1, 1, 64));
     assert_eq!((u32_at(16), b[20], u64_at(24)), (3, 3, 2));
     assert_eq!(u32_at(60), crc32fast::hash(&b[..60]));
     // Vectors at 64 (24 bytes), ids at the next multiple of 64.

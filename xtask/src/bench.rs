@@ -7,10 +7,11 @@ use std::sync::Barrier;
 use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value, json};
-use strata_quantize::{Metric, Neighbor};
+use strata_quantize::{CodecKind, Metric, Neighbor};
 
 use strata_memtable::{Memtable, Params as MemtableParams};
 
+use crate::bench_codes;
 use crate::exact::{ExactIndex, ExactScratch};
 use crate::vecs::{Vectors, read_fvecs, read_ivecs};
 
@@ -61,9 +62,16 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 10_000)]
     pub commit_every: usize,
     /// engine: database directory, which must not hold a database [default: a fresh directory
-    /// under target/bench-db, removed afterwards].
+    /// under target/bench-db, removed afterwards]. flat-sq8/int4/pq: the segment's directory.
     #[arg(long)]
     pub db: Option<PathBuf>,
+    /// flat-sq8/int4/pq: rerank factors to sweep, one output row each; each query reranks its
+    /// best `k * rerank` rows by code with the exact vectors (1: the codes' own ranking).
+    #[arg(long, value_delimiter = ',', default_value = "1,2,4,8,16")]
+    pub rerank: Vec<usize>,
+    /// flat-pq: sub-spaces (bytes per code) [default: dim / 4].
+    #[arg(long)]
+    pub pq_subspaces: Option<usize>,
 }
 
 /// Index kinds `bench` can build. Later issues add theirs.
@@ -76,6 +84,13 @@ pub enum IndexKind {
     /// The whole engine on a local directory: batches upserted through the API with a commit
     /// every --commit-every rows, the handle dropped, the database reopened, then searched.
     Engine,
+    /// A flat segment with SQ8 codes, mapped from a directory: code scan, then an exact
+    /// rerank of the best k * --rerank rows.
+    FlatSq8,
+    /// As flat-sq8, with INT4 codes.
+    FlatInt4,
+    /// As flat-sq8, with PQ codes of --pq-subspaces bytes.
+    FlatPq,
 }
 
 impl IndexKind {
@@ -84,6 +99,9 @@ impl IndexKind {
             IndexKind::Flat => "flat",
             IndexKind::Memtable => "memtable",
             IndexKind::Engine => "engine",
+            IndexKind::FlatSq8 => "flat-sq8",
+            IndexKind::FlatInt4 => "flat-int4",
+            IndexKind::FlatPq => "flat-pq",
         }
     }
 }
@@ -496,6 +514,39 @@ pub fn run(args: &BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
                 .collect();
             // Upserts run on every core.
             report(args, &index, &queries, &truth, n, build_s, crate::all_cores(), sweep, None);
+        }
+        IndexKind::FlatSq8 | IndexKind::FlatInt4 | IndexKind::FlatPq => {
+            let kind = match args.index {
+                IndexKind::FlatSq8 => CodecKind::Sq8,
+                IndexKind::FlatInt4 => CodecKind::Int4,
+                _ => CodecKind::Pq { subspaces: args.pq_subspaces.unwrap_or(dim / 4).max(1) },
+            };
+            let dir = BenchDir::new(args.db.as_ref(), args.index.name());
+            let built = bench_codes::build(kind, args.metric, &base, &dir.path, build_threads)?;
+            let build_s = started.elapsed().as_secs_f64();
+            let index = built.segment;
+            if !args.json {
+                println!(
+                    "{kind}: trained in {:.2} s on {build_threads} thread(s), segment written in {:.2} s; {} bytes of code per vector",
+                    built.train_s,
+                    built.write_s,
+                    index.code_len()
+                );
+            }
+            let sweep = args
+                .rerank
+                .iter()
+                .map(|&rerank| {
+                    let params = json!({
+                        "codec": kind.to_string(),
+                        "rerank": rerank,
+                        "code_bytes": index.code_len(),
+                        "train_s": round(built.train_s, 3),
+                    });
+                    (rerank, params.as_object().expect("object").clone())
+                })
+                .collect();
+            report(args, &index, &queries, &truth, n, build_s, build_threads, sweep, None);
         }
     }
     Ok(())

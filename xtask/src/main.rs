@@ -2,6 +2,7 @@
 //! bulk load) as a plain binary crate, reached through the alias in `.cargo/config.toml`.
 
 mod bench;
+mod bench_codes;
 mod bench_engine;
 mod bench_kernels;
 mod exact;

@@ -183,51 +183,78 @@ pub(crate) fn dispatch<Op: CodeOp>(kernels: &Kernels, op: Op) -> Op::Output {
     }
 }
 
-/// `Σ (offset[i] - scale[i]·code[i])²` over one row of 8-bit codes.
+// The scalar-quantizer kernels score `R` rows at once: each query-side vector is loaded once for
+// all of them, and the rows' accumulators form `R` independent FMA chains, so the loop runs at
+// instruction throughput instead of waiting on one chain's latency. Batches use R = 4; a
+// single distance is R = 1.
+
+/// `Σ (offset[i] - scale[i]·code[i])²` over each of `R` rows of 8-bit codes.
 #[inline(always)]
-pub(crate) fn sq8_l2<S: CodeSimd>(simd: S, offset: &[f32], scale: &[f32], codes: &[u8]) -> f32 {
-    let dim = codes.len();
+pub(crate) fn sq8_l2<S: CodeSimd, const R: usize>(
+    simd: S,
+    offset: &[f32],
+    scale: &[f32],
+    rows: [&[u8]; R],
+) -> [f32; R] {
+    let dim = rows[0].len();
     let whole = dim - dim % S::LANES;
     let (offsets, _) = S::as_simd_f32s(&offset[..whole]);
     let (scales, _) = S::as_simd_f32s(&scale[..whole]);
-    let mut acc = [simd.splat_f32s(0.0); 2];
-    for (i, ((&o, &s), bytes)) in
-        offsets.iter().zip(scales).zip(codes[..whole].chunks_exact(S::LANES)).enumerate()
-    {
-        let diff = simd.negate_mul_add_e_f32s(s, simd.widen_u8(bytes), o);
-        acc[i % 2] = simd.mul_add_e_f32s(diff, diff, acc[i % 2]);
+    let mut acc = [simd.splat_f32s(0.0); R];
+    for (chunk, (&o, &s)) in offsets.iter().zip(scales).enumerate() {
+        let at = chunk * S::LANES;
+        for (acc, row) in acc.iter_mut().zip(rows) {
+            let diff = simd.negate_mul_add_e_f32s(s, simd.widen_u8(&row[at..]), o);
+            *acc = simd.mul_add_e_f32s(diff, diff, *acc);
+        }
     }
-    let mut sum = simd.reduce_sum_f32s(simd.add_f32s(acc[0], acc[1]));
-    for i in whole..dim {
-        let diff = offset[i] - scale[i] * f32::from(codes[i]);
-        sum += diff * diff;
+    let mut sums = acc.map(|acc| simd.reduce_sum_f32s(acc));
+    for (sum, row) in sums.iter_mut().zip(rows) {
+        for i in whole..dim {
+            let diff = offset[i] - scale[i] * f32::from(row[i]);
+            *sum += diff * diff;
+        }
     }
-    sum
+    sums
 }
 
-/// `Σ weight[i]·code[i]` over one row of 8-bit codes.
+/// `Σ weight[i]·code[i]` over each of `R` rows of 8-bit codes.
 #[inline(always)]
-pub(crate) fn sq8_dot<S: CodeSimd>(simd: S, weight: &[f32], codes: &[u8]) -> f32 {
-    let dim = codes.len();
+pub(crate) fn sq8_dot<S: CodeSimd, const R: usize>(
+    simd: S,
+    weight: &[f32],
+    rows: [&[u8]; R],
+) -> [f32; R] {
+    let dim = rows[0].len();
     let whole = dim - dim % S::LANES;
     let (weights, _) = S::as_simd_f32s(&weight[..whole]);
-    let mut acc = [simd.splat_f32s(0.0); 2];
-    for (i, (&w, bytes)) in weights.iter().zip(codes[..whole].chunks_exact(S::LANES)).enumerate() {
-        acc[i % 2] = simd.mul_add_e_f32s(w, simd.widen_u8(bytes), acc[i % 2]);
+    let mut acc = [simd.splat_f32s(0.0); R];
+    for (chunk, &w) in weights.iter().enumerate() {
+        let at = chunk * S::LANES;
+        for (acc, row) in acc.iter_mut().zip(rows) {
+            *acc = simd.mul_add_e_f32s(w, simd.widen_u8(&row[at..]), *acc);
+        }
     }
-    let mut sum = simd.reduce_sum_f32s(simd.add_f32s(acc[0], acc[1]));
-    for i in whole..dim {
-        sum += weight[i] * f32::from(codes[i]);
+    let mut sums = acc.map(|acc| simd.reduce_sum_f32s(acc));
+    for (sum, row) in sums.iter_mut().zip(rows) {
+        for i in whole..dim {
+            *sum += weight[i] * f32::from(row[i]);
+        }
     }
-    sum
+    sums
 }
 
-/// [`sq8_l2`] over one row of packed 4-bit codes: byte `j` holds dimension `j` in its low nibble
-/// and dimension `j + codes.len()` in its high one. `offset` and `scale` hold `2 * codes.len()`
+/// [`sq8_l2`] over rows of packed 4-bit codes: byte `j` holds dimension `j` in its low nibble
+/// and dimension `j + row.len()` in its high one. `offset` and `scale` hold `2 * row.len()`
 /// entries in dimension order, padded with zeros.
 #[inline(always)]
-pub(crate) fn int4_l2<S: CodeSimd>(simd: S, offset: &[f32], scale: &[f32], codes: &[u8]) -> f32 {
-    let half = codes.len();
+pub(crate) fn int4_l2<S: CodeSimd, const R: usize>(
+    simd: S,
+    offset: &[f32],
+    scale: &[f32],
+    rows: [&[u8]; R],
+) -> [f32; R] {
+    let half = rows[0].len();
     let whole = half - half % S::LANES;
     let (offset_low, offset_high) = offset.split_at(half);
     let (scale_low, scale_high) = scale.split_at(half);
@@ -235,45 +262,57 @@ pub(crate) fn int4_l2<S: CodeSimd>(simd: S, offset: &[f32], scale: &[f32], codes
     let (oh, _) = S::as_simd_f32s(&offset_high[..whole]);
     let (sl, _) = S::as_simd_f32s(&scale_low[..whole]);
     let (sh, _) = S::as_simd_f32s(&scale_high[..whole]);
-    let mut acc = [simd.splat_f32s(0.0); 2];
-    for ((((&ol, &oh), &sl), &sh), bytes) in
-        ol.iter().zip(oh).zip(sl).zip(sh).zip(codes[..whole].chunks_exact(S::LANES))
-    {
-        let (low, high) = simd.widen_nibbles(bytes);
-        let diff_low = simd.negate_mul_add_e_f32s(sl, low, ol);
-        let diff_high = simd.negate_mul_add_e_f32s(sh, high, oh);
-        acc[0] = simd.mul_add_e_f32s(diff_low, diff_low, acc[0]);
-        acc[1] = simd.mul_add_e_f32s(diff_high, diff_high, acc[1]);
+    let mut acc = [simd.splat_f32s(0.0); R];
+    for (chunk, (((&ol, &oh), &sl), &sh)) in ol.iter().zip(oh).zip(sl).zip(sh).enumerate() {
+        let at = chunk * S::LANES;
+        for (acc, row) in acc.iter_mut().zip(rows) {
+            let (low, high) = simd.widen_nibbles(&row[at..]);
+            let diff_low = simd.negate_mul_add_e_f32s(sl, low, ol);
+            let diff_high = simd.negate_mul_add_e_f32s(sh, high, oh);
+            *acc = simd.mul_add_e_f32s(diff_low, diff_low, *acc);
+            *acc = simd.mul_add_e_f32s(diff_high, diff_high, *acc);
+        }
     }
-    let mut sum = simd.reduce_sum_f32s(simd.add_f32s(acc[0], acc[1]));
-    for j in whole..half {
-        let low = offset_low[j] - scale_low[j] * f32::from(codes[j] & 0x0f);
-        let high = offset_high[j] - scale_high[j] * f32::from(codes[j] >> 4);
-        sum += low * low + high * high;
+    let mut sums = acc.map(|acc| simd.reduce_sum_f32s(acc));
+    for (sum, row) in sums.iter_mut().zip(rows) {
+        for j in whole..half {
+            let low = offset_low[j] - scale_low[j] * f32::from(row[j] & 0x0f);
+            let high = offset_high[j] - scale_high[j] * f32::from(row[j] >> 4);
+            *sum += low * low + high * high;
+        }
     }
-    sum
+    sums
 }
 
-/// [`sq8_dot`] over one row of packed 4-bit codes, laid out as in [`int4_l2`].
+/// [`sq8_dot`] over rows of packed 4-bit codes, laid out as in [`int4_l2`].
 #[inline(always)]
-pub(crate) fn int4_dot<S: CodeSimd>(simd: S, weight: &[f32], codes: &[u8]) -> f32 {
-    let half = codes.len();
+pub(crate) fn int4_dot<S: CodeSimd, const R: usize>(
+    simd: S,
+    weight: &[f32],
+    rows: [&[u8]; R],
+) -> [f32; R] {
+    let half = rows[0].len();
     let whole = half - half % S::LANES;
     let (weight_low, weight_high) = weight.split_at(half);
     let (wl, _) = S::as_simd_f32s(&weight_low[..whole]);
     let (wh, _) = S::as_simd_f32s(&weight_high[..whole]);
-    let mut acc = [simd.splat_f32s(0.0); 2];
-    for ((&wl, &wh), bytes) in wl.iter().zip(wh).zip(codes[..whole].chunks_exact(S::LANES)) {
-        let (low, high) = simd.widen_nibbles(bytes);
-        acc[0] = simd.mul_add_e_f32s(wl, low, acc[0]);
-        acc[1] = simd.mul_add_e_f32s(wh, high, acc[1]);
+    let mut acc = [simd.splat_f32s(0.0); R];
+    for (chunk, (&wl, &wh)) in wl.iter().zip(wh).enumerate() {
+        let at = chunk * S::LANES;
+        for (acc, row) in acc.iter_mut().zip(rows) {
+            let (low, high) = simd.widen_nibbles(&row[at..]);
+            *acc = simd.mul_add_e_f32s(wl, low, *acc);
+            *acc = simd.mul_add_e_f32s(wh, high, *acc);
+        }
     }
-    let mut sum = simd.reduce_sum_f32s(simd.add_f32s(acc[0], acc[1]));
-    for j in whole..half {
-        sum +=
-            weight_low[j] * f32::from(codes[j] & 0x0f) + weight_high[j] * f32::from(codes[j] >> 4);
+    let mut sums = acc.map(|acc| simd.reduce_sum_f32s(acc));
+    for (sum, row) in sums.iter_mut().zip(rows) {
+        for j in whole..half {
+            *sum +=
+                weight_low[j] * f32::from(row[j] & 0x0f) + weight_high[j] * f32::from(row[j] >> 4);
+        }
     }
-    sum
+    sums
 }
 
 /// `Σ table[j·256 + code[j]]` over one row of 8-bit product-quantizer codes, one code per

@@ -465,6 +465,28 @@ impl PreparedQuery<'_> {
     }
 }
 
+/// Scores consecutive codes into `out`, four rows per kernel call and then the rest one at a
+/// time. A macro rather than a function because the kernel expression is instantiated at two
+/// row counts, which a closure cannot be.
+macro_rules! score_rows {
+    ($codes:expr, $code_len:expr, $out:expr, |$rows:ident| $kernel:expr) => {{
+        let (codes, code_len, out): (&[u8], usize, &mut [f32]) = ($codes, $code_len, $out);
+        let mut quads = codes.chunks_exact(4 * code_len);
+        let mut slots = out.chunks_exact_mut(4);
+        for (quad, slots) in (&mut quads).zip(&mut slots) {
+            let (a, rest) = quad.split_at(code_len);
+            let (b, rest) = rest.split_at(code_len);
+            let (c, d) = rest.split_at(code_len);
+            let $rows = [a, b, c, d];
+            slots.copy_from_slice(&$kernel);
+        }
+        for (code, slot) in quads.remainder().chunks_exact(code_len).zip(slots.into_remainder()) {
+            let $rows = [code];
+            *slot = $kernel[0];
+        }
+    }};
+}
+
 /// Distances from one prepared query to a run of codes, at one level.
 struct Batch<'q, 'o> {
     query: &'q PreparedQuery<'q>,
@@ -478,22 +500,31 @@ impl<'o> CodeOp for Batch<'_, 'o> {
     #[inline(always)]
     fn run<S: CodeSimd>(self, simd: S) -> &'o mut [f32] {
         let PreparedQuery { code_len, form, bias, primary, secondary } = *self.query;
-        let rows = self.codes.chunks_exact(code_len).zip(self.out.iter_mut());
+        let codes = self.codes;
+        let out = &mut *self.out;
         match form {
             Form::Sq8L2 => {
-                rows.for_each(|(c, d)| *d = kernels::sq8_l2(simd, primary, secondary, c));
+                score_rows!(codes, code_len, out, |rows| kernels::sq8_l2(
+                    simd, primary, secondary, rows
+                ));
             }
             Form::Sq8Dot => {
-                rows.for_each(|(c, d)| *d = bias + kernels::sq8_dot(simd, primary, c));
+                score_rows!(codes, code_len, out, |rows| kernels::sq8_dot(simd, primary, rows)
+                    .map(|d| bias + d));
             }
             Form::Int4L2 => {
-                rows.for_each(|(c, d)| *d = kernels::int4_l2(simd, primary, secondary, c));
+                score_rows!(codes, code_len, out, |rows| kernels::int4_l2(
+                    simd, primary, secondary, rows
+                ));
             }
             Form::Int4Dot => {
-                rows.for_each(|(c, d)| *d = bias + kernels::int4_dot(simd, primary, c));
+                score_rows!(codes, code_len, out, |rows| kernels::int4_dot(simd, primary, rows)
+                    .map(|d| bias + d));
             }
             Form::PqTable => {
-                rows.for_each(|(c, d)| *d = bias + kernels::pq_sum(simd, primary, c));
+                for (code, d) in codes.chunks_exact(code_len).zip(out.iter_mut()) {
+                    *d = bias + kernels::pq_sum(simd, primary, code);
+                }
             }
         }
         self.out

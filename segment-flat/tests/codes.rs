@@ -1,0 +1,217 @@
+//! Flat segments carrying quantized codes: round trips, the code search against a brute-force
+//! oracle, and damage to the codebook or codes giving clear errors.
+
+use proptest::prelude::*;
+use strata_quantize::{Codec, CodecKind, Metric, TopK, TrainOptions, normalize};
+use strata_segment_flat::format::{
+    SECTION_CODEBOOK, SECTION_CODES, SectionEntry, TRAILER_LEN, Trailer,
+};
+use strata_segment_flat::{CodeScratch, FlatSegment, FlatWriter, Problem, SegmentError};
+use strata_storage::framing::FOOTER_LEN;
+use strata_storage::{MemoryStore, Storage};
+use zerocopy::FromBytes;
+
+fn rows(n: usize, dim: usize, metric: Metric, seed: u64) -> Vec<f32> {
+    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut data: Vec<f32> = (0..n * dim)
+        .map(|i| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            // Clusters of 8 rows, so near neighbours exist and codes have ties to break.
+            ((state >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 0.1 + ((i / dim / 8) % 5) as f32
+        })
+        .collect();
+    if metric.needs_normalization() {
+        data.chunks_exact_mut(dim).for_each(|v| normalize(v).unwrap());
+    }
+    data
+}
+
+fn id_of(row: usize) -> u64 {
+    row as u64 * 5 + 1
+}
+
+fn write_with_codes(
+    store: &dyn Storage,
+    key: &str,
+    kind: CodecKind,
+    metric: Metric,
+    dim: usize,
+    data: &[f32],
+) -> Codec {
+    let options = TrainOptions::default().iterations(3).threads(1);
+    let codec = Codec::train(kind, metric, dim, data, &options).unwrap();
+    let n = data.len() / dim;
+    let mut writer =
+        FlatWriter::with_codec(store, key, dim, metric, n as u64, codec.clone()).unwrap();
+    for (row, vector) in data.chunks_exact(dim).enumerate() {
+        writer.push(id_of(row), vector).unwrap();
+    }
+    writer.finish().unwrap();
+    codec
+}
+
+fn kinds(dim: usize) -> [CodecKind; 3] {
+    [CodecKind::Sq8, CodecKind::Int4, CodecKind::Pq { subspaces: dim / 2 }]
+}
+
+#[test]
+fn codes_round_trip_and_match_the_codec() {
+    let (dim, n) = (12, 300);
+    for metric in Metric::ALL {
+        let data = rows(n, dim, metric, 1);
+        for kind in kinds(dim) {
+            let store = MemoryStore::new();
+            let codec = write_with_codes(&store, "s", kind, metric, dim, &data);
+            let segment = FlatSegment::open(&store, "s").unwrap();
+            assert_eq!(segment.codec(), Some(&codec));
+            let codes = segment.codes().unwrap().unwrap();
+            assert_eq!(codes.len(), n * codec.code_len());
+            let mut expected = vec![0u8; codec.code_len()];
+            for (row, code) in codes.chunks_exact(codec.code_len()).enumerate() {
+                codec.encode(&data[row * dim..(row + 1) * dim], &mut expected);
+                assert_eq!(code, &expected[..], "{kind} {metric} row {row}");
+            }
+            assert!(segment.code_bytes() >= codes.len());
+            segment.verify().unwrap();
+            // The vectors are still there for exact search.
+            assert_eq!(segment.vector(7).unwrap(), &data[7 * dim..8 * dim]);
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+    /// Reranking every row is exact: the code search then equals brute force, with deletions.
+    /// With a small rerank, every result is still a live row at its exact distance.
+    #[test]
+    fn code_search_with_full_rerank_is_exact(
+        kind in 0usize..3,
+        metric in prop::sample::select(Metric::ALL.to_vec()),
+        k in 1usize..12,
+        seed in any::<u64>(),
+        skip_every in 2usize..7,
+    ) {
+        let (dim, n) = (8, 260);
+        let data = rows(n, dim, metric, seed);
+        let store = MemoryStore::new();
+        write_with_codes(&store, "s", kinds(dim)[kind], metric, dim, &data);
+        let segment = FlatSegment::open(&store, "s").unwrap();
+        let query = rows(1, dim, metric, seed ^ 0xABCD);
+        let skip = |row: u32| row as usize % skip_every == 0;
+
+        let mut exact: Vec<(f32, u64)> = (0..n)
+            .filter(|&row| !skip(row as u32))
+            .map(|row| (metric.distance(&query, &data[row * dim..(row + 1) * dim]), id_of(row)))
+            .collect();
+        exact.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+
+        let mut scratch = CodeScratch::default();
+        let mut top = TopK::new(k);
+        segment.search_codes(&query, n, skip, &mut top, &mut scratch).unwrap();
+        let got: Vec<(f32, u64)> = top.into_sorted_vec().iter().map(|n| (n.distance, n.id)).collect();
+        prop_assert_eq!(got, exact[..k].to_vec());
+
+        let mut top = TopK::new(k);
+        segment.search_codes(&query, 2, skip, &mut top, &mut scratch).unwrap();
+        let found = top.into_sorted_vec();
+        prop_assert_eq!(found.len(), k);
+        for neighbor in found {
+            let row = ((neighbor.id - 1) / 5) as usize;
+            prop_assert!(!skip(row as u32));
+            let distance = metric.distance(&query, &data[row * dim..(row + 1) * dim]);
+            prop_assert_eq!(neighbor.distance, distance);
+        }
+    }
+}
+
+#[test]
+fn code_search_needs_codes_and_the_right_dimension() {
+    let store = MemoryStore::new();
+    let data = rows(10, 4, Metric::L2, 3);
+    let mut writer = FlatWriter::new(&store, "plain", 4, Metric::L2, 10).unwrap();
+    for (row, v) in data.chunks_exact(4).enumerate() {
+        writer.push(id_of(row), v).unwrap();
+    }
+    writer.finish().unwrap();
+    let plain = FlatSegment::open(&store, "plain").unwrap();
+    assert!(plain.codec().is_none() && plain.codes().unwrap().is_none());
+    let err = plain
+        .search_codes(&[0.0; 4], 4, |_| false, &mut TopK::new(3), &mut CodeScratch::default())
+        .unwrap_err();
+    assert!(matches!(err, SegmentError::NoCodes { .. }), "{err}");
+
+    let data = rows(300, 4, Metric::L2, 3);
+    write_with_codes(&store, "coded", CodecKind::Sq8, Metric::L2, 4, &data);
+    let coded = FlatSegment::open(&store, "coded").unwrap();
+    let err = coded
+        .search_codes(&[0.0; 5], 4, |_| false, &mut TopK::new(3), &mut CodeScratch::default())
+        .unwrap_err();
+    assert!(matches!(err, SegmentError::DimensionMismatch { expected: 4, found: 5 }), "{err}");
+}
+
+#[test]
+fn writer_refuses_a_codec_for_another_shape() {
+    let store = MemoryStore::new();
+    let data = rows(300, 6, Metric::L2, 4);
+    let options = TrainOptions::default().iterations(1);
+    let codec = Codec::train(CodecKind::Sq8, Metric::L2, 6, &data, &options).unwrap();
+    for (dim, metric) in [(5, Metric::L2), (6, Metric::InnerProduct)] {
+        let err = FlatWriter::with_codec(&store, "s", dim, metric, 1, codec.clone()).unwrap_err();
+        assert!(matches!(err, SegmentError::InvalidParameter(_)), "{err}");
+    }
+}
+
+fn section(bytes: &[u8], kind: u32) -> std::ops::Range<usize> {
+    let body_len = bytes.len() - FOOTER_LEN;
+    let trailer = Trailer::read_from_bytes(&bytes[body_len - TRAILER_LEN..body_len]).unwrap();
+    let dir = trailer.directory_offset.get() as usize;
+    let entries = <[SectionEntry]>::ref_from_bytes(&bytes[dir..body_len - TRAILER_LEN]).unwrap();
+    let entry = entries.iter().find(|e| e.kind.get() == kind).unwrap();
+    entry.offset.get() as usize..(entry.offset.get() + entry.len.get()) as usize
+}
+
+/// Codebook damage is refused at open; codes damage at their first use; nothing panics.
+#[test]
+fn every_flipped_byte_of_the_codebook_or_codes_is_an_error() {
+    let store = MemoryStore::new();
+    let dim = 6;
+    let data = rows(260, dim, Metric::L2, 5);
+    write_with_codes(&store, "s", CodecKind::Pq { subspaces: 3 }, Metric::L2, dim, &data);
+    let original = store.get("s").unwrap().to_vec();
+    let (codebook, codes) =
+        (section(&original, SECTION_CODEBOOK), section(&original, SECTION_CODES));
+    assert_eq!(codebook.start % 8, 0);
+    assert_eq!(codes.start % 64, 0, "codes are 64-byte aligned");
+    // Every codebook byte, and a spread of code bytes.
+    for at in codebook.clone().chain(codes.clone().step_by(37)) {
+        let mut bytes = original.clone();
+        bytes[at] ^= 0x20;
+        store.put("s", &bytes).unwrap();
+        match FlatSegment::open(&store, "s") {
+            Err(err) => assert!(codebook.contains(&at), "byte {at}: {err}"),
+            Ok(segment) => {
+                assert!(codes.contains(&at), "codebook byte {at} flipped unnoticed");
+                let err = segment
+                    .search_codes(
+                        &[0.0; 6],
+                        2,
+                        |_| false,
+                        &mut TopK::new(3),
+                        &mut CodeScratch::default(),
+                    )
+                    .unwrap_err();
+                assert!(
+                    matches!(
+                        &err,
+                        SegmentError::Corrupt { problem: Problem::SectionChecksum { kind: 4 }, .. }
+                    ),
+                    "byte {at}: {err}"
+                );
+                assert!(segment.verify().is_err());
+            }
+        }
+    }
+}
