@@ -95,7 +95,7 @@ fn oracle(metric: Metric, query: &[f32], decoded: &[f32]) -> (f64, f64) {
     let exact = match metric {
         Metric::L2 => l2,
         Metric::InnerProduct => -dot,
-        Metric::Cosine => 1.0 - dot,
+        Metric::Cosine => 0.5 * l2,
     };
     (exact, magnitude + 1.0)
 }

@@ -703,6 +703,8 @@ mod tests {
             ef: vec![10],
             commit_every: 700,
             db: None,
+            rerank: vec![1],
+            pq_subspaces: None,
         };
         let db_dir = dir.path().join("db");
         assert_eq!(load_engine(&args, &base, &db_dir).unwrap(), 5);
@@ -712,6 +714,29 @@ mod tests {
         assert!(index.disk_bytes() > 3000 * 8 * 4);
         let m = measure(&index, &queries, &truth, 10, 2);
         assert_eq!(m.recall, 1.0, "committed flat segments are searched exactly");
+    }
+
+    #[test]
+    fn coded_kinds_reach_the_rerank_bar_on_the_generated_data() {
+        for metric in Metric::ALL {
+            let (dir, base, queries, truth) = generated(3000, 32, 30, metric, 3);
+            for (kind, rerank) in
+                [(CodecKind::Sq8, 4), (CodecKind::Int4, 8), (CodecKind::Pq { subspaces: 8 }, 32)]
+            {
+                let path = dir.path().join(kind.to_string());
+                let built = bench_codes::build(kind, metric, &base, &path, 2).unwrap();
+                let index = built.segment;
+                assert_eq!(index.code_len(), kind.code_len(32));
+                assert!(index.ram_bytes() < index.disk_bytes() / 2, "{kind}: codes only");
+                index.set_sweep_point(rerank);
+                let m = measure(&index, &queries, &truth, 10, 2);
+                assert!(
+                    m.recall >= 0.99,
+                    "{kind} {metric}: recall {} at rerank {rerank}",
+                    m.recall
+                );
+            }
+        }
     }
 
     #[test]
@@ -732,6 +757,8 @@ mod tests {
             ef: vec![10],
             commit_every: 10_000,
             db: None,
+            rerank: vec![1],
+            pq_subspaces: None,
         };
         let base = Vectors { dim: 2, data: vec![0.0; 20] };
         let queries = Vectors { dim: 2, data: vec![0.0; 4] };

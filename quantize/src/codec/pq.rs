@@ -164,13 +164,12 @@ impl ProductQuantizer {
     }
 
     /// Fills the lookup table: entry `j·256 + c` is sub-space `j`'s share of the distance to
-    /// centroid `c` (squared L2, or the negated dot product), so a code's distance is the sum
-    /// of one entry per sub-space, plus 1 for cosine.
+    /// centroid `c` (squared L2, half of it for cosine, or the negated dot product), so a
+    /// code's distance is the sum of one entry per sub-space.
     pub(crate) fn prepare(&self, query: &[f32], scratch: &mut QueryScratch) -> (Form, f32) {
         let (table, _) = scratch.buffers(self.subspaces * CENTROIDS, 0);
         Kernels::detected().dispatch(Table { pq: self, query, table });
-        let bias = if self.metric == Metric::Cosine { 1.0 } else { 0.0 };
-        (Form::PqTable, bias)
+        (Form::PqTable, 0.0)
     }
 }
 
@@ -221,13 +220,17 @@ impl WithSimd for Table<'_> {
 
     #[inline(always)]
     fn with_simd<S: Simd>(self, simd: S) {
-        let score = if self.pq.metric == Metric::L2 { Score::L2 } else { Score::Dot };
+        let (score, factor) = match self.pq.metric {
+            Metric::L2 => (Score::L2, 1.0),
+            Metric::Cosine => (Score::L2, 0.5),
+            Metric::InnerProduct => (Score::Dot, -1.0),
+        };
         for (j, out) in self.table.chunks_exact_mut(CENTROIDS).enumerate() {
             let span = bounds(self.pq.dim, self.pq.subspaces, j);
             let table = &self.pq.transposed[CENTROIDS * span.start..CENTROIDS * span.end];
             kmeans::scores_t(simd, score, &self.query[span], table, out);
-            if score == Score::Dot {
-                out.iter_mut().for_each(|d| *d = -*d);
+            if factor != 1.0 {
+                out.iter_mut().for_each(|d| *d *= factor);
             }
         }
     }

@@ -41,13 +41,15 @@ pub(crate) fn prepared_distance(
     }
 }
 
-/// The metric's distance from `query` to the decoded `code`: what every code distance means.
+/// The distance from `query` to the decoded `code`: what every code distance means. For L2 and
+/// inner product it is the metric's; for cosine it is `½‖q - x̂‖²`, which equals the cosine
+/// distance `1 - q·x̂` whenever `x̂` has unit norm (see [`Codec`] on why).
 pub fn decoded_distance(codec: &Codec, query: &[f32], code: &[u8]) -> f32 {
     let mut decoded = vec![0.0; codec.dim()];
     codec.decode(code, &mut decoded);
     match codec.metric() {
         Metric::L2 => scalar::l2_squared(query, &decoded),
         Metric::InnerProduct => -scalar::dot(query, &decoded),
-        Metric::Cosine => 1.0 - scalar::dot(query, &decoded),
+        Metric::Cosine => 0.5 * scalar::l2_squared(query, &decoded),
     }
 }

@@ -192,9 +192,10 @@ impl ScalarQuantizer {
     }
 
     /// Folds the grid into the query. For L2, `primary = q - lower` and `secondary = step`, so
-    /// a code's distance is `Σ (primary - secondary·code)²`. For inner product and cosine the
-    /// distance `c - Σ q·(lower + step·code)` splits into a per-query `bias` and a dot product
-    /// with `primary = -q·step`.
+    /// a code's distance is `Σ (primary - secondary·code)²`; cosine uses the same form scaled
+    /// by ½ (see [`Codec`](super::Codec) on why). For inner product the distance
+    /// `-Σ q·(lower + step·code)` splits into a per-query `bias` and a dot product with
+    /// `primary = -q·step`.
     pub(crate) fn prepare(&self, query: &[f32], scratch: &mut QueryScratch) -> (Form, f32) {
         let dim = self.dim();
         // INT4 reads two runs of `half` dimensions; the pad past `dim` stays zero.
@@ -205,23 +206,24 @@ impl ScalarQuantizer {
             (Form::Int4L2, Form::Int4Dot)
         };
         match self.metric {
-            Metric::L2 => {
+            Metric::L2 | Metric::Cosine => {
+                // (√½·o - √½·s·c)² = ½·(o - s·c)².
+                let factor = if self.metric == Metric::Cosine { 0.5f32.sqrt() } else { 1.0 };
                 let (offset, scale) = scratch.buffers(padded, padded);
                 for i in 0..dim {
-                    offset[i] = query[i] - self.lower[i];
-                    scale[i] = self.step[i];
+                    offset[i] = factor * (query[i] - self.lower[i]);
+                    scale[i] = factor * self.step[i];
                 }
                 (l2, 0.0)
             }
-            Metric::InnerProduct | Metric::Cosine => {
+            Metric::InnerProduct => {
                 let (weight, _) = scratch.buffers(padded, 0);
                 let mut base = 0.0f64;
                 for i in 0..dim {
                     weight[i] = -query[i] * self.step[i];
                     base += f64::from(query[i]) * f64::from(self.lower[i]);
                 }
-                let constant = if self.metric == Metric::Cosine { 1.0 } else { 0.0 };
-                (dot, (constant - base) as f32)
+                (dot, -base as f32)
             }
         }
     }
