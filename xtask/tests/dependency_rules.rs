@@ -28,7 +28,10 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "strata-manifest",
         ],
     ),
-    ("xtask", &["strata", "strata-quantize", "strata-storage", "strata-memtable"]),
+    (
+        "xtask",
+        &["strata", "strata-quantize", "strata-storage", "strata-memtable", "strata-segment-flat"],
+    ),
 ];
 
 /// Crates that must do no I/O, and what they may therefore not depend on or name in source.
