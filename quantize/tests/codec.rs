@@ -296,6 +296,13 @@ fn training_errors_are_clear() {
         Err(QuantizeError::InvalidParameter { .. })
     ));
     assert!(matches!(train(CodecKind::Sq8, &rows, 0), Err(QuantizeError::InvalidParameter { .. })));
+    // A range wider than f32::MAX still has a finite step.
+    for metric in [Metric::L2, Metric::InnerProduct] {
+        let codec = Codec::train(CodecKind::Sq8, metric, 1, &[-3e38, 3e38], &quick()).unwrap();
+        let mut decoded = [0.0];
+        codec.decode(&[255], &mut decoded);
+        assert!(decoded[0] > 2.9e38, "{metric}: {}", decoded[0]);
+    }
 }
 
 #[test]

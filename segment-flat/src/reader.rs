@@ -209,8 +209,16 @@ impl FlatSegment {
                     );
                     return Err(corrupt(Problem::Codebook(problem)));
                 }
+                if codes.offset.get() % VECTOR_ALIGN != 0 {
+                    let (offset, len) = (codes.offset.get(), codes.len.get());
+                    return Err(corrupt(Problem::SectionBounds {
+                        kind: SECTION_CODES,
+                        offset,
+                        len,
+                    }));
+                }
                 let expected = rows.saturating_mul(codec.code_len() as u64);
-                if codes.len.get() != expected || codes.offset.get() % VECTOR_ALIGN != 0 {
+                if codes.len.get() != expected {
                     let found = codes.len.get();
                     return Err(corrupt(Problem::SectionLength {
                         kind: SECTION_CODES,
@@ -355,8 +363,9 @@ impl FlatSegment {
         Ok(Some(block))
     }
 
-    /// Bytes a code search keeps hot: the codes and the codec's tables (the vectors are read
-    /// only for the rows reranked).
+    /// Bytes a code search keeps hot: the codes and the codec's tables. Past the vector block's
+    /// one-time checksum on first use (which reads it all once), the vectors are read only for
+    /// the rows reranked.
     pub fn code_bytes(&self) -> usize {
         self.codes.as_ref().map_or(0, |codes| codes.range.len() + codes.codec.memory_bytes())
     }

@@ -110,7 +110,7 @@ impl BenchIndex for CodedSegment {
     }
 
     /// The codes and codec tables: what must stay in memory. The mapped vectors are read only
-    /// for reranked rows.
+    /// for reranked rows (their one-time checksum ran in `build`).
     fn ram_bytes(&self) -> u64 {
         self.segment.code_bytes() as u64
     }

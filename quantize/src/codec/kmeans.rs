@@ -65,7 +65,8 @@ pub(crate) fn nearest<S: Simd>(
     let (vecs, _) = S::as_simd_f32s(distances);
     let lowest = vecs.iter().fold(simd.splat_f32s(f32::INFINITY), |m, &v| simd.min_f32s(m, v));
     let lowest = simd.reduce_min_f32s(lowest);
-    // NaN cannot occur (training rejects non-finite input), so the minimum is present.
+    // Training rejects non-finite input; a NaN or overflowing distance (components beyond
+    // ~1e19, which the engine rejects before encoding) falls back to centroid 0.
     let index = distances.iter().position(|&d| d == lowest).unwrap_or(0);
     (index as u32, lowest)
 }
@@ -202,7 +203,8 @@ fn seed_plus_plus(points: &[f32], dim: usize, k: usize, rng: &mut Rng) -> Vec<f3
                     target -= f64::from(d);
                     target < 0.0
                 })
-                .unwrap_or(n - 1)
+                // Rounding can leave the target unspent: take the last point not yet a centroid.
+                .unwrap_or_else(|| nearest.iter().rposition(|&d| d > 0.0).unwrap_or(n - 1))
         } else {
             // Every point coincides with a centroid: duplicates are all that is left.
             rng.below(n)

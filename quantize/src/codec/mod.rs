@@ -5,12 +5,12 @@
 //! built once per query (a lookup table for PQ, folded scales and offsets for SQ). Every
 //! distance is the metric's distance between the query and the *decoded* code, so ranking by
 //! codes approximates ranking by vectors, and an exact rerank of the best candidates recovers
-//! the rest.
+//! the rest. (Cosine is scored a little differently; see below.)
 //!
 //! | codec | bytes per vector | trained | distance kernel |
 //! |-------|------------------|---------|-----------------|
-//! | [`Codec::Sq8`] | `dim` | per-dimension range, clipped where it lowers the error | widen bytes to f32, 2 FMAs per dimension |
-//! | [`Codec::Int4`] | `⌈dim / 2⌉` | as SQ8, 16 levels | widen nibbles to f32, 2 FMAs per dimension |
+//! | [`Codec::Sq8`] | `dim` | per-dimension range from the 0.1% to the 99.9% quantile (inner product: min to max) | widen bytes to f32, 2 FMAs per dimension |
+//! | [`Codec::Int4`] | `⌈dim / 2⌉` | as SQ8, 16 levels, 1% clipped per tail | widen nibbles to f32, 2 FMAs per dimension |
 //! | [`Codec::Pq`] | `subspaces` | k-means (k-means++ then Lloyd) per sub-space, 256 centroids | one gathered table lookup per sub-space |
 //!
 //! Cosine codecs expect unit-normalized rows and queries, as [`Metric::Cosine`] does, and score a
@@ -184,8 +184,9 @@ impl TrainOptions {
 
     /// Scalar codecs: the fraction of each tail of every dimension's sampled values left
     /// outside the grid (clamped to its ends), in `[0, 0.5)`. Default: 0.001 for SQ8 and 0.01
-    /// for INT4; for inner product, 0 with the range taken over every row, since that metric
-    /// ranks by the extremes.
+    /// for INT4. Inner product by default clips nothing and takes the range over every row, not
+    /// only the sample, since that metric ranks by the extremes; setting a tail here (even 0)
+    /// uses the sample's quantiles instead, as for the other metrics.
     ///
     /// # Panics
     /// If `tail` is not in `[0, 0.5)`.

@@ -7,7 +7,7 @@ use super::{Form, QueryScratch, TrainOptions, invalid};
 use crate::{Metric, QuantizeError};
 
 /// Rows sampled for training unless [`TrainOptions::sample_rows`] says otherwise: enough that
-/// the 1-in-10,000 quantile is still estimated from a few rows.
+/// the 0.1% quantile SQ8 clips at is estimated from 30-odd rows.
 const DEFAULT_SAMPLE: usize = 32_768;
 
 /// Fraction of each tail of a dimension's sampled values that SQ8's grid leaves outside (its
@@ -26,9 +26,9 @@ const DIM_BLOCK: usize = 16;
 
 /// A trained scalar quantizer, calibrated per dimension: the grid spans the dimension's sampled
 /// values with a small fraction of each tail clipped ([`TrainOptions::clip_tail`]), so outliers
-/// do not stretch it, and no fixed value range (such as [-1, 1]) is assumed. Dimension `i` maps `x` to the code
-/// `round((clamp(x, lower, upper) - lower[i]) / step[i])` in `0..=max_code`, which decodes to
-/// `lower[i] + code · step[i]`.
+/// do not stretch it, and no fixed value range (such as [-1, 1]) is assumed. Dimension `i` maps
+/// `x` to the code `round(clamp((x - lower[i]) · (1 / step[i]), 0, max_code))` (in f32, the
+/// reciprocal computed once), which decodes to `lower[i] + code · step[i]`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ScalarQuantizer {
     bits: u8,
@@ -239,8 +239,14 @@ fn full_range(rows: &[f32], dim: usize, max_code: f32) -> (Vec<f32>, Vec<f32>) {
             *hi = hi.max(x);
         }
     }
-    let step = lower.iter().zip(&upper).map(|(lo, hi)| (hi - lo) / max_code).collect();
+    let step = lower.iter().zip(&upper).map(|(&lo, &hi)| step(lo, hi, max_code)).collect();
     (lower, step)
+}
+
+/// The grid step from `lower` to `upper`, in f64 so that a range wider than `f32::MAX` (values
+/// near ±3e38) still gives a finite step.
+fn step(lower: f32, upper: f32, max_code: f32) -> f32 {
+    ((f64::from(upper) - f64::from(lower)) / f64::from(max_code)) as f32
 }
 
 fn max_code(bits: u8) -> f32 {
@@ -261,5 +267,5 @@ fn calibrate(column: &mut [f32], tail: f64, max_code: f32) -> (f32, f32) {
     let last = column.len() - 1;
     let clipped = (tail * last as f64) as usize;
     let (lower, upper) = (column[clipped], column[last - clipped]);
-    (lower, (upper - lower) / max_code)
+    (lower, step(lower, upper, max_code))
 }
