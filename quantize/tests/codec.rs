@@ -217,8 +217,8 @@ fn codebook_layout_matches_the_spec() {
     assert_eq!(u32_at(28), 3, "subspaces");
     assert_eq!(u32_at(32), 256, "centroids");
     assert_eq!(u64_at(36), 256 * 10 * 4, "body_len");
-    assert_eq!(u32_at(44), crc32fast_hash(&bytes[64..]), "body_crc32");
-    assert_eq!(u32_at(60), crc32fast_hash(&bytes[..60]), "header_crc32");
+    assert_eq!(u32_at(44), crc32fast::hash(&bytes[64..]), "body_crc32");
+    assert_eq!(u32_at(60), crc32fast::hash(&bytes[..60]), "header_crc32");
     assert_eq!(bytes.len(), 64 + 256 * 10 * 4);
     // Sub-space 1 covers dimensions 3..6; its centroid 2 starts at 256 * 3 + 2 * 3 floats.
     let Codec::Pq(pq) = &codec else { panic!("trained PQ") };
@@ -229,26 +229,10 @@ fn codebook_layout_matches_the_spec() {
     let sq = Codec::train(CodecKind::Int4, Metric::L2, dim, &rows, &quick()).unwrap();
     let bytes = sq.to_bytes();
     assert_eq!((bytes[16], bytes[18]), (2, 4), "INT4: kind 2, 4-bit codes");
-    assert_eq!(u32_at_of(&bytes, 24), 5, "INT4 code_len is ceil(dim / 2)");
+    assert_eq!(u32::from_le_bytes(bytes[24..28].try_into().unwrap()), 5, "INT4 code_len");
     let Codec::Int4(int4) = &sq else { panic!("trained INT4") };
     let step0 = f32::from_le_bytes(bytes[64 + 4 * dim..64 + 4 * dim + 4].try_into().unwrap());
     assert_eq!(step0, int4.step()[0], "steps follow the dim lower bounds");
-}
-
-fn u32_at_of(bytes: &[u8], at: usize) -> u32 {
-    u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap())
-}
-
-/// crc32 (IEEE), bit by bit: an independent check of the checksums the format uses.
-fn crc32fast_hash(bytes: &[u8]) -> u32 {
-    let mut crc = !0u32;
-    for &b in bytes {
-        crc ^= u32::from(b);
-        for _ in 0..8 {
-            crc = if crc & 1 != 0 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
-        }
-    }
-    !crc
 }
 
 #[test]
@@ -257,7 +241,7 @@ fn newer_major_versions_are_refused_by_name() {
     let codec = Codec::train(CodecKind::Sq8, Metric::L2, 8, &rows, &quick()).unwrap();
     let mut bytes = codec.to_bytes();
     bytes[8] = 2;
-    let crc = crc32fast_hash(&bytes[..60]);
+    let crc = crc32fast::hash(&bytes[..60]);
     bytes[60..64].copy_from_slice(&crc.to_le_bytes());
     assert_eq!(
         Codec::from_bytes(&bytes),

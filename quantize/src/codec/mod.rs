@@ -9,8 +9,8 @@
 //!
 //! | codec | bytes per vector | trained | distance kernel |
 //! |-------|------------------|---------|-----------------|
-//! | [`Codec::Sq8`] | `dim` | per-dimension range from the 0.1% to the 99.9% quantile (inner product: min to max) | widen bytes to f32, 2 FMAs per dimension |
-//! | [`Codec::Int4`] | `⌈dim / 2⌉` | as SQ8, 16 levels, 1% clipped per tail | widen nibbles to f32, 2 FMAs per dimension |
+//! | [`Codec::Sq8`] | `dim` | per-dimension range from the 0.1% to the 99.9% quantile (inner product: min to max) | widen bytes to f32; 2 FMAs per dimension (L2, cosine) or 1 (inner product) |
+//! | [`Codec::Int4`] | `⌈dim / 2⌉` | as SQ8, 16 levels, 1% clipped per tail | widen nibbles to f32; as SQ8 |
 //! | [`Codec::Pq`] | `subspaces` | k-means (k-means++ then Lloyd) per sub-space, 256 centroids | one gathered table lookup per sub-space |
 //!
 //! Cosine codecs expect unit-normalized rows and queries, as [`Metric::Cosine`] does, and score a
@@ -18,8 +18,10 @@
 //! and rank the same true neighbours, but their errors differ: with `x̂ = x + e`, the first is
 //! off by `(x - q)·e + ½‖e‖²`, which shrinks as `x` nears the query, while the second is off by
 //! `q·e`, which does not. On 32-d clustered cosine data (`cargo xtask gen`), code-only recall@10
-//! went from 0.86 to 0.98 for SQ8 and from 0.40 to 0.80 for INT4 by this alone. Inner product cannot use it (norms matter there). Codebooks
-//! serialize to a versioned, checksummed byte format ([`Codec::to_bytes`],
+//! went from 0.86 to 0.98 for SQ8 and from 0.40 to 0.80 for INT4 by this alone. Inner product
+//! cannot use it (norms matter there).
+//!
+//! Codebooks serialize to a versioned, checksummed byte format ([`Codec::to_bytes`],
 //! `docs/format/codebook.md`).
 //!
 //! ```

@@ -1,8 +1,9 @@
 //! Plain scalar references for the code kernels, which tests hold every SIMD path to.
 //!
-//! Two levels of reference: [`prepared_distance`] evaluates the prepared query's folded
-//! formula in one left-to-right loop, and [`decoded_distance`] decodes the code and applies the
-//! metric's scalar reference: the definition the folded formulas must equal up to rounding.
+//! Two levels of reference: [`PreparedQuery::distance_reference`](super::PreparedQuery) evaluates
+//! the prepared query's folded formula in one left-to-right loop, and [`decoded_distance`]
+//! decodes the code and applies the metric's scalar reference: the definition the folded
+//! formulas must equal up to rounding.
 
 use super::{Codec, Form};
 use crate::{Metric, scalar};
