@@ -5,7 +5,8 @@
 //!   per call to AVX-512 / AVX2+FMA / NEON / portable code (see [`isa`]).
 //! - [`scalar`]: the naive reference implementations the SIMD paths are tested against.
 //! - [`Metric`]: L2, inner product and cosine as "smaller is better" distances.
-//! - [`TopK`]: the bounded k-nearest collector shared by every index tier.
+//! - [`TopK`]: the bounded k-nearest collector shared by every index tier; [`Visited`]: the
+//!   epoch-stamped set of rows a graph search has seen.
 //! - [`codec`]: trained vector codecs (SQ8, INT4, PQ) with SIMD asymmetric distances and a
 //!   versioned codebook format.
 //!
@@ -40,8 +41,10 @@ pub mod codec;
 mod error;
 pub mod kernels;
 mod metric;
+pub mod rng;
 pub mod scalar;
 pub mod topk;
+pub mod visited;
 
 pub use codec::{
     Codec, CodecKind, PreparedQuery, ProductQuantizer, QueryScratch, ScalarQuantizer, TrainOptions,
@@ -56,3 +59,4 @@ pub use metric::Metric;
 /// [`Kernels::dispatch`] use the same version.
 pub use pulp::{Simd, WithSimd};
 pub use topk::{Neighbor, TopK};
+pub use visited::Visited;

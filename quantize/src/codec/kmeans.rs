@@ -7,7 +7,7 @@
 
 use pulp::{Simd, WithSimd};
 
-use super::sample::Rng;
+use crate::rng::SplitMix64 as Rng;
 use crate::Kernels;
 
 /// Relative nudge that splits a populous cluster's centroid in two to refill an empty one.

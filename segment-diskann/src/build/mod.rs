@@ -1,0 +1,195 @@
+//! Building a Vamana segment: rows are pushed (a stream from other segments), then
+//! [`VamanaBuilder::finish`] trains the codec, encodes every row, builds the graph and writes
+//! the segment.
+
+mod options;
+mod vamana;
+mod writer;
+
+use std::time::{Duration, Instant};
+
+use strata_quantize::{Codec, Kernels, Metric};
+use strata_storage::Storage;
+
+pub use self::options::BuildOptions;
+use self::vamana::{Params, Points};
+use crate::format::MAX_ROWS;
+use crate::{Result, VamanaError};
+
+/// What a finished segment object is: the facts a manifest records about it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WrittenSegment {
+    /// Rows written.
+    pub rows: u64,
+    /// Object size in bytes.
+    pub size: u64,
+    /// The body checksum in the object's footer; a manifest keeps it to detect a swapped file.
+    pub crc32: u32,
+}
+
+/// How a build went: where its time went and what it made.
+#[derive(Debug, Clone)]
+pub struct BuildReport {
+    pub segment: WrittenSegment,
+    /// Training the codec on its sample.
+    pub train: Duration,
+    /// Encoding every row.
+    pub encode: Duration,
+    /// Building the graph (both passes).
+    pub graph: Duration,
+    /// Writing the object.
+    pub write: Duration,
+    /// Mean out-degree of the final graph.
+    pub mean_degree: f64,
+    /// [`BuildOptions::peak_memory`] for this build.
+    pub peak_memory: u64,
+}
+
+/// Collects `(id, vector)` rows and builds a Vamana segment of them.
+///
+/// Vectors are kept as given: the caller has validated them (right dimension, normalized for
+/// cosine), and the builder refuses non-finite components. Everything is held in memory until
+/// [`finish`](Self::finish); [`BuildOptions::memory_budget`] bounds it.
+#[derive(Debug)]
+pub struct VamanaBuilder {
+    dim: usize,
+    metric: Metric,
+    options: BuildOptions,
+    vectors: Vec<f32>,
+    ids: Vec<u64>,
+}
+
+impl VamanaBuilder {
+    /// A builder of `dim`-dimensional rows for `metric`.
+    pub fn new(dim: usize, metric: Metric, options: BuildOptions) -> Result<Self> {
+        options.validate(dim).map_err(VamanaError::InvalidParameter)?;
+        Ok(VamanaBuilder { dim, metric, options, vectors: Vec::new(), ids: Vec::new() })
+    }
+
+    /// Reserves room for `rows` more rows (so a build of known size never reallocates), after
+    /// checking them against the memory budget.
+    pub fn reserve(&mut self, rows: u64) -> Result<()> {
+        let total = self.ids.len() as u64 + rows;
+        self.check_budget(total)?;
+        let rows = usize::try_from(rows).map_err(|_| self.over_budget(total))?;
+        self.ids.reserve_exact(rows);
+        self.vectors.reserve_exact(rows * self.dim);
+        Ok(())
+    }
+
+    /// Appends one row.
+    pub fn push(&mut self, id: u64, vector: &[f32]) -> Result<()> {
+        if vector.len() != self.dim {
+            return Err(VamanaError::DimensionMismatch { expected: self.dim, found: vector.len() });
+        }
+        let row = self.ids.len() as u64;
+        if let Some(index) = vector.iter().position(|x| !x.is_finite()) {
+            return Err(VamanaError::NonFinite { row, id, index });
+        }
+        if row + 1 > MAX_ROWS {
+            return Err(VamanaError::InvalidParameter("a segment holds fewer than 2^32 rows"));
+        }
+        self.check_budget(row + 1)?;
+        self.vectors.extend_from_slice(vector);
+        self.ids.push(id);
+        Ok(())
+    }
+
+    /// Rows pushed so far.
+    pub fn rows(&self) -> u64 {
+        self.ids.len() as u64
+    }
+
+    /// Trains the codec, encodes every row, builds the graph and writes the segment to `key`.
+    pub fn finish(self, storage: &dyn Storage, key: &str) -> Result<BuildReport> {
+        let rows = self.ids.len();
+        if rows == 0 {
+            return Err(VamanaError::Empty);
+        }
+        let threads = self.options.thread_count();
+        let kind = self.options.codec_for(self.dim, rows as u64);
+        let started = Instant::now();
+        let train = self.options.train.clone().seed(self.options.seed).threads(threads);
+        let codec = Codec::train(kind, self.metric, self.dim, &self.vectors, &train)?;
+        let train_time = started.elapsed();
+
+        let started = Instant::now();
+        let codes = encode_all(&codec, &self.vectors, threads);
+        let encode_time = started.elapsed();
+
+        let started = Instant::now();
+        let lift = (self.metric == Metric::InnerProduct)
+            .then(|| Points::inner_product_lift(&self.vectors, self.dim));
+        let points = Points { vectors: &self.vectors, dim: self.dim, lift };
+        let params = Params {
+            max_degree: self.options.max_degree,
+            search_list: self.options.search_list,
+            alpha: self.options.alpha,
+            threads,
+            seed: self.options.seed,
+        };
+        let (graph, medoid) = vamana::build(&points, &params, Kernels::detected());
+        let graph_time = started.elapsed();
+        let edges: usize = (0..rows as u32).map(|row| graph.neighbors(row).len()).sum();
+
+        let started = Instant::now();
+        let segment = writer::write(
+            storage,
+            key,
+            &writer::Contents {
+                dim: self.dim,
+                metric: self.metric,
+                max_degree: self.options.max_degree,
+                medoid,
+                vectors: &self.vectors,
+                ids: &self.ids,
+                graph: &graph,
+                codec: &codec,
+                codes: &codes,
+            },
+        )?;
+        Ok(BuildReport {
+            segment,
+            train: train_time,
+            encode: encode_time,
+            graph: graph_time,
+            write: started.elapsed(),
+            mean_degree: edges as f64 / rows as f64,
+            peak_memory: self.options.peak_memory(self.dim, rows as u64),
+        })
+    }
+
+    fn check_budget(&self, rows: u64) -> Result<()> {
+        match self.options.memory_budget {
+            Some(budget) if self.options.peak_memory(self.dim, rows) > budget => {
+                Err(self.over_budget(rows))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn over_budget(&self, rows: u64) -> VamanaError {
+        VamanaError::OverBudget {
+            rows,
+            needed: self.options.peak_memory(self.dim, rows),
+            budget: self.options.memory_budget.unwrap_or(0),
+        }
+    }
+}
+
+/// Every row's code, encoded on `threads` threads.
+fn encode_all(codec: &Codec, vectors: &[f32], threads: usize) -> Vec<u8> {
+    let dim = codec.dim();
+    let code_len = codec.code_len();
+    let rows = vectors.len() / dim;
+    let mut codes = vec![0u8; rows * code_len];
+    let per_thread = rows.div_ceil(threads.max(1)).max(1);
+    std::thread::scope(|scope| {
+        for (vectors, codes) in
+            vectors.chunks(per_thread * dim).zip(codes.chunks_mut(per_thread * code_len))
+        {
+            scope.spawn(move || codec.encode_batch(vectors, codes));
+        }
+    });
+    codes
+}

@@ -1,0 +1,143 @@
+//! What a Vamana build is told: graph shape, codes, threads, seed and memory budget.
+
+use strata_quantize::{CodecKind, TrainOptions};
+
+use crate::format::NodeLayout;
+
+/// Options of a Vamana build. Defaults follow DiskANN: R = 64, L = 100, alpha = 1.2, PQ codes
+/// of one byte per four dimensions, every core.
+#[derive(Debug, Clone)]
+pub struct BuildOptions {
+    pub(crate) max_degree: usize,
+    pub(crate) search_list: usize,
+    pub(crate) alpha: f32,
+    pub(crate) codec: Option<CodecKind>,
+    pub(crate) train: TrainOptions,
+    pub(crate) threads: Option<usize>,
+    pub(crate) seed: u64,
+    pub(crate) memory_budget: Option<u64>,
+}
+
+impl Default for BuildOptions {
+    fn default() -> Self {
+        BuildOptions {
+            max_degree: 64,
+            search_list: 100,
+            alpha: 1.2,
+            codec: None,
+            train: TrainOptions::default(),
+            threads: None,
+            seed: 0x5EED_7A3A,
+            memory_budget: None,
+        }
+    }
+}
+
+impl BuildOptions {
+    /// R: the most neighbours a node keeps. Default 64.
+    pub fn max_degree(mut self, max_degree: usize) -> Self {
+        self.max_degree = max_degree;
+        self
+    }
+
+    /// L: the candidate list of the build's searches; larger builds a better graph, slower.
+    /// Default 100.
+    pub fn search_list(mut self, search_list: usize) -> Self {
+        self.search_list = search_list;
+        self
+    }
+
+    /// The second pass's pruning slack, at least 1: larger keeps longer edges, which shortens
+    /// searches. Default 1.2.
+    pub fn alpha(mut self, alpha: f32) -> Self {
+        self.alpha = alpha;
+        self
+    }
+
+    /// The codes kept in RAM. Default: PQ with one sub-space per four dimensions
+    /// (`dim / 4` bytes a vector), or SQ8 when there are too few rows to train PQ's 256
+    /// centroids.
+    pub fn codec(mut self, codec: CodecKind) -> Self {
+        self.codec = Some(codec);
+        self
+    }
+
+    /// How the codec is trained (sample size, iterations; its seed is this build's seed).
+    pub fn train(mut self, train: TrainOptions) -> Self {
+        self.train = train;
+        self
+    }
+
+    /// Threads for training, encoding and the graph. Default: every core. The result does not
+    /// depend on it.
+    pub fn threads(mut self, threads: usize) -> Self {
+        self.threads = Some(threads.max(1));
+        self
+    }
+
+    /// Seeds the random start graph, the insertion orders and the codec's training sample.
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self
+    }
+
+    /// Refuse to build (with [`VamanaError::OverBudget`](crate::VamanaError::OverBudget)) when
+    /// [`peak_memory`](Self::peak_memory) for the rows pushed would exceed `bytes`. A push
+    /// that would pass it fails; nothing is held beyond it.
+    pub fn memory_budget(mut self, bytes: u64) -> Self {
+        self.memory_budget = Some(bytes);
+        self
+    }
+
+    /// The codec a build of `rows` rows of `dim` dimensions uses.
+    pub fn codec_for(&self, dim: usize, rows: u64) -> CodecKind {
+        self.codec.unwrap_or(if rows >= strata_quantize::codec::CENTROIDS as u64 {
+            CodecKind::Pq { subspaces: (dim / 4).max(1) }
+        } else {
+            CodecKind::Sq8
+        })
+    }
+
+    /// Peak bytes a build of `rows` rows of `dim` dimensions holds: the vectors and ids pushed,
+    /// the graph with its slack, the codes, and each thread's search buffers. Training's
+    /// sample (at most a few MB) is not counted. A planner sizes its merges by this.
+    pub fn peak_memory(&self, dim: usize, rows: u64) -> u64 {
+        let vectors = rows * (dim as u64 * 4 + 8);
+        let lift = rows * 4;
+        let graph = super::vamana::graph_bytes(rows, self.max_degree);
+        let codes = rows * self.codec_for(dim, rows).code_len(dim) as u64;
+        // A visited mark per row, the candidate list and the prune pool, per thread; and the
+        // batch's new lists and back edges (at most 1/50 of the rows, at least 256).
+        let threads = self.thread_count() as u64;
+        let per_thread = rows * 2 + (self.search_list as u64 + self.max_degree as u64) * 24;
+        let batch = (rows / 50).clamp(256, 16_384) * self.max_degree as u64 * 16;
+        vectors + lift + graph + codes + threads * per_thread + batch
+    }
+
+    pub(crate) fn thread_count(&self) -> usize {
+        self.threads.unwrap_or_else(|| {
+            std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+        })
+    }
+
+    pub(crate) fn validate(&self, dim: usize) -> Result<(), &'static str> {
+        if self.max_degree == 0 || self.max_degree > 4096 {
+            return Err("max_degree must be between 1 and 4096");
+        }
+        if self.search_list == 0 {
+            return Err("search_list must be at least 1");
+        }
+        if !(self.alpha >= 1.0 && self.alpha.is_finite()) {
+            return Err("alpha must be finite and at least 1");
+        }
+        if dim == 0 || NodeLayout::new(dim, self.max_degree).is_none() {
+            return Err("dimension must be at least 1 and a node must fit in 4 GiB");
+        }
+        if let Some(CodecKind::Pq { subspaces }) = self.codec
+            && (subspaces == 0 || subspaces > dim)
+        {
+            return Err("PQ needs between 1 and dim sub-spaces");
+        }
+        Ok(())
+    }
+}

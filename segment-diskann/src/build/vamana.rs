@@ -1,0 +1,551 @@
+//! The Vamana graph build: a random R-regular start, then two insertion passes (alpha = 1, then
+//! the configured alpha), each a greedy search from the medoid plus a robust prune, with back
+//! edges pruned when a list overflows its slack.
+//!
+//! Parallel and deterministic: points are inserted in batches. Within a batch every point
+//! searches the graph as it stood before the batch and computes its new list (in parallel, the
+//! graph read-only); the lists are then written, and the back edges they imply are grouped by
+//! target, each target's new list computed in parallel and written. Each result depends only on
+//! the graph before the phase and on its own inputs, never on which thread ran it or when, so a
+//! seed gives the same graph on any number of threads. Batches double in size from 1 (prefix
+//! doubling, as in ParlayANN), so the early graph takes shape from nearly sequential inserts.
+//!
+//! Distances are squared L2. Cosine rows arrive normalized, where squared L2 orders like the
+//! cosine distance. Inner product is reduced to L2 by lifting every row with one extra
+//! coordinate `sqrt(Φ² - ‖x‖²)` (Φ the largest norm): a query lifted with 0 is then at
+//! `‖q‖² + Φ² - 2 q·x` from each row, which orders exactly like `-q·x`, so a search by inner
+//! product walks a graph that is a proper Vamana graph in the lifted space.
+//!
+//! Every routine that computes distances is `#[inline(always)]` and runs inside one
+//! [`Kernels::dispatch`] per point, so the distance kernels inline (see the memtable's notes).
+
+use parking_lot::Mutex;
+use strata_quantize::rng::SplitMix64;
+use strata_quantize::{Kernels, Simd, Visited, WithSimd, l2_squared_simd, prefetch};
+
+use crate::list::CandidateList;
+
+/// Lists may grow this much past R through back edges before they are pruned back to R, so
+/// most back edges cost no distance computations (DiskANN's slack factor).
+const SLACK: f32 = 1.3;
+
+/// Each robust-prune round relaxes the occlusion threshold by this factor, from 1 up to alpha,
+/// until the list is full (DiskANN's saturating prune).
+const ALPHA_STEP: f32 = 1.2;
+
+/// Rows per unit of parallel work.
+const CHUNK: usize = 16;
+
+/// The build's vectors and the distance between two of them.
+#[derive(Debug)]
+pub(crate) struct Points<'a> {
+    pub vectors: &'a [f32],
+    pub dim: usize,
+    /// The inner-product lift, one extra coordinate per row; `None` for L2 and cosine.
+    pub lift: Option<Vec<f32>>,
+}
+
+impl Points<'_> {
+    pub fn rows(&self) -> usize {
+        self.vectors.len() / self.dim
+    }
+
+    #[inline(always)]
+    fn vector(&self, row: u32) -> &[f32] {
+        let start = row as usize * self.dim;
+        &self.vectors[start..start + self.dim]
+    }
+
+    #[inline(always)]
+    fn distance<S: Simd>(&self, simd: S, a: u32, b: u32) -> f32 {
+        let distance = l2_squared_simd(simd, self.vector(a), self.vector(b));
+        match &self.lift {
+            Some(lift) => {
+                let gap = lift[a as usize] - lift[b as usize];
+                distance + gap * gap
+            }
+            None => distance,
+        }
+    }
+
+    /// The lift for inner product: `sqrt(Φ² - ‖x‖²)` per row.
+    pub fn inner_product_lift(vectors: &[f32], dim: usize) -> Vec<f32> {
+        let norms: Vec<f32> = vectors.chunks_exact(dim).map(strata_quantize::norm_squared).collect();
+        let largest = norms.iter().copied().fold(0.0f32, f32::max);
+        norms.iter().map(|&norm| (largest - norm).max(0.0).sqrt()).collect()
+    }
+}
+
+/// What shapes the graph.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Params {
+    pub max_degree: usize,
+    pub search_list: usize,
+    pub alpha: f32,
+    pub threads: usize,
+    pub seed: u64,
+}
+
+/// Adjacency lists with room for `cap` neighbours per row.
+#[derive(Debug)]
+pub(crate) struct Graph {
+    cap: usize,
+    degrees: Vec<u32>,
+    links: Vec<u32>,
+}
+
+impl Graph {
+    fn new(rows: usize, cap: usize) -> Self {
+        Graph { cap, degrees: vec![0; rows], links: vec![0; rows * cap] }
+    }
+
+    #[inline(always)]
+    pub fn neighbors(&self, row: u32) -> &[u32] {
+        let start = row as usize * self.cap;
+        &self.links[start..start + self.degrees[row as usize] as usize]
+    }
+
+    fn set(&mut self, row: u32, list: &[u32]) {
+        let start = row as usize * self.cap;
+        self.links[start..start + list.len()].copy_from_slice(list);
+        self.degrees[row as usize] = list.len() as u32;
+    }
+
+    pub fn rows(&self) -> usize {
+        self.degrees.len()
+    }
+}
+
+/// Bytes a graph of `rows` rows with degree bound `max_degree` holds during the build.
+pub(crate) fn graph_bytes(rows: u64, max_degree: usize) -> u64 {
+    rows * (4 + 4 * slack_cap(max_degree) as u64)
+}
+
+fn slack_cap(max_degree: usize) -> usize {
+    ((max_degree as f32 * SLACK).ceil() as usize).max(max_degree)
+}
+
+/// A row and its distance to the point being linked.
+#[derive(Debug, Clone, Copy)]
+struct Scored {
+    distance: f32,
+    row: u32,
+}
+
+/// One worker's buffers, reused across every point it handles.
+#[derive(Debug, Default)]
+struct Scratch {
+    list: CandidateList,
+    visited: Visited,
+    pool: Vec<Scored>,
+    factors: Vec<f32>,
+}
+
+/// Builds the graph over `points`; returns it with the medoid, where searches start.
+pub(crate) fn build(points: &Points<'_>, params: &Params, kernels: &Kernels) -> (Graph, u32) {
+    let rows = points.rows();
+    assert!(rows > 0 && rows as u64 <= crate::format::MAX_ROWS, "rows checked by the builder");
+    let medoid = medoid(points);
+    let mut graph = random_start(rows, params);
+    let threads = params.threads.max(1);
+    let mut scratches: Vec<Scratch> = (0..threads).map(|_| Scratch::default()).collect();
+    let mut work = Buffers::default();
+    let batch_limit = (rows / 50).clamp(256, 16_384);
+    for (pass, alpha) in [(0u64, 1.0), (1, params.alpha)] {
+        let order = permutation(rows, params.seed, pass);
+        let mut done = 0;
+        // The first pass starts from the random graph: small batches first, so early points
+        // find their neighbours through lists already improved. The second pass starts from a
+        // good graph and runs at full width.
+        let mut batch = if pass == 0 { 1 } else { batch_limit };
+        while done < rows {
+            let size = batch.min(batch_limit).min(rows - done);
+            let step = Step { points, params, kernels, alpha, medoid };
+            step.insert_batch(&mut graph, &order[done..done + size], &mut scratches, &mut work);
+            done += size;
+            batch *= 2;
+        }
+    }
+    let step = Step { points, params, kernels, alpha: params.alpha, medoid };
+    step.trim(&mut graph, &mut scratches, &mut work);
+    (graph, medoid)
+}
+
+/// The row nearest the mean of all rows.
+fn medoid(points: &Points<'_>) -> u32 {
+    let dim = points.dim;
+    let mut sum = vec![0.0f64; dim];
+    for vector in points.vectors.chunks_exact(dim) {
+        for (s, &x) in sum.iter_mut().zip(vector) {
+            *s += f64::from(x);
+        }
+    }
+    let mean: Vec<f32> = sum.iter().map(|&s| (s / points.rows() as f64) as f32).collect();
+    let mut best = (f32::INFINITY, 0u32);
+    for (row, vector) in points.vectors.chunks_exact(dim).enumerate() {
+        let distance = strata_quantize::l2_squared(&mean, vector);
+        if distance < best.0 {
+            best = (distance, row as u32);
+        }
+    }
+    best.1
+}
+
+/// Every row gets `max_degree` distinct random neighbours (all other rows when there are
+/// fewer): O(rows · R) with a visited set per row instead of quadratic duplicate checks.
+fn random_start(rows: usize, params: &Params) -> Graph {
+    let mut graph = Graph::new(rows, slack_cap(params.max_degree));
+    let degree = params.max_degree.min(rows - 1);
+    let mut seen = Visited::default();
+    let mut list = Vec::with_capacity(degree);
+    let mut rng = SplitMix64::new(params.seed, 0x0A11_5EED);
+    for row in 0..rows as u32 {
+        list.clear();
+        if degree == rows - 1 {
+            list.extend((0..rows as u32).filter(|&other| other != row));
+        } else {
+            seen.reset(rows);
+            seen.insert(row);
+            while list.len() < degree {
+                let other = rng.below(rows) as u32;
+                if seen.insert(other) {
+                    list.push(other);
+                }
+            }
+        }
+        graph.set(row, &list);
+    }
+    graph
+}
+
+/// A seeded random order of `0..rows` (Fisher-Yates).
+fn permutation(rows: usize, seed: u64, pass: u64) -> Vec<u32> {
+    let mut order: Vec<u32> = (0..rows as u32).collect();
+    let mut rng = SplitMix64::new(seed, 0x0BDE_0000 + pass);
+    for i in (1..rows).rev() {
+        order.swap(i, rng.below(i + 1));
+    }
+    order
+}
+
+/// Reused between batches: new lists, their lengths, and back edges.
+#[derive(Debug, Default)]
+struct Buffers {
+    lists: Vec<u32>,
+    lens: Vec<u32>,
+    edges: Vec<(u32, u32)>,
+    targets: Vec<(u32, usize, usize)>,
+}
+
+/// One insertion step's context.
+struct Step<'a> {
+    points: &'a Points<'a>,
+    params: &'a Params,
+    kernels: &'a Kernels,
+    alpha: f32,
+    medoid: u32,
+}
+
+impl Step<'_> {
+    fn insert_batch(
+        &self,
+        graph: &mut Graph,
+        batch: &[u32],
+        scratches: &mut [Scratch],
+        work: &mut Buffers,
+    ) {
+        let r = self.params.max_degree;
+        let cap = graph.cap;
+
+        // A: each point's new out-list, from the graph before the batch.
+        work.lists.resize(batch.len() * r, 0);
+        work.lens.resize(batch.len(), 0);
+        {
+            let graph = &*graph;
+            let lists = &mut work.lists[..batch.len() * r];
+            let lens = &mut work.lens[..batch.len()];
+            for_each_slot(self.params.threads, r, lists, lens, scratches, &|i, scratch, out| {
+                self.kernels.dispatch(Link { step: self, graph, point: batch[i], scratch, out })
+            });
+        }
+        for (i, &point) in batch.iter().enumerate() {
+            let len = work.lens[i] as usize;
+            graph.set(point, &work.lists[i * r..i * r + len]);
+        }
+
+        // C: back edges, grouped by target.
+        work.edges.clear();
+        for (i, &point) in batch.iter().enumerate() {
+            let len = work.lens[i] as usize;
+            work.edges.extend(work.lists[i * r..i * r + len].iter().map(|&target| (target, point)));
+        }
+        work.edges.sort_unstable();
+        work.targets.clear();
+        let mut start = 0;
+        while start < work.edges.len() {
+            let target = work.edges[start].0;
+            let end = start + work.edges[start..].partition_point(|edge| edge.0 == target);
+            work.targets.push((target, start, end));
+            start = end;
+        }
+        let count = work.targets.len();
+        work.lists.resize(count * cap, 0);
+        work.lens.resize(count, 0);
+        {
+            let graph = &*graph;
+            let (edges, targets) = (&work.edges, &work.targets);
+            let lists = &mut work.lists[..count * cap];
+            let lens = &mut work.lens[..count];
+            for_each_slot(self.params.threads, cap, lists, lens, scratches, &|i, scratch, out| {
+                let (target, start, end) = targets[i];
+                let sources = &edges[start..end];
+                self.kernels.dispatch(BackEdges { step: self, graph, target, sources, scratch, out })
+            });
+        }
+        for (i, &(target, ..)) in work.targets.iter().enumerate() {
+            let len = work.lens[i] as usize;
+            graph.set(target, &work.lists[i * cap..i * cap + len]);
+        }
+    }
+
+    /// Prunes every list that grew past R through back edges.
+    fn trim(&self, graph: &mut Graph, scratches: &mut [Scratch], work: &mut Buffers) {
+        let r = self.params.max_degree;
+        let over: Vec<u32> =
+            (0..graph.rows() as u32).filter(|&row| graph.neighbors(row).len() > r).collect();
+        work.lists.resize(over.len() * r, 0);
+        work.lens.resize(over.len(), 0);
+        {
+            let graph = &*graph;
+            let lists = &mut work.lists[..over.len() * r];
+            let lens = &mut work.lens[..over.len()];
+            for_each_slot(self.params.threads, r, lists, lens, scratches, &|i, scratch, out| {
+                self.kernels.dispatch(Trim { step: self, graph, row: over[i], scratch, out })
+            });
+        }
+        for (i, &row) in over.iter().enumerate() {
+            let len = work.lens[i] as usize;
+            graph.set(row, &work.lists[i * r..i * r + len]);
+        }
+    }
+}
+
+/// Runs `f(i, scratch, slot_i)` for every slot of `out` (`slot` values each) on up to `threads`
+/// threads and stores each returned length in `lens[i]`. Which thread runs which slot does not
+/// change any result.
+fn for_each_slot<F>(
+    threads: usize,
+    slot: usize,
+    out: &mut [u32],
+    lens: &mut [u32],
+    scratches: &mut [Scratch],
+    f: &F,
+) where
+    F: Fn(usize, &mut Scratch, &mut [u32]) -> u32 + Sync,
+{
+    let count = lens.len();
+    if count == 0 {
+        return;
+    }
+    let work = Mutex::new(out.chunks_mut(CHUNK * slot).zip(lens.chunks_mut(CHUNK)).enumerate());
+    let run = |scratch: &mut Scratch| {
+        loop {
+            let Some((chunk, (outs, lens))) = work.lock().next() else { break };
+            for (i, (out, len)) in outs.chunks_mut(slot).zip(lens.iter_mut()).enumerate() {
+                *len = f(chunk * CHUNK + i, scratch, out);
+            }
+        }
+    };
+    let workers = threads.min(count.div_ceil(CHUNK)).min(scratches.len()).max(1);
+    if workers == 1 {
+        run(&mut scratches[0]);
+        return;
+    }
+    let (first, rest) = scratches.split_first_mut().expect("one scratch per thread");
+    std::thread::scope(|scope| {
+        for scratch in rest.iter_mut().take(workers - 1) {
+            let run = &run;
+            scope.spawn(move || run(scratch));
+        }
+        run(first);
+    });
+}
+
+/// Greedy search for `point` from the medoid, then a robust prune of what it expanded (plus the
+/// point's current list) into `out`.
+struct Link<'a, 's> {
+    step: &'a Step<'a>,
+    graph: &'a Graph,
+    point: u32,
+    scratch: &'s mut Scratch,
+    out: &'s mut [u32],
+}
+
+impl WithSimd for Link<'_, '_> {
+    type Output = u32;
+
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, simd: S) -> u32 {
+        let Link { step, graph, point, scratch, out } = self;
+        let points = step.points;
+        let Scratch { list, visited, pool, factors } = scratch;
+        list.reset(step.params.search_list);
+        visited.reset(graph.rows());
+        pool.clear();
+        visited.insert(point);
+        if step.medoid != point {
+            visited.insert(step.medoid);
+            list.insert(step.medoid, points.distance(simd, step.medoid, point));
+        } else {
+            for &next in graph.neighbors(point) {
+                if visited.insert(next) {
+                    list.insert(next, points.distance(simd, next, point));
+                }
+            }
+        }
+        while let Some(nearest) = list.expand_next() {
+            pool.push(Scored { distance: nearest.distance, row: nearest.row });
+            let neighbors = graph.neighbors(nearest.row);
+            for &next in neighbors {
+                prefetch(points.vector(next));
+            }
+            for &next in neighbors {
+                if !visited.insert(next) {
+                    continue;
+                }
+                let distance = points.distance(simd, next, point);
+                if distance < list.bound() {
+                    list.insert(next, distance);
+                }
+            }
+        }
+        for &next in graph.neighbors(point) {
+            pool.push(Scored { distance: points.distance(simd, next, point), row: next });
+        }
+        robust_prune(simd, points, pool, factors, step.alpha, out) as u32
+    }
+}
+
+/// The new list of `target` after adding `sources` (back edges): appended while the list has
+/// slack, else the union pruned back to R.
+struct BackEdges<'a, 's> {
+    step: &'a Step<'a>,
+    graph: &'a Graph,
+    target: u32,
+    sources: &'a [(u32, u32)],
+    scratch: &'s mut Scratch,
+    out: &'s mut [u32],
+}
+
+impl WithSimd for BackEdges<'_, '_> {
+    type Output = u32;
+
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, simd: S) -> u32 {
+        let BackEdges { step, graph, target, sources, scratch, out } = self;
+        let current = graph.neighbors(target);
+        let mut len = current.len();
+        out[..len].copy_from_slice(current);
+        let mut overflow = false;
+        for &(_, source) in sources {
+            if source == target || out[..len].contains(&source) {
+                continue;
+            }
+            if len < out.len() {
+                out[len] = source;
+                len += 1;
+            } else {
+                overflow = true;
+                break;
+            }
+        }
+        if !overflow {
+            return len as u32;
+        }
+        let points = step.points;
+        let pool = &mut scratch.pool;
+        pool.clear();
+        let sources = sources.iter().map(|&(_, source)| source).filter(|&s| s != target);
+        for row in current.iter().copied().chain(sources) {
+            pool.push(Scored { distance: points.distance(simd, row, target), row });
+        }
+        let limit = step.params.max_degree;
+        robust_prune(simd, points, pool, &mut scratch.factors, step.alpha, &mut out[..limit])
+            as u32
+    }
+}
+
+/// A list over R pruned back to R.
+struct Trim<'a, 's> {
+    step: &'a Step<'a>,
+    graph: &'a Graph,
+    row: u32,
+    scratch: &'s mut Scratch,
+    out: &'s mut [u32],
+}
+
+impl WithSimd for Trim<'_, '_> {
+    type Output = u32;
+
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, simd: S) -> u32 {
+        let Trim { step, graph, row, scratch, out } = self;
+        let points = step.points;
+        scratch.pool.clear();
+        for &next in graph.neighbors(row) {
+            scratch.pool.push(Scored { distance: points.distance(simd, next, row), row: next });
+        }
+        robust_prune(simd, points, &mut scratch.pool, &mut scratch.factors, step.alpha, out)
+            as u32
+    }
+}
+
+/// Vamana's RobustPrune with DiskANN's saturation: candidates are taken nearest first; each
+/// taken one occludes every later candidate `j` it is much nearer to than the point is
+/// (`alpha · d(taken, j) <= d(point, j)`). Rounds relax the threshold from 1 towards `alpha`
+/// until `out` is full. Returns how many neighbours were written (at most `out.len()`).
+#[inline(always)]
+fn robust_prune<S: Simd>(
+    simd: S,
+    points: &Points<'_>,
+    pool: &mut Vec<Scored>,
+    factors: &mut Vec<f32>,
+    alpha: f32,
+    out: &mut [u32],
+) -> usize {
+    pool.sort_unstable_by(|a, b| a.distance.total_cmp(&b.distance).then(a.row.cmp(&b.row)));
+    // Equal rows have equal distances (the distance is symmetric and deterministic), so
+    // duplicates are adjacent.
+    pool.dedup_by_key(|scored| scored.row);
+    factors.clear();
+    factors.resize(pool.len(), 0.0);
+    let limit = out.len();
+    let mut count = 0;
+    let mut threshold = 1.0f32;
+    loop {
+        for i in 0..pool.len() {
+            if count == limit {
+                break;
+            }
+            if factors[i] > threshold {
+                continue;
+            }
+            factors[i] = f32::MAX;
+            out[count] = pool[i].row;
+            count += 1;
+            for j in i + 1..pool.len() {
+                if factors[j] > alpha {
+                    continue;
+                }
+                let between = points.distance(simd, pool[i].row, pool[j].row);
+                let ratio = if between > 0.0 { pool[j].distance / between } else { f32::MAX };
+                factors[j] = factors[j].max(ratio);
+            }
+        }
+        if count == limit || threshold >= alpha {
+            break;
+        }
+        threshold = (threshold * ALPHA_STEP).min(alpha);
+    }
+    count
+}

@@ -1,0 +1,182 @@
+//! The Vamana segment's byte layout: `docs/format/segment-diskann.md`. All integers
+//! little-endian.
+
+use strata_storage::framing::FormatId;
+use zerocopy::little_endian::{U16, U32, U64};
+use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
+
+/// Magic in both the header and the framing footer.
+pub const MAGIC: [u8; 8] = *b"STRAVAMA";
+
+/// What this build reads and writes. Major 1: the layout in the spec.
+pub const FORMAT: FormatId = FormatId { magic: MAGIC, major: 1, minor: 0, known_features: 0 };
+
+/// The unit a search reads: one node's sector(s) per hop.
+pub const SECTOR_LEN: usize = 4096;
+
+/// Section kind: the node sectors (vector, degree, neighbour ids), 4 KiB aligned.
+pub const SECTION_NODES: u32 = 1;
+/// Section kind: the id column, one `u64` per row.
+pub const SECTION_IDS: u32 = 2;
+/// Section kind: the codebook of the codes (`docs/format/codebook.md`).
+pub const SECTION_CODEBOOK: u32 = 3;
+/// Section kind: one code per row, `rows x code_len` bytes; a reader loads it into RAM.
+pub const SECTION_CODES: u32 = 4;
+/// Section kind: one crc32 per node sector, checked the first time a search reads the sector.
+pub const SECTION_SECTOR_CRCS: u32 = 5;
+
+/// Section flag: a reader that does not know the section's kind must refuse the file.
+pub const SECTION_REQUIRED: u32 = 1;
+
+/// Neighbour ids are `u32` row numbers, so a segment holds fewer than 2^32 rows.
+pub const MAX_ROWS: u64 = u32::MAX as u64;
+
+/// The fixed 64-byte header at offset 0.
+#[derive(Debug, Clone, Copy, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
+#[repr(C)]
+pub struct Header {
+    pub magic: [u8; 8],
+    pub major: U16,
+    pub minor: U16,
+    /// Size of this header; readers skip bytes they do not know up to here.
+    pub header_len: U32,
+    pub dim: U32,
+    /// [`Metric::code`](strata_quantize::Metric::code).
+    pub metric: u8,
+    /// [`CodecKind::code`](strata_quantize::CodecKind::code) of the codes (the codebook is
+    /// authoritative; this lets tools describe a segment from its header).
+    pub codec: u8,
+    pub reserved0: [u8; 2],
+    pub rows: U64,
+    /// R: the neighbour slots every node has.
+    pub max_degree: U32,
+    /// The row every search starts from.
+    pub medoid: U32,
+    /// Bytes of one node: `4·dim + 4 + 4·max_degree`.
+    pub node_len: U32,
+    /// Nodes packed into one sector (1 when a node needs several sectors).
+    pub nodes_per_sector: U32,
+    /// Sectors one node occupies (1 unless the node is larger than a sector).
+    pub sectors_per_node: U32,
+    pub reserved1: [u8; 8],
+    /// crc32 of the 60 bytes before this field.
+    pub header_crc32: U32,
+}
+
+/// One entry of the section directory (the same shape as the flat segment's).
+#[derive(Debug, Clone, Copy, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
+#[repr(C)]
+pub struct SectionEntry {
+    pub kind: U32,
+    pub flags: U32,
+    pub offset: U64,
+    pub len: U64,
+    /// crc32 of the section's `len` bytes.
+    pub crc32: U32,
+    pub reserved: U32,
+}
+
+/// The fixed 16 bytes between the section directory and the framing footer.
+#[derive(Debug, Clone, Copy, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
+#[repr(C)]
+pub struct Trailer {
+    pub directory_offset: U64,
+    pub section_count: U32,
+    /// crc32 of the directory entries.
+    pub directory_crc32: U32,
+}
+
+pub const HEADER_LEN: usize = 64;
+pub const SECTION_ENTRY_LEN: usize = 32;
+pub const TRAILER_LEN: usize = 16;
+
+const _: () = assert!(size_of::<Header>() == HEADER_LEN);
+const _: () = assert!(size_of::<SectionEntry>() == SECTION_ENTRY_LEN);
+const _: () = assert!(size_of::<Trailer>() == TRAILER_LEN);
+
+impl Header {
+    pub fn checksum(&self) -> u32 {
+        crc32fast::hash(&self.as_bytes()[..HEADER_LEN - 4])
+    }
+}
+
+/// Where nodes sit in the node section. Derived from the dimension and R alone, so a reader
+/// recomputes it and refuses a header that disagrees.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NodeLayout {
+    pub dim: usize,
+    pub max_degree: usize,
+    pub node_len: usize,
+    pub nodes_per_sector: usize,
+    pub sectors_per_node: usize,
+}
+
+impl NodeLayout {
+    /// The layout for `dim`-dimensional vectors and `max_degree` neighbour slots; `None` if a
+    /// node's size overflows.
+    pub fn new(dim: usize, max_degree: usize) -> Option<Self> {
+        let node_len = dim.checked_mul(4)?.checked_add(4)?.checked_add(max_degree.checked_mul(4)?)?;
+        u32::try_from(node_len).ok()?;
+        let (nodes_per_sector, sectors_per_node) = if node_len <= SECTOR_LEN {
+            (SECTOR_LEN / node_len, 1)
+        } else {
+            (1, node_len.div_ceil(SECTOR_LEN))
+        };
+        Some(NodeLayout { dim, max_degree, node_len, nodes_per_sector, sectors_per_node })
+    }
+
+    /// Sectors holding `rows` nodes.
+    pub fn sectors(&self, rows: u64) -> u64 {
+        rows.div_ceil(self.nodes_per_sector as u64) * self.sectors_per_node as u64
+    }
+
+    /// The first sector of `row`'s node, and the node's byte offset in the node section.
+    #[inline]
+    pub fn locate(&self, row: u32) -> (u64, usize) {
+        let row = row as usize;
+        let sector = row / self.nodes_per_sector * self.sectors_per_node;
+        let offset = sector * SECTOR_LEN + row % self.nodes_per_sector * self.node_len;
+        (sector as u64, offset)
+    }
+
+    /// Byte offset of the degree within a node.
+    #[inline]
+    pub fn degree_at(&self) -> usize {
+        self.dim * 4
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nodes_never_straddle_a_sector() {
+        for dim in [1, 3, 96, 128, 200, 768, 1000, 1536, 4096] {
+            for max_degree in [1, 16, 32, 64, 128] {
+                let layout = NodeLayout::new(dim, max_degree).unwrap();
+                for row in 0..50u32 {
+                    let (sector, offset) = layout.locate(row);
+                    let start = sector as usize * SECTOR_LEN;
+                    let end = start + layout.sectors_per_node * SECTOR_LEN;
+                    assert!(offset >= start && offset + layout.node_len <= end, "{dim} {row}");
+                    assert_eq!(offset % 4, 0, "vectors are read in place as f32");
+                }
+                assert_eq!(
+                    layout.sectors(50),
+                    layout.locate(49).0 + layout.sectors_per_node as u64,
+                    "the last node ends the last sector"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn small_nodes_share_sectors() {
+        let layout = NodeLayout::new(128, 64).unwrap();
+        assert_eq!(layout.node_len, 772);
+        assert_eq!(layout.nodes_per_sector, 5);
+        let big = NodeLayout::new(1536, 64).unwrap();
+        assert_eq!((big.nodes_per_sector, big.sectors_per_node), (1, 2));
+    }
+}

@@ -1,0 +1,599 @@
+//! Opening and searching a Vamana segment.
+
+use std::ops::Range;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use strata_quantize::{Codec, Metric, Neighbor, QueryScratch, TopK, Visited};
+use strata_storage::framing::{FOOTER_LEN, Footer};
+use strata_storage::{ObjectBytes, Storage};
+use zerocopy::FromBytes;
+
+use crate::format::{
+    FORMAT, HEADER_LEN, Header, MAGIC, MAX_ROWS, NodeLayout, SECTION_CODEBOOK, SECTION_CODES,
+    SECTION_ENTRY_LEN, SECTION_IDS, SECTION_NODES, SECTION_REQUIRED, SECTION_SECTOR_CRCS,
+    SECTOR_LEN, SectionEntry, TRAILER_LEN, Trailer,
+};
+use crate::list::CandidateList;
+use crate::{Problem, Result, VamanaError};
+
+/// What the manifest records about a segment, checked against the object at open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Expected {
+    pub dim: usize,
+    pub metric: Metric,
+    pub rows: u64,
+    /// Object size in bytes.
+    pub size: u64,
+    /// The body checksum in the object's footer.
+    pub crc32: u32,
+}
+
+/// How hard a search works.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SearchParams {
+    /// L: candidates kept while walking the graph, at least k. The bound that trades recall for
+    /// speed: every one of them is expanded (its sector read, its exact distance computed).
+    pub search_list: usize,
+    /// W: candidates expanded per round. Wider rounds suit storage with high latency and
+    /// parallel reads; from the page cache 1 to 4 cost about the same.
+    pub beam_width: usize,
+}
+
+impl Default for SearchParams {
+    fn default() -> Self {
+        SearchParams { search_list: 64, beam_width: 4 }
+    }
+}
+
+/// What one search did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SearchStats {
+    /// Nodes expanded (each read from its sector and scored exactly).
+    pub hops: u32,
+    /// 4 KiB sectors read: `hops` times the sectors a node occupies.
+    pub sectors_read: u32,
+    /// Rows scored by their codes.
+    pub code_distances: u32,
+}
+
+/// Reusable buffers for [`VamanaSegment::search`], so a steady-state search allocates nothing.
+#[derive(Debug, Default)]
+pub struct SearchScratch {
+    list: CandidateList,
+    visited: Visited,
+    query: QueryScratch,
+    beam: Vec<u32>,
+    pending: Vec<u32>,
+    codes: Vec<u8>,
+    distances: Vec<f32>,
+    best: TopK,
+    sorted: Vec<Neighbor>,
+}
+
+/// An open, immutable Vamana segment.
+///
+/// Opening reads the header, the section directory, the id column and the sector checksums,
+/// and loads the codebook and the codes into RAM; the node sectors stay in the mapped object.
+/// Each node sector is checked against its checksum, and its neighbour lists against the row
+/// count, the first time a search reads it, so opening never reads the vectors and a damaged
+/// sector is reported, not searched.
+#[derive(Debug)]
+pub struct VamanaSegment {
+    object: String,
+    bytes: ObjectBytes,
+    dim: usize,
+    metric: Metric,
+    rows: u64,
+    layout: NodeLayout,
+    medoid: u32,
+    footer_crc32: u32,
+    nodes: Range<usize>,
+    nodes_crc32: u32,
+    ids: Range<usize>,
+    sector_crcs: Range<usize>,
+    /// One bit per node group (a sector, or a large node's sectors): checked already.
+    checked: Box<[AtomicU64]>,
+    codec: Codec,
+    codes: Vec<u8>,
+}
+
+impl VamanaSegment {
+    /// Maps the object `key` and opens it.
+    pub fn open(storage: &dyn Storage, key: &str) -> Result<Self> {
+        Self::from_bytes(key, storage.map(key)?)
+    }
+
+    /// [`open`](Self::open), then checks the segment is the one the manifest describes.
+    pub fn open_expected(storage: &dyn Storage, key: &str, expected: &Expected) -> Result<Self> {
+        let segment = Self::open(storage, key)?;
+        segment.check(expected)?;
+        Ok(segment)
+    }
+
+    /// Decodes a segment from the whole object's bytes; `object` names it in errors.
+    pub fn from_bytes(object: &str, bytes: ObjectBytes) -> Result<Self> {
+        let corrupt = |problem| VamanaError::Corrupt { object: object.to_owned(), problem };
+        let len = bytes.len() as u64;
+        if bytes.len() < FOOTER_LEN {
+            // Let the framing produce its standard "truncated" error.
+            Footer::decode(object, &FORMAT, len, &bytes)?;
+        }
+        let footer = Footer::decode(object, &FORMAT, len, &bytes[bytes.len() - FOOTER_LEN..])?;
+        let body_len = footer.body_len.get() as usize;
+        let body = &bytes[..body_len];
+
+        if body.len() < HEADER_LEN + TRAILER_LEN {
+            return Err(corrupt(Problem::DirectoryBounds));
+        }
+        let header = Header::read_from_bytes(&body[..HEADER_LEN]).expect("64 bytes");
+        if header.magic != MAGIC {
+            return Err(corrupt(Problem::HeaderMagic));
+        }
+        if header.header_crc32.get() != header.checksum() {
+            return Err(corrupt(Problem::HeaderChecksum));
+        }
+        let field = |field, value: u64| corrupt(Problem::HeaderField { field, value });
+        let dim = header.dim.get() as usize;
+        let max_degree = header.max_degree.get() as usize;
+        let rows = header.rows.get();
+        let layout = NodeLayout::new(dim, max_degree)
+            .filter(|_| dim > 0 && max_degree > 0)
+            .ok_or_else(|| field("dim", dim as u64))?;
+        if (header.header_len.get() as usize) < HEADER_LEN {
+            return Err(field("header_len", header.header_len.get().into()));
+        }
+        let metric = Metric::from_code(header.metric)
+            .ok_or_else(|| field("metric", header.metric.into()))?;
+        if rows == 0 || rows > MAX_ROWS {
+            return Err(field("rows", rows));
+        }
+        if u64::from(header.medoid.get()) >= rows {
+            return Err(field("medoid", header.medoid.get().into()));
+        }
+        for (name, recorded, derived) in [
+            ("node_len", header.node_len.get(), layout.node_len),
+            ("nodes_per_sector", header.nodes_per_sector.get(), layout.nodes_per_sector),
+            ("sectors_per_node", header.sectors_per_node.get(), layout.sectors_per_node),
+        ] {
+            if recorded as usize != derived {
+                return Err(field(name, recorded.into()));
+            }
+        }
+
+        // Trailer and section directory.
+        let trailer_at = body_len - TRAILER_LEN;
+        let trailer = Trailer::read_from_bytes(&body[trailer_at..]).expect("16 bytes");
+        let count = trailer.section_count.get() as usize;
+        let dir_start = trailer.directory_offset.get();
+        let dir_end = (count as u64)
+            .checked_mul(SECTION_ENTRY_LEN as u64)
+            .and_then(|n| n.checked_add(dir_start));
+        if dir_end != Some(trailer_at as u64) || dir_start < HEADER_LEN as u64 {
+            return Err(corrupt(Problem::DirectoryBounds));
+        }
+        let directory = &body[dir_start as usize..trailer_at];
+        if crc32fast::hash(directory) != trailer.directory_crc32.get() {
+            return Err(corrupt(Problem::DirectoryChecksum));
+        }
+        let entries = <[SectionEntry]>::ref_from_bytes(directory).expect("whole entries");
+        let mut found: [Option<SectionEntry>; 5] = [None; 5];
+        let header_end = u64::from(header.header_len.get());
+        for entry in entries {
+            let (kind, offset, len) = (entry.kind.get(), entry.offset.get(), entry.len.get());
+            let align = match kind {
+                SECTION_NODES => SECTOR_LEN as u64,
+                SECTION_IDS | SECTION_CODES => 64,
+                _ => 8,
+            };
+            let in_bounds = offset >= header_end
+                && offset.checked_add(len).is_some_and(|end| end <= dir_start)
+                && offset % align == 0;
+            if !in_bounds {
+                return Err(corrupt(Problem::SectionBounds { kind, offset, len }));
+            }
+            let slot = match kind {
+                SECTION_NODES..=SECTION_SECTOR_CRCS => &mut found[kind as usize - 1],
+                _ if entry.flags.get() & SECTION_REQUIRED != 0 => {
+                    return Err(VamanaError::UnknownSection { object: object.to_owned(), kind });
+                }
+                _ => continue,
+            };
+            if slot.replace(*entry).is_some() {
+                return Err(corrupt(Problem::SectionCount { kind }));
+            }
+        }
+        let section = |kind: u32| {
+            found[kind as usize - 1].ok_or_else(|| corrupt(Problem::SectionCount { kind }))
+        };
+        let range = |entry: &SectionEntry| {
+            let start = entry.offset.get() as usize;
+            start..start + entry.len.get() as usize
+        };
+        let check_len = |entry: &SectionEntry, expected: u64| {
+            let found = entry.len.get();
+            if found != expected {
+                let kind = entry.kind.get();
+                return Err(corrupt(Problem::SectionLength { kind, expected, found }));
+            }
+            Ok(())
+        };
+        let check_crc = |entry: &SectionEntry| {
+            if crc32fast::hash(&bytes[range(entry)]) != entry.crc32.get() {
+                return Err(corrupt(Problem::SectionChecksum { kind: entry.kind.get() }));
+            }
+            Ok(())
+        };
+        let sectors = layout.sectors(rows);
+        let nodes = section(SECTION_NODES)?;
+        check_len(&nodes, sectors * SECTOR_LEN as u64)?;
+        let ids = section(SECTION_IDS)?;
+        check_len(&ids, rows * 8)?;
+        check_crc(&ids)?;
+        let sector_crcs = section(SECTION_SECTOR_CRCS)?;
+        check_len(&sector_crcs, sectors * 4)?;
+        check_crc(&sector_crcs)?;
+        let codebook = section(SECTION_CODEBOOK)?;
+        check_crc(&codebook)?;
+        let codec = Codec::from_bytes(&bytes[range(&codebook)])
+            .map_err(|error| corrupt(Problem::Codebook(error.to_string())))?;
+        if codec.dim() != dim || codec.metric() != metric {
+            let problem = format!(
+                "trained for {} dimensions and {}, segment holds {dim} and {metric}",
+                codec.dim(),
+                codec.metric()
+            );
+            return Err(corrupt(Problem::Codebook(problem)));
+        }
+        let codes = section(SECTION_CODES)?;
+        check_len(&codes, rows * codec.code_len() as u64)?;
+        check_crc(&codes)?;
+        let groups = rows.div_ceil(layout.nodes_per_sector as u64) as usize;
+        Ok(VamanaSegment {
+            object: object.to_owned(),
+            dim,
+            metric,
+            rows,
+            layout,
+            medoid: header.medoid.get(),
+            footer_crc32: footer.body_crc32.get(),
+            nodes: range(&nodes),
+            nodes_crc32: nodes.crc32.get(),
+            ids: range(&ids),
+            sector_crcs: range(&sector_crcs),
+            checked: (0..groups.div_ceil(64)).map(|_| AtomicU64::new(0)).collect(),
+            codec,
+            codes: bytes[range(&codes)].to_vec(),
+            bytes,
+        })
+    }
+
+    /// Checks the segment against what the manifest recorded for it.
+    pub fn check(&self, expected: &Expected) -> Result<()> {
+        let mismatch = |field, expected: u64, found: u64| {
+            (expected != found).then(|| VamanaError::Mismatch {
+                object: self.object.clone(),
+                field,
+                expected,
+                found,
+            })
+        };
+        let first = mismatch("size", expected.size, self.bytes.len() as u64)
+            .or_else(|| mismatch("checksum", expected.crc32.into(), self.footer_crc32.into()))
+            .or_else(|| mismatch("dimension", expected.dim as u64, self.dim as u64))
+            .or_else(|| {
+                mismatch("metric", expected.metric.code().into(), self.metric.code().into())
+            })
+            .or_else(|| mismatch("row count", expected.rows, self.rows));
+        first.map_or(Ok(()), Err)
+    }
+
+    /// The object's key.
+    pub fn object(&self) -> &str {
+        &self.object
+    }
+
+    /// Dimension of the vectors.
+    pub fn dim(&self) -> usize {
+        self.dim
+    }
+
+    /// The metric the vectors were written for.
+    pub fn metric(&self) -> Metric {
+        self.metric
+    }
+
+    /// Number of rows.
+    pub fn rows(&self) -> u64 {
+        self.rows
+    }
+
+    /// R: the most neighbours a node has.
+    pub fn max_degree(&self) -> usize {
+        self.layout.max_degree
+    }
+
+    /// The row every search starts from.
+    pub fn medoid(&self) -> u32 {
+        self.medoid
+    }
+
+    /// The codec of the codes held in RAM.
+    pub fn codec(&self) -> &Codec {
+        &self.codec
+    }
+
+    /// Object size in bytes.
+    pub fn size(&self) -> u64 {
+        self.bytes.len() as u64
+    }
+
+    /// Whether the object is memory-mapped (a local file) rather than read into memory.
+    pub fn is_mapped(&self) -> bool {
+        self.bytes.is_mapped()
+    }
+
+    /// Bytes this segment holds in RAM: the codes, the codec's tables and the sector-check
+    /// bits. The mapped object is not counted: the page cache holds what searches touch.
+    pub fn memory_bytes(&self) -> usize {
+        size_of::<Self>()
+            + self.object.len()
+            + self.codes.capacity()
+            + self.codec.memory_bytes()
+            + self.checked.len() * 8
+    }
+
+    /// The id of row `row`.
+    ///
+    /// # Panics
+    /// If `row >= rows()`.
+    pub fn id(&self, row: u32) -> u64 {
+        let at = self.ids.start + row as usize * 8;
+        u64::from_le_bytes(self.bytes[at..at + 8].try_into().expect("8 bytes"))
+    }
+
+    /// Every row's id, in row order. Reads only the id column.
+    pub fn ids(&self) -> impl ExactSizeIterator<Item = u64> + '_ {
+        self.bytes[self.ids.clone()]
+            .chunks_exact(8)
+            .map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")))
+    }
+
+    /// The vector of row `row`, read from its node.
+    ///
+    /// # Panics
+    /// If `row >= rows()`.
+    pub fn vector(&self, row: u32) -> Result<&[f32]> {
+        self.node(row).map(|(vector, _)| vector)
+    }
+
+    /// The neighbours of row `row`.
+    ///
+    /// # Panics
+    /// If `row >= rows()`.
+    pub fn neighbors(&self, row: u32) -> Result<&[u32]> {
+        self.node(row).map(|(_, neighbors)| neighbors)
+    }
+
+    /// Row `row`'s vector and neighbours, after checking its sector on first use.
+    #[inline]
+    fn node(&self, row: u32) -> Result<(&[f32], &[u32])> {
+        assert!(u64::from(row) < self.rows, "row {row} of {}", self.rows);
+        let group = row as usize / self.layout.nodes_per_sector;
+        let bit = 1u64 << (group % 64);
+        // Relaxed: the bit caches a pure function of immutable bytes; a thread that misses
+        // another's store merely checks the sector again.
+        if self.checked[group / 64].load(Ordering::Relaxed) & bit == 0 {
+            self.check_group(group)?;
+            self.checked[group / 64].fetch_or(bit, Ordering::Relaxed);
+        }
+        let (_, offset) = self.layout.locate(row);
+        Ok(self.node_unchecked(offset))
+    }
+
+    #[inline]
+    fn node_unchecked(&self, offset: usize) -> (&[f32], &[u32]) {
+        let start = self.nodes.start + offset;
+        let node = &self.bytes[start..start + self.layout.node_len];
+        let (vector, rest) = node.split_at(self.layout.degree_at());
+        let degree = u32::from_le_bytes(rest[..4].try_into().expect("4 bytes")) as usize;
+        // Sectors are 4 KiB aligned in an object mapped 64-byte aligned, and nodes sit at
+        // multiples of 4 bytes in them: both casts are aligned. The degree was checked with
+        // the sector.
+        let vector = <[f32]>::ref_from_bytes(vector).expect("aligned vector");
+        let neighbors = <[u32]>::ref_from_bytes(&rest[4..4 + degree * 4]).expect("aligned list");
+        (vector, neighbors)
+    }
+
+    /// Checks node group `group` (a sector of nodes, or one large node's sectors) against its
+    /// checksums, then each of its nodes' degree and neighbour ids.
+    fn check_group(&self, group: usize) -> Result<()> {
+        let spn = self.layout.sectors_per_node;
+        for sector in group * spn..(group + 1) * spn {
+            let at = self.sector_crcs.start + sector * 4;
+            let recorded = u32::from_le_bytes(self.bytes[at..at + 4].try_into().expect("4 bytes"));
+            let start = self.nodes.start + sector * SECTOR_LEN;
+            if crc32fast::hash(&self.bytes[start..start + SECTOR_LEN]) != recorded {
+                return Err(self.corrupt(Problem::SectorChecksum { sector: sector as u64 }));
+            }
+        }
+        let first = group * self.layout.nodes_per_sector;
+        let last = (first + self.layout.nodes_per_sector).min(self.rows as usize);
+        for row in first..last {
+            let (_, offset) = self.layout.locate(row as u32);
+            let at = self.nodes.start + offset + self.layout.degree_at();
+            let degree = u32::from_le_bytes(self.bytes[at..at + 4].try_into().expect("4 bytes"));
+            if degree as usize > self.layout.max_degree {
+                return Err(self.corrupt(Problem::Node { row: row as u32 }));
+            }
+            let (_, neighbors) = self.node_unchecked(offset);
+            if neighbors.iter().any(|&next| u64::from(next) >= self.rows) {
+                return Err(self.corrupt(Problem::Node { row: row as u32 }));
+            }
+        }
+        Ok(())
+    }
+
+    fn corrupt(&self, problem: Problem) -> VamanaError {
+        VamanaError::Corrupt { object: self.object.clone(), problem }
+    }
+
+    /// Checks every byte of the object: the footer's body checksum, the node section's
+    /// checksum, and every sector's checksum and neighbour lists (a scrub; searches check only
+    /// the sectors they read).
+    pub fn verify(&self) -> Result<()> {
+        let body = &self.bytes[..self.bytes.len() - FOOTER_LEN];
+        let actual = crc32fast::hash(body);
+        if actual != self.footer_crc32 {
+            return Err(VamanaError::Storage(strata_storage::Error::Corrupt {
+                object: self.object.clone(),
+                corruption: strata_storage::Corruption::BodyChecksum {
+                    recorded: self.footer_crc32,
+                    actual,
+                },
+            }));
+        }
+        if crc32fast::hash(&self.bytes[self.nodes.clone()]) != self.nodes_crc32 {
+            return Err(self.corrupt(Problem::SectionChecksum { kind: SECTION_NODES }));
+        }
+        let groups = self.rows.div_ceil(self.layout.nodes_per_sector as u64) as usize;
+        (0..groups).try_for_each(|group| self.check_group(group))
+    }
+
+    /// Approximate search: a beam search over the codes from the medoid, keeping the
+    /// `search_list` nearest candidates by code distance and expanding them nearest first, `beam_width`
+    /// at a time. Expanding a row reads its node, which holds the full vector: its exact
+    /// distance is computed there, and the `top.k()` nearest expanded rows not rejected by
+    /// `skip` are offered to `top` as `(id, exact distance)`.
+    ///
+    /// Rows rejected by `skip` (deleted, filtered out) are still walked through, so the graph
+    /// stays connected. If fewer than k rows survive, the search repeats with a doubled list,
+    /// and finally scans every row, so k results come back whenever k rows pass `skip`.
+    ///
+    /// `query` must be prepared for the metric (normalized for cosine).
+    pub fn search(
+        &self,
+        query: &[f32],
+        params: &SearchParams,
+        skip: impl Fn(u32) -> bool,
+        top: &mut TopK,
+        scratch: &mut SearchScratch,
+    ) -> Result<SearchStats> {
+        if query.len() != self.dim {
+            return Err(VamanaError::DimensionMismatch { expected: self.dim, found: query.len() });
+        }
+        if params.search_list == 0 || params.beam_width == 0 {
+            return Err(VamanaError::InvalidParameter("search_list and beam_width must be >= 1"));
+        }
+        let k = top.k();
+        let mut stats = SearchStats::default();
+        if k == 0 {
+            return Ok(stats);
+        }
+        let rows = self.rows as usize;
+        let mut search_list = params.search_list.max(k);
+        loop {
+            scratch.best.reset(k);
+            if search_list >= rows {
+                self.scan(query, &skip, scratch, &mut stats)?;
+                break;
+            }
+            self.beam_search(query, search_list, params.beam_width, &skip, scratch, &mut stats)?;
+            if scratch.best.len() >= k {
+                break;
+            }
+            search_list = search_list.saturating_mul(2);
+        }
+        scratch.best.sorted_into(&mut scratch.sorted);
+        for found in &scratch.sorted {
+            top.push(self.id(found.id as u32), found.distance);
+        }
+        Ok(stats)
+    }
+
+    fn beam_search(
+        &self,
+        query: &[f32],
+        search_list: usize,
+        beam_width: usize,
+        skip: &impl Fn(u32) -> bool,
+        scratch: &mut SearchScratch,
+        stats: &mut SearchStats,
+    ) -> Result<()> {
+        let SearchScratch { list, visited, query: prepared, beam, pending, codes, distances, best, .. } =
+            scratch;
+        let code_len = self.codec.code_len();
+        let prepared = self.codec.prepare(query, prepared);
+        list.reset(search_list);
+        visited.reset(self.rows as usize);
+        visited.insert(self.medoid);
+        list.insert(self.medoid, prepared.distance(self.code(self.medoid)));
+        stats.code_distances += 1;
+        loop {
+            beam.clear();
+            while beam.len() < beam_width {
+                match list.expand_next() {
+                    Some(candidate) => beam.push(candidate.row),
+                    None => break,
+                }
+            }
+            if beam.is_empty() {
+                return Ok(());
+            }
+            pending.clear();
+            for &row in beam.iter() {
+                let (vector, neighbors) = self.node(row)?;
+                stats.hops += 1;
+                stats.sectors_read += self.layout.sectors_per_node as u32;
+                if !skip(row) {
+                    best.push(u64::from(row), self.metric.distance(query, vector));
+                }
+                for &next in neighbors {
+                    if visited.insert(next) {
+                        strata_quantize::prefetch(self.code(next));
+                        pending.push(next);
+                    }
+                }
+            }
+            codes.clear();
+            for &next in pending.iter() {
+                codes.extend_from_slice(self.code(next));
+            }
+            distances.clear();
+            distances.resize(pending.len(), 0.0);
+            prepared.distances(&codes[..pending.len() * code_len], distances);
+            stats.code_distances += pending.len() as u32;
+            for (&next, &distance) in pending.iter().zip(distances.iter()) {
+                if distance < list.bound() {
+                    list.insert(next, distance);
+                }
+            }
+        }
+    }
+
+    /// Every row scored exactly: for a list as long as the segment, or when the graph search
+    /// found fewer than k rows that pass `skip`.
+    fn scan(
+        &self,
+        query: &[f32],
+        skip: &impl Fn(u32) -> bool,
+        scratch: &mut SearchScratch,
+        stats: &mut SearchStats,
+    ) -> Result<()> {
+        for row in 0..self.rows as u32 {
+            if skip(row) {
+                continue;
+            }
+            let (vector, _) = self.node(row)?;
+            stats.hops += 1;
+            scratch.best.push(u64::from(row), self.metric.distance(query, vector));
+        }
+        stats.sectors_read += self.layout.sectors(self.rows) as u32;
+        Ok(())
+    }
+
+    #[inline]
+    fn code(&self, row: u32) -> &[u8] {
+        let len = self.codec.code_len();
+        &self.codes[row as usize * len..(row as usize + 1) * len]
+    }
+}

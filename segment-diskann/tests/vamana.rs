@@ -1,0 +1,271 @@
+//! Vamana segments: recall against brute force for every metric, deletions, determinism, small
+//! and degenerate inputs, and errors.
+
+mod common;
+
+use common::{brute_force, clustered, recall};
+use strata_quantize::{CodecKind, Metric, TopK};
+use strata_segment_diskann::{
+    BuildOptions, Expected, SearchParams, SearchScratch, VamanaBuilder, VamanaError,
+    VamanaSegment,
+};
+use strata_storage::{MemoryStore, Storage};
+
+const METRICS: [Metric; 3] = [Metric::L2, Metric::InnerProduct, Metric::Cosine];
+
+fn build(
+    store: &dyn Storage,
+    key: &str,
+    vectors: &[f32],
+    dim: usize,
+    metric: Metric,
+    options: BuildOptions,
+) -> VamanaSegment {
+    let mut builder = VamanaBuilder::new(dim, metric, options).unwrap();
+    builder.reserve((vectors.len() / dim) as u64).unwrap();
+    for (row, vector) in vectors.chunks_exact(dim).enumerate() {
+        builder.push(row as u64, vector).unwrap();
+    }
+    let report = builder.finish(store, key).unwrap();
+    let segment = VamanaSegment::open(store, key).unwrap();
+    let expected = Expected {
+        dim,
+        metric,
+        rows: report.segment.rows,
+        size: report.segment.size,
+        crc32: report.segment.crc32,
+    };
+    segment.check(&expected).unwrap();
+    segment
+}
+
+fn search(
+    segment: &VamanaSegment,
+    query: &[f32],
+    k: usize,
+    params: &SearchParams,
+    skip: impl Fn(u32) -> bool,
+    scratch: &mut SearchScratch,
+) -> Vec<u64> {
+    let mut top = TopK::new(k);
+    segment.search(query, params, skip, &mut top, scratch).unwrap();
+    top.into_sorted_vec().iter().map(|n| n.id).collect()
+}
+
+/// Mean recall@10 of `queries` at default search settings.
+fn mean_recall(segment: &VamanaSegment, vectors: &[f32], queries: &[f32], dim: usize) -> f64 {
+    let mut scratch = SearchScratch::default();
+    let params = SearchParams::default();
+    let metric = segment.metric();
+    let mut total = 0.0;
+    for query in queries.chunks_exact(dim) {
+        let truth = brute_force(metric, vectors, dim, query, 10, |_| false);
+        let found = search(segment, query, 10, &params, |_| false, &mut scratch);
+        total += recall(&truth, &found);
+    }
+    total / (queries.len() / dim) as f64
+}
+
+#[test]
+fn recall_at_default_settings_for_every_metric() {
+    let (rows, dim) = (4_000, 32);
+    for metric in METRICS {
+        let data = clustered(rows + 100, dim, 40, metric, 7);
+        let (vectors, queries) = data.split_at(rows * dim);
+        let store = MemoryStore::new();
+        let segment = build(&store, "s", vectors, dim, metric, BuildOptions::default());
+        let recall = mean_recall(&segment, vectors, queries, dim);
+        eprintln!("{metric}: recall@10 {recall:.4}");
+        assert!(recall >= 0.95, "{metric}: recall@10 {recall:.4} below 0.95");
+    }
+}
+
+#[test]
+fn every_codec_reaches_the_recall_floor() {
+    let (rows, dim) = (3_000, 24);
+    let data = clustered(rows + 50, dim, 30, Metric::L2, 11);
+    let (vectors, queries) = data.split_at(rows * dim);
+    for codec in [CodecKind::Sq8, CodecKind::Int4, CodecKind::Pq { subspaces: 12 }] {
+        let store = MemoryStore::new();
+        let options = BuildOptions::default().codec(codec);
+        let segment = build(&store, "s", vectors, dim, Metric::L2, options);
+        assert_eq!(segment.codec().kind(), codec);
+        let recall = mean_recall(&segment, vectors, queries, dim);
+        assert!(recall >= 0.95, "{codec}: recall@10 {recall:.4}");
+    }
+}
+
+#[test]
+fn a_list_as_long_as_the_segment_is_exact() {
+    let (rows, dim) = (500, 8);
+    let data = clustered(rows + 20, dim, 5, Metric::L2, 3);
+    let (vectors, queries) = data.split_at(rows * dim);
+    let store = MemoryStore::new();
+    let segment = build(&store, "s", vectors, dim, Metric::L2, BuildOptions::default());
+    let params = SearchParams { search_list: rows, beam_width: 2 };
+    let mut scratch = SearchScratch::default();
+    for query in queries.chunks_exact(dim) {
+        let truth = brute_force(Metric::L2, vectors, dim, query, 10, |_| false);
+        assert_eq!(search(&segment, query, 10, &params, |_| false, &mut scratch), truth);
+    }
+}
+
+#[test]
+fn deleted_rows_are_walked_through_but_never_returned() {
+    let (rows, dim) = (3_000, 16);
+    let data = clustered(rows + 30, dim, 20, Metric::L2, 5);
+    let (vectors, queries) = data.split_at(rows * dim);
+    let store = MemoryStore::new();
+    let segment = build(&store, "s", vectors, dim, Metric::L2, BuildOptions::default());
+    let mut scratch = SearchScratch::default();
+    let params = SearchParams::default();
+    // Most rows deleted, including whole clusters, and the medoid.
+    for keep_every in [2u32, 7, 97, 1_000] {
+        let medoid = segment.medoid();
+        let deleted = |row: u32| row % keep_every != 0 || row == medoid;
+        let live = (0..rows as u32).filter(|&row| !deleted(row)).count();
+        let mut total = 0.0;
+        for query in queries.chunks_exact(dim) {
+            let found = search(&segment, query, 10, &params, deleted, &mut scratch);
+            assert_eq!(found.len(), live.min(10), "keep 1/{keep_every}: k results");
+            assert!(found.iter().all(|&id| !deleted(id as u32)), "a deleted row came back");
+            let truth = brute_force(Metric::L2, vectors, dim, query, 10, deleted);
+            total += recall(&truth, &found);
+        }
+        let mean = total / (queries.len() / dim) as f64;
+        assert!(mean >= 0.9, "keep 1/{keep_every}: recall {mean:.3}");
+    }
+    // Everything deleted: nothing returned, no error.
+    let found = search(&segment, &queries[..dim], 10, &params, |_| true, &mut scratch);
+    assert!(found.is_empty());
+}
+
+#[test]
+fn the_build_is_deterministic_for_a_seed_on_any_number_of_threads() {
+    let (rows, dim) = (2_000, 16);
+    let vectors = clustered(rows, dim, 10, Metric::InnerProduct, 9);
+    let store = MemoryStore::new();
+    let options = BuildOptions::default().seed(42).max_degree(24).search_list(40);
+    build(&store, "one", &vectors, dim, Metric::InnerProduct, options.clone().threads(1));
+    build(&store, "two", &vectors, dim, Metric::InnerProduct, options.clone().threads(2));
+    build(&store, "five", &vectors, dim, Metric::InnerProduct, options.clone().threads(5));
+    build(&store, "other", &vectors, dim, Metric::InnerProduct, options.seed(43).threads(2));
+    let one = store.get("one").unwrap();
+    assert!(one[..] == store.get("two").unwrap()[..], "1 and 2 threads differ");
+    assert!(one[..] == store.get("five").unwrap()[..], "1 and 5 threads differ");
+    assert!(one[..] != store.get("other").unwrap()[..], "the seed changes nothing");
+}
+
+#[test]
+fn the_graph_respects_its_degree_bound_and_has_no_self_loops() {
+    let (rows, dim) = (1_500, 8);
+    let vectors = clustered(rows, dim, 6, Metric::L2, 2);
+    let store = MemoryStore::new();
+    let options = BuildOptions::default().max_degree(12);
+    let segment = build(&store, "s", &vectors, dim, Metric::L2, options);
+    let mut reached = vec![false; rows];
+    reached[segment.medoid() as usize] = true;
+    for row in 0..rows as u32 {
+        let neighbors = segment.neighbors(row).unwrap();
+        assert!(!neighbors.is_empty() && neighbors.len() <= 12, "row {row}: {}", neighbors.len());
+        assert!(!neighbors.contains(&row), "row {row} links to itself");
+        let mut sorted = neighbors.to_vec();
+        sorted.sort_unstable();
+        sorted.dedup();
+        assert_eq!(sorted.len(), neighbors.len(), "row {row} has a duplicate neighbour");
+        assert_eq!(segment.vector(row).unwrap(), &vectors[row as usize * dim..][..dim]);
+        assert_eq!(segment.id(row), u64::from(row));
+        for &next in neighbors {
+            reached[next as usize] = true;
+        }
+    }
+    let unreached = reached.iter().filter(|&&r| !r).count();
+    assert!(unreached <= rows / 100, "{unreached} rows have no in-edge");
+    segment.verify().unwrap();
+}
+
+#[test]
+fn small_and_degenerate_segments() {
+    let store = MemoryStore::new();
+    // One row; fewer rows than k; fewer than R; too few for PQ (the default falls back to SQ8).
+    for rows in [1usize, 3, 40, 255] {
+        let dim = 4;
+        let vectors = clustered(rows, dim, 2, Metric::L2, rows as u64);
+        let segment = build(&store, "s", &vectors, dim, Metric::L2, BuildOptions::default());
+        assert_eq!(segment.codec().kind(), CodecKind::Sq8);
+        let mut scratch = SearchScratch::default();
+        let query = &vectors[..dim];
+        let found = search(&segment, query, 10, &SearchParams::default(), |_| false, &mut scratch);
+        let truth = brute_force(Metric::L2, &vectors, dim, query, 10, |_| false);
+        assert_eq!(found, truth, "{rows} rows");
+    }
+    // Many identical rows.
+    let dim = 3;
+    let vectors: Vec<f32> = (0..600).flat_map(|i| [1.0, 2.0, if i % 100 == 0 { 9.0 } else { 3.0 }]).collect();
+    let segment = build(&store, "same", &vectors, dim, Metric::L2, BuildOptions::default());
+    let mut scratch = SearchScratch::default();
+    let found = search(&segment, &[1.0, 2.0, 9.0], 6, &SearchParams::default(), |_| false, &mut scratch);
+    assert_eq!(found, [0, 100, 200, 300, 400, 500]);
+}
+
+#[test]
+fn bad_input_gets_clear_errors() {
+    let store = MemoryStore::new();
+    let err = VamanaBuilder::new(4, Metric::L2, BuildOptions::default().alpha(0.5)).unwrap_err();
+    assert!(matches!(err, VamanaError::InvalidParameter(_)), "{err}");
+    let err = VamanaBuilder::new(0, Metric::L2, BuildOptions::default()).unwrap_err();
+    assert!(matches!(err, VamanaError::InvalidParameter(_)), "{err}");
+    let err = VamanaBuilder::new(4, Metric::L2, BuildOptions::default().max_degree(0)).unwrap_err();
+    assert!(matches!(err, VamanaError::InvalidParameter(_)), "{err}");
+
+    let mut builder = VamanaBuilder::new(4, Metric::L2, BuildOptions::default()).unwrap();
+    let err = builder.push(1, &[1.0, 2.0]).unwrap_err();
+    assert!(matches!(err, VamanaError::DimensionMismatch { expected: 4, found: 2 }), "{err}");
+    let err = builder.push(7, &[1.0, f32::NAN, 0.0, 0.0]).unwrap_err();
+    assert!(matches!(err, VamanaError::NonFinite { id: 7, index: 1, .. }), "{err}");
+    assert_eq!(builder.rows(), 0, "refused rows are not kept");
+    let err = builder.finish(&store, "empty").unwrap_err();
+    assert!(matches!(err, VamanaError::Empty), "{err}");
+    assert!(store.list("").unwrap().is_empty(), "nothing published");
+
+    // PQ asked for explicitly with too few rows to train it.
+    let options = BuildOptions::default().codec(CodecKind::Pq { subspaces: 2 });
+    let mut builder = VamanaBuilder::new(4, Metric::L2, options).unwrap();
+    builder.push(1, &[1.0, 2.0, 3.0, 4.0]).unwrap();
+    let err = builder.finish(&store, "pq").unwrap_err();
+    assert!(matches!(err, VamanaError::Codec(_)), "{err}");
+
+    // A query of the wrong dimension.
+    let vectors = clustered(50, 4, 2, Metric::L2, 1);
+    let segment = build(&store, "s", &vectors, 4, Metric::L2, BuildOptions::default());
+    let mut top = TopK::new(3);
+    let mut scratch = SearchScratch::default();
+    let err = segment
+        .search(&[1.0], &SearchParams::default(), |_| false, &mut top, &mut scratch)
+        .unwrap_err();
+    assert!(matches!(err, VamanaError::DimensionMismatch { expected: 4, found: 1 }), "{err}");
+    let zero = SearchParams { search_list: 0, beam_width: 1 };
+    let err = segment.search(&vectors[..4], &zero, |_| false, &mut top, &mut scratch).unwrap_err();
+    assert!(matches!(err, VamanaError::InvalidParameter(_)), "{err}");
+}
+
+#[test]
+fn the_memory_budget_bounds_the_build() {
+    let dim = 16;
+    let options = BuildOptions::default().threads(2);
+    let budget = options.peak_memory(dim, 1_000);
+    let mut builder =
+        VamanaBuilder::new(dim, Metric::L2, options.clone().memory_budget(budget)).unwrap();
+    let vectors = clustered(1_001, dim, 4, Metric::L2, 1);
+    for (row, vector) in vectors.chunks_exact(dim).take(1_000).enumerate() {
+        builder.push(row as u64, vector).unwrap();
+    }
+    let err = builder.push(1_000, &vectors[1_000 * dim..]).unwrap_err();
+    assert!(matches!(err, VamanaError::OverBudget { rows: 1_001, .. }), "{err}");
+    let err = builder.reserve(10).unwrap_err();
+    assert!(matches!(err, VamanaError::OverBudget { .. }), "{err}");
+    let store = MemoryStore::new();
+    let report = builder.finish(&store, "s").unwrap();
+    assert!(report.peak_memory <= budget);
+    assert!(options.peak_memory(dim, 2_000) > options.peak_memory(dim, 1_000));
+}
