@@ -281,7 +281,6 @@ impl Db {
         Ok(())
     }
 
-    #[cfg(test)]
     pub(crate) fn current_snapshot(&self) -> Arc<Snapshot> {
         Arc::clone(&self.snapshot.read())
     }
@@ -489,8 +488,32 @@ impl Db {
     /// Runs on a snapshot of every tier; never waits for a commit beyond a pointer swap.
     pub fn search_with(&self, query: &[f32], params: SearchParams) -> Result<Vec<Neighbor>> {
         validate_vector(self.dim, self.metric, query)?;
-        let snapshot = Arc::clone(&self.snapshot.read());
-        snapshot.search(query, params)
+        self.search_from(self.current_snapshot(), query, params)
+    }
+
+    /// [`search_with`](Self::search_with) starting from `snapshot`, which may be stale by the
+    /// time it is searched.
+    fn search_from(
+        &self,
+        mut snapshot: Arc<Snapshot>,
+        query: &[f32],
+        params: SearchParams,
+    ) -> Result<Vec<Neighbor>> {
+        loop {
+            let hits = snapshot.search(query, params)?;
+            // Deletion bitmaps are shared by every snapshot; memtables are not. If a rotation
+            // replaced this snapshot's active memtable meanwhile, an upsert may have hidden the
+            // old version this search skipped and put the new one in a memtable the snapshot
+            // does not hold. The upsert inserted after it saw the new snapshot and set the bit
+            // (AcqRel) after inserting; the search read the bit (Acquire), so this second read
+            // sees the new active memtable, and the search runs again on the newer snapshot.
+            // A retry needs a rotation during the search, so this rarely loops.
+            let now = Arc::clone(&self.snapshot.read());
+            if Arc::ptr_eq(&now.active, &snapshot.active) {
+                return Ok(hits);
+            }
+            snapshot = now;
+        }
     }
 
     /// Sets how many rows the active memtable takes before it is frozen into an in-memory tier
@@ -853,5 +876,33 @@ mod tests {
         drop(held);
         assert_eq!(db.gc().unwrap().files, 1);
         assert!(store.size(&file).unwrap_err().is_not_found());
+    }
+}
+
+#[cfg(test)]
+mod race_tests {
+    use strata_storage::MemoryStore;
+
+    use super::*;
+
+    /// A search that took its snapshot before a commit, and reads the tiers after a later
+    /// upsert of a committed id: the old version's deletion bit is visible (bitmaps are shared)
+    /// but the new version sits in a memtable the old snapshot does not hold. The retry in
+    /// `search_from` must still find the record.
+    #[test]
+    fn a_stale_snapshot_is_retried_after_a_rotation() {
+        let db = Db::create_in(Arc::new(MemoryStore::new()), Options::new(2, Metric::L2)).unwrap();
+        db.upsert(1, &[1.0, 0.0]).unwrap();
+        db.upsert(2, &[2.0, 0.0]).unwrap();
+        db.commit().unwrap();
+        db.upsert(3, &[3.0, 0.0]).unwrap();
+        let held = db.current_snapshot();
+        db.commit().unwrap();
+        db.upsert(1, &[1.5, 0.0]).unwrap();
+        let stale = held.search(&[1.0, 0.0], SearchParams::exact(10)).unwrap();
+        assert!(!stale.iter().any(|n| n.id == 1), "the stale snapshot alone misses id 1");
+        let hits = db.search_from(held, &[1.0, 0.0], SearchParams::exact(10)).unwrap();
+        let ids: Vec<u64> = hits.iter().map(|n| n.id).collect();
+        assert_eq!(ids, [1, 2, 3], "{hits:?}");
     }
 }
