@@ -76,7 +76,13 @@ fn paths() -> Vec<Kernels> {
 }
 
 fn kinds(dim: usize) -> Vec<CodecKind> {
-    vec![CodecKind::Sq8, CodecKind::Int4, CodecKind::Pq { subspaces: (dim / 4).max(1) }]
+    let subspaces = (dim / 4).max(1);
+    vec![
+        CodecKind::Sq8,
+        CodecKind::Int4,
+        CodecKind::Pq { subspaces },
+        CodecKind::Rpq { subspaces },
+    ]
 }
 
 fn quick() -> TrainOptions {
@@ -183,7 +189,12 @@ fn codebooks_round_trip_for_every_kind_and_metric() {
         if metric == Metric::Cosine {
             rows = normalized(rows, dim);
         }
-        for kind in [CodecKind::Sq8, CodecKind::Int4, CodecKind::Pq { subspaces: 6 }] {
+        for kind in [
+            CodecKind::Sq8,
+            CodecKind::Int4,
+            CodecKind::Pq { subspaces: 6 },
+            CodecKind::Rpq { subspaces: 6 },
+        ] {
             let codec = Codec::train(kind, metric, dim, &rows, &quick()).unwrap();
             let decoded = Codec::from_bytes(&codec.to_bytes()).unwrap();
             assert_eq!(decoded, codec, "{kind} {metric}");
@@ -207,7 +218,7 @@ fn codebook_layout_matches_the_spec() {
     let u64_at = |at: usize| u64::from_le_bytes(bytes[at..at + 8].try_into().unwrap());
     assert_eq!(&bytes[0..8], b"STRACODE");
     assert_eq!(u16_at(8), 1, "major");
-    assert_eq!(u16_at(10), 0, "minor");
+    assert_eq!(u16_at(10), 1, "minor");
     assert_eq!(u32_at(12), 64, "header_len");
     assert_eq!(bytes[16], 3, "kind: PQ");
     assert_eq!(bytes[17], Metric::InnerProduct.code(), "metric");
@@ -295,6 +306,7 @@ fn codec_names_parse_and_print() {
         ("sq8", CodecKind::Sq8),
         ("INT4", CodecKind::Int4),
         ("pq32", CodecKind::Pq { subspaces: 32 }),
+        ("rpq32", CodecKind::Rpq { subspaces: 32 }),
     ] {
         let parsed: CodecKind = name.parse().unwrap();
         assert_eq!(parsed, kind);
@@ -392,7 +404,7 @@ fn training_is_deterministic_whatever_the_thread_count() {
         let two = Codec::train(kind, Metric::L2, dim, &rows, &quick().threads(2)).unwrap();
         assert_eq!(one, two, "{kind}");
         let other_seed = Codec::train(kind, Metric::L2, dim, &rows, &quick().seed(1)).unwrap();
-        if matches!(kind, CodecKind::Pq { .. }) {
+        if matches!(kind, CodecKind::Pq { .. } | CodecKind::Rpq { .. }) {
             assert_ne!(one, other_seed, "{kind}: the seed drives k-means++");
         }
     }
@@ -448,6 +460,7 @@ fn ranking_recall_with_and_without_rerank() {
         (CodecKind::Sq8, 0.90, 2),
         (CodecKind::Int4, 0.45, 4),
         (CodecKind::Pq { subspaces: 32 }, 0.30, 16),
+        (CodecKind::Rpq { subspaces: 32 }, 0.50, 8),
     ] {
         let codec = Codec::train(kind, Metric::L2, dim, rows, &TrainOptions::default()).unwrap();
         let alone = recall(&codec, rows, queries, 1);
@@ -469,7 +482,12 @@ fn rerank_reaches_the_bar_for_every_metric() {
         }
         let (rows, queries) = all.split_at(8_000 * dim);
         for (kind, rerank) in
-            [(CodecKind::Sq8, 4), (CodecKind::Int4, 64), (CodecKind::Pq { subspaces: 16 }, 20)]
+            [
+                (CodecKind::Sq8, 4),
+                (CodecKind::Int4, 64),
+                (CodecKind::Pq { subspaces: 16 }, 20),
+                (CodecKind::Rpq { subspaces: 16 }, 20),
+            ]
         {
             let codec = Codec::train(kind, metric, dim, rows, &TrainOptions::default()).unwrap();
             let reranked = recall(&codec, rows, queries, rerank);

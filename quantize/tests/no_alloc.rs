@@ -99,7 +99,12 @@ fn code_distances_do_not_allocate_once_the_scratch_is_grown() {
     let dim = 40;
     let rows: Vec<f32> = (0..400 * dim).map(|i| ((i * 7919) % 1013) as f32 / 100.0).collect();
     let options = TrainOptions::default().iterations(2).threads(1);
-    for kind in [CodecKind::Sq8, CodecKind::Int4, CodecKind::Pq { subspaces: 10 }] {
+    for kind in [
+        CodecKind::Sq8,
+        CodecKind::Int4,
+        CodecKind::Pq { subspaces: 10 },
+        CodecKind::Rpq { subspaces: 10 },
+    ] {
         for metric in [Metric::L2, Metric::InnerProduct] {
             let codec = Codec::train(kind, metric, dim, &rows, &options).unwrap();
             let mut codes = vec![0u8; 400 * codec.code_len()];

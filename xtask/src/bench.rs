@@ -10,8 +10,9 @@ use serde_json::{Map, Value, json};
 use strata_quantize::{CodecKind, Metric, Neighbor};
 
 use strata_memtable::{Memtable, Params as MemtableParams};
+use strata_segment_diskann::BuildOptions;
 
-use crate::bench_codes;
+use crate::{bench_codes, bench_diskann};
 use crate::exact::{ExactIndex, ExactScratch};
 use crate::vecs::{Vectors, read_fvecs, read_ivecs};
 
@@ -69,9 +70,27 @@ pub struct BenchArgs {
     /// best `k * rerank` rows by code with the exact vectors (1: the codes' own ranking).
     #[arg(long, value_delimiter = ',', default_value = "1,2,4,8,16")]
     pub rerank: Vec<usize>,
-    /// flat-pq: sub-spaces (bytes per code) [default: dim / 4].
+    /// flat-pq, diskann: PQ sub-spaces (bytes per code) [default: dim / 4].
     #[arg(long)]
     pub pq_subspaces: Option<usize>,
+    /// diskann: search list sizes L to sweep, one output row each.
+    #[arg(long, value_delimiter = ',', default_value = "10,16,24,32,48,64,96,128")]
+    pub l: Vec<usize>,
+    /// diskann: nodes expanded per search round (W).
+    #[arg(long, default_value_t = 4)]
+    pub beam_width: usize,
+    /// diskann: R, the most neighbours a node keeps.
+    #[arg(long, default_value_t = 64)]
+    pub max_degree: usize,
+    /// diskann: the build's search list size.
+    #[arg(long, default_value_t = 100)]
+    pub build_l: usize,
+    /// diskann: the second pass's pruning slack.
+    #[arg(long, default_value_t = 1.2)]
+    pub alpha: f32,
+    /// diskann: codes kept in RAM: sq8, int4 or pq<subspaces> [default: pq with --pq-subspaces].
+    #[arg(long)]
+    pub codec: Option<CodecKind>,
 }
 
 /// Index kinds `bench` can build. Later issues add theirs.
@@ -91,6 +110,9 @@ pub enum IndexKind {
     FlatInt4,
     /// As flat-sq8, with PQ codes of --pq-subspaces bytes.
     FlatPq,
+    /// A Vamana (DiskANN) segment built with --threads threads into a directory and mapped:
+    /// codes in RAM, nodes read a sector per hop; sweeps --l.
+    Diskann,
 }
 
 impl IndexKind {
@@ -102,6 +124,7 @@ impl IndexKind {
             IndexKind::FlatSq8 => "flat-sq8",
             IndexKind::FlatInt4 => "flat-int4",
             IndexKind::FlatPq => "flat-pq",
+            IndexKind::Diskann => "diskann",
         }
     }
 }
@@ -277,6 +300,10 @@ pub trait BenchIndex: Sync {
     }
     /// Applies the search parameter of a sweep point (ef, L, ...); kinds without one ignore it.
     fn set_sweep_point(&self, _point: usize) {}
+    /// Figures the index counted while searching since the last sweep point, added to its row.
+    fn sweep_stats(&self) -> Map<String, Value> {
+        Map::new()
+    }
 }
 
 impl BenchIndex for ExactIndex {
@@ -548,6 +575,54 @@ pub fn run(args: &BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
                 .collect();
             report(args, &index, &queries, &truth, n, build_s, build_threads, sweep, None);
         }
+        IndexKind::Diskann => {
+            let mut options = BuildOptions::default()
+                .max_degree(args.max_degree)
+                .search_list(args.build_l)
+                .alpha(args.alpha)
+                .threads(build_threads);
+            let codec = args
+                .codec
+                .unwrap_or(CodecKind::Pq { subspaces: args.pq_subspaces.unwrap_or(dim / 4).max(1) });
+            options = options.codec(codec);
+            let dir = BenchDir::new(args.db.as_ref(), args.index.name());
+            let (index, built) =
+                bench_diskann::build(options, args.metric, &base, &dir.path, args.beam_width)?;
+            let build_s = started.elapsed().as_secs_f64();
+            let segment = index.segment();
+            if !args.json {
+                println!(
+                    "diskann: {codec}, R {}, build L {}, alpha {}: train {:.2} s, encode {:.2} s, graph {:.2} s, write {:.2} s on {build_threads} thread(s); mean degree {:.1}; {:.1} RAM bytes per vector",
+                    args.max_degree,
+                    args.build_l,
+                    args.alpha,
+                    built.train.as_secs_f64(),
+                    built.encode.as_secs_f64(),
+                    built.graph.as_secs_f64(),
+                    built.write.as_secs_f64(),
+                    built.mean_degree,
+                    segment.memory_bytes() as f64 / n as f64,
+                );
+            }
+            let sweep = args
+                .l
+                .iter()
+                .map(|&l| {
+                    let params = json!({
+                        "codec": codec.to_string(),
+                        "R": args.max_degree,
+                        "build_l": args.build_l,
+                        "alpha": args.alpha,
+                        "W": args.beam_width,
+                        "L": l,
+                        "graph_s": round(built.graph.as_secs_f64(), 3),
+                        "train_s": round(built.train.as_secs_f64(), 3),
+                    });
+                    (l, params.as_object().expect("object").clone())
+                })
+                .collect();
+            report(args, &index, &queries, &truth, n, build_s, build_threads, sweep, None);
+        }
     }
     Ok(())
 }
@@ -589,6 +664,8 @@ fn report<I: BenchIndex>(
             .max_by(|a, b| a.qps.total_cmp(&b.qps))
             .expect("reps >= 1");
         let ram = index.ram_bytes();
+        let mut params = params;
+        params.extend(index.sweep_stats());
         if args.json {
             let row = json!({
                 "index": args.index.name(),
@@ -705,6 +782,12 @@ mod tests {
             db: None,
             rerank: vec![1],
             pq_subspaces: None,
+            l: vec![64],
+            beam_width: 4,
+            max_degree: 64,
+            build_l: 100,
+            alpha: 1.2,
+            codec: None,
         };
         let db_dir = dir.path().join("db");
         assert_eq!(load_engine(&args, &base, &db_dir).unwrap(), 5);
@@ -759,6 +842,12 @@ mod tests {
             db: None,
             rerank: vec![1],
             pq_subspaces: None,
+            l: vec![64],
+            beam_width: 4,
+            max_degree: 64,
+            build_l: 100,
+            alpha: 1.2,
+            codec: None,
         };
         let base = Vectors { dim: 2, data: vec![0.0; 20] };
         let queries = Vectors { dim: 2, data: vec![0.0; 4] };

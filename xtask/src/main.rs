@@ -3,6 +3,7 @@
 
 mod bench;
 mod bench_codes;
+mod bench_diskann;
 mod bench_engine;
 mod bench_kernels;
 mod exact;

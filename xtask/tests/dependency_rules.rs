@@ -30,7 +30,14 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ),
     (
         "xtask",
-        &["strata", "strata-quantize", "strata-storage", "strata-memtable", "strata-segment-flat"],
+        &[
+            "strata",
+            "strata-quantize",
+            "strata-storage",
+            "strata-memtable",
+            "strata-segment-flat",
+            "strata-segment-diskann",
+        ],
     ),
 ];
 

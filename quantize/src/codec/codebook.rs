@@ -3,7 +3,7 @@
 use zerocopy::little_endian::{F32, U16, U32, U64};
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
 
-use super::{CENTROIDS, Codec, CodecKind, ProductQuantizer, ScalarQuantizer};
+use super::{CENTROIDS, Codec, CodecKind, ProductQuantizer, ResidualPq, ScalarQuantizer};
 use crate::{Metric, QuantizeError};
 
 /// First eight bytes of every codebook.
@@ -12,7 +12,8 @@ pub const CODEBOOK_MAGIC: [u8; 8] = *b"STRACODE";
 /// The major version this build reads and writes. A reader refuses any other major version;
 /// a higher minor version only appends header fields, which `header_len` lets it skip.
 pub const CODEBOOK_MAJOR: u16 = 1;
-const MINOR: u16 = 0;
+/// Minor 1 added codec kind 4 (residual PQ); a 1.0 reader refuses it as an unknown codec.
+const MINOR: u16 = 1;
 const HEADER_LEN: usize = 64;
 
 /// The fixed header at offset 0.
@@ -34,9 +35,9 @@ pub(crate) struct Header {
     dim: U32,
     /// Bytes per encoded vector.
     code_len: U32,
-    /// PQ: sub-spaces; 0 otherwise.
+    /// PQ, residual PQ: sub-spaces; 0 otherwise.
     subspaces: U32,
-    /// PQ: centroids per sub-space (256); 0 otherwise.
+    /// PQ, residual PQ: centroids per sub-space (256); 0 otherwise.
     centroids: U32,
     body_len: U64,
     body_crc32: U32,
@@ -58,13 +59,16 @@ pub(crate) fn encode(codec: &Codec) -> Vec<u8> {
     let floats: Vec<f32> = match codec {
         Codec::Sq8(sq) | Codec::Int4(sq) => [sq.lower(), sq.step()].concat(),
         Codec::Pq(pq) => pq.centroids().to_vec(),
+        Codec::Rpq(rpq) => [rpq.coarse(), rpq.residual().centroids()].concat(),
     };
     let mut body = Vec::with_capacity(floats.len() * 4);
     for &x in &floats {
         body.extend_from_slice(F32::new(x).as_bytes());
     }
     let (subspaces, centroids) = match kind {
-        CodecKind::Pq { subspaces } => (subspaces as u32, CENTROIDS as u32),
+        CodecKind::Pq { subspaces } | CodecKind::Rpq { subspaces } => {
+            (subspaces as u32, CENTROIDS as u32)
+        }
         _ => (0, 0),
     };
     let mut header = Header {
@@ -135,6 +139,7 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<Codec, QuantizeError> {
         (1, 8) => CodecKind::Sq8,
         (2, 4) => CodecKind::Int4,
         (3, 8) => CodecKind::Pq { subspaces },
+        (4, 8) => CodecKind::Rpq { subspaces },
         (kind, bits) => return Err(corrupt(format!("unknown codec {kind} with {bits}-bit codes"))),
     };
     if dim == 0 {
@@ -146,7 +151,8 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<Codec, QuantizeError> {
             header.code_len.get()
         )));
     }
-    let expected_centroids = if matches!(kind, CodecKind::Pq { .. }) { CENTROIDS } else { 0 };
+    let product = matches!(kind, CodecKind::Pq { .. } | CodecKind::Rpq { .. });
+    let expected_centroids = if product { CENTROIDS } else { 0 };
     if header.centroids.get() as usize != expected_centroids
         || (expected_centroids == 0 && subspaces != 0)
     {
@@ -154,6 +160,7 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<Codec, QuantizeError> {
     }
     let floats_expected = match kind {
         CodecKind::Pq { .. } => CENTROIDS * dim,
+        CodecKind::Rpq { .. } => 2 * CENTROIDS * dim,
         _ => 2 * dim,
     };
     if body.len() != floats_expected * 4 {
@@ -177,5 +184,16 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<Codec, QuantizeError> {
         CodecKind::Pq { subspaces } => Codec::Pq(
             ProductQuantizer::from_parts(metric, dim, subspaces, floats).map_err(invalid)?,
         ),
+        CodecKind::Rpq { subspaces } => {
+            let (coarse, residual) = floats.split_at(CENTROIDS * dim);
+            let residual = ProductQuantizer::from_parts(
+                Metric::InnerProduct,
+                dim,
+                subspaces,
+                residual.to_vec(),
+            )
+            .map_err(invalid)?;
+            Codec::Rpq(ResidualPq::from_parts(metric, coarse.to_vec(), residual).map_err(invalid)?)
+        }
     })
 }

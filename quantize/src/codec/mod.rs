@@ -47,6 +47,7 @@ mod codebook;
 mod kernels;
 mod kmeans;
 mod pq;
+mod rpq;
 pub mod reference;
 mod sample;
 mod sq;
@@ -56,6 +57,7 @@ use std::str::FromStr;
 
 pub use codebook::{CODEBOOK_MAGIC, CODEBOOK_MAJOR};
 pub use pq::{CENTROIDS, ProductQuantizer};
+pub use rpq::{RPQ_PREFIX, ResidualPq};
 pub use sq::ScalarQuantizer;
 
 use crate::{Kernels, Metric, QuantizeError};
@@ -74,24 +76,34 @@ pub enum CodecKind {
         /// Number of sub-spaces, in `1..=dim`: the code length in bytes.
         subspaces: usize,
     },
+    /// Residual product quantization: the nearest of 256 coarse centroids, a correction term,
+    /// and a PQ code of `subspaces` bytes for the vector minus its centroid
+    /// ([`RPQ_PREFIX`]` + subspaces` bytes in all). Much finer than PQ of the same length on
+    /// clustered data.
+    Rpq {
+        /// Sub-spaces of the residual quantizer, in `1..=dim`.
+        subspaces: usize,
+    },
 }
 
 impl CodecKind {
-    /// Stable on-disk code: 1 = SQ8, 2 = INT4, 3 = PQ.
+    /// Stable on-disk code: 1 = SQ8, 2 = INT4, 3 = PQ, 4 = residual PQ.
     pub const fn code(self) -> u8 {
         match self {
             CodecKind::Sq8 => 1,
             CodecKind::Int4 => 2,
             CodecKind::Pq { .. } => 3,
+            CodecKind::Rpq { .. } => 4,
         }
     }
 
-    /// Short name: `"sq8"`, `"int4"` or `"pq"`.
+    /// Short name: `"sq8"`, `"int4"`, `"pq"` or `"rpq"`.
     pub const fn family(self) -> &'static str {
         match self {
             CodecKind::Sq8 => "sq8",
             CodecKind::Int4 => "int4",
             CodecKind::Pq { .. } => "pq",
+            CodecKind::Rpq { .. } => "rpq",
         }
     }
 
@@ -101,6 +113,7 @@ impl CodecKind {
             CodecKind::Sq8 => dim,
             CodecKind::Int4 => dim.div_ceil(2),
             CodecKind::Pq { subspaces } => subspaces,
+            CodecKind::Rpq { subspaces } => RPQ_PREFIX + subspaces,
         }
     }
 }
@@ -109,6 +122,7 @@ impl fmt::Display for CodecKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             CodecKind::Pq { subspaces } => write!(f, "pq{subspaces}"),
+            CodecKind::Rpq { subspaces } => write!(f, "rpq{subspaces}"),
             other => f.pad(other.family()),
         }
     }
@@ -117,7 +131,8 @@ impl fmt::Display for CodecKind {
 impl FromStr for CodecKind {
     type Err = QuantizeError;
 
-    /// Parses `"sq8"`, `"int4"` or `"pq<subspaces>"` (`"pq32"`), ignoring ASCII case.
+    /// Parses `"sq8"`, `"int4"`, `"pq<subspaces>"` (`"pq32"`) or `"rpq<subspaces>"`, ignoring
+    /// ASCII case.
     fn from_str(name: &str) -> Result<Self, Self::Err> {
         let lower = name.to_ascii_lowercase();
         let unknown = || QuantizeError::UnknownCodec { name: name.to_owned() };
@@ -125,6 +140,10 @@ impl FromStr for CodecKind {
             "sq8" => Ok(CodecKind::Sq8),
             "int4" => Ok(CodecKind::Int4),
             _ => {
+                if let Some(subspaces) = lower.strip_prefix("rpq") {
+                    let subspaces = subspaces.parse().map_err(|_| unknown())?;
+                    return Ok(CodecKind::Rpq { subspaces });
+                }
                 let subspaces = lower.strip_prefix("pq").ok_or_else(unknown)?;
                 let subspaces = subspaces.parse().map_err(|_| unknown())?;
                 Ok(CodecKind::Pq { subspaces })
@@ -229,6 +248,8 @@ pub enum Codec {
     Int4(ScalarQuantizer),
     /// Product quantization with 256 centroids per sub-space.
     Pq(ProductQuantizer),
+    /// Residual product quantization.
+    Rpq(ResidualPq),
 }
 
 impl Codec {
@@ -268,6 +289,9 @@ impl Codec {
             CodecKind::Pq { subspaces } => {
                 ProductQuantizer::train(metric, dim, subspaces, rows, options).map(Codec::Pq)
             }
+            CodecKind::Rpq { subspaces } => {
+                ResidualPq::train(metric, dim, subspaces, rows, options).map(Codec::Rpq)
+            }
         }
     }
 
@@ -277,6 +301,7 @@ impl Codec {
             Codec::Sq8(_) => CodecKind::Sq8,
             Codec::Int4(_) => CodecKind::Int4,
             Codec::Pq(pq) => CodecKind::Pq { subspaces: pq.subspaces() },
+            Codec::Rpq(rpq) => CodecKind::Rpq { subspaces: rpq.subspaces() },
         }
     }
 
@@ -285,6 +310,7 @@ impl Codec {
         match self {
             Codec::Sq8(sq) | Codec::Int4(sq) => sq.metric(),
             Codec::Pq(pq) => pq.metric(),
+            Codec::Rpq(rpq) => rpq.metric(),
         }
     }
 
@@ -293,6 +319,7 @@ impl Codec {
         match self {
             Codec::Sq8(sq) | Codec::Int4(sq) => sq.dim(),
             Codec::Pq(pq) => pq.dim(),
+            Codec::Rpq(rpq) => rpq.dim(),
         }
     }
 
@@ -306,6 +333,7 @@ impl Codec {
         match self {
             Codec::Sq8(sq) | Codec::Int4(sq) => sq.memory_bytes(),
             Codec::Pq(pq) => pq.memory_bytes(),
+            Codec::Rpq(rpq) => rpq.memory_bytes(),
         }
     }
 
@@ -319,6 +347,7 @@ impl Codec {
         match self {
             Codec::Sq8(sq) | Codec::Int4(sq) => sq.encode(vector, code),
             Codec::Pq(pq) => pq.encode(vector, code),
+            Codec::Rpq(rpq) => rpq.encode(vector, code),
         }
     }
 
@@ -349,6 +378,7 @@ impl Codec {
         match self {
             Codec::Sq8(sq) | Codec::Int4(sq) => sq.decode(code, out),
             Codec::Pq(pq) => pq.decode(code, out),
+            Codec::Rpq(rpq) => rpq.decode(code, out),
         }
     }
 
@@ -366,6 +396,7 @@ impl Codec {
         let (form, bias) = match self {
             Codec::Sq8(sq) | Codec::Int4(sq) => sq.prepare(query, scratch),
             Codec::Pq(pq) => pq.prepare(query, scratch),
+            Codec::Rpq(rpq) => rpq.prepare(query, scratch),
         };
         PreparedQuery {
             code_len: self.code_len(),
@@ -417,6 +448,9 @@ pub(crate) enum Form {
     Int4Dot,
     /// `bias + Σ primary[j·256 + code[j]]`.
     PqTable,
+    /// `secondary[code[0]] + bias·f32(code[1..5]) + Σ primary[j·256 + code[5 + j]]`: residual
+    /// PQ, whose `bias` weighs the stored correction.
+    RpqTable,
 }
 
 /// A query prepared against one codec: computes its distance to that codec's codes.
@@ -532,6 +566,15 @@ impl<'o> CodeOp for Batch<'_, 'o> {
             Form::PqTable => {
                 for (code, d) in codes.chunks_exact(code_len).zip(out.iter_mut()) {
                     *d = bias + kernels::pq_sum(simd, primary, code);
+                }
+            }
+            Form::RpqTable => {
+                for (code, d) in codes.chunks_exact(code_len).zip(out.iter_mut()) {
+                    let (prefix, residual) = code.split_at(RPQ_PREFIX);
+                    let correction = f32::from_le_bytes([prefix[1], prefix[2], prefix[3], prefix[4]]);
+                    *d = secondary[usize::from(prefix[0])]
+                        + bias * correction
+                        + kernels::pq_sum(simd, primary, residual);
                 }
             }
         }

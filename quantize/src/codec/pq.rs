@@ -16,7 +16,7 @@ pub const CENTROIDS: usize = 256;
 
 /// Rows sampled for training unless [`TrainOptions::sample_rows`] says otherwise: 64 per
 /// centroid. Training time grows linearly with it.
-const DEFAULT_SAMPLE: usize = 64 * CENTROIDS;
+pub(crate) const DEFAULT_SAMPLE: usize = 64 * CENTROIDS;
 
 /// A trained product quantizer.
 #[derive(Debug, Clone, PartialEq)]
@@ -168,8 +168,14 @@ impl ProductQuantizer {
     /// code's distance is the sum of one entry per sub-space.
     pub(crate) fn prepare(&self, query: &[f32], scratch: &mut QueryScratch) -> (Form, f32) {
         let (table, _) = scratch.buffers(self.subspaces * CENTROIDS, 0);
-        Kernels::detected().dispatch(Table { pq: self, query, table });
+        self.fill_table(query, table);
         (Form::PqTable, 0.0)
+    }
+
+    /// Writes the lookup table of [`prepare`](Self::prepare) into `table`
+    /// (`subspaces x 256`).
+    pub(crate) fn fill_table(&self, query: &[f32], table: &mut [f32]) {
+        Kernels::detected().dispatch(Table { pq: self, query, table });
     }
 }
 

@@ -39,6 +39,14 @@ pub(crate) fn prepared_distance(
                 .enumerate()
                 .fold(0.0, |acc, (j, &c)| acc + primary[j * 256 + usize::from(c)])
         }
+        Form::RpqTable => {
+            let correction = f32::from_le_bytes([code[1], code[2], code[3], code[4]]);
+            let residual = code[super::RPQ_PREFIX..]
+                .iter()
+                .enumerate()
+                .fold(0.0, |acc, (j, &c)| acc + primary[j * 256 + usize::from(c)]);
+            secondary[usize::from(code[0])] + bias * correction + residual
+        }
     }
 }
 
