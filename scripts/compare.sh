@@ -4,7 +4,8 @@
 # every row, then per-side medians of qps and the ratio ours / peer.
 #
 #   scripts/compare.sh --index flat --peer faiss-flat [--rounds 5] [--n 100000] [--dim 128]
-#                      [--metric l2] [--data DIR] [-- extra args for both sides]
+#                      [--metric l2] [--data DIR] [--ours "args for strata only"]
+#                      [--peer-args "args for the peer only"] [-- extra args for both sides]
 #
 # Needs the peers: pip install numpy faiss-cpu hnswlib usearch (for comparison only).
 set -euo pipefail
@@ -20,6 +21,8 @@ while [[ $# -gt 0 ]]; do
     --dim) dim=$2; shift 2 ;;
     --metric) metric=$2; shift 2 ;;
     --data) data=$2; shift 2 ;;
+    --ours) ours_args=$2; shift 2 ;;
+    --peer-args) peer_args=$2; shift 2 ;;
     --) shift; break ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
@@ -35,8 +38,10 @@ files=(--base "$data/base.fvecs" --query "$data/query.fvecs" --gt "$data/groundt
 rows=$(mktemp)
 trap 'rm -f "$rows"' EXIT
 for round in $(seq "$rounds"); do
-  cargo xtask bench "${files[@]}" --index "$index" --json "$@" | tee -a "$rows"
-  python3 "$peers" "${files[@]}" --peer "$peer" --reps 1 "$@" | tee -a "$rows"
+  # shellcheck disable=SC2086 # the side-only arguments are meant to split into words
+  cargo xtask bench "${files[@]}" --index "$index" --json "$@" ${ours_args:-} | tee -a "$rows"
+  # shellcheck disable=SC2086
+  python3 "$peers" "${files[@]}" --peer "$peer" --reps 1 "$@" ${peer_args:-} | tee -a "$rows"
 done
 
 python3 - "$rows" "$index" "$peer" <<'PY'

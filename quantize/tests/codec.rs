@@ -77,12 +77,7 @@ fn paths() -> Vec<Kernels> {
 
 fn kinds(dim: usize) -> Vec<CodecKind> {
     let subspaces = (dim / 4).max(1);
-    vec![
-        CodecKind::Sq8,
-        CodecKind::Int4,
-        CodecKind::Pq { subspaces },
-        CodecKind::Rpq { subspaces },
-    ]
+    vec![CodecKind::Sq8, CodecKind::Int4, CodecKind::Pq { subspaces }, CodecKind::Rpq { subspaces }]
 }
 
 fn quick() -> TrainOptions {
@@ -481,14 +476,12 @@ fn rerank_reaches_the_bar_for_every_metric() {
             all = normalized(all, dim);
         }
         let (rows, queries) = all.split_at(8_000 * dim);
-        for (kind, rerank) in
-            [
-                (CodecKind::Sq8, 4),
-                (CodecKind::Int4, 64),
-                (CodecKind::Pq { subspaces: 16 }, 20),
-                (CodecKind::Rpq { subspaces: 16 }, 20),
-            ]
-        {
+        for (kind, rerank) in [
+            (CodecKind::Sq8, 4),
+            (CodecKind::Int4, 64),
+            (CodecKind::Pq { subspaces: 16 }, 20),
+            (CodecKind::Rpq { subspaces: 16 }, 20),
+        ] {
             let codec = Codec::train(kind, metric, dim, rows, &TrainOptions::default()).unwrap();
             let reranked = recall(&codec, rows, queries, rerank);
             println!("{kind} {metric}: recall@10 with rerank x{rerank} {reranked:.4}");

@@ -115,7 +115,8 @@ impl NodeLayout {
     /// The layout for `dim`-dimensional vectors and `max_degree` neighbour slots; `None` if a
     /// node's size overflows.
     pub fn new(dim: usize, max_degree: usize) -> Option<Self> {
-        let node_len = dim.checked_mul(4)?.checked_add(4)?.checked_add(max_degree.checked_mul(4)?)?;
+        let node_len =
+            dim.checked_mul(4)?.checked_add(4)?.checked_add(max_degree.checked_mul(4)?)?;
         u32::try_from(node_len).ok()?;
         let (nodes_per_sector, sectors_per_node) = if node_len <= SECTOR_LEN {
             (SECTOR_LEN / node_len, 1)

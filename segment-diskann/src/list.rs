@@ -39,13 +39,23 @@ impl CandidateList {
                 return false;
             }
         }
-        let at = self
-            .items
-            .partition_point(|c| c.distance < distance || (c.distance == distance && c.row < row));
         if full {
             self.items.pop();
         }
-        self.items.insert(at, Candidate { distance, row, expanded: false });
+        // Insertion from the end: lists are short (L), and new candidates usually land near
+        // the end, so a plain shifting loop beats a binary search plus a memmove call.
+        let candidate = Candidate { distance, row, expanded: false };
+        self.items.push(candidate);
+        let mut at = self.items.len() - 1;
+        while at > 0 {
+            let before = self.items[at - 1];
+            if (before.distance, before.row) < (distance, row) {
+                break;
+            }
+            self.items[at] = before;
+            at -= 1;
+        }
+        self.items[at] = candidate;
         self.cursor = self.cursor.min(at);
         true
     }
@@ -61,6 +71,12 @@ impl CandidateList {
             }
         }
         None
+    }
+
+    /// The nearest unexpanded candidate, without expanding it.
+    #[inline]
+    pub fn peek_unexpanded(&self) -> Option<u32> {
+        self.items[self.cursor.min(self.items.len())..].iter().find(|c| !c.expanded).map(|c| c.row)
     }
 
     /// The distance a new candidate must beat to enter, once the list is full.

@@ -6,8 +6,7 @@ mod common;
 use common::{brute_force, clustered, recall};
 use strata_quantize::{CodecKind, Metric, TopK};
 use strata_segment_diskann::{
-    BuildOptions, Expected, SearchParams, SearchScratch, VamanaBuilder, VamanaError,
-    VamanaSegment,
+    BuildOptions, Expected, SearchParams, SearchScratch, VamanaBuilder, VamanaError, VamanaSegment,
 };
 use strata_storage::{MemoryStore, Storage};
 
@@ -85,7 +84,12 @@ fn every_codec_reaches_the_recall_floor() {
     let (rows, dim) = (3_000, 24);
     let data = clustered(rows + 50, dim, 30, Metric::L2, 11);
     let (vectors, queries) = data.split_at(rows * dim);
-    for codec in [CodecKind::Sq8, CodecKind::Int4, CodecKind::Pq { subspaces: 12 }] {
+    for codec in [
+        CodecKind::Sq8,
+        CodecKind::Int4,
+        CodecKind::Pq { subspaces: 12 },
+        CodecKind::Rpq { subspaces: 6 },
+    ] {
         let store = MemoryStore::new();
         let options = BuildOptions::default().codec(codec);
         let segment = build(&store, "s", vectors, dim, Metric::L2, options);
@@ -122,7 +126,7 @@ fn deleted_rows_are_walked_through_but_never_returned() {
     // Most rows deleted, including whole clusters, and the medoid.
     for keep_every in [2u32, 7, 97, 1_000] {
         let medoid = segment.medoid();
-        let deleted = |row: u32| row % keep_every != 0 || row == medoid;
+        let deleted = |row: u32| !row.is_multiple_of(keep_every) || row == medoid;
         let live = (0..rows as u32).filter(|&row| !deleted(row)).count();
         let mut total = 0.0;
         for query in queries.chunks_exact(dim) {
@@ -201,10 +205,12 @@ fn small_and_degenerate_segments() {
     }
     // Many identical rows.
     let dim = 3;
-    let vectors: Vec<f32> = (0..600).flat_map(|i| [1.0, 2.0, if i % 100 == 0 { 9.0 } else { 3.0 }]).collect();
+    let vectors: Vec<f32> =
+        (0..600).flat_map(|i| [1.0, 2.0, if i % 100 == 0 { 9.0 } else { 3.0 }]).collect();
     let segment = build(&store, "same", &vectors, dim, Metric::L2, BuildOptions::default());
     let mut scratch = SearchScratch::default();
-    let found = search(&segment, &[1.0, 2.0, 9.0], 6, &SearchParams::default(), |_| false, &mut scratch);
+    let found =
+        search(&segment, &[1.0, 2.0, 9.0], 6, &SearchParams::default(), |_| false, &mut scratch);
     assert_eq!(found, [0, 100, 200, 300, 400, 500]);
 }
 

@@ -12,9 +12,9 @@ use strata_quantize::{CodecKind, Metric, Neighbor};
 use strata_memtable::{Memtable, Params as MemtableParams};
 use strata_segment_diskann::BuildOptions;
 
-use crate::{bench_codes, bench_diskann};
 use crate::exact::{ExactIndex, ExactScratch};
 use crate::vecs::{Vectors, read_fvecs, read_ivecs};
+use crate::{bench_codes, bench_diskann};
 
 /// What to measure.
 #[derive(Debug, Clone, clap::Args)]
@@ -77,7 +77,7 @@ pub struct BenchArgs {
     #[arg(long, value_delimiter = ',', default_value = "10,16,24,32,48,64,96,128")]
     pub l: Vec<usize>,
     /// diskann: nodes expanded per search round (W).
-    #[arg(long, default_value_t = 4)]
+    #[arg(long, default_value_t = 1)]
     pub beam_width: usize,
     /// diskann: R, the most neighbours a node keeps.
     #[arg(long, default_value_t = 64)]
@@ -88,7 +88,8 @@ pub struct BenchArgs {
     /// diskann: the second pass's pruning slack.
     #[arg(long, default_value_t = 1.2)]
     pub alpha: f32,
-    /// diskann: codes kept in RAM: sq8, int4 or pq<subspaces> [default: pq with --pq-subspaces].
+    /// diskann: codes kept in RAM: sq8, int4, pq<subspaces> or rpq<subspaces> [default: rpq
+    /// with --pq-subspaces].
     #[arg(long)]
     pub codec: Option<CodecKind>,
 }
@@ -581,9 +582,9 @@ pub fn run(args: &BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
                 .search_list(args.build_l)
                 .alpha(args.alpha)
                 .threads(build_threads);
-            let codec = args
-                .codec
-                .unwrap_or(CodecKind::Pq { subspaces: args.pq_subspaces.unwrap_or(dim / 4).max(1) });
+            let codec = args.codec.unwrap_or(CodecKind::Rpq {
+                subspaces: args.pq_subspaces.unwrap_or(dim / 4).max(1),
+            });
             options = options.codec(codec);
             let dir = BenchDir::new(args.db.as_ref(), args.index.name());
             let (index, built) =
@@ -783,7 +784,7 @@ mod tests {
             rerank: vec![1],
             pq_subspaces: None,
             l: vec![64],
-            beam_width: 4,
+            beam_width: 1,
             max_degree: 64,
             build_l: 100,
             alpha: 1.2,
@@ -843,7 +844,7 @@ mod tests {
             rerank: vec![1],
             pq_subspaces: None,
             l: vec![64],
-            beam_width: 4,
+            beam_width: 1,
             max_degree: 64,
             build_l: 100,
             alpha: 1.2,

@@ -131,7 +131,9 @@ impl BenchIndex for DiskannIndex {
 
     fn sweep_stats(&self) -> Map<String, Value> {
         let searches = self.searches.load(Ordering::Relaxed).max(1) as f64;
-        let per_query = |total: &AtomicU64| (total.load(Ordering::Relaxed) as f64 / searches * 10.0).round() / 10.0;
+        let per_query = |total: &AtomicU64| {
+            (total.load(Ordering::Relaxed) as f64 / searches * 10.0).round() / 10.0
+        };
         let stats = json!({
             "sectors_per_query": per_query(&self.sectors),
             "hops_per_query": per_query(&self.hops),

@@ -7,8 +7,8 @@
 
 use pulp::{Simd, WithSimd};
 
-use crate::rng::SplitMix64 as Rng;
 use crate::Kernels;
+use crate::rng::SplitMix64 as Rng;
 
 /// Relative nudge that splits a populous cluster's centroid in two to refill an empty one.
 const SPLIT_EPSILON: f32 = 1.0 / 1024.0;

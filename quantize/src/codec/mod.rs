@@ -47,8 +47,8 @@ mod codebook;
 mod kernels;
 mod kmeans;
 mod pq;
-mod rpq;
 pub mod reference;
+mod rpq;
 mod sample;
 mod sq;
 
@@ -500,6 +500,23 @@ impl PreparedQuery<'_> {
         kernels::dispatch(kernels, Batch { query: self, codes, out });
     }
 
+    /// Distances to the codes of `rows` in `codes`, every row's code of the codec laid end to
+    /// end (`out[i]` for row `rows[i]`), dispatched once. For graph searches, whose neighbours'
+    /// codes are scattered: no copy into a contiguous run first.
+    ///
+    /// # Panics
+    /// If `rows.len() != out.len()`, `codes.len()` is not a whole number of codes, or a row is
+    /// out of range.
+    #[inline]
+    pub fn distances_of_rows(&self, codes: &[u8], rows: &[u32], out: &mut [f32]) {
+        assert_eq!(rows.len(), out.len(), "distances_of_rows: one output per row");
+        assert!(
+            codes.len().is_multiple_of(self.code_len),
+            "distances_of_rows: codes are not whole codes"
+        );
+        kernels::dispatch(Kernels::detected(), Gather { query: self, codes, rows, out });
+    }
+
     /// The scalar reference of [`distance`](Self::distance): same formula, one plain loop.
     pub fn distance_reference(&self, code: &[u8]) -> f32 {
         assert_eq!(code.len(), self.code_len, "distance: code has the wrong length");
@@ -571,7 +588,8 @@ impl<'o> CodeOp for Batch<'_, 'o> {
             Form::RpqTable => {
                 for (code, d) in codes.chunks_exact(code_len).zip(out.iter_mut()) {
                     let (prefix, residual) = code.split_at(RPQ_PREFIX);
-                    let correction = f32::from_le_bytes([prefix[1], prefix[2], prefix[3], prefix[4]]);
+                    let correction =
+                        f32::from_le_bytes([prefix[1], prefix[2], prefix[3], prefix[4]]);
                     *d = secondary[usize::from(prefix[0])]
                         + bias * correction
                         + kernels::pq_sum(simd, primary, residual);
@@ -579,6 +597,48 @@ impl<'o> CodeOp for Batch<'_, 'o> {
             }
         }
         self.out
+    }
+}
+
+/// Distances to scattered codes, one at a time, at one level.
+struct Gather<'q, 'o> {
+    query: &'q PreparedQuery<'q>,
+    codes: &'q [u8],
+    rows: &'q [u32],
+    out: &'o mut [f32],
+}
+
+impl CodeOp for Gather<'_, '_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn run<S: CodeSimd>(self, simd: S) {
+        let code_len = self.query.code_len;
+        for (&row, out) in self.rows.iter().zip(self.out.iter_mut()) {
+            let start = row as usize * code_len;
+            let code = &self.codes[start..start + code_len];
+            *out = score_one(simd, self.query, code);
+        }
+    }
+}
+
+/// One code's distance at one level: the single-row form of [`Batch`].
+#[inline(always)]
+fn score_one<S: CodeSimd>(simd: S, query: &PreparedQuery<'_>, code: &[u8]) -> f32 {
+    let PreparedQuery { form, bias, primary, secondary, .. } = *query;
+    match form {
+        Form::Sq8L2 => kernels::sq8_l2(simd, primary, secondary, [code])[0],
+        Form::Sq8Dot => bias + kernels::sq8_dot(simd, primary, [code])[0],
+        Form::Int4L2 => kernels::int4_l2(simd, primary, secondary, [code])[0],
+        Form::Int4Dot => bias + kernels::int4_dot(simd, primary, [code])[0],
+        Form::PqTable => bias + kernels::pq_sum(simd, primary, code),
+        Form::RpqTable => {
+            let (prefix, residual) = code.split_at(RPQ_PREFIX);
+            let correction = f32::from_le_bytes([prefix[1], prefix[2], prefix[3], prefix[4]]);
+            secondary[usize::from(prefix[0])]
+                + bias * correction
+                + kernels::pq_sum(simd, primary, residual)
+        }
     }
 }
 

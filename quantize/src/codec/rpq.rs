@@ -20,6 +20,9 @@ use super::sample::sample_rows;
 use super::{Form, QueryScratch, TrainOptions};
 use crate::{Kernels, Metric, QuantizeError};
 
+/// Rows the coarse k-means trains on (drawn from the training sample).
+const COARSE_SAMPLE: usize = 32 * CENTROIDS;
+
 /// Bytes before the residual's PQ codes: the coarse centroid and the f32 correction.
 pub const RPQ_PREFIX: usize = 5;
 
@@ -54,8 +57,15 @@ impl ResidualPq {
         for &row in &sample {
             points.extend_from_slice(&rows[row * dim..(row + 1) * dim]);
         }
+        // The coarse centroids only have to find the clusters: 32 rows each is plenty, and
+        // this k-means runs over whole vectors on one thread.
         let seed = options.seed_value() ^ 0xC0A2_5E00;
-        let coarse = kmeans::train(&points, dim, CENTROIDS, options.iteration_count(), seed);
+        let coarse_sample = sample_rows(sample.len(), COARSE_SAMPLE, seed);
+        let mut coarse_points = Vec::with_capacity(coarse_sample.len() * dim);
+        for &row in &coarse_sample {
+            coarse_points.extend_from_slice(&points[row * dim..(row + 1) * dim]);
+        }
+        let coarse = kmeans::train(&coarse_points, dim, CENTROIDS, options.iteration_count(), seed);
         let mut coarse_t = vec![0.0; coarse.len()];
         kmeans::transpose(&coarse, dim, CENTROIDS, &mut coarse_t);
         let mut distances = [0.0f32; CENTROIDS];
@@ -92,7 +102,10 @@ impl ResidualPq {
             return Err(super::invalid("coarse centroids", problem));
         }
         if let Some(at) = coarse.iter().position(|c| !c.is_finite()) {
-            return Err(super::invalid("coarse centroids", format!("float {at} is {}", coarse[at])));
+            return Err(super::invalid(
+                "coarse centroids",
+                format!("float {at} is {}", coarse[at]),
+            ));
         }
         let mut coarse_t = vec![0.0; coarse.len()];
         kmeans::transpose(&coarse, dim, CENTROIDS, &mut coarse_t);

@@ -4,8 +4,8 @@ use strata_quantize::{CodecKind, TrainOptions};
 
 use crate::format::NodeLayout;
 
-/// Options of a Vamana build. Defaults follow DiskANN: R = 64, L = 100, alpha = 1.2, PQ codes
-/// of one byte per four dimensions, every core.
+/// Options of a Vamana build. Defaults follow DiskANN (R = 64, L = 100, alpha = 1.2) with
+/// residual PQ codes of one byte per four dimensions plus five, on every core.
 #[derive(Debug, Clone)]
 pub struct BuildOptions {
     pub(crate) max_degree: usize,
@@ -54,8 +54,8 @@ impl BuildOptions {
         self
     }
 
-    /// The codes kept in RAM. Default: PQ with one sub-space per four dimensions
-    /// (`dim / 4` bytes a vector), or SQ8 when there are too few rows to train PQ's 256
+    /// The codes kept in RAM. Default: residual PQ with one sub-space per four dimensions
+    /// (`dim / 4 + 5` bytes a vector), or SQ8 when there are too few rows to train its 256
     /// centroids.
     pub fn codec(mut self, codec: CodecKind) -> Self {
         self.codec = Some(codec);
@@ -92,7 +92,7 @@ impl BuildOptions {
     /// The codec a build of `rows` rows of `dim` dimensions uses.
     pub fn codec_for(&self, dim: usize, rows: u64) -> CodecKind {
         self.codec.unwrap_or(if rows >= strata_quantize::codec::CENTROIDS as u64 {
-            CodecKind::Pq { subspaces: (dim / 4).max(1) }
+            CodecKind::Rpq { subspaces: (dim / 4).max(1) }
         } else {
             CodecKind::Sq8
         })
@@ -133,7 +133,7 @@ impl BuildOptions {
         if dim == 0 || NodeLayout::new(dim, self.max_degree).is_none() {
             return Err("dimension must be at least 1 and a node must fit in 4 GiB");
         }
-        if let Some(CodecKind::Pq { subspaces }) = self.codec
+        if let Some(CodecKind::Pq { subspaces } | CodecKind::Rpq { subspaces }) = self.codec
             && (subspaces == 0 || subspaces > dim)
         {
             return Err("PQ needs between 1 and dim sub-spaces");

@@ -26,7 +26,11 @@ pub(crate) struct Contents<'a> {
     pub codes: &'a [u8],
 }
 
-pub(crate) fn write(storage: &dyn Storage, key: &str, contents: &Contents<'_>) -> Result<WrittenSegment> {
+pub(crate) fn write(
+    storage: &dyn Storage,
+    key: &str,
+    contents: &Contents<'_>,
+) -> Result<WrittenSegment> {
     let Contents { dim, metric, max_degree, medoid, vectors, ids, graph, codec, codes } = *contents;
     let layout = NodeLayout::new(dim, max_degree)
         .ok_or(VamanaError::InvalidParameter("a node must fit in 4 GiB"))?;
