@@ -616,8 +616,6 @@ pub fn run(args: &BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
                         "alpha": args.alpha,
                         "W": args.beam_width,
                         "L": l,
-                        "graph_s": round(built.graph.as_secs_f64(), 3),
-                        "train_s": round(built.train.as_secs_f64(), 3),
                     });
                     (l, params.as_object().expect("object").clone())
                 })
