@@ -822,6 +822,25 @@ mod tests {
     }
 
     #[test]
+    fn diskann_kind_reaches_the_recall_bar_through_a_mapped_segment() {
+        for metric in Metric::ALL {
+            let (dir, base, queries, truth) = generated(3000, 32, 30, metric, 4);
+            let options = BuildOptions::default().threads(2);
+            let (index, report) =
+                bench_diskann::build(options, metric, &base, &dir.path().join("vamana"), 1)
+                    .unwrap();
+            assert_eq!(report.segment.rows, 3000);
+            assert!(index.segment().is_mapped(), "opened through the storage seam's map");
+            assert!(index.ram_bytes() < index.disk_bytes() / 4, "codes only in RAM");
+            index.set_sweep_point(32);
+            let m = measure(&index, &queries, &truth, 10, 2);
+            assert!(m.recall >= 0.95, "{metric}: recall {} at L 32", m.recall);
+            let stats = index.sweep_stats();
+            assert!(stats["sectors_per_query"].as_f64().unwrap() >= 10.0, "{stats:?}");
+        }
+    }
+
+    #[test]
     fn mismatched_inputs_are_refused() {
         let args = BenchArgs {
             base: "b".into(),

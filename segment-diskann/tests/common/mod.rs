@@ -8,11 +8,7 @@ use strata_quantize::{Metric, TopK};
 /// `rows` vectors of `dim` dimensions around `clusters` random centres (normalized for cosine).
 pub fn clustered(rows: usize, dim: usize, clusters: usize, metric: Metric, seed: u64) -> Vec<f32> {
     let mut rng = SplitMix64::new(seed, 1);
-    let mut gauss = move || {
-        // Box-Muller.
-        let (u, v) = (rng.uniform().max(1e-12), rng.uniform());
-        ((-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()) as f32
-    };
+    let mut gauss = move || rng.normal() as f32;
     let centres: Vec<f32> = (0..clusters * dim).map(|_| gauss() * 4.0).collect();
     let mut out = Vec::with_capacity(rows * dim);
     for row in 0..rows {
