@@ -126,9 +126,10 @@ impl NodeLayout {
         Some(NodeLayout { dim, max_degree, node_len, nodes_per_sector, sectors_per_node })
     }
 
-    /// Sectors holding `rows` nodes.
+    /// Sectors holding `rows` nodes (saturating: a reader compares it with a section length,
+    /// and a corrupt header must not overflow).
     pub fn sectors(&self, rows: u64) -> u64 {
-        rows.div_ceil(self.nodes_per_sector as u64) * self.sectors_per_node as u64
+        rows.div_ceil(self.nodes_per_sector as u64).saturating_mul(self.sectors_per_node as u64)
     }
 
     /// The first sector of `row`'s node, and the node's byte offset in the node section.

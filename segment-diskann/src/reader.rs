@@ -225,7 +225,7 @@ impl VamanaSegment {
         };
         let sectors = layout.sectors(rows);
         let nodes = section(SECTION_NODES)?;
-        check_len(&nodes, sectors * SECTOR_LEN as u64)?;
+        check_len(&nodes, sectors.saturating_mul(SECTOR_LEN as u64))?;
         let ids = section(SECTION_IDS)?;
         check_len(&ids, rows * 8)?;
         check_crc(&ids)?;
@@ -245,7 +245,7 @@ impl VamanaSegment {
             return Err(corrupt(Problem::Codebook(problem)));
         }
         let codes = section(SECTION_CODES)?;
-        check_len(&codes, rows * codec.code_len() as u64)?;
+        check_len(&codes, rows.saturating_mul(codec.code_len() as u64))?;
         check_crc(&codes)?;
         let groups = rows.div_ceil(layout.nodes_per_sector as u64) as usize;
         Ok(VamanaSegment {
