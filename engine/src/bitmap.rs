@@ -47,6 +47,10 @@ impl AtomicBitmap {
         self.count.load(Ordering::Acquire)
     }
 
+    pub(crate) fn memory_bytes(&self) -> usize {
+        size_of::<Self>() + self.words.len() * 8
+    }
+
     /// The bits as of now.
     pub(crate) fn to_deletion_vector(&self) -> DeletionVector {
         let words = self.words.iter().map(|w| w.load(Ordering::Acquire)).collect();

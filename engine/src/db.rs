@@ -3,25 +3,29 @@
 use std::collections::HashSet;
 use std::fmt;
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
+use std::thread::JoinHandle;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use parking_lot::{Mutex, RwLock};
+use crossbeam::channel::Sender;
+use parking_lot::{Condvar, Mutex, RwLock};
 use strata_manifest::keys::{manifest_key, segment_file_key};
-use strata_manifest::{
-    FileRecord, Manifest, ManifestError, Retention, SegmentKind, SegmentRecord, StoredOptions,
-};
+use strata_manifest::{FileRecord, Manifest, ManifestError, Retention, SegmentKind, SegmentRecord};
 use strata_memtable::{MAX_ROWS, Memtable, Params, validate_vector};
 use strata_quantize::{Metric, Neighbor};
-use strata_segment_flat::{Expected, FlatSegment, FlatWriter};
+use strata_segment_flat::FlatWriter;
 use strata_storage::{DirLock, LocalDir, Storage};
 
 use crate::bitmap::AtomicBitmap;
+use crate::compaction::{CompactionPolicy, SegmentInfo, SizeTiered};
 use crate::index::IdIndex;
 use crate::options::MEMTABLE_ROTATE_ROWS;
+use crate::segment::Segment;
 use crate::tiers::{LiveSegment, Pending, Snapshot};
 use crate::{Error, Options, Result, SearchParams};
+
+mod worker;
 
 /// A committed version of the database: manifest versions count up from 1 (the empty database
 /// `create` writes).
@@ -55,30 +59,51 @@ enum Mode {
 /// once and become durable, atomically, at [`commit`](Self::commit); whatever was not committed
 /// is gone after a crash or when the handle drops. All methods take `&self`: share a handle
 /// between threads with an `Arc`.
+///
+/// A writer runs a background thread that compacts segments after commits (size-tiered, into
+/// Vamana segments once they are large) and commits by itself when the memtables pass
+/// [`Options::auto_flush_bytes`]. [`close`](Self::close), or dropping the handle, stops it.
 pub struct Db {
+    inner: Arc<Inner>,
+    worker: Mutex<Option<Worker>>,
+}
+
+/// The handle's state, shared with its background worker.
+pub(crate) struct Inner {
     storage: Arc<dyn Storage>,
     location: String,
     mode: Mode,
     dim: usize,
     metric: Metric,
     params: Params,
+    /// The options in force (from the manifest this handle opened).
+    options: Options,
     /// Every search starts by cloning this `Arc`; commits and rotations swap it.
     snapshot: RwLock<Arc<Snapshot>>,
     /// Writes hold it shared; freezing the active memtable (a commit's cut, a rotation) holds it
     /// exclusively, so a commit includes each write whole or not at all.
     write_gate: RwLock<()>,
-    /// Serializes commits, refreshes and collections.
+    /// Serializes commits, the commit step of compactions, refreshes and collections.
     commit_lock: Mutex<()>,
+    /// One compaction at a time (the worker's or `compact`'s).
+    compaction_lock: Mutex<()>,
+    policy: RwLock<Arc<dyn CompactionPolicy>>,
     index: Mutex<IdIndex>,
     next_segment_id: Mutex<u64>,
     /// Rows at which the active memtable is frozen into a pending tier.
     rotate_rows: AtomicUsize,
     poisoned: Mutex<Option<String>>,
     /// Segments any snapshot of this handle may still read; garbage collection spares them.
-    opened_segments: Mutex<Vec<Weak<FlatSegment>>>,
+    opened_segments: Mutex<Vec<Weak<Segment>>>,
     /// Random, per handle: part of every object key this handle writes, so a fenced writer on
     /// an object store never overwrites a committed object (see `keys::segment_file_key`).
     tag: u64,
+    /// Wakes the background worker, if one runs.
+    work: Mutex<Option<Sender<Work>>>,
+    /// An automatic flush is queued: later writes need not queue another.
+    flush_queued: AtomicBool,
+    /// Notified after each compaction, so a commit stalled on a backlog wakes.
+    compacted: (Mutex<()>, Condvar),
     /// Held for the writer's lifetime on a local directory.
     _lock: Option<DirLock>,
 }
@@ -86,10 +111,10 @@ pub struct Db {
 impl fmt::Debug for Db {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Db")
-            .field("location", &self.location)
-            .field("mode", &self.mode)
-            .field("dim", &self.dim)
-            .field("metric", &self.metric)
+            .field("location", &self.inner.location)
+            .field("mode", &self.inner.mode)
+            .field("dim", &self.inner.dim)
+            .field("metric", &self.inner.metric)
             .field("version", &self.version())
             .finish_non_exhaustive()
     }
@@ -99,6 +124,31 @@ const LOCK_FILE: &str = "LOCK";
 
 /// Deletion vectors a commit writes at once.
 const DELETES_WRITERS: usize = 16;
+
+/// Commits stall while the background worker has compaction work and more than this many times
+/// `compaction_threshold` segments are live (as RocksDB stalls writes on too many level-0
+/// files): the segment count, and so search cost, stays bounded when commits outpace merges.
+const STALL_FACTOR: usize = 8;
+
+/// Marks an input row a compaction dropped (deleted when it started).
+const DROPPED: u32 = u32::MAX;
+
+/// What the background worker is asked to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Work {
+    /// A commit happened: compact while the policy finds work.
+    Compact,
+    /// The memtables passed the automatic flush budget: commit.
+    Flush,
+    Stop,
+}
+
+/// The background thread of a writer handle.
+#[derive(Debug)]
+struct Worker {
+    sender: Sender<Work>,
+    thread: JoinHandle<()>,
+}
 
 impl Db {
     /// Creates a database in the local directory `root` (created if missing), and opens it for
@@ -175,15 +225,7 @@ impl Db {
         let manifest = Manifest {
             version: 1,
             committed_at_ms: now_ms(),
-            options: StoredOptions {
-                dim: options.dim as u32,
-                metric: options.metric.code(),
-                hnsw_m: options.hnsw_m as u32,
-                hnsw_ef_construction: options.hnsw_ef_construction as u32,
-                keep_versions: options.keep_versions,
-                keep_for_secs: options.keep_for.as_secs()
-                    + u64::from(options.keep_for.subsec_nanos() > 0),
-            },
+            options: options.to_stored(),
             next_segment_id: 0,
             segments: Vec::new(),
         };
@@ -205,21 +247,20 @@ impl Db {
             Some(v) => strata_manifest::load(&*storage, v)?,
             None => strata_manifest::load_latest(&*storage)?,
         };
-        let stored = manifest.options;
-        let metric =
-            Metric::from_code(stored.metric).ok_or(Error::UnknownMetric { code: stored.metric })?;
-        let dim = stored.dim as usize;
-        let params = Params::default()
-            .m(stored.hnsw_m as usize)
-            .ef_construction(stored.hnsw_ef_construction as usize);
+        let options = Options::from_stored(&manifest.options)?;
+        let dim = options.dim;
+        let metric = options.metric;
+        let params =
+            Params::default().m(options.hnsw_m).ef_construction(options.hnsw_ef_construction);
         let active = Arc::new(Memtable::new(dim, metric, params)?);
-        let db = Db {
+        let inner = Inner {
             storage,
             location,
             mode,
             dim,
             metric,
             params,
+            options,
             snapshot: RwLock::new(Arc::new(Snapshot {
                 manifest: Arc::new(manifest.clone()),
                 active,
@@ -228,18 +269,212 @@ impl Db {
             })),
             write_gate: RwLock::new(()),
             commit_lock: Mutex::new(()),
+            compaction_lock: Mutex::new(()),
+            policy: RwLock::new(Arc::new(SizeTiered)),
             index: Mutex::new(IdIndex::default()),
             next_segment_id: Mutex::new(manifest.next_segment_id),
             rotate_rows: AtomicUsize::new(MEMTABLE_ROTATE_ROWS),
             poisoned: Mutex::new(None),
             opened_segments: Mutex::new(Vec::new()),
             tag: writer_tag(),
+            work: Mutex::new(None),
+            flush_queued: AtomicBool::new(false),
+            compacted: (Mutex::new(()), Condvar::new()),
             _lock: lock,
         };
-        db.install_manifest(manifest, &[])?;
+        inner.install_manifest(manifest, &[])?;
+        let inner = Arc::new(inner);
+        let worker = (mode == Mode::Writer).then(|| Worker::start(&inner)).transpose()?;
+        let db = Db { inner, worker: Mutex::new(worker) };
+        db.inner.wake(Work::Compact);
         Ok(db)
     }
 
+    /// Runs compactions until the policy finds nothing to do, in this thread, and returns how
+    /// many it ran. For tools and tests; the background worker does the same after commits.
+    /// A failure poisons the handle for writes (see [`Error::Poisoned`]).
+    pub fn compact(&self) -> Result<usize> {
+        self.inner.compact_all()
+    }
+
+    /// Replaces the compaction policy of this handle (not stored: reopening restores
+    /// [`SizeTiered`]). See [`NoCompaction`](crate::compaction::NoCompaction) and
+    /// [`CompactAll`](crate::compaction::CompactAll).
+    pub fn set_compaction_policy(&self, policy: Arc<dyn CompactionPolicy>) {
+        *self.inner.policy.write() = policy;
+        self.inner.wake(Work::Compact);
+    }
+
+    /// The committed segments of the current version, oldest first, as the compaction policy
+    /// sees them.
+    pub fn segments(&self) -> Vec<SegmentInfo> {
+        self.inner.current_snapshot().segment_infos()
+    }
+
+    /// The options in force (stored in the manifest at create time).
+    pub fn options(&self) -> Options {
+        self.inner.options
+    }
+
+    /// Bytes this handle holds in RAM: memtables, the id index, and each segment's in-memory
+    /// part (a Vamana segment's codes; not the mapped files, which the page cache holds).
+    pub fn memory_bytes(&self) -> usize {
+        self.inner.memory_bytes()
+    }
+
+    /// Stops the background worker, waiting for a compaction in progress to finish, and drops
+    /// the handle. Uncommitted writes are dropped, as on any drop. Dropping the handle does the
+    /// same; `close` reports a worker that failed.
+    pub fn close(self) -> Result<()> {
+        self.stop_worker();
+        match self.inner.poisoned.lock().clone() {
+            Some(cause) if cause.starts_with(WORKER_FAILED) => Err(Error::Poisoned { cause }),
+            _ => Ok(()),
+        }
+    }
+
+    fn stop_worker(&self) {
+        if let Some(worker) = self.worker.lock().take() {
+            *self.inner.work.lock() = None;
+            let _ = worker.sender.send(Work::Stop);
+            if worker.thread.join().is_err() {
+                self.inner.poison(format!("{WORKER_FAILED}: the worker thread panicked"));
+            }
+        }
+    }
+
+    /// Vector dimension.
+    pub fn dim(&self) -> usize {
+        self.inner.dim()
+    }
+
+    /// The metric.
+    pub fn metric(&self) -> Metric {
+        self.inner.metric()
+    }
+
+    /// The committed version this handle's state builds on.
+    pub fn version(&self) -> Version {
+        self.inner.version()
+    }
+
+    /// Live records, committed and not (approximate while writes run).
+    pub fn len(&self) -> usize {
+        self.inner.len()
+    }
+
+    /// True when no record is live.
+    pub fn is_empty(&self) -> bool {
+        self.inner.is_empty()
+    }
+
+    /// Inserts `vector` under `id`, replacing any record with that id. Visible to searches on
+    /// return; durable after the next [`commit`](Self::commit).
+    pub fn upsert(&self, id: u64, vector: &[f32]) -> Result<()> {
+        self.inner.upsert(id, vector)
+    }
+
+    /// Upserts `ids[i]` with the `i`-th `dim`-float row of `vectors` (row-major), for every
+    /// `i`, inserting on every core. The whole batch is validated first: on any error nothing is
+    /// applied. Within a batch, the last row with a given id wins.
+    pub fn upsert_batch(&self, ids: &[u64], vectors: &[f32]) -> Result<()> {
+        self.inner.upsert_batch(ids, vectors)
+    }
+
+    /// Deletes record `id`; returns whether it existed. Visible to searches on return; durable
+    /// after the next commit.
+    pub fn delete(&self, id: u64) -> Result<bool> {
+        self.inner.delete(id)
+    }
+
+    /// The vector of record `id` (normalized, under cosine), if it exists.
+    pub fn get(&self, id: u64) -> Result<Option<Vec<f32>>> {
+        self.inner.get(id)
+    }
+
+    /// The `k` nearest live records to `query`, nearest first, at default effort.
+    pub fn search(&self, query: &[f32], k: usize) -> Result<Vec<Neighbor>> {
+        self.inner.search(query, k)
+    }
+
+    /// The nearest live records to `query` under `params`, nearest first. Distances are
+    /// smaller-is-nearer for every metric (squared L2; negated dot product; 1 - cosine).
+    ///
+    /// Runs on a snapshot of every tier; never waits for a commit beyond a pointer swap.
+    pub fn search_with(&self, query: &[f32], params: SearchParams) -> Result<Vec<Neighbor>> {
+        self.inner.search_with(query, params)
+    }
+
+    /// Sets how many rows the active memtable takes before it is frozen into an in-memory tier
+    /// (searched, committed by the next commit) and a fresh one is started. Smaller graphs insert
+    /// faster; more tiers search slower. Default 1,048,576; clamped to `1..=MAX_ROWS / 2`. Not stored: it applies to this handle.
+    pub fn set_memtable_rotate_rows(&self, rows: usize) {
+        self.inner.set_memtable_rotate_rows(rows)
+    }
+
+    /// Makes every write before it durable, atomically, and returns the new version (or the
+    /// current one when there is nothing to commit).
+    ///
+    /// Writes from other threads may run during a commit; each is in this version or the next,
+    /// whole. If the commit fails part-way the handle is poisoned (see [`Error::Poisoned`]):
+    /// what is on storage is then the previous version or this one, never a mix.
+    pub fn commit(&self) -> Result<Version> {
+        let version = self.inner.commit()?;
+        self.inner.stall_while_compaction_is_behind();
+        Ok(version)
+    }
+
+    /// Moves a read-only handle to the newest committed version; returns it. Segments already
+    /// open stay open.
+    pub fn refresh(&self) -> Result<Version> {
+        self.inner.refresh()
+    }
+
+    /// Deletes what no retained version and no live snapshot of this handle uses: manifest
+    /// versions outside retention, then segment files and deletion vectors only they (or failed
+    /// commits) referenced.
+    ///
+    /// Read-only handles elsewhere rely on retention: one reading a version that falls out of
+    /// it may fail on its next read of a removed file.
+    pub fn gc(&self) -> Result<GcStats> {
+        self.inner.gc()
+    }
+
+    /// Every committed version still stored, oldest first (time travel targets).
+    pub fn versions(&self) -> Result<Vec<Version>> {
+        self.inner.versions()
+    }
+}
+
+impl Drop for Db {
+    fn drop(&mut self) {
+        self.stop_worker();
+    }
+}
+
+/// The start of a poisoning cause the worker set.
+const WORKER_FAILED: &str = "background work failed";
+
+impl Worker {
+    fn start(inner: &Arc<Inner>) -> Result<Worker> {
+        let (sender, receiver) = crossbeam::channel::unbounded();
+        *inner.work.lock() = Some(sender.clone());
+        let shared = Arc::clone(inner);
+        let thread = std::thread::Builder::new()
+            .name("strata-worker".into())
+            .spawn(move || shared.run_worker(&receiver))
+            .map_err(|source| {
+                Error::Storage(strata_storage::Error::Io {
+                    op: "spawn the worker thread",
+                    key: String::new(),
+                    source,
+                })
+            })?;
+        Ok(Worker { sender, thread })
+    }
+}
+
+impl Inner {
     /// Opens every segment of `manifest` (reusing those in `reuse` that are unchanged), rebuilds
     /// the id index from id columns and deletion vectors, and swaps in the snapshot. Reads no
     /// vector block.
@@ -285,24 +520,49 @@ impl Db {
         Arc::clone(&self.snapshot.read())
     }
 
-    fn open_segment(&self, record: &SegmentRecord) -> Result<FlatSegment> {
-        // Every kind has its own reader; flat is the only one so far.
-        match record.kind {
-            SegmentKind::Flat => {}
-        }
-        let key = record.file_key(0);
-        let file = record.files[0];
-        let expected = Expected {
-            dim: self.dim,
-            metric: self.metric,
-            rows: record.rows,
-            size: file.size,
-            crc32: file.crc32,
-        };
-        Ok(FlatSegment::open_expected(&*self.storage, &key, &expected)?)
+    fn open_segment(&self, record: &SegmentRecord) -> Result<Segment> {
+        Segment::open(&*self.storage, record, self.dim, self.metric)
     }
 
-    fn register_segments(&self, segments: &[Arc<LiveSegment>]) {
+    /// Refuses writes from now on, keeping the first cause.
+    pub(crate) fn poison(&self, cause: String) {
+        self.poisoned.lock().get_or_insert(cause);
+    }
+
+    fn memory_bytes(&self) -> usize {
+        let snapshot = self.current_snapshot();
+        let memtables: usize = snapshot.active.memory_bytes()
+            + snapshot.pending.iter().map(|p| p.memory_bytes()).sum::<usize>();
+        let segments: usize = snapshot.segments.iter().map(|s| s.memory_bytes()).sum();
+        memtables + segments + self.index.lock().memory_bytes()
+    }
+
+    /// Bytes the memtables hold (active and frozen), for the automatic flush.
+    fn memtable_bytes(&self, snapshot: &Snapshot) -> usize {
+        snapshot.active.memory_bytes()
+            + snapshot.pending.iter().map(|p| p.memory_bytes()).sum::<usize>()
+    }
+
+    /// After a write: past the automatic flush budget, queue a commit for the worker; past
+    /// twice the budget (the worker is behind), commit in this thread.
+    fn flush_if_full(&self) -> Result<()> {
+        let Some(budget) = self.options.auto_flush_bytes else { return Ok(()) };
+        let snapshot = self.current_snapshot();
+        let bytes = self.memtable_bytes(&snapshot) as u64;
+        if bytes <= budget {
+            return Ok(());
+        }
+        let worker = self.work.lock().is_some();
+        if worker && bytes <= budget.saturating_mul(2) {
+            if !self.flush_queued.swap(true, Ordering::AcqRel) {
+                self.wake(Work::Flush);
+            }
+            return Ok(());
+        }
+        self.commit().map(drop)
+    }
+
+    pub(crate) fn register_segments(&self, segments: &[Arc<LiveSegment>]) {
         let mut opened = self.opened_segments.lock();
         opened.retain(|weak| weak.strong_count() > 0);
         for live in segments {
@@ -312,23 +572,19 @@ impl Db {
         }
     }
 
-    /// Vector dimension.
-    pub fn dim(&self) -> usize {
+    pub(crate) fn dim(&self) -> usize {
         self.dim
     }
 
-    /// The metric.
-    pub fn metric(&self) -> Metric {
+    pub(crate) fn metric(&self) -> Metric {
         self.metric
     }
 
-    /// The committed version this handle's state builds on.
-    pub fn version(&self) -> Version {
+    pub(crate) fn version(&self) -> Version {
         Version(self.snapshot.read().manifest.version)
     }
 
-    /// Live records, committed and not (approximate while writes run).
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         // No rotation may move rows from the memtable into the index between the two reads.
         let _gate = self.write_gate.read();
         let snapshot = Arc::clone(&self.snapshot.read());
@@ -336,12 +592,11 @@ impl Db {
         snapshot.active.len() + live_in_index
     }
 
-    /// True when no record is live.
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
-    fn check_writable(&self) -> Result<()> {
+    pub(crate) fn check_writable(&self) -> Result<()> {
         if self.mode == Mode::ReadOnly {
             return Err(Error::ReadOnly);
         }
@@ -351,9 +606,7 @@ impl Db {
         Ok(())
     }
 
-    /// Inserts `vector` under `id`, replacing any record with that id. Visible to searches on
-    /// return; durable after the next [`commit`](Self::commit).
-    pub fn upsert(&self, id: u64, vector: &[f32]) -> Result<()> {
+    pub(crate) fn upsert(&self, id: u64, vector: &[f32]) -> Result<()> {
         self.check_writable()?;
         validate_vector(self.dim, self.metric, vector)?;
         self.rotate_if_full()?;
@@ -361,13 +614,15 @@ impl Db {
         let active = Arc::clone(&self.snapshot.read().active);
         active.upsert(id, vector)?;
         self.index.lock().delete(id);
+        drop(_gate);
+        // Memory is summed every 256 rows: exact enough, and off the per-write path.
+        if active.rows().is_multiple_of(256) {
+            self.flush_if_full()?;
+        }
         Ok(())
     }
 
-    /// Upserts `ids[i]` with the `i`-th `dim`-float row of `vectors` (row-major), for every
-    /// `i`, inserting on every core. The whole batch is validated first: on any error nothing is
-    /// applied. Within a batch, the last row with a given id wins.
-    pub fn upsert_batch(&self, ids: &[u64], vectors: &[f32]) -> Result<()> {
+    pub(crate) fn upsert_batch(&self, ids: &[u64], vectors: &[f32]) -> Result<()> {
         self.check_writable()?;
         if ids.len().checked_mul(self.dim) != Some(vectors.len()) {
             return Err(Error::InvalidBatch {
@@ -446,13 +701,14 @@ impl Db {
             if let Some(e) = first_error {
                 return Err(e);
             }
+            drop(index);
+            drop(_gate);
+            self.flush_if_full()?;
         }
         Ok(())
     }
 
-    /// Deletes record `id`; returns whether it existed. Visible to searches on return; durable
-    /// after the next commit.
-    pub fn delete(&self, id: u64) -> Result<bool> {
+    pub(crate) fn delete(&self, id: u64) -> Result<bool> {
         self.check_writable()?;
         let _gate = self.write_gate.read();
         let active = Arc::clone(&self.snapshot.read().active);
@@ -461,14 +717,17 @@ impl Db {
         Ok(in_memtable || elsewhere)
     }
 
-    /// The vector of record `id` (normalized, under cosine), if it exists.
-    pub fn get(&self, id: u64) -> Result<Option<Vec<f32>>> {
+    pub(crate) fn get(&self, id: u64) -> Result<Option<Vec<f32>>> {
         // Under the gate no rotation moves records between the memtable and the index. The
         // index is read first: an upsert adds the new version to the memtable before it takes
         // the old one out of the index, so a record is always in one place or the other.
+        // Location and snapshot are read together (snapshot lock first, as everywhere): a
+        // compaction swaps both at once, and a location only makes sense in its snapshot.
         let _gate = self.write_gate.read();
-        let location = self.index.lock().get(id);
-        let snapshot = Arc::clone(&self.snapshot.read());
+        let (location, snapshot) = {
+            let snapshot = self.snapshot.read();
+            (self.index.lock().get(id), Arc::clone(&snapshot))
+        };
         if let Some(location) = location
             && let Some(vector) = snapshot.vector_of(location.segment.into(), location.row)?
         {
@@ -477,16 +736,11 @@ impl Db {
         Ok(snapshot.active.get(id).map(<[f32]>::to_vec))
     }
 
-    /// The `k` nearest live records to `query`, nearest first, at default effort.
-    pub fn search(&self, query: &[f32], k: usize) -> Result<Vec<Neighbor>> {
+    pub(crate) fn search(&self, query: &[f32], k: usize) -> Result<Vec<Neighbor>> {
         self.search_with(query, SearchParams::new(k))
     }
 
-    /// The nearest live records to `query` under `params`, nearest first. Distances are
-    /// smaller-is-nearer for every metric (squared L2; negated dot product; 1 - cosine).
-    ///
-    /// Runs on a snapshot of every tier; never waits for a commit beyond a pointer swap.
-    pub fn search_with(&self, query: &[f32], params: SearchParams) -> Result<Vec<Neighbor>> {
+    pub(crate) fn search_with(&self, query: &[f32], params: SearchParams) -> Result<Vec<Neighbor>> {
         validate_vector(self.dim, self.metric, query)?;
         self.search_from(self.current_snapshot(), query, params)
     }
@@ -516,10 +770,7 @@ impl Db {
         }
     }
 
-    /// Sets how many rows the active memtable takes before it is frozen into an in-memory tier
-    /// (searched, committed by the next commit) and a fresh one is started. Smaller graphs insert
-    /// faster; more tiers search slower. Default 1,048,576; clamped to `1..=MAX_ROWS / 2`. Not stored: it applies to this handle.
-    pub fn set_memtable_rotate_rows(&self, rows: usize) {
+    pub(crate) fn set_memtable_rotate_rows(&self, rows: usize) {
         self.rotate_rows.store(rows.clamp(1, MAX_ROWS / 2), Ordering::Relaxed);
     }
 
@@ -566,13 +817,7 @@ impl Db {
         Ok(pending)
     }
 
-    /// Makes every write before it durable, atomically, and returns the new version (or the
-    /// current one when there is nothing to commit).
-    ///
-    /// Writes from other threads may run during a commit; each is in this version or the next,
-    /// whole. If the commit fails part-way the handle is poisoned (see [`Error::Poisoned`]):
-    /// what is on storage is then the previous version or this one, never a mix.
-    pub fn commit(&self) -> Result<Version> {
+    pub(crate) fn commit(&self) -> Result<Version> {
         self.check_writable()?;
         let _commit = self.commit_lock.lock();
         // The cut: freeze the active memtable and take every segment's deletes as of now.
@@ -594,9 +839,12 @@ impl Db {
             return Ok(Version(snapshot.manifest.version));
         }
         match self.write_version(&snapshot, &pending_deletes, &segment_deletes) {
-            Ok(version) => Ok(version),
+            Ok(version) => {
+                self.wake(Work::Compact);
+                Ok(version)
+            }
             Err(error) => {
-                *self.poisoned.lock() = Some(error.to_string());
+                self.poison(error.to_string());
                 Err(error)
             }
         }
@@ -766,7 +1014,7 @@ impl Db {
 
     /// `Conflict` if the manifest of `base` is gone: garbage collection removed it, so other
     /// writers committed versions after it (one stat, whatever the history's length).
-    fn check_base_exists(&self, base: u64) -> Result<()> {
+    pub(crate) fn check_base_exists(&self, base: u64) -> Result<()> {
         match self.storage.size(&manifest_key(base)) {
             Ok(_) => Ok(()),
             Err(e) if e.is_not_found() => {
@@ -777,9 +1025,7 @@ impl Db {
         }
     }
 
-    /// Moves a read-only handle to the newest committed version; returns it. Segments already
-    /// open stay open.
-    pub fn refresh(&self) -> Result<Version> {
+    pub(crate) fn refresh(&self) -> Result<Version> {
         if self.mode != Mode::ReadOnly {
             return Ok(self.version());
         }
@@ -792,13 +1038,7 @@ impl Db {
         Ok(self.version())
     }
 
-    /// Deletes what no retained version and no live snapshot of this handle uses: manifest
-    /// versions outside retention, then segment files and deletion vectors only they (or failed
-    /// commits) referenced.
-    ///
-    /// Read-only handles elsewhere rely on retention: one reading a version that falls out of
-    /// it may fail on its next read of a removed file.
-    pub fn gc(&self) -> Result<GcStats> {
+    pub(crate) fn gc(&self) -> Result<GcStats> {
         self.check_writable()?;
         let _commit = self.commit_lock.lock();
         let manifest = Arc::clone(&self.snapshot.read().manifest);
@@ -822,8 +1062,7 @@ impl Db {
         Ok(GcStats { manifests: plan.manifests.len(), files: plan.files.len() })
     }
 
-    /// Every committed version still stored, oldest first (time travel targets).
-    pub fn versions(&self) -> Result<Vec<Version>> {
+    pub(crate) fn versions(&self) -> Result<Vec<Version>> {
         Ok(strata_manifest::list_versions(&*self.storage)?.into_iter().map(Version).collect())
     }
 }
@@ -864,11 +1103,11 @@ mod tests {
             .unwrap();
         db.upsert(1, &[1.0, 2.0]).unwrap();
         db.commit().unwrap();
-        let held = db.current_snapshot();
+        let held = db.inner.current_snapshot();
         let file = held.segments[0].record.file_key(0);
         db.delete(1).unwrap();
         db.commit().unwrap();
-        assert!(db.current_snapshot().segments.is_empty(), "a fully deleted segment leaves");
+        assert!(db.inner.current_snapshot().segments.is_empty(), "a fully deleted segment leaves");
 
         // A search that started before the commit still reads the old segment.
         assert_eq!(db.gc().unwrap().files, 0);
@@ -896,12 +1135,12 @@ mod race_tests {
         db.upsert(2, &[2.0, 0.0]).unwrap();
         db.commit().unwrap();
         db.upsert(3, &[3.0, 0.0]).unwrap();
-        let held = db.current_snapshot();
+        let held = db.inner.current_snapshot();
         db.commit().unwrap();
         db.upsert(1, &[1.5, 0.0]).unwrap();
         let stale = held.search(&[1.0, 0.0], SearchParams::exact(10)).unwrap();
         assert!(!stale.iter().any(|n| n.id == 1), "the stale snapshot alone misses id 1");
-        let hits = db.search_from(held, &[1.0, 0.0], SearchParams::exact(10)).unwrap();
+        let hits = db.inner.search_from(held, &[1.0, 0.0], SearchParams::exact(10)).unwrap();
         let ids: Vec<u64> = hits.iter().map(|n| n.id).collect();
         assert_eq!(ids, [1, 2, 3], "{hits:?}");
     }

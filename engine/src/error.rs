@@ -2,6 +2,7 @@
 
 use strata_manifest::ManifestError;
 use strata_memtable::MemtableError;
+use strata_segment_diskann::VamanaError;
 use strata_segment_flat::SegmentError;
 
 /// A result with the engine's [`Error`].
@@ -46,6 +47,10 @@ pub enum Error {
     #[error("the database handle is poisoned and refuses writes: {cause}")]
     Poisoned { cause: String },
 
+    /// The manifest names a Vamana codec this build does not know.
+    #[error("the database uses unknown codec code {code}")]
+    UnknownCodec { code: u8 },
+
     /// The manifest names a metric this build does not know.
     #[error("the database uses unknown metric code {code}")]
     UnknownMetric { code: u8 },
@@ -62,9 +67,13 @@ pub enum Error {
     #[error(transparent)]
     Manifest(ManifestError),
 
-    /// A segment could not be written, opened or read.
+    /// A flat segment could not be written, opened or read.
     #[error(transparent)]
     Segment(#[from] SegmentError),
+
+    /// A Vamana segment could not be built, opened or read.
+    #[error(transparent)]
+    Vamana(#[from] VamanaError),
 }
 
 impl From<ManifestError> for Error {

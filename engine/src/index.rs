@@ -66,6 +66,12 @@ impl IdIndex {
         self.bitmaps.remove(&segment);
     }
 
+    /// Bytes of the hash tables (an estimate: capacity times entry size).
+    pub(crate) fn memory_bytes(&self) -> usize {
+        self.ids.capacity() * (size_of::<(u64, Location)>() + 1)
+            + self.bitmaps.capacity() * (size_of::<(u32, Arc<AtomicBitmap>)>() + 1)
+    }
+
     pub(crate) fn len(&self) -> usize {
         self.ids.len()
     }

@@ -23,13 +23,15 @@
 //! `docs/ARCHITECTURE.md` for the design.
 
 mod bitmap;
+pub mod compaction;
 mod db;
 mod error;
 mod index;
 mod options;
+mod segment;
 mod tiers;
 
-pub use strata_quantize::{Metric, Neighbor};
+pub use strata_quantize::{CodecKind, Metric, Neighbor};
 
 pub use crate::db::{Db, GcStats, Version};
 pub use crate::error::{Error, Result};

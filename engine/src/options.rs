@@ -2,9 +2,13 @@
 
 use std::time::Duration;
 
+use strata_manifest::{CompactionSettings as Stored, StoredOptions};
 use strata_memtable::MAX_ROWS;
-use strata_quantize::Metric;
+use strata_quantize::{CodecKind, Metric};
 
+use strata_segment_diskann::BuildOptions;
+
+use crate::compaction::PolicySettings;
 use crate::{Error, Result};
 
 /// How a database is created. Stored in its manifest: every later open uses the same values.
@@ -22,7 +26,22 @@ pub struct Options {
     pub(crate) hnsw_ef_construction: usize,
     pub(crate) keep_versions: u32,
     pub(crate) keep_for: Duration,
+    pub(crate) compaction_threshold: usize,
+    pub(crate) diskann_min_rows: u64,
+    pub(crate) deleted_rewrite_permille: u16,
+    pub(crate) vamana_codec: Option<CodecKind>,
+    pub(crate) vamana_max_degree: usize,
+    pub(crate) compaction_memory_mib: u32,
+    pub(crate) auto_flush_bytes: Option<u64>,
+    pub(crate) background_compaction: bool,
 }
+
+const DEFAULT_THRESHOLD: usize = 4;
+const DEFAULT_DISKANN_MIN_ROWS: u64 = 10_000;
+const DEFAULT_DELETED_REWRITE_PERMILLE: u16 = 300;
+const DEFAULT_VAMANA_MAX_DEGREE: usize = 64;
+const DEFAULT_COMPACTION_MEMORY_MIB: u32 = 2048;
+const DEFAULT_AUTO_FLUSH_BYTES: u64 = 256 << 20;
 
 impl Options {
     /// Options for `dim`-dimensional vectors compared by `metric`, with every other setting at
@@ -35,6 +54,14 @@ impl Options {
             hnsw_ef_construction: 200,
             keep_versions: 10,
             keep_for: Duration::ZERO,
+            compaction_threshold: DEFAULT_THRESHOLD,
+            diskann_min_rows: DEFAULT_DISKANN_MIN_ROWS,
+            deleted_rewrite_permille: DEFAULT_DELETED_REWRITE_PERMILLE,
+            vamana_codec: None,
+            vamana_max_degree: DEFAULT_VAMANA_MAX_DEGREE,
+            compaction_memory_mib: DEFAULT_COMPACTION_MEMORY_MIB,
+            auto_flush_bytes: Some(DEFAULT_AUTO_FLUSH_BYTES),
+            background_compaction: true,
         }
     }
 
@@ -68,6 +95,75 @@ impl Options {
         self
     }
 
+    /// Compaction: how many segments of a similar size accumulate before a background merge
+    /// combines them (size-tiered). Lower keeps fewer segments (faster searches) at the cost of
+    /// rewriting rows more often. Default 4; at least 2.
+    #[must_use]
+    pub fn compaction_threshold(mut self, segments: usize) -> Self {
+        self.compaction_threshold = segments;
+        self
+    }
+
+    /// Compaction: merged outputs with at least this many live rows become Vamana (DiskANN)
+    /// segments, with quantized codes in RAM and vectors on disk; smaller ones stay flat
+    /// (exact scans). Default 10,000; at least 256.
+    #[must_use]
+    pub fn diskann_min_rows(mut self, rows: u64) -> Self {
+        self.diskann_min_rows = rows;
+        self
+    }
+
+    /// Compaction: a segment with more than this fraction of its rows deleted is rewritten
+    /// without them. Default 0.3; in `(0, 1]` (1 never rewrites).
+    #[must_use]
+    pub fn deleted_rewrite_fraction(mut self, fraction: f64) -> Self {
+        self.deleted_rewrite_permille = (fraction.clamp(0.0, 1.0) * 1000.0).round() as u16;
+        self
+    }
+
+    /// The codes Vamana segments keep in RAM: residual PQ (`CodecKind::Rpq`, default with one
+    /// sub-space per 4 dimensions: `dim / 4 + 5` bytes a vector), PQ, SQ8 (`dim` bytes) or INT4
+    /// (`dim / 2`). Finer codes need fewer disk reads per query and more RAM.
+    #[must_use]
+    pub fn vamana_codec(mut self, codec: CodecKind) -> Self {
+        self.vamana_codec = Some(codec);
+        self
+    }
+
+    /// R, the neighbours each Vamana node keeps. Default 64; between 8 and 512.
+    #[must_use]
+    pub fn vamana_max_degree(mut self, degree: usize) -> Self {
+        self.vamana_max_degree = degree;
+        self
+    }
+
+    /// Memory one compaction's build may hold; merges are sized to fit. Default 2 GiB; at
+    /// least 64 MiB (rounded down to whole MiB).
+    #[must_use]
+    pub fn compaction_memory_budget(mut self, bytes: u64) -> Self {
+        self.compaction_memory_mib = (bytes >> 20).min(u64::from(u32::MAX)) as u32;
+        self
+    }
+
+    /// Automatic flush: once the memtables hold more than `bytes`, the engine commits by
+    /// itself (in the background; a writer that gets twice as far ahead commits in its own
+    /// thread), so an application that never commits does not run out of memory. Writes are
+    /// then durable earlier than the application's next `commit`, and a group of writes may be
+    /// split across two versions. `None` turns it off. Default 256 MiB.
+    #[must_use]
+    pub fn auto_flush_bytes(mut self, bytes: Option<u64>) -> Self {
+        self.auto_flush_bytes = bytes;
+        self
+    }
+
+    /// Whether a background thread compacts after commits. Off, compaction runs only when
+    /// the application calls `Db::compact`. Default on.
+    #[must_use]
+    pub fn background_compaction(mut self, on: bool) -> Self {
+        self.background_compaction = on;
+        self
+    }
+
     /// Vector dimension.
     pub fn dim(&self) -> usize {
         self.dim
@@ -92,7 +188,132 @@ impl Options {
         if self.keep_versions == 0 {
             return invalid("keep_versions", "must be at least 1");
         }
-        Ok(())
+        if !(2..=u32::MAX as usize).contains(&self.compaction_threshold) {
+            return invalid("compaction_threshold", "must be at least 2");
+        }
+        if self.diskann_min_rows < 256 {
+            return invalid("diskann_min_rows", "must be at least 256");
+        }
+        if self.deleted_rewrite_permille == 0 {
+            return invalid("deleted_rewrite_fraction", "must be above 0");
+        }
+        if !(8..=512).contains(&self.vamana_max_degree) {
+            return invalid("vamana_max_degree", "must be between 8 and 512");
+        }
+        if self.compaction_memory_mib < 64 {
+            return invalid("compaction_memory_budget", "must be at least 64 MiB");
+        }
+        if self.auto_flush_bytes.is_some_and(|b| b < 1 << 20) {
+            return invalid("auto_flush_bytes", "must be at least 1 MiB");
+        }
+        match self.vamana_codec {
+            Some(CodecKind::Pq { subspaces } | CodecKind::Rpq { subspaces })
+                if subspaces == 0 || subspaces > self.dim || subspaces > usize::from(u16::MAX) =>
+            {
+                invalid("vamana_codec", "sub-spaces must be between 1 and dim")
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// What the manifest stores.
+    pub(crate) fn to_stored(self) -> StoredOptions {
+        let (codec, param) = match self.vamana_codec {
+            None => (0, 0),
+            Some(kind @ (CodecKind::Pq { subspaces } | CodecKind::Rpq { subspaces })) => {
+                (kind.code(), subspaces as u16)
+            }
+            Some(kind) => (kind.code(), 0),
+        };
+        let mut flags = 0;
+        if !self.background_compaction {
+            flags |= Stored::COMPACTION_OFF;
+        }
+        if self.auto_flush_bytes.is_none() {
+            flags |= Stored::AUTO_FLUSH_OFF;
+        }
+        StoredOptions {
+            dim: self.dim as u32,
+            metric: self.metric.code(),
+            hnsw_m: self.hnsw_m as u32,
+            hnsw_ef_construction: self.hnsw_ef_construction as u32,
+            keep_versions: self.keep_versions,
+            keep_for_secs: self.keep_for.as_secs() + u64::from(self.keep_for.subsec_nanos() > 0),
+            compaction: Stored {
+                threshold: self.compaction_threshold as u32,
+                deleted_rewrite_permille: self.deleted_rewrite_permille,
+                diskann_min_rows: self.diskann_min_rows,
+                vamana_max_degree: self.vamana_max_degree as u16,
+                vamana_codec: codec,
+                vamana_codec_param: param,
+                memory_mib: self.compaction_memory_mib,
+                auto_flush_bytes: self.auto_flush_bytes.unwrap_or(0),
+                flags,
+            },
+        }
+    }
+
+    /// The options a manifest stores; zero compaction fields take today's defaults.
+    pub(crate) fn from_stored(stored: &StoredOptions) -> Result<Options> {
+        let metric =
+            Metric::from_code(stored.metric).ok_or(Error::UnknownMetric { code: stored.metric })?;
+        let c = &stored.compaction;
+        let or = |value: u64, default: u64| if value == 0 { default } else { value };
+        let param = usize::from(c.vamana_codec_param);
+        let vamana_codec = match c.vamana_codec {
+            0 => None,
+            1 => Some(CodecKind::Sq8),
+            2 => Some(CodecKind::Int4),
+            3 => Some(CodecKind::Pq { subspaces: param }),
+            4 => Some(CodecKind::Rpq { subspaces: param }),
+            code => return Err(Error::UnknownCodec { code }),
+        };
+        let options = Options {
+            dim: stored.dim as usize,
+            metric,
+            hnsw_m: stored.hnsw_m as usize,
+            hnsw_ef_construction: stored.hnsw_ef_construction as usize,
+            keep_versions: stored.keep_versions,
+            keep_for: Duration::from_secs(stored.keep_for_secs),
+            compaction_threshold: or(c.threshold.into(), DEFAULT_THRESHOLD as u64) as usize,
+            diskann_min_rows: or(c.diskann_min_rows, DEFAULT_DISKANN_MIN_ROWS),
+            deleted_rewrite_permille: or(
+                c.deleted_rewrite_permille.into(),
+                DEFAULT_DELETED_REWRITE_PERMILLE.into(),
+            ) as u16,
+            vamana_codec,
+            vamana_max_degree: or(c.vamana_max_degree.into(), DEFAULT_VAMANA_MAX_DEGREE as u64)
+                as usize,
+            compaction_memory_mib: or(c.memory_mib.into(), DEFAULT_COMPACTION_MEMORY_MIB.into())
+                as u32,
+            auto_flush_bytes: (c.flags & Stored::AUTO_FLUSH_OFF == 0)
+                .then(|| or(c.auto_flush_bytes, DEFAULT_AUTO_FLUSH_BYTES)),
+            background_compaction: c.flags & Stored::COMPACTION_OFF == 0,
+        };
+        Ok(options)
+    }
+
+    /// What a compaction policy plans with under these options.
+    pub fn policy_settings(&self) -> PolicySettings {
+        let build = self.vamana_build_options();
+        let per_row = build.peak_memory(self.dim, 1 << 20) >> 20;
+        PolicySettings {
+            threshold: self.compaction_threshold,
+            diskann_min_rows: self.diskann_min_rows,
+            deleted_rewrite_fraction: f64::from(self.deleted_rewrite_permille) / 1000.0,
+            max_merge_rows: (u64::from(self.compaction_memory_mib) << 20) / per_row.max(1),
+        }
+    }
+
+    /// How compactions build Vamana segments.
+    pub(crate) fn vamana_build_options(&self) -> BuildOptions {
+        let mut build = BuildOptions::default()
+            .max_degree(self.vamana_max_degree)
+            .memory_budget(u64::from(self.compaction_memory_mib) << 20);
+        if let Some(codec) = self.vamana_codec {
+            build = build.codec(codec);
+        }
+        build
     }
 }
 
@@ -112,20 +333,30 @@ pub(crate) const MEMTABLE_ROTATE_ROWS: usize =
 pub struct SearchParams {
     pub(crate) k: usize,
     pub(crate) ef: usize,
+    pub(crate) search_list: usize,
+    pub(crate) beam_width: usize,
 }
 
 impl SearchParams {
     /// Default candidate list size of the memtable graph search.
     pub const DEFAULT_EF: usize = 128;
 
+    /// Default candidate list (L) of Vamana segment searches.
+    pub const DEFAULT_SEARCH_LIST: usize = 64;
+
     /// The `k` nearest records, every tier at its default effort.
     pub fn new(k: usize) -> Self {
-        SearchParams { k, ef: Self::DEFAULT_EF }
+        SearchParams {
+            k,
+            ef: Self::DEFAULT_EF,
+            search_list: Self::DEFAULT_SEARCH_LIST,
+            beam_width: 1,
+        }
     }
 
     /// The `k` nearest records, exactly: graph tiers scan every row.
     pub fn exact(k: usize) -> Self {
-        SearchParams { k, ef: usize::MAX }
+        SearchParams { k, ef: usize::MAX, search_list: usize::MAX, beam_width: 1 }
     }
 
     /// Candidate list size of graph (memtable) searches: higher is more accurate and slower;
@@ -134,6 +365,23 @@ impl SearchParams {
     #[must_use]
     pub fn ef(mut self, ef: usize) -> Self {
         self.ef = ef;
+        self
+    }
+
+    /// Candidate list (L) of Vamana segment searches: every candidate is read from disk and
+    /// scored exactly, so higher is more accurate and slower; at least `k` is used. Default
+    /// [`DEFAULT_SEARCH_LIST`](Self::DEFAULT_SEARCH_LIST).
+    #[must_use]
+    pub fn search_list(mut self, search_list: usize) -> Self {
+        self.search_list = search_list;
+        self
+    }
+
+    /// Vamana nodes expanded per round (W): wider rounds overlap reads on slow storage;
+    /// from the page cache 1 (the default) is fastest.
+    #[must_use]
+    pub fn beam_width(mut self, beam_width: usize) -> Self {
+        self.beam_width = beam_width.max(1);
         self
     }
 

@@ -7,9 +7,11 @@ use std::sync::Arc;
 use strata_manifest::{Manifest, SegmentRecord};
 use strata_memtable::{FrozenMemtable, Memtable, MemtableError, MemtableView};
 use strata_quantize::{Neighbor, TopK, normalize};
-use strata_segment_flat::FlatSegment;
+use strata_segment_diskann as diskann;
 
 use crate::bitmap::AtomicBitmap;
+use crate::compaction::SegmentInfo;
+use crate::segment::{Segment, SegmentScratch};
 use crate::{Result, SearchParams};
 
 /// Marks a memtable row that was not live when the memtable froze.
@@ -50,6 +52,12 @@ impl Pending {
     pub(crate) fn vector(&self, row: u32) -> &[f32] {
         self.memtable.row_vector(self.rows[row as usize])
     }
+
+    pub(crate) fn memory_bytes(&self) -> usize {
+        self.memtable.memory_bytes()
+            + (self.rows.capacity() + self.segment_rows.capacity()) * 4
+            + self.ids.capacity() * 8
+    }
 }
 
 /// A committed segment, open.
@@ -57,7 +65,7 @@ impl Pending {
 pub(crate) struct LiveSegment {
     /// What the current version records about it (its committed deletion vector included).
     pub(crate) record: SegmentRecord,
-    pub(crate) segment: Arc<FlatSegment>,
+    pub(crate) segment: Arc<Segment>,
     pub(crate) deleted: Arc<AtomicBitmap>,
 }
 
@@ -65,6 +73,10 @@ impl LiveSegment {
     /// Whether deletes happened since the committed deletion vector.
     pub(crate) fn is_dirty(&self) -> bool {
         self.deleted.count() != self.record.deletes.map_or(0, |d| d.deleted)
+    }
+
+    pub(crate) fn memory_bytes(&self) -> usize {
+        self.segment.memory_bytes() + self.deleted.memory_bytes()
     }
 }
 
@@ -86,9 +98,9 @@ struct Scratch {
     /// The query, normalized under cosine.
     query: Vec<f32>,
     top: TopK,
-    distances: Vec<f32>,
     tier: Vec<Neighbor>,
     merged: Vec<Neighbor>,
+    segment: SegmentScratch,
 }
 
 thread_local! {
@@ -119,6 +131,10 @@ impl Snapshot {
     pub(crate) fn search(&self, query: &[f32], params: SearchParams) -> Result<Vec<Neighbor>> {
         let k = params.k;
         let ef = params.ef.max(k);
+        let vamana = diskann::SearchParams {
+            search_list: params.search_list.max(k),
+            beam_width: params.beam_width.max(1),
+        };
         SCRATCH.with(|scratch| {
             let scratch = &mut *scratch.borrow_mut();
             let mut prepared = std::mem::take(&mut scratch.query);
@@ -127,7 +143,7 @@ impl Snapshot {
             if self.active.metric().needs_normalization() {
                 normalize(&mut prepared).map_err(|_| MemtableError::ZeroVector)?;
             }
-            let result = self.search_prepared(&prepared, k, ef, scratch);
+            let result = self.search_prepared(&prepared, k, ef, &vamana, scratch);
             scratch.query = prepared;
             result
         })
@@ -138,6 +154,7 @@ impl Snapshot {
         query: &[f32],
         k: usize,
         ef: usize,
+        vamana: &diskann::SearchParams,
         scratch: &mut Scratch,
     ) -> Result<Vec<Neighbor>> {
         scratch.merged.clear();
@@ -149,12 +166,14 @@ impl Snapshot {
             let deleted = &*live.deleted;
             live.segment.search(
                 query,
+                vamana,
                 |row| deleted.contains(row),
                 &mut scratch.top,
-                &mut scratch.distances,
+                &mut scratch.segment,
             )?;
         }
-        // Flat segments are exact: one collector across all of them prunes the most.
+        // Segments offer exact distances (a Vamana search reranks with full vectors): one
+        // collector across all of them prunes the most.
         scratch.top.sorted_into(&mut scratch.tier);
         scratch.merged.extend_from_slice(&scratch.tier);
         for pending in &self.pending {
@@ -196,5 +215,14 @@ impl Snapshot {
             }
             _ => Ok(None),
         }
+    }
+
+    /// The committed segments as the compaction policy sees them.
+    pub(crate) fn segment_infos(&self) -> Vec<SegmentInfo> {
+        self.manifest
+            .segments
+            .iter()
+            .map(|r| SegmentInfo { id: r.id, kind: r.kind, rows: r.rows, live_rows: r.live_rows() })
+            .collect()
     }
 }

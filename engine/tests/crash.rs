@@ -1,10 +1,11 @@
 //! Crash at every file-system step of a database's life (create, commits with new segments,
-//! deletion vectors and a dropped segment): every reboot shows exactly one committed version,
-//! whole, and never loses an acknowledged commit.
+//! deletion vectors and a dropped segment, compactions into flat and Vamana segments): every
+//! reboot shows exactly one committed version, whole, and never loses an acknowledged commit.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use strata::compaction::{CompactAll, SegmentKind};
 use strata::storage::testing::{SimFs, for_each_crash_point};
 use strata::storage::{LocalDir, Storage};
 use strata::{Db, Metric, Options, SearchParams};
@@ -32,11 +33,16 @@ fn store(fs: &SimFs) -> Option<Arc<dyn Storage>> {
     LocalDir::with_fs(fs.clone(), "/db").ok().map(|s| Arc::new(s) as Arc<dyn Storage>)
 }
 
+/// Background compaction off: these scenarios decide when compactions run.
+fn options() -> Options {
+    Options::new(DIM, Metric::L2).background_compaction(false).diskann_min_rows(300)
+}
+
 fn scenario(fs: &SimFs) -> Outcome {
     let mut outcome = Outcome::default();
     let Some(store) = store(fs) else { return outcome };
     outcome.in_flight = Some((1, Records::new()));
-    let Ok(db) = Db::create_in(store, Options::new(DIM, Metric::L2)) else { return outcome };
+    let Ok(db) = Db::create_in(store, options()) else { return outcome };
     outcome.created = true;
     outcome.versions.insert(1, Records::new());
     let mut records = Records::new();
@@ -129,4 +135,100 @@ fn check(image: SimFs, step: u64, outcome: &Outcome) {
 #[test]
 fn every_crash_point_recovers_exactly_one_committed_version() {
     for_each_crash_point(0..3, scenario, check);
+}
+
+/// Commits three segments (with deletes), then compacts them into one flat segment, deletes
+/// and commits, and compacts again into a Vamana segment (300 rows or more): a crash at any
+/// step of either compaction shows the version before or after it.
+fn compaction_scenario(fs: &SimFs) -> Outcome {
+    let mut outcome = Outcome::default();
+    let Some(store) = store(fs) else { return outcome };
+    outcome.in_flight = Some((1, Records::new()));
+    let Ok(db) = Db::create_in(store, options()) else { return outcome };
+    outcome.created = true;
+    outcome.versions.insert(1, Records::new());
+    let mut records = Records::new();
+    let step = |db: &Db, records: &Records, outcome: &mut Outcome, compact: bool| -> bool {
+        let next = db.version().0 + 1;
+        outcome.in_flight = Some((next, records.clone()));
+        let result = if compact { db.compact().map(|_| db.version()) } else { db.commit() };
+        match result {
+            Ok(version) => {
+                assert_eq!(version.0, next);
+                outcome.versions.insert(next, records.clone());
+                outcome.in_flight = None;
+                true
+            }
+            Err(_) => false,
+        }
+    };
+    for round in 0..3u64 {
+        for id in round * 100..round * 100 + 100 {
+            db.upsert(id, &vector(id, round)).unwrap();
+            records.insert(id, vector(id, round));
+        }
+        if round > 0 {
+            for id in [round, round * 50 + 1] {
+                db.delete(id).unwrap();
+                records.remove(&id);
+            }
+        }
+        if !step(&db, &records, &mut outcome, false) {
+            return outcome;
+        }
+    }
+    db.set_compaction_policy(Arc::new(CompactAll));
+    // An uncommitted delete during the compaction must not become durable with it.
+    db.delete(7).unwrap();
+    let committed = records.clone();
+    records.remove(&7);
+    if !step(&db, &committed, &mut outcome, true) {
+        return outcome;
+    }
+    for id in 300..320 {
+        db.upsert(id, &vector(id, 5)).unwrap();
+        records.insert(id, vector(id, 5));
+    }
+    if !step(&db, &records, &mut outcome, false) {
+        return outcome;
+    }
+    if step(&db, &records, &mut outcome, true) {
+        let kinds: Vec<SegmentKind> = db.segments().iter().map(|s| s.kind).collect();
+        assert_eq!(kinds, [SegmentKind::Vamana], "the scenario ends in one Vamana segment");
+    }
+    outcome
+}
+
+fn check_compaction(image: SimFs, step: u64, outcome: &Outcome) {
+    let store = store(&image).expect("the root survives");
+    let db = match Db::open_in(Arc::clone(&store)) {
+        Ok(db) => db,
+        Err(e) => {
+            assert!(!outcome.created, "step {step}: acknowledged database does not open: {e}");
+            return;
+        }
+    };
+    let version = db.version().0;
+    let newest_acknowledged = outcome.versions.keys().next_back().copied().unwrap_or(0);
+    let records = match (&outcome.in_flight, outcome.versions.get(&version)) {
+        (Some((v, records)), _) if *v == version => records,
+        (_, Some(records)) if version == newest_acknowledged => records,
+        _ => panic!(
+            "step {step}: reopened at version {version}, newest acknowledged {newest_acknowledged}"
+        ),
+    };
+    for id in 0..330 {
+        assert_eq!(db.get(id).unwrap().as_ref(), records.get(&id), "step {step}: id {id}");
+    }
+    // Every record exactly once.
+    let hits = db.search_with(&vector(5, 0), SearchParams::exact(1000)).unwrap();
+    let mut ids: Vec<u64> = hits.iter().map(|n| n.id).collect();
+    ids.sort_unstable();
+    assert_eq!(ids, records.keys().copied().collect::<Vec<_>>(), "step {step}");
+    assert_eq!(db.len(), records.len(), "step {step}");
+}
+
+#[test]
+fn every_crash_point_of_a_compaction_recovers_the_version_before_or_after_it() {
+    for_each_crash_point(0..2, compaction_scenario, check_compaction);
 }

@@ -1,10 +1,12 @@
-//! Model-based test: random sequences of upserts, batches, deletes, commits, reopens, exact
-//! searches and gets against an in-memory oracle, for every metric.
+//! Model-based test: random sequences of upserts, batches, deletes, commits, compactions,
+//! garbage collections, reopens, exact searches and gets against an in-memory oracle, for every
+//! metric, with the background worker compacting too.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use proptest::prelude::*;
+use strata::compaction::CompactAll;
 use strata::storage::{MemoryStore, Storage};
 use strata::{Db, Metric, Options, SearchParams};
 use strata_quantize::normalize;
@@ -17,6 +19,8 @@ enum Op {
     Batch(Vec<(u64, Vec<f32>)>),
     Delete(u64),
     Commit,
+    Compact,
+    Gc,
     Reopen,
     Search(Vec<f32>, usize),
     Get(u64),
@@ -39,6 +43,8 @@ fn op() -> impl Strategy<Value = Op> {
         2 => proptest::collection::vec((id.clone(), vector()), 1..12).prop_map(Op::Batch),
         3 => id.clone().prop_map(Op::Delete),
         2 => Just(Op::Commit),
+        1 => Just(Op::Compact),
+        1 => Just(Op::Gc),
         1 => Just(Op::Reopen),
         3 => (vector(), 1usize..30).prop_map(|(q, k)| Op::Search(q, k)),
         2 => id.prop_map(Op::Get),
@@ -81,10 +87,17 @@ fn check_search(db: &Db, model: &Records, metric: Metric, query: &[f32], k: usiz
     assert_eq!(ids.len(), got.len(), "an id returned twice: {got:?}");
 }
 
-fn run(metric: Metric, ops: Vec<Op>, rotate_rows: usize) {
+fn run(metric: Metric, ops: Vec<Op>, rotate_rows: usize, compact_all: bool) {
     let store: Arc<dyn Storage> = Arc::new(MemoryStore::new());
-    let mut db = Db::create_in(Arc::clone(&store), Options::new(DIM, metric)).unwrap();
-    db.set_memtable_rotate_rows(rotate_rows);
+    let options = Options::new(DIM, metric).compaction_threshold(2).keep_versions(2);
+    let mut db = Db::create_in(Arc::clone(&store), options).unwrap();
+    let configure = |db: &Db| {
+        db.set_memtable_rotate_rows(rotate_rows);
+        if compact_all {
+            db.set_compaction_policy(Arc::new(CompactAll));
+        }
+    };
+    configure(&db);
     let mut current = Records::new();
     let mut committed = Records::new();
     for op in ops {
@@ -107,13 +120,17 @@ fn run(metric: Metric, ops: Vec<Op>, rotate_rows: usize) {
             Op::Commit => {
                 let before = db.version();
                 let after = db.commit().unwrap();
-                assert!(after.0 == before.0 || after.0 == before.0 + 1);
+                // (The background worker may have committed compactions meanwhile.)
+                assert!(after.0 >= before.0);
                 committed = current.clone();
             }
+            // A compaction commits a version, but only of what was committed.
+            Op::Compact => drop(db.compact().unwrap()),
+            Op::Gc => drop(db.gc().unwrap()),
             Op::Reopen => {
                 drop(db);
                 db = Db::open_in(Arc::clone(&store)).unwrap();
-                db.set_memtable_rotate_rows(rotate_rows);
+                configure(&db);
                 current = committed.clone();
             }
             Op::Search(query, k) => check_search(&db, &current, metric, &query, k),
@@ -138,7 +155,8 @@ proptest! {
         metric_index in 0usize..3,
         ops in proptest::collection::vec(op(), 1..60),
         rotate_rows in prop_oneof![Just(usize::MAX), 1usize..8],
+        compact_all in any::<bool>(),
     ) {
-        run(Metric::ALL[metric_index], ops, rotate_rows);
+        run(Metric::ALL[metric_index], ops, rotate_rows, compact_all);
     }
 }

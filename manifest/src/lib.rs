@@ -20,8 +20,8 @@ mod store;
 pub use crate::deletes::{DeletionVector, FORMAT as DELETES_FORMAT};
 pub use crate::error::{ManifestError, Problem, Result};
 pub use crate::manifest::{
-    DeletesRecord, FORMAT as MANIFEST_FORMAT, FileRecord, Manifest, SegmentKind, SegmentRecord,
-    StoredOptions,
+    CompactionSettings, DeletesRecord, FORMAT as MANIFEST_FORMAT, FileRecord, Manifest,
+    SegmentKind, SegmentRecord, StoredOptions,
 };
 pub use crate::store::{
     GcPlan, Retention, commit, list_versions, load, load_latest, plan_gc, read_deletes,

@@ -9,13 +9,15 @@ use crate::{ManifestError, Problem, Result};
 
 /// What this build reads and writes.
 pub const FORMAT: FormatId =
-    FormatId { magic: *b"STRAMANI", major: 1, minor: 0, known_features: 0 };
+    FormatId { magic: *b"STRAMANI", major: 1, minor: 1, known_features: 0 };
 
 /// The kind of a segment, which decides its files and how the engine opens it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum SegmentKind {
     /// A flat segment: one file, searched by an exact scan.
     Flat,
+    /// A Vamana (DiskANN) segment: one file; quantized codes in RAM, nodes on disk.
+    Vamana,
 }
 
 impl SegmentKind {
@@ -23,6 +25,7 @@ impl SegmentKind {
     pub const fn code(self) -> u16 {
         match self {
             SegmentKind::Flat => 1,
+            SegmentKind::Vamana => 2,
         }
     }
 
@@ -30,6 +33,7 @@ impl SegmentKind {
     pub const fn from_code(code: u16) -> Option<Self> {
         match code {
             1 => Some(SegmentKind::Flat),
+            2 => Some(SegmentKind::Vamana),
             _ => None,
         }
     }
@@ -37,7 +41,7 @@ impl SegmentKind {
     /// How many files a segment of this kind has (roles `0..file_count`).
     pub const fn file_count(self) -> usize {
         match self {
-            SegmentKind::Flat => 1,
+            SegmentKind::Flat | SegmentKind::Vamana => 1,
         }
     }
 
@@ -45,6 +49,7 @@ impl SegmentKind {
     pub fn file_extension(self, role: u16) -> &'static str {
         match (self, role) {
             (SegmentKind::Flat, _) => "flat",
+            (SegmentKind::Vamana, _) => "vamana",
         }
     }
 }
@@ -117,6 +122,40 @@ pub struct StoredOptions {
     /// Retention: versions committed within this many seconds before a collection runs are
     /// kept too (0: no time-based retention).
     pub keep_for_secs: u64,
+    /// How segments are compacted and the memtable flushed (minor version 1; zeros in a minor 0
+    /// manifest, which mean the engine's defaults).
+    pub compaction: CompactionSettings,
+}
+
+/// Compaction and flush settings as stored. Every zero field means "the engine's default", so
+/// an engine can change a default without rewriting manifests; the engine owns the meaning.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CompactionSettings {
+    /// Segments of a similar size that trigger a merge.
+    pub threshold: u32,
+    /// A segment past this deleted fraction (in thousandths) is rewritten.
+    pub deleted_rewrite_permille: u16,
+    /// Merged outputs of at least this many rows become Vamana segments.
+    pub diskann_min_rows: u64,
+    /// R of Vamana builds.
+    pub vamana_max_degree: u16,
+    /// The codec code of Vamana segments' in-RAM codes, and its parameter (sub-spaces).
+    pub vamana_codec: u8,
+    pub vamana_codec_param: u16,
+    /// Memory a compaction's build may hold, in MiB.
+    pub memory_mib: u32,
+    /// Memtable bytes past which the engine commits by itself.
+    pub auto_flush_bytes: u64,
+    /// [`COMPACTION_OFF`](Self::COMPACTION_OFF), [`AUTO_FLUSH_OFF`](Self::AUTO_FLUSH_OFF).
+    pub flags: u8,
+}
+
+impl CompactionSettings {
+    /// No background compaction.
+    pub const COMPACTION_OFF: u8 = 1;
+    /// No automatic flush.
+    pub const AUTO_FLUSH_OFF: u8 = 2;
+    const KNOWN_FLAGS: u8 = Self::COMPACTION_OFF | Self::AUTO_FLUSH_OFF;
 }
 
 /// One committed version of the database.
@@ -148,7 +187,15 @@ struct HeaderRaw {
     keep_for_secs: U64,
     segment_count: U32,
     file_count: U32,
-    reserved2: [u8; 32],
+    compaction_threshold: U32,
+    deleted_rewrite_permille: U16,
+    vamana_max_degree: U16,
+    vamana_codec: u8,
+    compaction_flags: u8,
+    vamana_codec_param: U16,
+    compaction_memory_mib: U32,
+    diskann_min_rows: U64,
+    auto_flush_bytes: U64,
 }
 
 #[derive(Debug, Clone, Copy, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
@@ -201,7 +248,15 @@ impl Manifest {
             keep_for_secs: self.options.keep_for_secs.into(),
             segment_count: (self.segments.len() as u32).into(),
             file_count: (file_count as u32).into(),
-            reserved2: [0; 32],
+            compaction_threshold: self.options.compaction.threshold.into(),
+            deleted_rewrite_permille: self.options.compaction.deleted_rewrite_permille.into(),
+            vamana_max_degree: self.options.compaction.vamana_max_degree.into(),
+            vamana_codec: self.options.compaction.vamana_codec,
+            compaction_flags: self.options.compaction.flags,
+            vamana_codec_param: self.options.compaction.vamana_codec_param.into(),
+            compaction_memory_mib: self.options.compaction.memory_mib.into(),
+            diskann_min_rows: self.options.compaction.diskann_min_rows.into(),
+            auto_flush_bytes: self.options.compaction.auto_flush_bytes.into(),
         };
         let mut body = Vec::with_capacity(
             HEADER_LEN + self.segments.len() * SEGMENT_LEN + file_count * FILE_LEN,
@@ -246,7 +301,7 @@ impl Manifest {
     pub fn decode(object: &str, bytes: &[u8], version: u64) -> Result<Self> {
         let corrupt = |problem| ManifestError::Corrupt { object: object.to_owned(), problem };
         let field = |field, value: u64| corrupt(Problem::Field { field, value });
-        let (body, _) = unframe(object, &FORMAT, bytes)?;
+        let (body, footer) = unframe(object, &FORMAT, bytes)?;
         let length = |expected: u64| corrupt(Problem::Length { len: body.len() as u64, expected });
         let (header, rest) =
             HeaderRaw::read_from_prefix(body).map_err(|_| length(HEADER_LEN as u64))?;
@@ -273,7 +328,26 @@ impl Manifest {
             hnsw_ef_construction: header.hnsw_ef_construction.get(),
             keep_versions: header.keep_versions.get(),
             keep_for_secs: header.keep_for_secs.get(),
+            // Minor 0 kept these bytes reserved (zero): the engine's defaults.
+            compaction: if footer.minor.get() == 0 {
+                CompactionSettings::default()
+            } else {
+                CompactionSettings {
+                    threshold: header.compaction_threshold.get(),
+                    deleted_rewrite_permille: header.deleted_rewrite_permille.get(),
+                    diskann_min_rows: header.diskann_min_rows.get(),
+                    vamana_max_degree: header.vamana_max_degree.get(),
+                    vamana_codec: header.vamana_codec,
+                    vamana_codec_param: header.vamana_codec_param.get(),
+                    memory_mib: header.compaction_memory_mib.get(),
+                    auto_flush_bytes: header.auto_flush_bytes.get(),
+                    flags: header.compaction_flags,
+                }
+            },
         };
+        if options.compaction.flags & !CompactionSettings::KNOWN_FLAGS != 0 {
+            return Err(field("compaction flags", options.compaction.flags.into()));
+        }
         if options.dim == 0 {
             return Err(field("dim", 0));
         }

@@ -4,9 +4,9 @@
 use proptest::prelude::*;
 use strata_manifest::keys::{deletes_key, manifest_key, segment_file_key};
 use strata_manifest::{
-    DeletesRecord, DeletionVector, FileRecord, Manifest, ManifestError, Retention, SegmentKind,
-    SegmentRecord, StoredOptions, commit, list_versions, load, load_latest, plan_gc, read_deletes,
-    write_deletes,
+    CompactionSettings, DeletesRecord, DeletionVector, FileRecord, Manifest, ManifestError,
+    Retention, SegmentKind, SegmentRecord, StoredOptions, commit, list_versions, load, load_latest,
+    plan_gc, read_deletes, write_deletes,
 };
 use strata_storage::{MemoryStore, Storage};
 
@@ -18,6 +18,17 @@ fn options() -> StoredOptions {
         hnsw_ef_construction: 200,
         keep_versions: 3,
         keep_for_secs: 0,
+        compaction: CompactionSettings {
+            threshold: 6,
+            deleted_rewrite_permille: 250,
+            diskann_min_rows: 50_000,
+            vamana_max_degree: 48,
+            vamana_codec: 4,
+            vamana_codec_param: 32,
+            memory_mib: 2048,
+            auto_flush_bytes: 1 << 30,
+            flags: CompactionSettings::AUTO_FLUSH_OFF,
+        },
     }
 }
 
@@ -44,8 +55,13 @@ fn segment(id: u64, rows: u64, deletes: Option<DeletesRecord>) -> SegmentRecord 
 }
 
 fn arb_manifest() -> impl Strategy<Value = Manifest> {
-    let segment = (0u64..1000, 0u64..1_000_000, proptest::option::of((1u64..50, any::<u32>())))
-        .prop_map(|(id, rows, deletes)| {
+    let segment = (
+        0u64..1000,
+        0u64..1_000_000,
+        proptest::option::of((1u64..50, any::<u32>())),
+        any::<bool>(),
+    )
+        .prop_map(|(id, rows, deletes, vamana)| {
             let deletes = deletes.map(|(generation, crc32)| DeletesRecord {
                 generation,
                 tag: u64::from(crc32) << 7,
@@ -53,7 +69,11 @@ fn arb_manifest() -> impl Strategy<Value = Manifest> {
                 size: 64,
                 crc32,
             });
-            segment(id, rows, deletes)
+            let mut segment = segment(id, rows, deletes);
+            if vamana {
+                segment.kind = SegmentKind::Vamana;
+            }
+            segment
         });
     (proptest::collection::vec(segment, 0..20), 50u64..100, 0u64..5).prop_map(
         |(mut segments, version, extra_ids)| {
@@ -309,6 +329,9 @@ fn layouts_match_the_spec() {
     assert_eq!((u64_at(0), u64_at(8), u64_at(16)), (7, 7000, 5));
     assert_eq!((u32_at(24), b[28], u32_at(32), u32_at(36)), (128, 1, 16, 200));
     assert_eq!((u32_at(40), u64_at(48), u32_at(56), u32_at(60)), (3, 3600, 1, 1));
+    assert_eq!((u32_at(64), u16_at(68), u16_at(70)), (6, 250, 48));
+    assert_eq!((b[72], b[73], u16_at(74), u32_at(76)), (4, 2, 32, 2048));
+    assert_eq!((u64_at(80), u64_at(88)), (50_000, 1 << 30));
     let s = 96;
     assert_eq!((u64_at(s), u64_at(s + 8), u16_at(s + 16), u16_at(s + 18)), (4, 100, 1, 1));
     assert_eq!((u32_at(s + 20), u64_at(s + 24), u64_at(s + 32)), (0, 6, 3));
@@ -328,4 +351,27 @@ fn layouts_match_the_spec() {
     assert_eq!((d64(0), d64(8), d64(16), d32(24)), (4, 1000, 2, 2), "a row list is smaller");
     assert_eq!((d32(32), d32(36)), (2, 999));
     assert_eq!(&d[40..48], b"STRADELV");
+}
+
+/// Minor 0 kept the compaction bytes reserved: such a manifest reads with default settings,
+/// and unknown compaction flags are refused.
+#[test]
+fn a_minor_0_manifest_reads_with_default_compaction_settings() {
+    let m = manifest(3, vec![segment(1, 10, None)]);
+    let framed = m.encode();
+    let (body, _) = framed.split_at(framed.len() - strata_storage::framing::FOOTER_LEN);
+    let mut old = body.to_vec();
+    old[64..96].fill(0);
+    let old_format =
+        strata_storage::framing::FormatId { minor: 0, ..strata_manifest::MANIFEST_FORMAT };
+    let bytes = strata_storage::framing::frame(&old_format, 0, &old);
+    let decoded = Manifest::decode("m", &bytes, 3).unwrap();
+    assert_eq!(decoded.options.compaction, CompactionSettings::default());
+    assert_eq!(decoded.segments, m.segments);
+
+    let mut bad = body.to_vec();
+    bad[73] = 0x80;
+    let bytes = strata_storage::framing::frame(&strata_manifest::MANIFEST_FORMAT, 0, &bad);
+    let error = Manifest::decode("m", &bytes, 3).unwrap_err();
+    assert!(error.to_string().contains("compaction flags"), "{error}");
 }

@@ -1,0 +1,325 @@
+//! Background work of a writer handle: compactions the policy plans, and automatic flushes.
+//!
+//! A compaction reads its inputs from a snapshot and builds its output with no lock held, so
+//! writers, commits and searches go on meanwhile. Only its commit step takes the commit lock:
+//! it writes a manifest that replaces the inputs by the output, then swaps the snapshot and the
+//! id index, carrying every delete that reached the inputs in the meantime through the row map.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use crossbeam::channel::Receiver;
+use strata_manifest::keys::segment_file_key;
+use strata_manifest::{DeletionVector, FileRecord, Manifest, SegmentKind, SegmentRecord};
+use strata_segment_diskann::VamanaBuilder;
+use strata_segment_flat::FlatWriter;
+
+use super::{DROPPED, Inner, STALL_FACTOR, WORKER_FAILED, Work, now_ms, segment_number};
+use crate::bitmap::AtomicBitmap;
+use crate::compaction::Plan;
+use crate::segment::Segment;
+use crate::tiers::LiveSegment;
+use crate::{Error, Result};
+
+/// A compaction's output, written but not yet committed.
+struct Output {
+    record: SegmentRecord,
+    /// Per input (in plan order): input row -> output row, or [`DROPPED`].
+    row_maps: Vec<Vec<u32>>,
+}
+
+impl Inner {
+    /// Sends `work` to the background worker, if one runs.
+    pub(super) fn wake(&self, work: Work) {
+        if let Some(sender) = &*self.work.lock() {
+            let _ = sender.send(work);
+        }
+    }
+
+    pub(super) fn run_worker(&self, receiver: &Receiver<Work>) {
+        while let Ok(work) = receiver.recv() {
+            let outcome = catch_unwind(AssertUnwindSafe(|| match work {
+                Work::Stop => None,
+                Work::Flush => {
+                    self.flush_queued.store(false, Ordering::Release);
+                    Some(self.commit().map(drop))
+                }
+                Work::Compact if self.options.background_compaction => {
+                    Some(self.compact_all().map(drop))
+                }
+                Work::Compact => Some(Ok(())),
+            }));
+            match outcome {
+                Ok(None) => return,
+                Ok(Some(Ok(()))) => {}
+                // A commit or compaction that failed has poisoned the handle already (its
+                // cause names the step); the worker has nothing left to do.
+                Ok(Some(Err(_))) => {}
+                Err(panic) => {
+                    let message = panic
+                        .downcast_ref::<&str>()
+                        .map(|s| (*s).to_owned())
+                        .or_else(|| panic.downcast_ref::<String>().cloned())
+                        .unwrap_or_default();
+                    self.poison(format!("{WORKER_FAILED}: the worker panicked: {message}"));
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Waits while the worker has compaction work and the segment count is past the stall
+    /// limit (see [`STALL_FACTOR`]). Never called on the worker's own thread.
+    pub(super) fn stall_while_compaction_is_behind(&self) {
+        if !self.options.background_compaction || self.work.lock().is_none() {
+            return;
+        }
+        let limit = self.options.compaction_threshold.saturating_mul(STALL_FACTOR);
+        let behind = || {
+            let snapshot = self.current_snapshot();
+            let infos = snapshot.segment_infos();
+            infos.len() > limit
+                && self.poisoned.lock().is_none()
+                && self.work.lock().is_some()
+                && self.policy.read().plan(&infos, &self.options.policy_settings()).is_some()
+        };
+        let (lock, condvar) = &self.compacted;
+        let mut guard = lock.lock();
+        while behind() {
+            // Timed: the worker may finish between the check and the wait.
+            condvar.wait_for(&mut guard, Duration::from_millis(50));
+        }
+    }
+
+    /// Runs compactions until the policy finds none (or the handle refuses writes); returns
+    /// how many ran.
+    pub(super) fn compact_all(&self) -> Result<usize> {
+        self.check_writable()?;
+        let _one = self.compaction_lock.lock();
+        let mut done = 0;
+        loop {
+            self.check_writable()?;
+            let snapshot = self.current_snapshot();
+            let settings = self.options.policy_settings();
+            let plan = self.policy.read().plan(&snapshot.segment_infos(), &settings);
+            let Some(plan) = plan else { return Ok(done) };
+            match self.compact_once(&plan) {
+                Ok(true) => {
+                    done += 1;
+                    self.compacted.1.notify_all();
+                }
+                // The inputs changed under the plan (a commit removed one): plan again.
+                Ok(false) => {}
+                Err(error) => {
+                    self.poison(format!(
+                        "{WORKER_FAILED}: compaction of {:?}: {error}",
+                        plan.inputs
+                    ));
+                    return Err(error);
+                }
+            }
+        }
+    }
+
+    /// Carries out `plan`; returns false if its inputs are no longer all live.
+    fn compact_once(&self, plan: &Plan) -> Result<bool> {
+        let snapshot = self.current_snapshot();
+        let Some(inputs) = plan
+            .inputs
+            .iter()
+            .map(|id| snapshot.segments.iter().find(|s| s.record.id == *id).cloned())
+            .collect::<Option<Vec<_>>>()
+        else {
+            return Ok(false);
+        };
+        if inputs.is_empty() {
+            return Ok(false);
+        }
+        let segment_id = {
+            let mut next = self.next_segment_id.lock();
+            let id = *next;
+            segment_number(id)?;
+            *next += 1;
+            id
+        };
+        let Some(output) = self.write_output(segment_id, plan.output, &inputs)? else {
+            return Ok(false);
+        };
+        self.commit_compaction(&inputs, output)?;
+        Ok(true)
+    }
+
+    /// Streams the rows of `inputs` that were live in their committed deletion vectors into a
+    /// new segment of kind `kind`. Rows deleted since the last commit are kept: the version this
+    /// compaction commits must hold exactly the committed records.
+    fn write_output(
+        &self,
+        segment_id: u64,
+        kind: SegmentKind,
+        inputs: &[Arc<LiveSegment>],
+    ) -> Result<Option<Output>> {
+        let storage = &*self.storage;
+        let committed: Vec<DeletionVector> = inputs
+            .iter()
+            .map(|live| strata_manifest::read_deletes(storage, &live.record))
+            .collect::<Result<_, _>>()?;
+        let mut row_maps = Vec::with_capacity(inputs.len());
+        let mut rows = 0u32;
+        for deletes in &committed {
+            let map: Vec<u32> = (0..deletes.rows())
+                .map(|row| {
+                    if deletes.contains(row) {
+                        DROPPED
+                    } else {
+                        rows += 1;
+                        rows - 1
+                    }
+                })
+                .collect();
+            row_maps.push(map);
+        }
+        if rows == 0 {
+            return Ok(None);
+        }
+        let key = segment_file_key(segment_id, self.tag, kind, 0);
+        let rows_each = || {
+            inputs.iter().zip(&row_maps).flat_map(|(live, map)| {
+                map.iter()
+                    .enumerate()
+                    .filter(|(_, out)| **out != DROPPED)
+                    .map(move |(row, _)| (live, row as u32))
+            })
+        };
+        let (size, crc32) = match kind {
+            SegmentKind::Flat => {
+                let mut writer =
+                    FlatWriter::new(storage, &key, self.dim, self.metric, u64::from(rows))?;
+                for (live, row) in rows_each() {
+                    let id = live.segment.id(row);
+                    writer.push(id, live.segment.vector(row)?)?;
+                }
+                let written = writer.finish()?;
+                (written.size, written.crc32)
+            }
+            SegmentKind::Vamana => {
+                let build = self.options.vamana_build_options();
+                let mut builder = VamanaBuilder::new(self.dim, self.metric, build)?;
+                builder.reserve(u64::from(rows))?;
+                for (live, row) in rows_each() {
+                    let id = live.segment.id(row);
+                    builder.push(id, live.segment.vector(row)?)?;
+                }
+                let report = builder.finish(storage, &key)?;
+                (report.segment.size, report.segment.crc32)
+            }
+        };
+        let record = SegmentRecord {
+            id: segment_id,
+            tag: self.tag,
+            kind,
+            rows: u64::from(rows),
+            files: vec![FileRecord { size, crc32 }],
+            deletes: None,
+        };
+        Ok(Some(Output { record, row_maps }))
+    }
+
+    /// Commits a version in which `output` replaces `inputs`, then swaps it in.
+    fn commit_compaction(&self, inputs: &[Arc<LiveSegment>], mut output: Output) -> Result<()> {
+        let storage = &*self.storage;
+        let segment = Arc::new(Segment::open(storage, &output.record, self.dim, self.metric)?);
+        let _commit = self.commit_lock.lock();
+        self.check_writable()?;
+        let current = self.current_snapshot();
+        let base = &current.manifest;
+        let version = base.version + 1;
+        self.check_base_exists(base.version)?;
+
+        // Deletes committed since the build started (or the whole input, if a commit dropped
+        // it) carry over to the output's committed deletion vector.
+        let mut committed = DeletionVector::new(output.record.rows);
+        for (input, map) in inputs.iter().zip(&output.row_maps) {
+            let now = current.segments.iter().find(|s| s.record.id == input.record.id);
+            let deletes = match now {
+                Some(live) => Some(strata_manifest::read_deletes(storage, &live.record)?),
+                None => None,
+            };
+            for (row, &out) in map.iter().enumerate() {
+                if out != DROPPED && deletes.as_ref().is_none_or(|d| d.contains(row as u64)) {
+                    committed.insert(u64::from(out));
+                }
+            }
+        }
+        let keep_output = committed.deleted() < output.record.rows;
+        if keep_output && committed.deleted() > 0 {
+            output.record.deletes = Some(strata_manifest::write_deletes(
+                storage,
+                output.record.id,
+                version,
+                self.tag,
+                &committed,
+            )?);
+        }
+        let mut records: Vec<SegmentRecord> = base
+            .segments
+            .iter()
+            .filter(|r| !inputs.iter().any(|i| i.record.id == r.id))
+            .cloned()
+            .collect();
+        if keep_output {
+            records.push(output.record.clone());
+        }
+        records.sort_by_key(|r| r.id);
+        let manifest = Manifest {
+            version,
+            committed_at_ms: now_ms().max(base.committed_at_ms),
+            options: base.options,
+            next_segment_id: *self.next_segment_id.lock(),
+            segments: records,
+        };
+        if let Err(error) = strata_manifest::commit(storage, &manifest)
+            .map_err(Error::from)
+            .and_then(|()| self.check_base_exists(version - 1))
+        {
+            // The outcome on storage may be unknown: refuse writes from here.
+            self.poison(format!("compaction commit of version {version} failed: {error}"));
+            return Err(error);
+        }
+
+        // Committed. Swap the snapshot and the index together; under the index lock no delete
+        // can set an input's bit, so the output bitmap takes every delete made until now.
+        let mut guard = self.snapshot.write();
+        let mut index = self.index.lock();
+        let deleted = Arc::new(AtomicBitmap::from_deletion_vector(&committed));
+        for (input, map) in inputs.iter().zip(&output.row_maps) {
+            let now = guard.segments.iter().find(|s| s.record.id == input.record.id);
+            for (row, &out) in map.iter().enumerate() {
+                if out != DROPPED && now.is_none_or(|live| live.deleted.contains(row as u32)) {
+                    deleted.set(out);
+                }
+            }
+        }
+        for input in inputs {
+            index.drop_segment(segment_number(input.record.id)?);
+        }
+        let mut next = (**guard).clone();
+        next.segments.retain(|s| !inputs.iter().any(|i| i.record.id == s.record.id));
+        let live = Arc::new(LiveSegment { record: output.record, segment, deleted });
+        if keep_output {
+            let number = segment_number(live.record.id)?;
+            index.add_segment(number, Arc::clone(&live.deleted), live.segment.ids());
+            next.segments.push(Arc::clone(&live));
+            next.segments.sort_by_key(|s| s.record.id);
+        }
+        next.manifest = Arc::new(manifest);
+        *guard = Arc::new(next);
+        drop(index);
+        drop(guard);
+        if keep_output {
+            self.register_segments(&[live]);
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,296 @@
+//! Compaction through the engine: the background worker, deletes and upserts racing a
+//! compaction, time travel and garbage collection across compactions, automatic flushes, and
+//! poisoning by a failed compaction.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+use strata::compaction::{CompactAll, CompactionPolicy, NoCompaction, SegmentKind, SizeTiered};
+use strata::storage::testing::{FailingStorage, FaultPlan};
+use strata::storage::{MemoryStore, Storage};
+use strata::{Db, Error, Metric, Options, SearchParams, Version};
+use strata_quantize::rng::SplitMix64;
+
+const DIM: usize = 8;
+
+type Records = BTreeMap<u64, Vec<f32>>;
+
+/// Clustered points: ids near each other share a centre, so graph segments are realistic.
+fn vector(id: u64, round: u64) -> Vec<f32> {
+    let mut rng = SplitMix64::new(id, round);
+    let centre = (id % 13) as f32;
+    (0..DIM).map(|d| centre * (d as f32 + 1.0) * 0.3 + rng.normal() as f32 * 0.4).collect()
+}
+
+fn memory_db(options: Options) -> (Arc<MemoryStore>, Db) {
+    let store = Arc::new(MemoryStore::new());
+    let db = Db::create_in(Arc::clone(&store) as Arc<dyn Storage>, options).unwrap();
+    (store, db)
+}
+
+/// Every record, exactly once: `get` for each id, and an exact search that returns each live
+/// id once with its true distance.
+fn assert_holds(db: &Db, records: &Records, ids: impl Iterator<Item = u64>, what: &str) {
+    for id in ids {
+        assert_eq!(db.get(id).unwrap().as_ref(), records.get(&id), "{what}: get {id}");
+    }
+    let query = vector(3, 0);
+    let hits = db.search_with(&query, SearchParams::exact(records.len() + 10)).unwrap();
+    let mut found: Vec<u64> = hits.iter().map(|n| n.id).collect();
+    found.sort_unstable();
+    assert_eq!(found, records.keys().copied().collect::<Vec<_>>(), "{what}: search ids");
+    for hit in &hits {
+        let want = Metric::L2.distance(&query, &records[&hit.id]);
+        assert!((hit.distance - want).abs() <= 1e-3 * (1.0 + want), "{what}: {hit:?}");
+    }
+    assert_eq!(db.len(), records.len(), "{what}: len");
+}
+
+fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !done() {
+        assert!(start.elapsed() < Duration::from_secs(120), "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+#[test]
+fn background_compaction_bounds_segments_and_builds_vamana_segments() {
+    let options = Options::new(DIM, Metric::L2).compaction_threshold(4).diskann_min_rows(1000);
+    let (store, db) = memory_db(options);
+    let mut records = Records::new();
+    let mut most = 0;
+    for round in 0..48u64 {
+        for id in round * 100..round * 100 + 100 {
+            db.upsert(id, &vector(id, round)).unwrap();
+            records.insert(id, vector(id, round));
+        }
+        // Upserts over older segments and deletes: deletion vectors the merges must honour.
+        for id in (0..round * 100).step_by(97).take(5) {
+            db.upsert(id, &vector(id, round + 100)).unwrap();
+            records.insert(id, vector(id, round + 100));
+        }
+        if round > 0 {
+            let gone = (round * 53) % (round * 100);
+            db.delete(gone).unwrap();
+            records.remove(&gone);
+        }
+        db.commit().unwrap();
+        most = most.max(db.segments().len());
+    }
+    // The worker catches up by itself.
+    let settled =
+        |db: &Db| SizeTiered.plan(&db.segments(), &db.options().policy_settings()).is_none();
+    wait_for("the background worker", || settled(&db));
+    let segments = db.segments();
+    assert!(segments.iter().any(|s| s.kind == SegmentKind::Vamana), "{segments:?}");
+    assert!(segments.len() <= 8, "{} segments: {segments:?}", segments.len());
+    // Commits stall past 8 x threshold segments while the worker has work.
+    assert!(most <= 33, "{most} segments at the worst moment");
+    assert_holds(&db, &records, 0..4900, "compacted");
+    // Approximate search over the Vamana segments finds each record's own vector.
+    for id in (0..4800).step_by(101).filter(|id| records.contains_key(id)) {
+        let hits = db.search(&records[&id], 1).unwrap();
+        assert_eq!(hits[0].distance, 0.0, "id {id}: {hits:?}");
+    }
+    db.close().unwrap();
+    let db = Db::open_in(store as Arc<dyn Storage>).unwrap();
+    assert_holds(&db, &records, 0..4900, "reopened");
+}
+
+/// Writers upsert, delete and commit while compactions run back to back; after a reopen the
+/// last commit holds exactly, so nothing deleted came back and nothing upserted was lost.
+#[test]
+fn deletes_and_upserts_racing_compactions_survive_a_reopen() {
+    let options = Options::new(DIM, Metric::L2).background_compaction(false).diskann_min_rows(300);
+    let (store, db) = memory_db(options);
+    let db = Arc::new(db);
+    db.set_compaction_policy(Arc::new(CompactAll));
+    let mut records = Records::new();
+    for id in 0..600 {
+        db.upsert(id, &vector(id, 0)).unwrap();
+        records.insert(id, vector(id, 0));
+        if id % 150 == 149 {
+            db.commit().unwrap();
+        }
+    }
+    let committed = Arc::new(Mutex::new(records.clone()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let compactor = {
+        let (db, stop) = (Arc::clone(&db), Arc::clone(&stop));
+        std::thread::spawn(move || {
+            let mut runs = 0;
+            while !stop.load(Ordering::Acquire) {
+                runs += db.compact().unwrap();
+            }
+            runs
+        })
+    };
+    let mut rng = SplitMix64::new(7, 0);
+    for round in 1..=40u64 {
+        for _ in 0..25 {
+            let id = rng.below(800) as u64;
+            if rng.below(3) == 0 {
+                assert_eq!(db.delete(id).unwrap(), records.remove(&id).is_some(), "delete {id}");
+            } else {
+                db.upsert(id, &vector(id, round)).unwrap();
+                records.insert(id, vector(id, round));
+            }
+        }
+        let id = rng.below(800) as u64;
+        assert_eq!(db.get(id).unwrap().as_ref(), records.get(&id), "live get {id}");
+        db.commit().unwrap();
+        *committed.lock() = records.clone();
+    }
+    stop.store(true, Ordering::Release);
+    let runs = compactor.join().unwrap();
+    assert!(runs >= 2, "only {runs} compactions overlapped the writes");
+    assert_holds(&db, &records, 0..800, "live");
+    drop(db);
+    let db = Db::open_in(store as Arc<dyn Storage>).unwrap();
+    assert_holds(&db, &committed.lock(), 0..800, "reopened");
+}
+
+#[test]
+fn time_travel_reads_a_version_from_before_a_compaction() {
+    let options = Options::new(DIM, Metric::L2).background_compaction(false).keep_versions(10);
+    let (store, db) = memory_db(options);
+    let mut records = Records::new();
+    for round in 0..4u64 {
+        for id in round * 50..round * 50 + 50 {
+            db.upsert(id, &vector(id, round)).unwrap();
+            records.insert(id, vector(id, round));
+        }
+        db.delete(round * 7).unwrap();
+        records.remove(&(round * 7));
+        db.commit().unwrap();
+    }
+    let before: Version = db.version();
+    let old_files: Vec<String> =
+        store.list("segments/").unwrap().into_iter().map(|m| m.key).collect();
+    db.set_compaction_policy(Arc::new(CompactAll));
+    assert_eq!(db.compact().unwrap(), 1);
+    assert_eq!(db.segments().len(), 1);
+    db.delete(1).unwrap();
+    let at_before = records.clone();
+    records.remove(&1);
+    db.commit().unwrap();
+    db.gc().unwrap();
+    // Retention keeps the pre-compaction version and its files.
+    for key in &old_files {
+        assert!(store.size(key).is_ok(), "{key} was collected while retained");
+    }
+    let old = Db::open_at_in(Arc::clone(&store) as Arc<dyn Storage>, before).unwrap();
+    assert_holds(&old, &at_before, 0..200, "time travel");
+    assert_holds(&db, &records, 0..200, "current");
+    drop(old);
+    drop(db);
+
+    // With retention of one version, GC removes the compacted inputs, and the old version is
+    // gone with a clear error.
+    let options = Options::new(DIM, Metric::L2).background_compaction(false).keep_versions(1);
+    let (store, db) = memory_db(options);
+    for id in 0..100 {
+        db.upsert(id, &vector(id, 0)).unwrap();
+        if id % 25 == 24 {
+            db.commit().unwrap();
+        }
+    }
+    let before = db.version();
+    let old_files: Vec<String> =
+        store.list("segments/").unwrap().into_iter().map(|m| m.key).collect();
+    db.set_compaction_policy(Arc::new(CompactAll));
+    db.compact().unwrap();
+    let stats = db.gc().unwrap();
+    assert!(stats.files >= old_files.len(), "{stats:?}");
+    for key in &old_files {
+        assert!(store.size(key).unwrap_err().is_not_found(), "{key} outlived retention");
+    }
+    let error = Db::open_at_in(store as Arc<dyn Storage>, before).unwrap_err();
+    assert!(error.to_string().contains("manifest"), "{error}");
+}
+
+#[test]
+fn the_memtable_is_committed_automatically_past_its_budget() {
+    let dim = 64;
+    let options =
+        Options::new(dim, Metric::L2).auto_flush_bytes(Some(1 << 20)).background_compaction(false);
+    let store = Arc::new(MemoryStore::new());
+    let db = Db::create_in(Arc::clone(&store) as Arc<dyn Storage>, options).unwrap();
+    let mut rng = SplitMix64::new(3, 0);
+    let mut most = 0;
+    for id in 0..12_000u64 {
+        let v: Vec<f32> = (0..dim).map(|_| rng.normal() as f32).collect();
+        db.upsert(id, &v).unwrap();
+        if id % 500 == 0 {
+            most = most.max(db.memory_bytes());
+        }
+    }
+    // Never committed by hand, yet versions were committed and memory stayed near the budget
+    // (at most twice it before a writer commits itself, plus segments and the index).
+    assert!(db.version().0 > 2, "no automatic commit: version {}", db.version());
+    assert!(most < 4 << 20, "memory reached {most} bytes");
+    let committed_rows: u64 = db.segments().iter().map(|s| s.live_rows).sum();
+    drop(db);
+    let db = Db::open_in(store as Arc<dyn Storage>).unwrap();
+    assert_eq!(db.len() as u64, committed_rows);
+    assert!(committed_rows >= 6000, "only {committed_rows} rows were flushed");
+
+    // Off: nothing is committed until the application commits.
+    let options = Options::new(dim, Metric::L2).auto_flush_bytes(None);
+    let (_, db) = memory_db(options);
+    for id in 0..3000u64 {
+        db.upsert(id, &vec![id as f32; dim]).unwrap();
+    }
+    assert_eq!(db.version(), Version(1));
+}
+
+#[test]
+fn a_failed_compaction_poisons_writes_and_reads_keep_working() {
+    let store = Arc::new(FailingStorage::new(MemoryStore::new()));
+    let options = Options::new(DIM, Metric::L2).background_compaction(false);
+    let db = Db::create_in(Arc::clone(&store) as Arc<dyn Storage>, options).unwrap();
+    let mut records = Records::new();
+    for id in 0..200 {
+        db.upsert(id, &vector(id, 0)).unwrap();
+        records.insert(id, vector(id, 0));
+        if id % 50 == 49 {
+            db.commit().unwrap();
+        }
+    }
+    db.set_compaction_policy(Arc::new(CompactAll));
+    store.set_plan(Some(FaultPlan::nth_write(0)));
+    let error = db.compact().unwrap_err();
+    assert!(error.to_string().contains("injected"), "{error}");
+    store.set_plan(None);
+    let refused = db.upsert(1000, &vector(1000, 0)).unwrap_err();
+    assert!(matches!(refused, Error::Poisoned { .. }), "{refused}");
+    assert!(refused.to_string().contains("compaction"), "{refused}");
+    assert!(matches!(db.commit(), Err(Error::Poisoned { .. })));
+    assert!(matches!(db.compact(), Err(Error::Poisoned { .. })));
+    assert_holds(&db, &records, 0..200, "poisoned handle");
+    drop(db);
+    // Nothing committed was lost; the reopened handle writes again.
+    let db = Db::open_in(Arc::clone(&store) as Arc<dyn Storage>).unwrap();
+    assert_holds(&db, &records, 0..200, "reopened");
+    db.upsert(1000, &vector(1000, 0)).unwrap();
+    db.commit().unwrap();
+}
+
+/// `close` stops the worker; a handle with the no-op policy never compacts.
+#[test]
+fn no_compaction_policy_and_close() {
+    let options = Options::new(DIM, Metric::L2).compaction_threshold(2);
+    let (_, db) = memory_db(options);
+    db.set_compaction_policy(Arc::new(NoCompaction));
+    for round in 0..6u64 {
+        db.upsert(round, &vector(round, 0)).unwrap();
+        db.commit().unwrap();
+    }
+    assert_eq!(db.compact().unwrap(), 0);
+    assert_eq!(db.segments().len(), 6);
+    db.close().unwrap();
+}
