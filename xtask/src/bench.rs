@@ -62,6 +62,18 @@ pub struct BenchArgs {
     /// engine: rows upserted between commits.
     #[arg(long, default_value_t = 10_000)]
     pub commit_every: usize,
+    /// engine: `auto` compacts in the background as commits land (and lets the worker finish
+    /// before measuring), `sync` runs the size-tiered policy to its fixed point after every
+    /// commit (a worker that always keeps up: the policy's steady state, independent of
+    /// timing), `full` compacts everything into one segment at the end, `none` never compacts.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub compaction: CompactionMode,
+    /// engine: segments of a similar size that trigger a merge.
+    #[arg(long, default_value_t = 4)]
+    pub compaction_threshold: usize,
+    /// engine: merged segments of at least this many rows become Vamana segments.
+    #[arg(long, default_value_t = 10_000)]
+    pub diskann_min_rows: u64,
     /// engine: database directory, which must not hold a database [default: a fresh directory
     /// under target/bench-db, removed afterwards]. flat-sq8/int4/pq: the segment's directory.
     #[arg(long)]
@@ -94,6 +106,15 @@ pub struct BenchArgs {
     pub codec: Option<CodecKind>,
 }
 
+/// How the engine kind compacts while loading.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum CompactionMode {
+    Auto,
+    Sync,
+    Full,
+    None,
+}
+
 /// Index kinds `bench` can build. Later issues add theirs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum IndexKind {
@@ -102,7 +123,8 @@ pub enum IndexKind {
     /// The HNSW memtable, built by --threads threads inserting concurrently; sweeps --ef.
     Memtable,
     /// The whole engine on a local directory: batches upserted through the API with a commit
-    /// every --commit-every rows, the handle dropped, the database reopened, then searched.
+    /// every --commit-every rows, compacted per --compaction, the handle closed, the database
+    /// reopened, then searched; sweeps --l (Vamana segments' search list).
     Engine,
     /// A flat segment with SQ8 codes, mapped from a directory: code scan, then an exact
     /// rerank of the best k * --rerank rows.
@@ -155,11 +177,11 @@ impl BenchIndex for MemtableIndex {
     }
 }
 
-/// A reopened engine database under measurement.
+/// A reopened engine database under measurement; the sweep point is the Vamana search list.
 struct EngineIndex {
     db: strata::Db,
     dir: PathBuf,
-    ef: std::sync::atomic::AtomicUsize,
+    search_list: std::sync::atomic::AtomicUsize,
 }
 
 impl BenchIndex for EngineIndex {
@@ -168,13 +190,13 @@ impl BenchIndex for EngineIndex {
     fn scratch(&self) {}
 
     fn search(&self, query: &[f32], k: usize, _: &mut (), out: &mut Vec<Neighbor>) {
-        let ef = self.ef.load(std::sync::atomic::Ordering::Relaxed);
-        let params = strata::SearchParams::new(k).ef(ef);
+        let search_list = self.search_list.load(std::sync::atomic::Ordering::Relaxed);
+        let params = strata::SearchParams::new(k).search_list(search_list);
         *out = self.db.search_with(query, params).expect("valid query");
     }
 
     fn ram_bytes(&self) -> u64 {
-        0
+        self.db.memory_bytes() as u64
     }
 
     fn disk_bytes(&self) -> u64 {
@@ -182,7 +204,7 @@ impl BenchIndex for EngineIndex {
     }
 
     fn set_sweep_point(&self, point: usize) {
-        self.ef.store(point, std::sync::atomic::Ordering::Relaxed);
+        self.search_list.store(point, std::sync::atomic::Ordering::Relaxed);
     }
 }
 
@@ -237,7 +259,13 @@ fn load_engine(
 ) -> Result<usize, String> {
     let options = strata::Options::new(base.dim, args.metric)
         .hnsw_m(args.m)
-        .hnsw_ef_construction(args.ef_construction);
+        .hnsw_ef_construction(args.ef_construction)
+        .compaction_threshold(args.compaction_threshold)
+        .diskann_min_rows(args.diskann_min_rows)
+        .background_compaction(matches!(
+            args.compaction,
+            CompactionMode::Auto | CompactionMode::Full
+        ));
     let db = strata::Db::create(dir, options).map_err(|e| e.to_string())?;
     let every = args.commit_every.max(1);
     let mut commits = 0;
@@ -247,8 +275,21 @@ fn load_engine(
         let rows = &base.data[start * base.dim..end * base.dim];
         db.upsert_batch(&ids, rows).map_err(|e| e.to_string())?;
         db.commit().map_err(|e| e.to_string())?;
+        if args.compaction == CompactionMode::Sync {
+            db.compact().map_err(|e| e.to_string())?;
+        }
         commits += 1;
     }
+    match args.compaction {
+        // Let the worker finish what the policy still plans.
+        CompactionMode::Auto => drop(db.compact().map_err(|e| e.to_string())?),
+        CompactionMode::Full => {
+            db.set_compaction_policy(std::sync::Arc::new(strata::compaction::CompactAll));
+            db.compact().map_err(|e| e.to_string())?;
+        }
+        CompactionMode::Sync | CompactionMode::None => {}
+    }
+    db.close().map_err(|e| e.to_string())?;
     Ok(commits)
 }
 
@@ -519,25 +560,32 @@ pub fn run(args: &BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
             let opened = Instant::now();
             let db = strata::Db::open(&dir.path)?;
             let open_ms = opened.elapsed().as_secs_f64() * 1000.0;
+            let segments = db.segments();
+            let vamana = segments
+                .iter()
+                .filter(|s| s.kind == strata::compaction::SegmentKind::Vamana)
+                .count();
             if !args.json {
                 println!(
-                    "engine: {n} rows in {commits} commits, {build_s:.2} s; reopened in {open_ms:.1} ms"
+                    "engine: {n} rows in {commits} commits, {build_s:.2} s; {} segments ({vamana} Vamana); reopened in {open_ms:.1} ms",
+                    segments.len()
                 );
             }
-            let index = EngineIndex { db, dir: dir.path.clone(), ef: 0.into() };
+            let index = EngineIndex { db, dir: dir.path.clone(), search_list: 0.into() };
             let sweep = args
-                .ef
+                .l
                 .iter()
-                .map(|&ef| {
+                .map(|&l| {
                     let params = json!({
-                        "m": args.m,
-                        "ef_construction": args.ef_construction,
-                        "ef": ef,
+                        "l": l,
                         "commit_every": args.commit_every,
                         "commits": commits,
+                        "compaction": format!("{:?}", args.compaction).to_lowercase(),
+                        "segments": segments.len(),
+                        "vamana_segments": vamana,
                         "open_ms": round(open_ms, 2),
                     });
-                    (ef, params.as_object().expect("object").clone())
+                    (l, params.as_object().expect("object").clone())
                 })
                 .collect();
             // Upserts run on every core.
@@ -778,6 +826,9 @@ mod tests {
             ef_construction: 32,
             ef: vec![10],
             commit_every: 700,
+            compaction: CompactionMode::None,
+            compaction_threshold: 4,
+            diskann_min_rows: 10_000,
             db: None,
             rerank: vec![1],
             pq_subspaces: None,
@@ -792,10 +843,22 @@ mod tests {
         assert_eq!(load_engine(&args, &base, &db_dir).unwrap(), 5);
         let db = strata::Db::open(&db_dir).unwrap();
         assert_eq!(db.len(), 3000);
-        let index = EngineIndex { db, dir: db_dir, ef: 10.into() };
+        let index = EngineIndex { db, dir: db_dir, search_list: 10.into() };
         assert!(index.disk_bytes() > 3000 * 8 * 4);
         let m = measure(&index, &queries, &truth, 10, 2);
         assert_eq!(m.recall, 1.0, "committed flat segments are searched exactly");
+
+        // Compacted into one Vamana segment, reopened: the recall bar at the default list.
+        let args = BenchArgs { compaction: CompactionMode::Full, diskann_min_rows: 1000, ..args };
+        let db_dir = dir.path().join("compacted");
+        load_engine(&args, &base, &db_dir).unwrap();
+        let db = strata::Db::open(&db_dir).unwrap();
+        let kinds: Vec<_> = db.segments().iter().map(|s| s.kind).collect();
+        assert_eq!(kinds, [strata::compaction::SegmentKind::Vamana]);
+        let index = EngineIndex { db, dir: db_dir, search_list: 64.into() };
+        assert!(index.ram_bytes() > 0);
+        let m = measure(&index, &queries, &truth, 10, 2);
+        assert!(m.recall >= 0.95, "recall {} through a compacted Vamana segment", m.recall);
     }
 
     #[test]
@@ -857,6 +920,9 @@ mod tests {
             ef_construction: 200,
             ef: vec![10],
             commit_every: 10_000,
+            compaction: CompactionMode::Auto,
+            compaction_threshold: 4,
+            diskann_min_rows: 10_000,
             db: None,
             rerank: vec![1],
             pq_subspaces: None,
