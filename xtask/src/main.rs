@@ -29,7 +29,7 @@ enum Command {
     Gen(generate::GenArgs),
     /// Build an index from a base file and measure recall, queries/s and latency per search
     /// parameter value.
-    Bench(bench::BenchArgs),
+    Bench(Box<bench::BenchArgs>),
     /// Time the dispatched L2 and dot kernels against a plain scalar loop.
     BenchKernels(bench_kernels::BenchKernelsArgs),
     /// Time engine commits of a fixed number of fresh rows on a local directory.
