@@ -37,7 +37,7 @@ pub struct Options {
 }
 
 const DEFAULT_THRESHOLD: usize = 4;
-const DEFAULT_DISKANN_MIN_ROWS: u64 = 10_000;
+const DEFAULT_DISKANN_MIN_ROWS: u64 = 2048;
 const DEFAULT_DELETED_REWRITE_PERMILLE: u16 = 300;
 const DEFAULT_VAMANA_MAX_DEGREE: usize = 64;
 const DEFAULT_COMPACTION_MEMORY_MIB: u32 = 2048;
@@ -106,7 +106,8 @@ impl Options {
 
     /// Compaction: merged outputs with at least this many live rows become Vamana (DiskANN)
     /// segments, with quantized codes in RAM and vectors on disk; smaller ones stay flat
-    /// (exact scans). Default 10,000; at least 256.
+    /// (exact scans). Default 2,048: a flat scan of more rows costs more than a Vamana search
+    /// (measured at 128-d, docs/BENCHMARKS.md). At least 256.
     #[must_use]
     pub fn diskann_min_rows(mut self, rows: u64) -> Self {
         self.diskann_min_rows = rows;

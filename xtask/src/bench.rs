@@ -72,7 +72,7 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 4)]
     pub compaction_threshold: usize,
     /// engine: merged segments of at least this many rows become Vamana segments.
-    #[arg(long, default_value_t = 10_000)]
+    #[arg(long, default_value_t = 2048)]
     pub diskann_min_rows: u64,
     /// engine: database directory, which must not hold a database [default: a fresh directory
     /// under target/bench-db, removed afterwards]. flat-sq8/int4/pq: the segment's directory.
@@ -828,7 +828,7 @@ mod tests {
             commit_every: 700,
             compaction: CompactionMode::None,
             compaction_threshold: 4,
-            diskann_min_rows: 10_000,
+            diskann_min_rows: 2048,
             db: None,
             rerank: vec![1],
             pq_subspaces: None,
@@ -922,7 +922,7 @@ mod tests {
             commit_every: 10_000,
             compaction: CompactionMode::Auto,
             compaction_threshold: 4,
-            diskann_min_rows: 10_000,
+            diskann_min_rows: 2048,
             db: None,
             rerank: vec![1],
             pq_subspaces: None,
