@@ -62,3 +62,27 @@ fn object_store_local_file_system() {
         ObjectStoreBackend::new(Arc::new(store), location, &options).expect("open")
     });
 }
+
+/// Each store under its own fresh prefix of the bucket, with a cache directory.
+fn run_remote(target: strata_storage::testing::RemoteTarget, name: &str) {
+    use strata_storage::ObjectStoreBackend;
+    let cache = tempfile::tempdir().expect("tempdir");
+    let options = target.options.clone().cache_dir(cache.path());
+    conformance::run_all(|| {
+        ObjectStoreBackend::open(&target.fresh_url(name), &options).expect("open the bucket")
+    });
+}
+
+#[test]
+fn s3_conformance() {
+    if let Some(target) = strata_storage::testing::RemoteTarget::s3("s3_conformance") {
+        run_remote(target, "conformance");
+    }
+}
+
+#[test]
+fn gcs_conformance() {
+    if let Some(target) = strata_storage::testing::RemoteTarget::gcs("gcs_conformance") {
+        run_remote(target, "conformance");
+    }
+}

@@ -379,11 +379,4 @@ mod tests {
             Err(Error::InvalidLocation { .. })
         ));
     }
-
-    #[cfg(not(feature = "s3"))]
-    #[test]
-    fn s3_without_the_feature_is_a_clear_error() {
-        let err = open_url("s3://bucket/db", &ObjectStoreOptions::new()).unwrap_err();
-        assert!(err.to_string().contains("`s3` feature"), "{err}");
-    }
 }
