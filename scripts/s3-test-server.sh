@@ -14,12 +14,17 @@ cd "$(dirname "$0")/.."
 
 state_dir=${S3_TEST_SERVER_DIR:-target/s3-test-server}
 bucket=${STRATA_TEST_S3_BUCKET:-strata-test}
-# moto 5.0.23 and later honour If-None-Match on PutObject (conditional create).
-moto_requirement='moto[server]>=5.0.23'
+# Conditional PutObject (If-None-Match: *) came to moto in September 2024 (getmoto/moto#8109);
+# 5.1 is a floor that surely has it, and `start` checks the behaviour anyway.
+moto_requirement='moto[server]>=5.1'
 
 start() {
   mkdir -p "$state_dir"
-  if ! python3 -c 'import moto.server, boto3' 2>/dev/null || ! command -v moto_server >/dev/null; then
+  if ! python3 -c '
+import sys, boto3, moto.server
+from importlib.metadata import version
+sys.exit(tuple(int(p) for p in version("moto").split(".")[:2]) < (5, 1))' 2>/dev/null \
+    || ! command -v moto_server >/dev/null; then
     echo "installing $moto_requirement" >&2
     python3 -m pip install --quiet "$moto_requirement" >&2
   fi
@@ -51,9 +56,19 @@ start() {
   AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test python3 - "$endpoint" "$bucket" <<'EOF'
 import sys
 import boto3
+from botocore.exceptions import ClientError
 endpoint, bucket = sys.argv[1], sys.argv[2]
 s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
 s3.create_bucket(Bucket=bucket)
+# The manifest commit relies on create-if-absent: refuse a server that ignores it.
+s3.put_object(Bucket=bucket, Key="strata-probe", Body=b"1", IfNoneMatch="*")
+try:
+    s3.put_object(Bucket=bucket, Key="strata-probe", Body=b"2", IfNoneMatch="*")
+    sys.exit("the S3 server ignores If-None-Match: * (conditional put); upgrade moto")
+except ClientError as e:
+    if e.response["ResponseMetadata"]["HTTPStatusCode"] != 412:
+        raise
+s3.delete_object(Bucket=bucket, Key="strata-probe")
 EOF
   echo "moto_server on $endpoint (pid $(cat "$state_dir/pid")), bucket $bucket" >&2
   cat <<EOF

@@ -18,7 +18,7 @@ pub(crate) fn from_store(
 ) -> Error {
     use object_store::Error as E;
     let kind = match &error {
-        _ if mentions(&error, "NoSuchBucket") => RemoteErrorKind::MissingBucket,
+        _ if mentions(&error, NO_SUCH_BUCKET) => RemoteErrorKind::MissingBucket,
         E::NotFound { .. } => return Error::NotFound { key: key.to_owned() },
         E::AlreadyExists { .. } => return Error::AlreadyExists { key: key.to_owned() },
         E::PermissionDenied { .. } => RemoteErrorKind::AccessDenied,
@@ -35,6 +35,10 @@ pub(crate) fn from_store(
         source: Box::new(error),
     }
 }
+
+/// The error code S3 and GCS (XML API) put in the body of a reply about a missing bucket. The
+/// whole element, so a key that happens to be named `NoSuchBucket` is not mistaken for one.
+const NO_SUCH_BUCKET: &str = "<Code>NoSuchBucket</Code>";
 
 /// True if `needle` appears in the message of the error or of any of its sources.
 fn mentions(error: &(dyn StdError + 'static), needle: &str) -> bool {
@@ -121,13 +125,18 @@ mod tests {
         assert_eq!(kind(other), Some(RemoteErrorKind::Other));
         let missing = E::NotFound { path: "db/k".into(), source: boxed("404 NoSuchKey") };
         assert!(from_store("s", "get", "k", missing).is_not_found());
+        let named = E::NotFound { path: "NoSuchBucket".into(), source: boxed("404") };
+        assert!(from_store("s", "get", "NoSuchBucket", named).is_not_found(), "a key's name");
         let exists = E::AlreadyExists { path: "db/k".into(), source: boxed("412") };
         assert!(from_store("s", "put_if_absent", "k", exists).is_already_exists());
         let message = from_store(
             "s3://nope/db",
             "list",
             "",
-            E::NotFound { path: String::new(), source: boxed("NoSuchBucket") },
+            E::NotFound {
+                path: String::new(),
+                source: boxed("404: <Error><Code>NoSuchBucket</Code></Error>"),
+            },
         )
         .to_string();
         assert!(

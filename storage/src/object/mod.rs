@@ -150,7 +150,9 @@ impl ObjectStoreOptions {
     }
 
     /// The most bytes the cache keeps (default 4 GiB). Files currently mapped are never
-    /// evicted; an object that cannot fit is read into memory instead of being cached.
+    /// evicted; an object that cannot fit is read into memory instead of being cached. Backends
+    /// of one process on the same store and directory share one cache, under the budget of the
+    /// first to open it.
     pub fn cache_budget(mut self, bytes: u64) -> Self {
         self.cache_budget = bytes;
         self
