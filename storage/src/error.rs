@@ -87,7 +87,8 @@ pub enum RemoteErrorKind {
     MissingBucket,
     /// The credentials are valid but not allowed to do this (permanent).
     AccessDenied,
-    /// The credentials are missing, malformed or expired (permanent until they are fixed).
+    /// The credentials are missing (none configured, and no instance metadata service answered),
+    /// malformed or expired: permanent until they are fixed.
     Unauthenticated,
     /// The store lacks an operation Strata needs, such as conditional puts (permanent).
     Unsupported,

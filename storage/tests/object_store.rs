@@ -362,6 +362,7 @@ fn s3_unreachable_endpoint_is_unavailable_after_retries() {
     let options = ObjectStoreOptions::new()
         .endpoint(format!("http://127.0.0.1:{port}"))
         .allow_http(true)
+        .access_key("test", "test")
         .max_retries(2)
         .retry_timeout(Duration::from_secs(5));
     let started = std::time::Instant::now();
@@ -372,6 +373,29 @@ fn s3_unreachable_endpoint_is_unavailable_after_retries() {
         other => panic!("expected Unavailable, got {other:?}"),
     }
     assert!(started.elapsed() < Duration::from_secs(30));
+}
+
+/// Needs no server either: with no credentials anywhere, the client asks the instance metadata
+/// service, which does not answer (or refuses) off the cloud.
+#[test]
+fn s3_missing_credentials_are_unauthenticated() {
+    if std::env::var_os("AWS_ACCESS_KEY_ID").is_some()
+        || std::env::var_os("AWS_WEB_IDENTITY_TOKEN_FILE").is_some()
+        || std::env::var_os("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI").is_some()
+    {
+        eprintln!("skipping s3_missing_credentials_are_unauthenticated: credentials are set");
+        return;
+    }
+    let options = ObjectStoreOptions::new()
+        .endpoint("http://127.0.0.1:9")
+        .allow_http(true)
+        .max_retries(0)
+        .retry_timeout(Duration::from_secs(2))
+        .request_timeout(Duration::from_secs(2));
+    match ObjectStoreBackend::open("s3://bucket/db", &options) {
+        Err(Error::Remote { kind: RemoteErrorKind::Unauthenticated, .. }) => {}
+        other => panic!("expected Unauthenticated, got {other:?}"),
+    }
 }
 
 #[test]

@@ -23,6 +23,9 @@ pub(crate) fn from_store(
         E::AlreadyExists { .. } => return Error::AlreadyExists { key: key.to_owned() },
         E::PermissionDenied { .. } => RemoteErrorKind::AccessDenied,
         E::Unauthenticated { .. } => RemoteErrorKind::Unauthenticated,
+        // No credentials configured: the client fell back to the cloud's instance metadata
+        // service, which is refused or absent off the cloud.
+        _ if mentions(&error, INSTANCE_METADATA) => RemoteErrorKind::Unauthenticated,
         E::NotSupported { .. } | E::NotImplemented { .. } => RemoteErrorKind::Unsupported,
         _ if is_transient(&error) => RemoteErrorKind::Unavailable,
         _ => RemoteErrorKind::Other,
@@ -39,6 +42,10 @@ pub(crate) fn from_store(
 /// The error code S3 and GCS (XML API) put in the body of a reply about a missing bucket. The
 /// whole element, so a key that happens to be named `NoSuchBucket` is not mistaken for one.
 const NO_SUCH_BUCKET: &str = "<Code>NoSuchBucket</Code>";
+
+/// The address of the instance metadata service (AWS and GCP), where credentials are fetched
+/// when none are configured.
+const INSTANCE_METADATA: &str = "169.254.169.254";
 
 /// True if `needle` appears in the message of the error or of any of its sources.
 fn mentions(error: &(dyn StdError + 'static), needle: &str) -> bool {
@@ -106,6 +113,11 @@ mod tests {
         assert_eq!(kind(denied), Some(RemoteErrorKind::AccessDenied));
         let unauthenticated = E::Unauthenticated { path: path(), source: boxed("401") };
         assert_eq!(kind(unauthenticated), Some(RemoteErrorKind::Unauthenticated));
+        let no_credentials = E::Generic {
+            store: "S3",
+            source: boxed("Error performing PUT http://169.254.169.254/latest/api/token - 403"),
+        };
+        assert_eq!(kind(no_credentials), Some(RemoteErrorKind::Unauthenticated));
         let unsupported =
             E::NotImplemented { operation: "put_opts".into(), implementer: "x".into() };
         assert_eq!(kind(unsupported), Some(RemoteErrorKind::Unsupported));

@@ -15,7 +15,7 @@
 //! | `get` | one GET |
 //! | `get_range` | one ranged GET, or none if the object is cached |
 //! | `map` | one GET on a cache miss, none on a hit |
-//! | `size` | one HEAD, or none if the object is cached |
+//! | `size` | one HEAD, or none if the object is cached (cached objects are immutable; a delete by another process is not seen) |
 //! | `list` | one LIST per 1,000 objects |
 //! | `delete` | one DELETE |
 //!
@@ -75,17 +75,18 @@ pub const MIN_REMOTE_PART_SIZE: usize = 5 << 20;
 
 /// Settings of an [`ObjectStoreBackend`], built with chained setters from [`Default`].
 ///
-/// Credentials never come from here: S3 reads the usual `AWS_*` environment variables
-/// (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`, `AWS_REGION`,
-/// `AWS_ENDPOINT_URL` or `AWS_ENDPOINT`, `AWS_ALLOW_HTTP`, ...; then instance or container
-/// credentials), GCS the `GOOGLE_*` ones (`GOOGLE_APPLICATION_CREDENTIALS`,
-/// `GOOGLE_SERVICE_ACCOUNT`, `GOOGLE_SERVICE_ACCOUNT_KEY`, ...). The endpoint, allow-http and
-/// region settings here override the environment.
+/// Credentials come from the environment unless [`access_key`](Self::access_key) is given: S3
+/// reads the usual `AWS_*` variables (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
+/// `AWS_SESSION_TOKEN`, `AWS_REGION`, `AWS_ENDPOINT_URL` or `AWS_ENDPOINT`, `AWS_ALLOW_HTTP`,
+/// ...; then web-identity, container or instance credentials), GCS the `GOOGLE_*` ones
+/// (`GOOGLE_APPLICATION_CREDENTIALS`, `GOOGLE_SERVICE_ACCOUNT`, `GOOGLE_SERVICE_ACCOUNT_KEY`,
+/// ...). Settings made here override the environment.
 #[derive(Debug, Clone)]
 pub struct ObjectStoreOptions {
     endpoint: Option<String>,
     allow_http: Option<bool>,
     region: Option<String>,
+    access_key: Option<(String, String)>,
     cache_dir: Option<PathBuf>,
     cache_budget: u64,
     verify_cache: bool,
@@ -102,6 +103,7 @@ impl Default for ObjectStoreOptions {
             endpoint: None,
             allow_http: None,
             region: None,
+            access_key: None,
             cache_dir: None,
             cache_budget: DEFAULT_CACHE_BUDGET,
             verify_cache: false,
@@ -137,6 +139,12 @@ impl ObjectStoreOptions {
     /// The S3 region (default: `AWS_REGION`, else `us-east-1`).
     pub fn region(mut self, region: impl Into<String>) -> Self {
         self.region = Some(region.into());
+        self
+    }
+
+    /// Static S3 credentials (an access key id and its secret), instead of the environment's.
+    pub fn access_key(mut self, id: impl Into<String>, secret: impl Into<String>) -> Self {
+        self.access_key = Some((id.into(), secret.into()));
         self
     }
 

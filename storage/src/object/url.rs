@@ -244,6 +244,9 @@ fn s3(
     if let Some(region) = &options.region {
         builder = builder.with_region(region);
     }
+    if let Some((id, secret)) = &options.access_key {
+        builder = builder.with_access_key_id(id).with_secret_access_key(secret);
+    }
     let endpoint = builder.get_config_value(&AmazonS3ConfigKey::Endpoint);
     let location = location("s3", bucket, prefix, endpoint.as_deref());
     let store = builder.build().map_err(|e| Error::InvalidLocation {

@@ -7,6 +7,8 @@
 //!   otherwise, with credentials from the `GOOGLE_*` variables).
 //!
 //! Unset, the tests print why and pass without running: no server is installed by default.
+//! With `STRATA_TEST_S3_REQUIRED=1` (as `.ci/run` sets) a missing S3 setting fails the test
+//! instead, so CI can never skip them by accident.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -30,6 +32,12 @@ impl RemoteTarget {
         let endpoint = std::env::var("STRATA_TEST_S3_ENDPOINT").ok().filter(|v| !v.is_empty());
         let bucket = std::env::var("STRATA_TEST_S3_BUCKET").ok().filter(|v| !v.is_empty());
         let (Some(endpoint), Some(bucket)) = (endpoint, bucket) else {
+            let required = std::env::var("STRATA_TEST_S3_REQUIRED").is_ok_and(|v| v == "1");
+            assert!(
+                !required,
+                "{test}: STRATA_TEST_S3_REQUIRED=1 but STRATA_TEST_S3_ENDPOINT or \
+                 STRATA_TEST_S3_BUCKET is unset"
+            );
             eprintln!(
                 "skipping {test}: set STRATA_TEST_S3_ENDPOINT and STRATA_TEST_S3_BUCKET \
                  (eval \"$(scripts/s3-test-server.sh start)\" starts a local server)"
