@@ -37,17 +37,45 @@ impl AlignedBuf {
     }
 }
 
+/// Something a mapping keeps alive while any of its bytes are in use: the object-store cache
+/// pins its files this way, so eviction never removes a file that is still mapped.
+pub(crate) type Pin = std::sync::Arc<dyn std::any::Any + Send + Sync>;
+
 enum Backing {
     Owned(AlignedBuf),
-    Mapped(memmap2::Mmap),
+    /// The pin is only held, never read: it lives as long as the mapping.
+    Mapped {
+        map: memmap2::Mmap,
+        _pin: Option<Pin>,
+    },
 }
 
 impl Backing {
     fn as_slice(&self) -> &[u8] {
         match self {
             Backing::Owned(buf) => buf.as_slice(),
-            Backing::Mapped(map) => map,
+            Backing::Mapped { map, .. } => map,
         }
+    }
+}
+
+/// A 64-byte-aligned buffer being filled (a download), frozen into [`ObjectBytes`] when done.
+#[cfg_attr(not(feature = "object-store"), allow(dead_code))]
+pub(crate) struct BytesMut(AlignedBuf);
+
+#[cfg_attr(not(feature = "object-store"), allow(dead_code))]
+impl BytesMut {
+    pub(crate) fn zeroed(len: usize) -> Self {
+        BytesMut(AlignedBuf::zeroed(len))
+    }
+
+    pub(crate) fn as_mut_slice(&mut self) -> &mut [u8] {
+        self.0.as_mut_slice()
+    }
+
+    pub(crate) fn freeze(self) -> ObjectBytes {
+        let len = self.0.len;
+        ObjectBytes { backing: Arc::new(Backing::Owned(self.0)), range: 0..len }
     }
 }
 
@@ -85,8 +113,13 @@ impl ObjectBytes {
 
     /// Wraps a read-only memory map.
     pub(crate) fn from_mmap(map: memmap2::Mmap) -> Self {
+        Self::from_mmap_pinned(map, None)
+    }
+
+    /// Wraps a read-only memory map that holds `pin` until the last clone or slice drops.
+    pub(crate) fn from_mmap_pinned(map: memmap2::Mmap, pin: Option<Pin>) -> Self {
         let len = map.len();
-        ObjectBytes { backing: Arc::new(Backing::Mapped(map)), range: 0..len }
+        ObjectBytes { backing: Arc::new(Backing::Mapped { map, _pin: pin }), range: 0..len }
     }
 
     /// A sub-range sharing the same backing.
@@ -113,7 +146,7 @@ impl ObjectBytes {
 
     /// True when these bytes are a memory map of a file rather than a heap copy.
     pub fn is_mapped(&self) -> bool {
-        matches!(*self.backing, Backing::Mapped(_))
+        matches!(*self.backing, Backing::Mapped { .. })
     }
 }
 

@@ -60,6 +60,69 @@ pub enum Error {
     /// An object requires features this build does not know.
     #[error("object {object:?} requires unknown format features {unknown:#010x}")]
     UnknownFeatures { object: String, unknown: u32 },
+
+    /// An object-store request failed in a way that names its cause: a missing bucket, refused
+    /// credentials, a store that stayed unreachable through every retry. `store` names the bucket
+    /// (e.g. `s3://bucket/prefix`), `op` the storage operation.
+    #[error("{store}: {kind} (during {op} on {key:?}): {source}")]
+    Remote {
+        store: String,
+        op: &'static str,
+        key: String,
+        kind: RemoteErrorKind,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+
+    /// A storage URL or object-store option was refused.
+    #[error("invalid storage location {location:?}: {reason}")]
+    InvalidLocation { location: String, reason: String },
+}
+
+/// Why an object-store request failed; see [`Error::Remote`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum RemoteErrorKind {
+    /// The bucket does not exist (permanent: retrying will not help).
+    MissingBucket,
+    /// The credentials are valid but not allowed to do this (permanent).
+    AccessDenied,
+    /// The credentials are missing (none configured, and no instance metadata service answered),
+    /// malformed or expired: permanent until they are fixed.
+    Unauthenticated,
+    /// The store lacks an operation Strata needs, such as conditional puts (permanent).
+    Unsupported,
+    /// The store could not be reached or kept failing through every retry (transient causes:
+    /// connection refused, timeouts, 5xx replies, throttling). The outcome of a write is unknown.
+    Unavailable,
+    /// Any other failure the store reported.
+    Other,
+}
+
+impl RemoteErrorKind {
+    /// True when retrying the same request cannot succeed without outside intervention.
+    pub fn is_permanent(self) -> bool {
+        matches!(
+            self,
+            RemoteErrorKind::MissingBucket
+                | RemoteErrorKind::AccessDenied
+                | RemoteErrorKind::Unauthenticated
+                | RemoteErrorKind::Unsupported
+        )
+    }
+}
+
+impl std::fmt::Display for RemoteErrorKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            RemoteErrorKind::MissingBucket => "the bucket does not exist",
+            RemoteErrorKind::AccessDenied => "access denied",
+            RemoteErrorKind::Unauthenticated => "not authenticated (check the credentials)",
+            RemoteErrorKind::Unsupported => "operation not supported by the store",
+            RemoteErrorKind::Unavailable => "the store was unavailable through every retry",
+            RemoteErrorKind::Other => "request failed",
+        })
+    }
 }
 
 /// What exactly was wrong with a corrupt object.

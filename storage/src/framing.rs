@@ -73,6 +73,19 @@ impl Footer {
         crc32fast::hash(&self.as_bytes()[..FOOTER_LEN - 4])
     }
 
+    /// The footer of an object of `size` bytes whose last [`FOOTER_LEN`] bytes are `tail`, if
+    /// they are a footer of any file kind: its own checksum holds and it records the body length
+    /// present. A copy of an object (a download, a cache file) can then be checked against the
+    /// body checksum without knowing the object's format; an object that is not framed is
+    /// recognized by chance with probability 2^-32.
+    pub fn recognize(size: u64, tail: &[u8]) -> Option<Footer> {
+        let footer = Footer::read_from_bytes(tail).ok()?;
+        let consistent = size >= FOOTER_LEN as u64
+            && footer.footer_crc32.get() == footer.computed_footer_crc()
+            && footer.body_len.get() == size - FOOTER_LEN as u64;
+        consistent.then_some(footer)
+    }
+
     /// Decodes and checks the footer of the object `object`, `file_len` bytes long, whose last
     /// [`FOOTER_LEN`] bytes are `tail`: magic, footer checksum, version, required features and
     /// body length. The body checksum is left to [`verify_body`](Self::verify_body).

@@ -5,7 +5,9 @@
 //! were chosen so that S3 and GCS fit as well as a local directory: whole-object atomic puts, a
 //! create-if-absent put for the manifest commit, range reads, and no rename or append.
 //!
-//! Implementations: [`LocalDir`] (a directory, memory-mapped reads) and [`MemoryStore`]. With the
+//! Implementations: [`LocalDir`] (a directory, memory-mapped reads), [`MemoryStore`], and with the
+//! `object-store` feature `ObjectStoreBackend` (S3 with `s3`, GCS with `gcs`, and
+//! `object_store`'s in-memory and local stores), opened by URL with `open_url`. With the
 //! `testing` feature, [`testing`] adds fault injection, a crash-simulating file system and I/O
 //! counting, plus the conformance suite every implementation must pass.
 //!
@@ -17,6 +19,8 @@ pub mod framing;
 mod key;
 mod local;
 mod memory;
+#[cfg(feature = "object-store")]
+mod object;
 #[cfg(feature = "testing")]
 pub mod testing;
 
@@ -25,10 +29,18 @@ use std::ops::Range;
 use std::sync::Arc;
 
 pub use crate::bytes::{OBJECT_ALIGN, ObjectBytes};
-pub use crate::error::{Corruption, Error, Result};
+pub use crate::error::{Corruption, Error, RemoteErrorKind, Result};
 pub use crate::key::{MAX_COMPONENT_LEN, MAX_KEY_LEN, validate_key};
 pub use crate::local::{DirLock, Fs, FsFile, LocalDir, StdFs};
 pub use crate::memory::MemoryStore;
+#[cfg(feature = "object-store")]
+pub use crate::object::{
+    DEFAULT_CACHE_BUDGET, DEFAULT_PART_SIZE, MIN_REMOTE_PART_SIZE, ObjectStoreBackend,
+    ObjectStoreOptions, RequestStats, StorageUrl, open_url,
+};
+/// The `object_store` crate this backend is built on, for [`ObjectStoreBackend::new`].
+#[cfg(feature = "object-store")]
+pub use object_store;
 
 /// An object's key and size, as returned by [`Storage::list`].
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]

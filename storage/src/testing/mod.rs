@@ -7,14 +7,17 @@
 //!   the durable image only, with unsynced data lost or torn. Run a [`crate::LocalDir`] on it to
 //!   test crash consistency at every write, fsync and rename.
 //! - [`conformance`]: the contract of [`crate::Storage`] as checks every implementation runs.
+//! - [`RemoteTarget`]: the S3 or GCS bucket integration tests use, from the environment.
 
 pub mod conformance;
 mod counting;
 mod failing;
+mod remote;
 mod sim_fs;
 
 pub use counting::{CountingStorage, IoStats};
 pub use failing::{FailingStorage, FaultPlan};
+pub use remote::RemoteTarget;
 pub use sim_fs::{SimFile, SimFs, for_each_crash_point};
 
 /// A kind of storage operation, as counted by [`CountingStorage`] and targeted by
