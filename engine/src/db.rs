@@ -2,7 +2,7 @@
 
 use std::collections::HashSet;
 use std::fmt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 use std::thread::JoinHandle;
@@ -151,10 +151,17 @@ struct Worker {
 }
 
 impl Db {
-    /// Creates a database in the local directory `root` (created if missing), and opens it for
-    /// writing. Fails with [`Error::AlreadyExists`] if one is there.
+    /// Creates a database in the local directory `root` (created if missing), or at an object
+    /// store URL (`s3://bucket/prefix`, `gs://bucket/prefix`, `memory://name`, with the `s3`,
+    /// `gcs` or `object-store` feature; `storage::open_url` documents credentials and the
+    /// cache), and opens it for writing. Fails with [`Error::AlreadyExists`] if
+    /// one is there.
     pub fn create(root: impl AsRef<Path>, options: Options) -> Result<Db> {
         options.validate()?;
+        let root = local_path(root.as_ref());
+        if let Some(url) = remote_url(&root) {
+            return Self::create_with(open_remote(url)?, url.to_owned(), options, None);
+        }
         let store = LocalDir::open(root)?;
         let lock = store.lock(LOCK_FILE)?;
         let location = store.root().display().to_string();
@@ -170,9 +177,15 @@ impl Db {
         Self::create_with(storage, location, options, None)
     }
 
-    /// Opens the database in the local directory `root` for writing. Only one writer may hold
-    /// a directory: a second gets [`strata_storage::Error::Locked`].
+    /// Opens the database in the local directory `root`, or at an object store URL (as in
+    /// [`create`](Self::create)), for writing. Only one writer may hold a directory: a second
+    /// gets [`strata_storage::Error::Locked`]; on an object store a second writer's commit
+    /// fails with [`Error::Conflict`].
     pub fn open(root: impl AsRef<Path>) -> Result<Db> {
+        let root = local_path(root.as_ref());
+        if let Some(url) = remote_url(&root) {
+            return Self::open_with(open_remote(url)?, url.to_owned(), Mode::Writer, None, None);
+        }
         let store = LocalDir::open_existing(root)?;
         let lock = store.lock(LOCK_FILE)?;
         let location = store.root().display().to_string();
@@ -188,6 +201,10 @@ impl Db {
     /// Opens the newest version of the database in `root` for reading only (no lock: any number
     /// of readers may run beside the writer). See [`refresh`](Self::refresh).
     pub fn open_read_only(root: impl AsRef<Path>) -> Result<Db> {
+        let root = local_path(root.as_ref());
+        if let Some(url) = remote_url(&root) {
+            return Self::open_with(open_remote(url)?, url.to_owned(), Mode::ReadOnly, None, None);
+        }
         let store = LocalDir::open_existing(root)?;
         let location = store.root().display().to_string();
         Self::open_with(Arc::new(store), location, Mode::ReadOnly, None, None)
@@ -202,6 +219,11 @@ impl Db {
     /// Opens version `version` of the database in `root`, read-only: time travel. The version
     /// must still exist (garbage collection removes versions outside retention).
     pub fn open_at(root: impl AsRef<Path>, version: Version) -> Result<Db> {
+        let root = local_path(root.as_ref());
+        if let Some(url) = remote_url(&root) {
+            let storage = open_remote(url)?;
+            return Self::open_with(storage, url.to_owned(), Mode::ReadOnly, Some(version.0), None);
+        }
         let store = LocalDir::open_existing(root)?;
         let location = store.root().display().to_string();
         Self::open_with(Arc::new(store), location, Mode::ReadOnly, Some(version.0), None)
@@ -1065,6 +1087,35 @@ impl Inner {
     pub(crate) fn versions(&self) -> Result<Vec<Version>> {
         Ok(strata_manifest::list_versions(&*self.storage)?.into_iter().map(Version).collect())
     }
+}
+
+/// `root` with a `file://` prefix removed.
+fn local_path(root: &Path) -> PathBuf {
+    match root.to_str().and_then(|s| s.strip_prefix("file://")) {
+        Some(path) => PathBuf::from(path),
+        None => root.to_path_buf(),
+    }
+}
+
+/// `root` as a URL, if it names an object store (`scheme://...`) rather than a directory.
+fn remote_url(root: &Path) -> Option<&str> {
+    let text = root.to_str()?;
+    let (scheme, _) = text.split_once("://")?;
+    (!scheme.is_empty() && scheme.chars().all(|c| c.is_ascii_alphanumeric())).then_some(text)
+}
+
+#[cfg(feature = "object-store")]
+fn open_remote(url: &str) -> Result<Arc<dyn Storage>> {
+    Ok(strata_storage::open_url(url, &strata_storage::ObjectStoreOptions::default())?)
+}
+
+#[cfg(not(feature = "object-store"))]
+fn open_remote(url: &str) -> Result<Arc<dyn Storage>> {
+    Err(Error::Storage(strata_storage::Error::InvalidLocation {
+        location: url.to_owned(),
+        reason: "this build of strata has no object-store support (enable feature s3 or gcs)"
+            .to_owned(),
+    }))
 }
 
 /// Segment ids must fit the id index's 32-bit field.

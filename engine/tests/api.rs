@@ -258,3 +258,29 @@ fn a_writer_that_fell_behind_a_collected_history_gets_a_conflict() {
     let reopened = Db::open_in(store).unwrap();
     assert_eq!((reopened.version(), reopened.len()), (Version(4), 3));
 }
+
+/// `Db::create` / `open` take object-store URLs and `file://` paths as well as directories.
+#[test]
+fn databases_open_by_url() {
+    let db = Db::create("memory://api-url-test", Options::new(2, Metric::L2)).unwrap();
+    db.upsert(1, &[1.0, 2.0]).unwrap();
+    let version = db.commit().unwrap();
+    drop(db);
+    let db = Db::open("memory://api-url-test").unwrap();
+    assert_eq!(db.version(), version);
+    assert_eq!(db.get(1).unwrap(), Some(vec![1.0, 2.0]));
+    let reader = Db::open_read_only("memory://api-url-test").unwrap();
+    assert_eq!(reader.get(1).unwrap(), Some(vec![1.0, 2.0]));
+    drop((db, reader));
+
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("file://{}", dir.path().join("db").display());
+    let db = Db::create(&url, Options::new(2, Metric::L2)).unwrap();
+    db.upsert(5, &[0.5, 0.5]).unwrap();
+    db.commit().unwrap();
+    drop(db);
+    assert_eq!(Db::open(dir.path().join("db")).unwrap().get(5).unwrap(), Some(vec![0.5, 0.5]));
+
+    let error = Db::open("ftp://host/db").unwrap_err();
+    assert!(error.to_string().contains("ftp://host/db"), "{error}");
+}
