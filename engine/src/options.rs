@@ -43,6 +43,9 @@ const DEFAULT_VAMANA_MAX_DEGREE: usize = 64;
 const DEFAULT_COMPACTION_MEMORY_MIB: u32 = 2048;
 const DEFAULT_AUTO_FLUSH_BYTES: u64 = 256 << 20;
 
+/// Vamana segments smaller than this keep SQ8 codes unless a codec is configured.
+pub(crate) const SQ8_BELOW_ROWS: u64 = 32_768;
+
 impl Options {
     /// Options for `dim`-dimensional vectors compared by `metric`, with every other setting at
     /// its default.
@@ -296,7 +299,7 @@ impl Options {
 
     /// What a compaction policy plans with under these options.
     pub fn policy_settings(&self) -> PolicySettings {
-        let build = self.vamana_build_options();
+        let build = self.vamana_build_options(u64::MAX);
         let per_row = build.peak_memory(self.dim, 1 << 20) >> 20;
         PolicySettings {
             threshold: self.compaction_threshold,
@@ -306,15 +309,19 @@ impl Options {
         }
     }
 
-    /// How compactions build Vamana segments.
-    pub(crate) fn vamana_build_options(&self) -> BuildOptions {
-        let mut build = BuildOptions::default()
+    /// How compactions build a Vamana segment of `rows` rows. Without a configured codec,
+    /// segments under [`SQ8_BELOW_ROWS`] keep SQ8 codes: preparing a residual PQ query (its
+    /// coarse and sub-space tables) costs about as much as a whole search of a small segment,
+    /// and SQ8 needs none, while its extra bytes are few in a small segment.
+    pub(crate) fn vamana_build_options(&self, rows: u64) -> BuildOptions {
+        let build = BuildOptions::default()
             .max_degree(self.vamana_max_degree)
             .memory_budget(u64::from(self.compaction_memory_mib) << 20);
-        if let Some(codec) = self.vamana_codec {
-            build = build.codec(codec);
+        match self.vamana_codec {
+            Some(codec) => build.codec(codec),
+            None if rows < SQ8_BELOW_ROWS => build.codec(CodecKind::Sq8),
+            None => build,
         }
-        build
     }
 }
 

@@ -73,6 +73,13 @@ impl Segment {
         }
     }
 
+    pub(crate) fn rows(&self) -> u64 {
+        match self {
+            Segment::Flat(s) => s.rows(),
+            Segment::Vamana(s) => s.rows(),
+        }
+    }
+
     pub(crate) fn vector(&self, row: u32) -> Result<&[f32]> {
         Ok(match self {
             Segment::Flat(s) => s.vector(row)?,
@@ -92,7 +99,9 @@ impl Segment {
     }
 
     /// Offers its best rows not rejected by `skip` to `top` as `(id, exact distance)`: every
-    /// row for a flat segment, the graph search's `top.k()` best for a Vamana segment.
+    /// row for a flat segment, the graph search's `top.k()` best for a Vamana segment, which
+    /// stops early once its candidates fall well behind what `top` holds already (see
+    /// `VamanaSegment::search_within`).
     pub(crate) fn search(
         &self,
         query: &[f32],
@@ -104,7 +113,12 @@ impl Segment {
         match self {
             Segment::Flat(s) => s.search(query, skip, top, &mut scratch.distances)?,
             Segment::Vamana(s) => {
-                s.search(query, params, skip, top, &mut scratch.vamana)?;
+                let bound = if top.is_full() {
+                    top.worst().unwrap_or(f32::INFINITY)
+                } else {
+                    f32::INFINITY
+                };
+                s.search_within(query, params, bound, skip, top, &mut scratch.vamana)?;
             }
         }
         Ok(())
@@ -116,4 +130,6 @@ impl Segment {
 pub(crate) struct SegmentScratch {
     distances: Vec<f32>,
     vamana: diskann::SearchScratch,
+    /// Segment indices in search order.
+    pub(crate) order: Vec<usize>,
 }

@@ -162,7 +162,13 @@ impl Snapshot {
         // before it marks the old row deleted, so a search that finds the old row already
         // deleted is sure to find the new version in a tier it reads later.
         scratch.top.reset(k);
-        for live in &self.segments {
+        // Largest first: its results bound the searches of the smaller segments.
+        let mut order = std::mem::take(&mut scratch.segment.order);
+        order.clear();
+        order.extend(0..self.segments.len());
+        order.sort_by_key(|&i| std::cmp::Reverse(self.segments[i].segment.rows()));
+        for &i in &order {
+            let live = &self.segments[i];
             let deleted = &*live.deleted;
             live.segment.search(
                 query,
@@ -172,6 +178,7 @@ impl Snapshot {
                 &mut scratch.segment,
             )?;
         }
+        scratch.segment.order = order;
         // Segments offer exact distances (a Vamana search reranks with full vectors): one
         // collector across all of them prunes the most.
         scratch.top.sorted_into(&mut scratch.tier);

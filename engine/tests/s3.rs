@@ -52,6 +52,11 @@ impl Bucket {
     }
 }
 
+/// Background compaction off: these tests count versions and requests of commits alone.
+fn options() -> Options {
+    Options::new(DIM, Metric::L2).background_compaction(false)
+}
+
 fn storage(handle: &Arc<ObjectStoreBackend>) -> Arc<dyn Storage> {
     handle.clone()
 }
@@ -94,7 +99,7 @@ fn assert_lacks(db: &Db, ids: impl IntoIterator<Item = u64>, what: &str) {
 /// Two writers on one location race a commit: one wins, the other gets `Conflict`, and
 /// nothing committed is lost; a reader sees exactly the winner's state.
 fn two_writers_race_a_commit(bucket: &Bucket) {
-    let a = Db::create_in(storage(&bucket.handle(None)), Options::new(DIM, Metric::L2)).unwrap();
+    let a = Db::create_in(storage(&bucket.handle(None)), options()).unwrap();
     upsert_range(&a, 0..100);
     assert_eq!(a.commit().unwrap(), Version(2));
     let b = Db::open_in(storage(&bucket.handle(None))).unwrap();
@@ -148,8 +153,7 @@ fn two_writers_race_a_commit(bucket: &Bucket) {
 
 /// A read-only handle opened early follows the writer's versions with `refresh`.
 fn a_reader_refreshes_to_the_writers_versions(bucket: &Bucket) {
-    let writer =
-        Db::create_in(storage(&bucket.handle(None)), Options::new(DIM, Metric::L2)).unwrap();
+    let writer = Db::create_in(storage(&bucket.handle(None)), options()).unwrap();
     let cache = tempfile::tempdir().unwrap();
     let reader = Db::open_read_only_in(storage(&bucket.handle(Some(cache.path())))).unwrap();
     assert_eq!((reader.version(), reader.len()), (Version(1), 0));
@@ -174,7 +178,7 @@ fn request_bars(bucket: &Bucket, label: &str) {
     const ROWS: u64 = 1000;
     let writer_cache = tempfile::tempdir().unwrap();
     let handle = bucket.handle(Some(writer_cache.path()));
-    let writer = Db::create_in(storage(&handle), Options::new(DIM, Metric::L2)).unwrap();
+    let writer = Db::create_in(storage(&handle), options()).unwrap();
     let mut worst_commit = RequestStats::default();
     for segment in 0..SEGMENTS {
         let start = segment * ROWS;

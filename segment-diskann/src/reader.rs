@@ -489,6 +489,28 @@ impl VamanaSegment {
         top: &mut TopK,
         scratch: &mut SearchScratch,
     ) -> Result<SearchStats> {
+        self.search_within(query, params, f32::INFINITY, skip, top, scratch)
+    }
+
+    /// [`search`](Self::search) for a query whose k-th best distance elsewhere is already
+    /// `bound` (another segment's result, as a multi-segment search collects them): once the
+    /// greedy descent has reached its local minimum (the next candidate is no nearer than one
+    /// already expanded) and at least a quarter of the list was expanded, the walk stops at the
+    /// first candidate whose code distance exceeds
+    /// `bound` by more than the codes' error margin, since nothing beyond it is likely to enter
+    /// the top k. (Under inner product a walk seldom reaches such a minimum before its list is
+    /// spent, so the bound saves little there.) Like Lucene's shared collector across segments, this cuts a segment that
+    /// holds few of the query's neighbours to little more than the walk from the medoid. If
+    /// the walk stops this way, fewer than k results are not retried.
+    pub fn search_within(
+        &self,
+        query: &[f32],
+        params: &SearchParams,
+        bound: f32,
+        skip: impl Fn(u32) -> bool,
+        top: &mut TopK,
+        scratch: &mut SearchScratch,
+    ) -> Result<SearchStats> {
         if query.len() != self.dim {
             return Err(VamanaError::DimensionMismatch { expected: self.dim, found: query.len() });
         }
@@ -508,8 +530,10 @@ impl VamanaSegment {
                 self.scan(query, &skip, scratch, &mut stats)?;
                 break;
             }
-            self.beam_search(query, search_list, params.beam_width, &skip, scratch, &mut stats)?;
-            if scratch.best.len() >= k {
+            let cutoff = bound_cutoff(bound);
+            let walk = Walk { search_list, beam_width: params.beam_width, cutoff };
+            let stopped = self.beam_search(query, walk, &skip, scratch, &mut stats)?;
+            if stopped || scratch.best.len() >= k {
                 break;
             }
             search_list = search_list.saturating_mul(2);
@@ -524,15 +548,20 @@ impl VamanaSegment {
     fn beam_search(
         &self,
         query: &[f32],
-        search_list: usize,
-        beam_width: usize,
+        Walk { search_list, beam_width, cutoff }: Walk,
         skip: &impl Fn(u32) -> bool,
         scratch: &mut SearchScratch,
         stats: &mut SearchStats,
-    ) -> Result<()> {
+    ) -> Result<bool> {
         let SearchScratch {
             list, visited, query: prepared, beam, pending, distances, best, ..
         } = scratch;
+        // The nearest code distance expanded so far: once the next candidate is no nearer, the
+        // greedy descent has reached its local minimum.
+        let mut nearest_expanded = f32::INFINITY;
+        // A floor under a bounded walk that grows with the list, so a longer list still buys
+        // recall.
+        let least_hops = (search_list / 4) as u32;
         let prepared = self.codec.prepare(query, prepared);
         list.reset(search_list);
         visited.reset(self.rows as usize);
@@ -543,12 +572,22 @@ impl VamanaSegment {
             beam.clear();
             while beam.len() < beam_width {
                 match list.expand_next() {
-                    Some(candidate) => beam.push(candidate.row),
+                    Some(candidate)
+                        if candidate.distance > cutoff
+                            && candidate.distance >= nearest_expanded
+                            && stats.hops >= least_hops =>
+                    {
+                        return Ok(true);
+                    }
+                    Some(candidate) => {
+                        nearest_expanded = nearest_expanded.min(candidate.distance);
+                        beam.push(candidate.row);
+                    }
                     None => break,
                 }
             }
             if beam.is_empty() {
-                return Ok(());
+                return Ok(false);
             }
             pending.clear();
             // The next round most likely expands the list's next candidate: start loading its
@@ -608,4 +647,27 @@ impl VamanaSegment {
         let len = self.codec.code_len();
         &self.codes[row as usize * len..(row as usize + 1) * len]
     }
+}
+
+/// The code distance past which a bounded search stops: `bound` plus a margin for the codes'
+/// error (a fraction of the bound's magnitude, so it scales with every metric's distances,
+/// negative inner products included).
+fn bound_cutoff(bound: f32) -> f32 {
+    if bound.is_finite() {
+        bound + BOUND_MARGIN * bound.abs().max(f32::MIN_POSITIVE)
+    } else {
+        f32::INFINITY
+    }
+}
+
+/// Relative slack of [`bound_cutoff`].
+const BOUND_MARGIN: f32 = 0.2;
+
+/// How far one beam search walks: its list size, its beam width, and the code distance past
+/// which a bounded search may stop ([`bound_cutoff`]).
+#[derive(Debug, Clone, Copy)]
+struct Walk {
+    search_list: usize,
+    beam_width: usize,
+    cutoff: f32,
 }

@@ -582,6 +582,7 @@ pub fn run(args: &BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
                         "commits": commits,
                         "compaction": format!("{:?}", args.compaction).to_lowercase(),
                         "segments": segments.len(),
+                        "segment_rows": segments.iter().map(|s| s.live_rows).collect::<Vec<_>>(),
                         "vamana_segments": vamana,
                         "open_ms": round(open_ms, 2),
                     });

@@ -204,7 +204,7 @@ impl Inner {
                 (written.size, written.crc32)
             }
             SegmentKind::Vamana => {
-                let build = self.options.vamana_build_options();
+                let build = self.options.vamana_build_options(u64::from(rows));
                 let mut builder = VamanaBuilder::new(self.dim, self.metric, build)?;
                 builder.reserve(u64::from(rows))?;
                 for (live, row) in rows_each() {
