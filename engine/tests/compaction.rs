@@ -294,3 +294,33 @@ fn no_compaction_policy_and_close() {
     assert_eq!(db.segments().len(), 6);
     db.close().unwrap();
 }
+
+/// A policy that panics stands in for any bug in the worker: the panic is caught, the handle
+/// refuses writes naming it, and reads go on.
+#[derive(Debug)]
+struct PanickingPolicy;
+
+impl CompactionPolicy for PanickingPolicy {
+    fn plan(
+        &self,
+        _: &[strata::compaction::SegmentInfo],
+        _: &strata::compaction::PolicySettings,
+    ) -> Option<strata::compaction::Plan> {
+        panic!("policy bug")
+    }
+}
+
+#[test]
+fn a_panicking_worker_poisons_writes_and_reads_keep_working() {
+    let (_, db) = memory_db(Options::new(DIM, Metric::L2));
+    db.upsert(1, &vector(1, 0)).unwrap();
+    db.commit().unwrap();
+    db.set_compaction_policy(Arc::new(PanickingPolicy));
+    wait_for("the worker's panic", || db.upsert(2, &vector(2, 0)).is_err());
+    let error = db.upsert(3, &vector(3, 0)).unwrap_err();
+    assert!(matches!(error, Error::Poisoned { .. }), "{error}");
+    assert!(error.to_string().contains("policy bug"), "{error}");
+    assert_eq!(db.get(1).unwrap(), Some(vector(1, 0)));
+    assert_eq!(db.search(&vector(1, 0), 1).unwrap()[0].id, 1);
+    assert!(db.close().is_err(), "close reports the failed worker");
+}
