@@ -23,6 +23,20 @@ impl SegmentInfo {
     }
 }
 
+/// A segment as `Db::segment_details` describes it: the policy's view, plus its storage.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SegmentDetails {
+    pub info: SegmentInfo,
+    /// Rows deleted since the last commit too (the policy sees only committed deletes).
+    pub live_rows_now: u64,
+    /// Bytes of its file.
+    pub file_bytes: u64,
+    /// Bytes it holds in RAM (a Vamana segment's codes; the mapped file is not counted).
+    pub ram_bytes: u64,
+    /// The in-RAM codes, e.g. `"sq8"` or `"rpq32"`; none for a plain flat segment.
+    pub codes: Option<String>,
+}
+
 /// The settings a policy plans with (from [`Options`](crate::Options)).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct PolicySettings {

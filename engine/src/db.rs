@@ -18,7 +18,7 @@ use strata_segment_flat::FlatWriter;
 use strata_storage::{DirLock, LocalDir, Storage};
 
 use crate::bitmap::AtomicBitmap;
-use crate::compaction::{CompactionPolicy, SegmentInfo, SizeTiered};
+use crate::compaction::{CompactionPolicy, SegmentDetails, SegmentInfo, SizeTiered};
 use crate::index::IdIndex;
 use crate::options::MEMTABLE_ROTATE_ROWS;
 use crate::segment::Segment;
@@ -331,6 +331,24 @@ impl Db {
     /// sees them.
     pub fn segments(&self) -> Vec<SegmentInfo> {
         self.inner.current_snapshot().segment_infos()
+    }
+
+    /// Every committed segment of this handle's current version, oldest first, with its file
+    /// size, RAM and codes (for tools such as `cargo xtask inspect`).
+    pub fn segment_details(&self) -> Vec<SegmentDetails> {
+        let snapshot = self.inner.current_snapshot();
+        snapshot
+            .segment_infos()
+            .into_iter()
+            .zip(&snapshot.segments)
+            .map(|(info, live)| SegmentDetails {
+                info,
+                live_rows_now: info.rows - live.deleted.count(),
+                file_bytes: live.segment.file_bytes(),
+                ram_bytes: live.memory_bytes() as u64,
+                codes: live.segment.codes(),
+            })
+            .collect()
     }
 
     /// The options in force (stored in the manifest at create time).

@@ -65,6 +65,22 @@ impl Segment {
         }
     }
 
+    /// The name of the in-RAM codes (`"sq8"`, `"rpq32"`, ...), if the segment has codes.
+    pub(crate) fn codes(&self) -> Option<String> {
+        match self {
+            Segment::Flat(s) => s.codec().map(|c| c.kind().to_string()),
+            Segment::Vamana(s) => Some(s.codec().kind().to_string()),
+        }
+    }
+
+    /// The size of its file.
+    pub(crate) fn file_bytes(&self) -> u64 {
+        match self {
+            Segment::Flat(s) => s.size(),
+            Segment::Vamana(s) => s.size(),
+        }
+    }
+
     /// The id of row `row` (`row < rows()`).
     pub(crate) fn id(&self, row: u32) -> u64 {
         match self {

@@ -1,14 +1,18 @@
-//! `cargo xtask <command>`: project tasks (data generation, benchmarks, and later the demo and
-//! bulk load) as a plain binary crate, reached through the alias in `.cargo/config.toml`.
+//! `cargo xtask <command>`: the demo, the database tools (bulk load, search, inspect, compact,
+//! gc), data generation and benchmarks, as a plain binary crate reached through the alias in
+//! `.cargo/config.toml`.
 
 mod bench;
 mod bench_codes;
 mod bench_diskann;
 mod bench_engine;
 mod bench_kernels;
+mod demo;
 mod exact;
 mod generate;
+mod input;
 mod rng;
+mod tools;
 mod vecs;
 
 use std::process::ExitCode;
@@ -25,6 +29,20 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// The main job: generate 200k x 128 vectors, bulk-load them into a local database,
+    /// compact, reopen, and measure recall and latency against exact ground truth.
+    Demo(demo::DemoArgs),
+    /// Load a .fvecs, .bvecs or .npy file into a database, committing as it goes.
+    BulkLoad(tools::BulkLoadArgs),
+    /// Search a database with a file of query vectors; with --gt, print recall@k.
+    Search(tools::SearchArgs),
+    /// Describe a database: versions, records, options, segments (kind, rows, deleted
+    /// fraction, bytes, codes).
+    Inspect(tools::InspectArgs),
+    /// Run compaction on a database until the policy finds nothing to do (or --full).
+    Compact(tools::CompactArgs),
+    /// Delete manifest versions and files that retention no longer protects.
+    Gc(tools::GcArgs),
     /// Generate a seeded data set (base, queries, exact top-100 ground truth) as .fvecs/.ivecs.
     Gen(generate::GenArgs),
     /// Build an index from a base file and measure recall, queries/s and latency per search
@@ -69,7 +87,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let measures = matches!(
         cli.command,
-        Command::Bench(_)
+        Command::Demo(_)
+            | Command::Bench(_)
             | Command::BenchKernels(_)
             | Command::BenchCommit(_)
             | Command::BenchOpen(_)
@@ -78,6 +97,12 @@ fn main() -> ExitCode {
         return rerun_optimized();
     }
     let result = match &cli.command {
+        Command::Demo(args) => demo::run(args),
+        Command::BulkLoad(args) => tools::bulk_load(args),
+        Command::Search(args) => tools::search(args),
+        Command::Inspect(args) => tools::inspect(args),
+        Command::Compact(args) => tools::compact(args),
+        Command::Gc(args) => tools::gc(args),
         Command::Gen(args) => generate::run(args),
         Command::Bench(args) => bench::run(args),
         Command::BenchKernels(args) => bench_kernels::run(args),

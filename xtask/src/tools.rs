@@ -1,0 +1,403 @@
+//! The database tools: `bulk-load`, `search`, `inspect`, `compact` and `gc`.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use indicatif::{ProgressBar, ProgressStyle};
+use strata::compaction::SegmentKind;
+use strata::{Db, Metric, Options, SearchParams};
+
+use crate::input::VectorFile;
+use crate::vecs::read_ivecs;
+
+type Result<T, E = Box<dyn std::error::Error>> = std::result::Result<T, E>;
+
+/// Load vectors from a file into a database, committing as it goes.
+#[derive(Debug, Clone, clap::Args)]
+pub struct BulkLoadArgs {
+    /// The database: a local directory, or an object store URL (s3://bucket/prefix, gs://...,
+    /// memory://name).
+    #[arg(long)]
+    pub db: String,
+    /// Vectors to load: .fvecs, .bvecs (bytes, loaded as floats) or .npy (2-d float32, C order).
+    /// The file is memory-mapped; do not change it while it loads.
+    #[arg(long)]
+    pub input: PathBuf,
+    /// Create the database (it must not exist) instead of opening it.
+    #[arg(long)]
+    pub create: bool,
+    /// With --create: the dimension [default: the input's].
+    #[arg(long)]
+    pub dim: Option<usize>,
+    /// With --create: the metric, l2, ip or cosine.
+    #[arg(long, default_value = "l2")]
+    pub metric: Metric,
+    /// Rows per upsert batch (inserted on every core).
+    #[arg(long, default_value_t = 10_000)]
+    pub batch: usize,
+    /// Rows between commits; the last partial group is committed at the end. A bad row stops
+    /// the load with the database at its last commit.
+    #[arg(long, default_value_t = 100_000)]
+    pub commit_every: usize,
+    /// Record ids: `row` (the row number in the file) or `file:PATH` (a text file, one
+    /// unsigned integer per line, as many lines as rows).
+    #[arg(long, default_value = "row")]
+    pub ids: String,
+    /// Wait for background compaction to finish before exiting.
+    #[arg(long)]
+    pub wait_compaction: bool,
+}
+
+/// What a load did.
+#[derive(Debug, Clone, Copy)]
+pub struct LoadReport {
+    pub rows: usize,
+    pub commits: usize,
+    pub seconds: f64,
+}
+
+pub fn bulk_load(args: &BulkLoadArgs) -> Result<()> {
+    let report = load(args, true)?;
+    println!(
+        "loaded {} rows in {:.2} s ({:.0} rows/s), {} commits",
+        report.rows,
+        report.seconds,
+        report.rows as f64 / report.seconds.max(1e-9),
+        report.commits
+    );
+    Ok(())
+}
+
+/// Loads `args.input` into `args.db`; `progress` draws a bar on a terminal.
+pub fn load(args: &BulkLoadArgs, progress: bool) -> Result<LoadReport> {
+    let input = VectorFile::open(&args.input)?;
+    let ids = read_ids(&args.ids, input.rows())?;
+    let db = if args.create {
+        let dim = args.dim.unwrap_or(input.dim());
+        Db::create(&args.db, Options::new(dim, args.metric))?
+    } else {
+        Db::open(&args.db)?
+    };
+    if input.dim() != db.dim() {
+        return Err(format!(
+            "{} has {}-dimensional vectors, but the database {} holds {}-dimensional ones",
+            input.path().display(),
+            input.dim(),
+            args.db,
+            db.dim()
+        )
+        .into());
+    }
+    let bar = bar(progress, input.rows() as u64, "rows");
+    let started = Instant::now();
+    // A batch never spans a commit point, so commits land every `commit_every` rows.
+    let every = args.commit_every.max(1);
+    let batch = args.batch.clamp(1, every);
+    let mut rows = Vec::new();
+    let mut commits = 0;
+    let mut since_commit = 0;
+    for start in (0..input.rows()).step_by(batch) {
+        let end = (start + batch).min(input.rows());
+        rows.clear();
+        input.read_rows(start..end, &mut rows)?;
+        let batch_ids: Vec<u64> = match &ids {
+            Some(ids) => ids[start..end].to_vec(),
+            None => (start as u64..end as u64).collect(),
+        };
+        db.upsert_batch(&batch_ids, &rows).map_err(|e| format!("rows {start}..{end}: {e}"))?;
+        since_commit += end - start;
+        if since_commit >= every {
+            db.commit()?;
+            commits += 1;
+            since_commit = 0;
+        }
+        bar.set_position(end as u64);
+    }
+    if since_commit > 0 {
+        db.commit()?;
+        commits += 1;
+    }
+    bar.finish_and_clear();
+    if args.wait_compaction {
+        let spinner = spinner(progress, "compacting");
+        db.compact()?;
+        spinner.finish_and_clear();
+    }
+    db.close()?;
+    Ok(LoadReport { rows: input.rows(), commits, seconds: started.elapsed().as_secs_f64() })
+}
+
+fn read_ids(spec: &str, rows: usize) -> Result<Option<Vec<u64>>> {
+    if spec == "row" {
+        return Ok(None);
+    }
+    let Some(path) = spec.strip_prefix("file:") else {
+        return Err(format!("--ids takes `row` or `file:PATH`, not {spec:?}").into());
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{path}: {e}"))?;
+    let ids: Vec<u64> = text
+        .lines()
+        .enumerate()
+        .filter(|(_, line)| !line.trim().is_empty())
+        .map(|(n, line)| {
+            line.trim().parse::<u64>().map_err(|_| format!("{path}:{}: not an id: {line:?}", n + 1))
+        })
+        .collect::<Result<_, _>>()?;
+    if ids.len() != rows {
+        return Err(format!("{path} holds {} ids for {rows} rows", ids.len()).into());
+    }
+    Ok(Some(ids))
+}
+
+/// Search a database with the vectors of a file.
+#[derive(Debug, Clone, clap::Args)]
+pub struct SearchArgs {
+    /// The database: a local directory or an object store URL.
+    #[arg(long)]
+    pub db: String,
+    /// Query vectors: .fvecs, .bvecs or .npy.
+    #[arg(long)]
+    pub query: PathBuf,
+    /// Results per query.
+    #[arg(short, long, default_value_t = 10)]
+    pub k: usize,
+    /// Ground truth (.ivecs, nearest ids first): print recall@k instead of the results.
+    #[arg(long)]
+    pub gt: Option<PathBuf>,
+    /// Candidate list of Vamana segment searches (L); higher is more accurate and slower.
+    #[arg(long, default_value_t = SearchParams::DEFAULT_SEARCH_LIST)]
+    pub l: usize,
+    /// Candidate list of memtable graph searches (ef).
+    #[arg(long, default_value_t = SearchParams::DEFAULT_EF)]
+    pub ef: usize,
+}
+
+/// Recall and latency of a query set.
+#[derive(Debug, Clone, Copy)]
+pub struct SearchReport {
+    pub queries: usize,
+    pub recall: Option<f64>,
+    pub p50: Duration,
+    pub p99: Duration,
+}
+
+pub fn search(args: &SearchArgs) -> Result<()> {
+    let db = Db::open_read_only(&args.db)?;
+    let queries = VectorFile::open(&args.query)?;
+    let truth = args.gt.as_deref().map(read_ivecs).transpose()?;
+    let params = SearchParams::new(args.k).search_list(args.l).ef(args.ef);
+    let report = run_queries(&db, &queries, truth.as_ref(), params, |i, hits| {
+        if args.gt.is_none() {
+            let row: Vec<String> =
+                hits.iter().map(|n| format!("{}:{:.6}", n.id, n.distance)).collect();
+            println!("{i}\t{}", row.join(" "));
+        }
+    })?;
+    if let Some(recall) = report.recall {
+        println!(
+            "recall@{} {recall:.4} over {} queries (L {}, ef {}); latency p50 {:.1} us, p99 {:.1} us",
+            args.k,
+            report.queries,
+            args.l,
+            args.ef,
+            report.p50.as_secs_f64() * 1e6,
+            report.p99.as_secs_f64() * 1e6
+        );
+    }
+    Ok(())
+}
+
+/// Runs every query of `queries` one at a time, handing each result to `each`; with ground
+/// truth, measures recall@k.
+pub fn run_queries(
+    db: &Db,
+    queries: &VectorFile,
+    truth: Option<&crate::vecs::Vectors<i32>>,
+    params: SearchParams,
+    mut each: impl FnMut(usize, &[strata::Neighbor]),
+) -> Result<SearchReport> {
+    if queries.dim() != db.dim() {
+        return Err(format!(
+            "{} has {}-dimensional queries, but the database holds {}-dimensional vectors",
+            queries.path().display(),
+            queries.dim(),
+            db.dim()
+        )
+        .into());
+    }
+    if let Some(truth) = truth {
+        if truth.rows() < queries.rows() {
+            return Err(format!(
+                "the ground truth has {} rows for {} queries",
+                truth.rows(),
+                queries.rows()
+            )
+            .into());
+        }
+        if truth.dim < params.k() {
+            return Err(format!(
+                "the ground truth holds {} ids per query, fewer than k",
+                truth.dim
+            )
+            .into());
+        }
+    }
+    let vectors = queries.read_all()?;
+    let mut latencies = Vec::with_capacity(queries.rows());
+    let mut found = 0usize;
+    for (i, query) in vectors.chunks_exact(queries.dim()).enumerate() {
+        let started = Instant::now();
+        let hits = db.search_with(query, params)?;
+        latencies.push(started.elapsed());
+        if let Some(truth) = truth {
+            let want = &truth.row(i)[..params.k()];
+            found += hits.iter().filter(|n| want.contains(&(n.id as i32))).count();
+        }
+        each(i, &hits);
+    }
+    latencies.sort_unstable();
+    let at = |q: f64| latencies[((latencies.len() - 1) as f64 * q).round() as usize];
+    Ok(SearchReport {
+        queries: latencies.len(),
+        recall: truth.map(|_| found as f64 / (latencies.len() * params.k()).max(1) as f64),
+        p50: at(0.5),
+        p99: at(0.99),
+    })
+}
+
+/// Describe a database: versions, options, segments.
+#[derive(Debug, Clone, clap::Args)]
+pub struct InspectArgs {
+    /// The database: a local directory or an object store URL.
+    #[arg(long)]
+    pub db: String,
+}
+
+pub fn inspect(args: &InspectArgs) -> Result<()> {
+    let db = Db::open_read_only(&args.db)?;
+    print!("{}", describe(&db, &args.db)?);
+    Ok(())
+}
+
+/// The `inspect` report.
+pub fn describe(db: &Db, location: &str) -> Result<String> {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let versions = db.versions()?;
+    let options = db.options();
+    writeln!(out, "database   {location}")?;
+    writeln!(out, "version    {} (stored: {})", db.version(), list(&versions))?;
+    writeln!(out, "records    {}", db.len())?;
+    writeln!(out, "options    dim {}, metric {}", options.dim(), options.metric())?;
+    writeln!(out, "           {options:?}")?;
+    let segments = db.segment_details();
+    writeln!(out, "segments   {}", segments.len())?;
+    writeln!(
+        out,
+        "{:>8}  {:<6}  {:>10}  {:>10}  {:>8}  {:>12}  {:>10}  {}",
+        "id", "kind", "rows", "live", "deleted", "file bytes", "RAM bytes", "codes"
+    )?;
+    for s in &segments {
+        let kind = match s.info.kind {
+            SegmentKind::Flat => "flat",
+            SegmentKind::Vamana => "vamana",
+        };
+        writeln!(
+            out,
+            "{:>8}  {:<6}  {:>10}  {:>10}  {:>7.1}%  {:>12}  {:>10}  {}",
+            s.info.id,
+            kind,
+            s.info.rows,
+            s.live_rows_now,
+            100.0 * (s.info.rows - s.live_rows_now) as f64 / s.info.rows.max(1) as f64,
+            s.file_bytes,
+            s.ram_bytes,
+            s.codes.as_deref().unwrap_or("-")
+        )?;
+    }
+    let files: u64 = segments.iter().map(|s| s.file_bytes).sum();
+    writeln!(out, "total      {files} file bytes, {} bytes in RAM", db.memory_bytes())?;
+    Ok(out)
+}
+
+fn list(versions: &[strata::Version]) -> String {
+    match versions {
+        [] => "none".into(),
+        [one] => one.to_string(),
+        [first, .., last] => format!("{first}..={last}, {} versions", versions.len()),
+    }
+}
+
+/// Run compaction to completion.
+#[derive(Debug, Clone, clap::Args)]
+pub struct CompactArgs {
+    /// The database: a local directory or an object store URL.
+    #[arg(long)]
+    pub db: String,
+    /// Merge every segment into one (otherwise the size-tiered policy decides).
+    #[arg(long)]
+    pub full: bool,
+}
+
+pub fn compact(args: &CompactArgs) -> Result<()> {
+    let db = Db::open(&args.db)?;
+    if args.full {
+        db.set_compaction_policy(std::sync::Arc::new(strata::compaction::CompactAll));
+    }
+    let before = db.segment_details().len();
+    let spinner = spinner(true, "compacting");
+    let runs = db.compact()?;
+    spinner.finish_and_clear();
+    println!(
+        "{runs} compactions: {before} -> {} segments, version {}",
+        db.segment_details().len(),
+        db.version()
+    );
+    db.close()?;
+    Ok(())
+}
+
+/// Delete what retention no longer protects.
+#[derive(Debug, Clone, clap::Args)]
+pub struct GcArgs {
+    /// The database: a local directory or an object store URL.
+    #[arg(long)]
+    pub db: String,
+}
+
+pub fn gc(args: &GcArgs) -> Result<()> {
+    let db = Db::open(&args.db)?;
+    let stats = db.gc()?;
+    println!("removed {} manifest versions and {} files", stats.manifests, stats.files);
+    db.close()?;
+    Ok(())
+}
+
+/// A progress bar on a terminal (hidden otherwise, and when `shown` is false).
+pub fn bar(shown: bool, len: u64, unit: &str) -> ProgressBar {
+    if !shown {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(len);
+    let template = format!("{{bar:40}} {{pos}}/{{len}} {unit}, {{per_sec}}, eta {{eta}}");
+    bar.set_style(ProgressStyle::with_template(&template).expect("valid template"));
+    bar
+}
+
+/// A spinner with a message on a terminal.
+pub fn spinner(shown: bool, message: &'static str) -> ProgressBar {
+    if !shown {
+        return ProgressBar::hidden();
+    }
+    let spinner = ProgressBar::new_spinner().with_message(message);
+    spinner.enable_steady_tick(Duration::from_millis(120));
+    spinner
+}
+
+/// Removes a directory tree if it exists.
+pub fn remove_dir(path: &Path) -> std::io::Result<()> {
+    match std::fs::remove_dir_all(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
