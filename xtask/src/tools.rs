@@ -294,8 +294,8 @@ pub fn describe(db: &Db, location: &str) -> Result<String> {
     writeln!(out, "segments   {}", segments.len())?;
     writeln!(
         out,
-        "{:>8}  {:<6}  {:>10}  {:>10}  {:>8}  {:>12}  {:>10}  {}",
-        "id", "kind", "rows", "live", "deleted", "file bytes", "RAM bytes", "codes"
+        "{:>8}  {:<6}  {:>10}  {:>10}  {:>8}  {:>12}  {:>10}  codes",
+        "id", "kind", "rows", "live", "deleted", "file bytes", "RAM bytes"
     )?;
     for s in &segments {
         let kind = match s.info.kind {
