@@ -95,7 +95,8 @@ impl CompactionPolicy for SizeTiered {
         // Rewrites first: the most deleted segment past the limit.
         let rewrite = segments
             .iter()
-            .filter(|s| s.live_rows > 0 && s.deleted_fraction() > settings.deleted_rewrite_fraction)
+            .filter(|s| s.live_rows > 0 && s.live_rows <= settings.max_merge_rows)
+            .filter(|s| s.deleted_fraction() > settings.deleted_rewrite_fraction)
             .max_by(|a, b| a.deleted_fraction().total_cmp(&b.deleted_fraction()));
         if let Some(segment) = rewrite {
             return Some(Plan {
@@ -147,21 +148,31 @@ impl CompactionPolicy for NoCompaction {
 }
 
 /// Merges every segment into one whenever there are two or more, or one with deletes (for
-/// tests, and for a full compaction before a read-mostly phase).
+/// tests, and for a full compaction before a read-mostly phase); past the build memory
+/// budget, as many of the smallest as fit.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct CompactAll;
 
 impl CompactionPolicy for CompactAll {
     fn plan(&self, segments: &[SegmentInfo], settings: &PolicySettings) -> Option<Plan> {
-        let needed = segments.len() >= 2 || segments.iter().any(|s| s.live_rows < s.rows);
-        if !needed || segments.is_empty() {
+        let mut by_size: Vec<&SegmentInfo> = segments.iter().collect();
+        by_size.sort_by_key(|s| (s.live_rows, s.id));
+        let mut rows = 0u64;
+        let fitting: Vec<&SegmentInfo> = by_size
+            .into_iter()
+            .take_while(|s| {
+                rows += s.live_rows;
+                rows <= settings.max_merge_rows
+            })
+            .collect();
+        let rows: u64 = fitting.iter().map(|s| s.live_rows).sum();
+        let needed = fitting.len() >= 2 || fitting.iter().any(|s| s.live_rows < s.rows);
+        if !needed {
             return None;
         }
-        let rows = segments.iter().map(|s| s.live_rows).sum();
-        Some(Plan {
-            inputs: segments.iter().map(|s| s.id).collect(),
-            output: output_kind(rows, settings),
-        })
+        let mut inputs: Vec<u64> = fitting.iter().map(|s| s.id).collect();
+        inputs.sort_unstable();
+        Some(Plan { inputs, output: output_kind(rows, settings) })
     }
 }
 
@@ -266,6 +277,15 @@ mod tests {
         let total: u64 = segments.iter().map(|x| x.live_rows).sum();
         assert_eq!(total, 1_000_000);
         assert!(most <= 3 * 6 + 1, "{most} segments at most");
+    }
+
+    #[test]
+    fn rewrites_and_full_merges_respect_the_row_budget() {
+        let s = PolicySettings { max_merge_rows: 5000, ..settings() };
+        let big = SegmentInfo { id: 1, kind: SegmentKind::Vamana, rows: 20_000, live_rows: 9000 };
+        assert_eq!(SizeTiered.plan(&[big], &s), None, "a rewrite past the budget waits");
+        let all = [flat(1, 3000), flat(2, 1500), flat(3, 9000)];
+        assert_eq!(CompactAll.plan(&all, &s).unwrap().inputs, [1, 2]);
     }
 
     #[test]

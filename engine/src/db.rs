@@ -102,6 +102,10 @@ pub(crate) struct Inner {
     work: Mutex<Option<Sender<Work>>>,
     /// An automatic flush is queued: later writes need not queue another.
     flush_queued: AtomicBool,
+    /// Keys a running compaction reads or writes before a version references them.
+    in_flight: Mutex<HashSet<String>>,
+    /// Set by `close` and drop: the worker takes no further work.
+    stopping: AtomicBool,
     /// Notified after each compaction, so a commit stalled on a backlog wakes.
     compacted: (Mutex<()>, Condvar),
     /// Held for the writer's lifetime on a local directory.
@@ -301,6 +305,8 @@ impl Db {
             tag: writer_tag(),
             work: Mutex::new(None),
             flush_queued: AtomicBool::new(false),
+            in_flight: Mutex::new(HashSet::new()),
+            stopping: AtomicBool::new(false),
             compacted: (Mutex::new(()), Condvar::new()),
             _lock: lock,
         };
@@ -375,6 +381,9 @@ impl Db {
 
     fn stop_worker(&self) {
         if let Some(worker) = self.worker.lock().take() {
+            // Queued flushes and compactions are dropped: uncommitted writes are not committed
+            // on the way out.
+            self.inner.stopping.store(true, Ordering::Release);
             *self.inner.work.lock() = None;
             let _ = worker.sender.send(Work::Stop);
             if worker.thread.join().is_err() {
@@ -720,7 +729,7 @@ impl Inner {
                             // Which rows went in is unknown: the handle must not commit.
                             Err(_) => {
                                 let cause = "an insert thread panicked during upsert_batch";
-                                *self.poisoned.lock() = Some(cause.to_owned());
+                                self.poison(cause.to_owned());
                                 let error = Error::Poisoned { cause: cause.to_owned() };
                                 (range.clone(), range.start, Err(error))
                             }
@@ -1085,7 +1094,10 @@ impl Inner {
         let in_use: HashSet<String> = {
             let mut opened = self.opened_segments.lock();
             opened.retain(|weak| weak.strong_count() > 0);
-            opened.iter().filter_map(Weak::upgrade).map(|s| s.object().to_owned()).collect()
+            let mut keys: HashSet<String> =
+                opened.iter().filter_map(Weak::upgrade).map(|s| s.object().to_owned()).collect();
+            keys.extend(self.in_flight.lock().iter().cloned());
+            keys
         };
         let retention = Retention {
             keep_versions: manifest.options.keep_versions,
@@ -1168,8 +1180,9 @@ mod tests {
     #[test]
     fn gc_spares_segments_that_a_live_snapshot_reads() {
         let store: Arc<dyn Storage> = Arc::new(MemoryStore::new());
-        let db = Db::create_in(Arc::clone(&store), Options::new(2, Metric::L2).keep_versions(1))
-            .unwrap();
+        // (No background worker: its planning briefly holds snapshots too.)
+        let options = Options::new(2, Metric::L2).keep_versions(1).background_compaction(false);
+        let db = Db::create_in(Arc::clone(&store), options).unwrap();
         db.upsert(1, &[1.0, 2.0]).unwrap();
         db.commit().unwrap();
         let held = db.inner.current_snapshot();

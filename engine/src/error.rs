@@ -47,6 +47,11 @@ pub enum Error {
     #[error("the database handle is poisoned and refuses writes: {cause}")]
     Poisoned { cause: String },
 
+    /// A compaction policy planned something impossible (no inputs, an input twice, or
+    /// segments that are not live, again and again).
+    #[error("invalid compaction plan: {reason}")]
+    InvalidPlan { reason: String },
+
     /// The manifest names a Vamana codec this build does not know.
     #[error("the database uses unknown codec code {code}")]
     UnknownCodec { code: u8 },

@@ -299,14 +299,31 @@ impl Options {
 
     /// What a compaction policy plans with under these options.
     pub fn policy_settings(&self) -> PolicySettings {
-        let build = self.vamana_build_options(u64::MAX);
-        let per_row = build.peak_memory(self.dim, 1 << 20) >> 20;
         PolicySettings {
             threshold: self.compaction_threshold,
             diskann_min_rows: self.diskann_min_rows,
             deleted_rewrite_fraction: f64::from(self.deleted_rewrite_permille) / 1000.0,
-            max_merge_rows: (u64::from(self.compaction_memory_mib) << 20) / per_row.max(1),
+            max_merge_rows: self.max_build_rows(),
         }
+    }
+
+    /// The most rows a Vamana build holds within the compaction memory budget. Peak memory is
+    /// not linear in the rows (codes change at [`SQ8_BELOW_ROWS`], batch buffers grow in
+    /// steps), so this searches for the largest count that fits, keeping `low` a count that
+    /// does.
+    fn max_build_rows(&self) -> u64 {
+        let budget = u64::from(self.compaction_memory_mib) << 20;
+        let fits =
+            |rows: u64| self.vamana_build_options(rows).peak_memory(self.dim, rows) <= budget;
+        let (mut low, mut high) = (0u64, 1u64 << 32);
+        if fits(high) {
+            return high;
+        }
+        while high - low > 1 {
+            let mid = low + (high - low) / 2;
+            if fits(mid) { low = mid } else { high = mid }
+        }
+        low
     }
 
     /// How compactions build a Vamana segment of `rows` rows. Without a configured codec,
@@ -396,5 +413,65 @@ impl SearchParams {
     /// Results wanted.
     pub fn k(&self) -> usize {
         self.k
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use strata_segment_diskann::VamanaBuilder;
+
+    use crate::compaction::{CompactionPolicy, SegmentInfo, SegmentKind, SizeTiered};
+    use crate::{Metric, Options};
+
+    fn flat(id: u64, rows: u64, live_rows: u64) -> SegmentInfo {
+        SegmentInfo { id, kind: SegmentKind::Flat, rows, live_rows }
+    }
+
+    /// Every merge the policy plans within `max_merge_rows` is one the builder accepts (it once
+    /// sized merges for residual-PQ codes while small outputs keep SQ8, and the builder refused).
+    #[test]
+    fn a_merge_within_max_merge_rows_fits_the_build_budget() {
+        let mut refused = Vec::new();
+        for (dim, budget_mib) in
+            [(1536usize, 64u64), (1024, 128), (512, 64), (128, 64), (128, 2048)]
+        {
+            let options = Options::new(dim, Metric::L2).compaction_memory_budget(budget_mib << 20);
+            let settings = options.policy_settings();
+            let each = settings.max_merge_rows / 4;
+            let segments: Vec<_> = (0..4).map(|i| flat(i, each, each)).collect();
+            let plan = SizeTiered.plan(&segments, &settings).expect("a full bucket merges");
+            let rows = each * 4;
+            assert_eq!(plan.output, SegmentKind::Vamana);
+            let mut builder =
+                VamanaBuilder::new(dim, Metric::L2, options.vamana_build_options(rows)).unwrap();
+            let reserved = builder.reserve(rows);
+            if let Err(e) = reserved {
+                refused.push(format!(
+                    "dim {dim}, budget {budget_mib} MiB, max_merge_rows {}: merge of {rows} rows: {e:?}",
+                    settings.max_merge_rows
+                ));
+            }
+        }
+        assert!(refused.is_empty(), "{refused:#?}");
+    }
+
+    /// A segment too big to rebuild within the budget is not planned for a rewrite.
+    #[test]
+    fn a_rewrite_respects_max_merge_rows() {
+        let options = Options::new(128, Metric::L2).compaction_memory_budget(64 << 20);
+        let settings = options.policy_settings();
+        let max = settings.max_merge_rows;
+        let big = flat(0, 2 * max, 2 * max * 6 / 10); // 40% deleted
+        let plan = SizeTiered.plan(&[big], &settings);
+        if let Some(plan) = plan {
+            let rows = big.live_rows;
+            let mut builder =
+                VamanaBuilder::new(128, Metric::L2, options.vamana_build_options(rows)).unwrap();
+            let reserved = builder.reserve(rows);
+            assert!(
+                reserved.is_ok(),
+                "{plan:?} of {rows} live rows (max_merge_rows {max}) refused: {reserved:?}"
+            );
+        }
     }
 }

@@ -498,8 +498,9 @@ impl VamanaSegment {
     /// already expanded) and at least a quarter of the list was expanded, the walk stops at the
     /// first candidate whose code distance exceeds
     /// `bound` by more than the codes' error margin, since nothing beyond it is likely to enter
-    /// the top k. (Under inner product a walk seldom reaches such a minimum before its list is
-    /// spent, so the bound saves little there.) Like Lucene's shared collector across segments, this cuts a segment that
+    /// the top k. Under inner product the bound is ignored: best-first expansion there stops
+    /// at once (each candidate is no nearer than the last), which measured 2-4 points of lost
+    /// recall. Like Lucene's shared collector across segments, this cuts a segment that
     /// holds few of the query's neighbours to little more than the walk from the medoid. If
     /// the walk stops this way, fewer than k results are not retried.
     pub fn search_within(
@@ -518,6 +519,7 @@ impl VamanaSegment {
             return Err(VamanaError::InvalidParameter("search_list and beam_width must be >= 1"));
         }
         let k = top.k();
+        let bound = if self.metric == Metric::InnerProduct { f32::INFINITY } else { bound };
         let mut stats = SearchStats::default();
         if k == 0 {
             return Ok(stats);

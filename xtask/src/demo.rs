@@ -33,8 +33,9 @@ pub struct DemoArgs {
     /// Rows between commits while loading.
     #[arg(long, default_value_t = 20_000)]
     pub commit_every: usize,
-    /// Candidate list (L) of Vamana segment searches.
-    #[arg(long, default_value_t = 32)]
+    /// Candidate list (L) of Vamana segment searches (recall@10 about 0.96 at 64 on the
+    /// default data).
+    #[arg(long, default_value_t = 64)]
     pub l: usize,
     /// Seed of the data set.
     #[arg(long, default_value_t = 42)]

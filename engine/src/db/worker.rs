@@ -40,6 +40,9 @@ impl Inner {
 
     pub(super) fn run_worker(&self, receiver: &Receiver<Work>) {
         while let Ok(work) = receiver.recv() {
+            if self.stopping.load(Ordering::Acquire) {
+                return;
+            }
             let outcome = catch_unwind(AssertUnwindSafe(|| match work {
                 Work::Stop => None,
                 Work::Flush => {
@@ -99,19 +102,29 @@ impl Inner {
         self.check_writable()?;
         let _one = self.compaction_lock.lock();
         let mut done = 0;
+        let mut stale: Option<Plan> = None;
         loop {
             self.check_writable()?;
-            let snapshot = self.current_snapshot();
+            let segments = self.current_snapshot().segment_infos();
             let settings = self.options.policy_settings();
-            let plan = self.policy.read().plan(&snapshot.segment_infos(), &settings);
+            let plan = self.policy.read().plan(&segments, &settings);
             let Some(plan) = plan else { return Ok(done) };
             match self.compact_once(&plan) {
                 Ok(true) => {
                     done += 1;
                     self.compacted.1.notify_all();
+                    stale = None;
                 }
-                // The inputs changed under the plan (a commit removed one): plan again.
-                Ok(false) => {}
+                // The inputs changed under the plan (a commit removed one): plan again, but
+                // a policy that names the same missing segments twice is broken.
+                Ok(false) if stale.as_ref() != Some(&plan) => stale = Some(plan),
+                Ok(false) => {
+                    let error = Error::InvalidPlan {
+                        reason: format!("inputs {:?} are not live segments", plan.inputs),
+                    };
+                    self.poison(format!("{WORKER_FAILED}: {error}"));
+                    return Err(error);
+                }
                 Err(error) => {
                     self.poison(format!(
                         "{WORKER_FAILED}: compaction of {:?}: {error}",
@@ -125,24 +138,38 @@ impl Inner {
 
     /// Carries out `plan`; returns false if its inputs are no longer all live.
     fn compact_once(&self, plan: &Plan) -> Result<bool> {
-        let snapshot = self.current_snapshot();
-        let Some(inputs) = plan
-            .inputs
-            .iter()
-            .map(|id| snapshot.segments.iter().find(|s| s.record.id == *id).cloned())
-            .collect::<Option<Vec<_>>>()
-        else {
-            return Ok(false);
-        };
-        if inputs.is_empty() {
-            return Ok(false);
+        let mut unique = plan.inputs.clone();
+        unique.sort_unstable();
+        unique.dedup();
+        if unique.is_empty() || unique.len() != plan.inputs.len() {
+            return Err(Error::InvalidPlan {
+                reason: format!("inputs {:?} are empty or name a segment twice", plan.inputs),
+            });
         }
-        let segment_id = {
-            let mut next = self.next_segment_id.lock();
-            let id = *next;
-            segment_number(id)?;
-            *next += 1;
-            id
+        // Under the commit lock (which GC holds throughout) the inputs are read from the newest
+        // version and their files, with the output's key, are marked in flight: GC spares them
+        // until the compaction is committed or abandoned.
+        let (inputs, segment_id, _in_flight) = {
+            let _commit = self.commit_lock.lock();
+            let snapshot = self.current_snapshot();
+            let Some(inputs) = plan
+                .inputs
+                .iter()
+                .map(|id| snapshot.segments.iter().find(|s| s.record.id == *id).cloned())
+                .collect::<Option<Vec<_>>>()
+            else {
+                return Ok(false);
+            };
+            let segment_id = {
+                let mut next = self.next_segment_id.lock();
+                let id = *next;
+                segment_number(id)?;
+                *next += 1;
+                id
+            };
+            let mut keys = vec![segment_file_key(segment_id, self.tag, plan.output, 0)];
+            keys.extend(inputs.iter().filter_map(|live| live.record.deletes_key()));
+            (inputs, segment_id, InFlight::mark(self, keys))
         };
         let Some(output) = self.write_output(segment_id, plan.output, &inputs)? else {
             return Ok(false);
@@ -321,5 +348,27 @@ impl Inner {
             self.register_segments(&[live]);
         }
         Ok(())
+    }
+}
+
+/// Object keys a running compaction reads or writes, which GC must spare; unmarked on drop.
+struct InFlight<'a> {
+    inner: &'a Inner,
+    keys: Vec<String>,
+}
+
+impl<'a> InFlight<'a> {
+    fn mark(inner: &'a Inner, keys: Vec<String>) -> Self {
+        inner.in_flight.lock().extend(keys.iter().cloned());
+        InFlight { inner, keys }
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        let mut in_flight = self.inner.in_flight.lock();
+        for key in &self.keys {
+            in_flight.remove(key);
+        }
     }
 }
