@@ -88,6 +88,11 @@ pub trait Storage: Send + Sync + fmt::Debug {
     /// This is the manifest commit primitive: of any number of callers racing on one key, from any
     /// number of processes (or machines, on an object store), exactly one succeeds. Durable and
     /// atomic on return.
+    ///
+    /// An object store cannot always tell its own create, applied by a request whose answer was
+    /// lost and then refused on retry, from another caller's: it reports success when the object
+    /// holds exactly `data`. Callers that race must therefore write distinct bytes (the engine's
+    /// manifests name objects tagged by their writer) to keep exactly one winner.
     fn put_if_absent(&self, key: &str, data: &[u8]) -> Result<()>;
 
     /// Starts streaming a new object to `key`, for objects too large to build in memory.

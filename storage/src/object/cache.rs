@@ -24,6 +24,13 @@
 //! One `Cache` serves every backend of a process on the same directory and namespace (they share
 //! the index, pins and budget). Processes sharing a directory each enforce the budget alone; an
 //! entry another process evicted is simply downloaded again.
+//!
+//! Ephemeral caches (of in-memory stores, which die with their process) start empty: opening one
+//! wipes whatever an earlier process with the same pid left, and the last handle removes the
+//! directory, under the registry lock so a concurrent open of the same namespace keeps its own.
+//!
+//! A cache directory removed from under a running process (a temporary-file cleaner) is made
+//! again on the next download; a cache that keeps failing serves objects from memory instead.
 
 use std::collections::{HashMap, HashSet};
 use std::fs::{self, File};
@@ -152,6 +159,15 @@ impl Cache {
         if let Some(cache) = caches.get(&root).and_then(Weak::upgrade) {
             return Ok(cache);
         }
+        if config.ephemeral {
+            // The store died with an earlier process, and so did this namespace's contents:
+            // files found here were left by a crashed process whose pid this one reuses (store
+            // names carry the pid), and describe a different store.
+            match fs::remove_dir_all(&root) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
+        }
         fs::create_dir_all(&root)?;
         let cache = Arc::new(Cache {
             root: root.clone(),
@@ -162,7 +178,12 @@ impl Cache {
             busy: Mutex::new(HashSet::new()),
             busy_changed: Condvar::new(),
         });
-        cache.scan()?;
+        if let Err(e) = cache.scan() {
+            // Dropping the cache takes the registry lock: release it first.
+            drop(caches);
+            drop(cache);
+            return Err(e);
+        }
         caches.insert(root, Arc::downgrade(&cache));
         Ok(cache)
     }
@@ -288,8 +309,9 @@ impl Cache {
         };
         if let Some(crc32) = check_crc {
             // Reading the whole file, outside the lock; the pin keeps it from eviction.
+            let intact = crc32fast::hash(&bytes) == crc32;
             let mut state = self.state.lock();
-            if crc32fast::hash(&bytes) != crc32 {
+            if !intact {
                 drop(bytes);
                 self.forget(&mut state, key);
                 return None;
@@ -376,14 +398,20 @@ impl Cache {
         self.forget(&mut self.state.lock(), key);
     }
 
-    /// A new temporary file in the namespace directory.
+    /// A new temporary file in the namespace directory, which is made again if it was removed
+    /// (a temporary-file cleaner, an operator): the cache recovers instead of failing forever.
     pub(crate) fn temp_file(&self) -> io::Result<(PathBuf, File)> {
+        let mut remade = false;
         loop {
             let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
             let path = self.root.join(format!("{TEMP_PREFIX}{}-{n}", std::process::id()));
             match File::options().write(true).create_new(true).open(&path) {
                 Ok(file) => return Ok((path, file)),
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+                Err(e) if e.kind() == io::ErrorKind::NotFound && !remade => {
+                    remade = true;
+                    fs::create_dir_all(&self.root)?;
+                }
                 Err(e) => return Err(e),
             }
         }
@@ -407,7 +435,14 @@ impl Cache {
             return Err(e);
         }
         let mut state = self.state.lock();
-        self.forget(&mut state, key);
+        match state.entries.get(key) {
+            // Same contents, same name: the rename replaced the old file, which must stay.
+            Some(old) if old.path == path => {
+                let old = state.entries.remove(key).expect("just found");
+                state.used -= old.size;
+            }
+            _ => self.forget(&mut state, key),
+        }
         state.tick += 1;
         let entry = Entry {
             path,
@@ -435,6 +470,12 @@ impl Cache {
 impl Drop for Cache {
     fn drop(&mut self) {
         if self.ephemeral {
+            // Under the registry lock: once the last handle let go, another thread may already
+            // have opened a new cache on this namespace, whose directory must stay.
+            let caches = CACHES.lock();
+            if caches.get(&self.root).is_some_and(|cache| cache.strong_count() > 0) {
+                return;
+            }
             let _ = fs::remove_dir_all(&self.root);
         }
     }

@@ -10,8 +10,8 @@
 //! | operation | requests |
 //! |---|---|
 //! | `put` | a key-clash check (below), one PUT |
-//! | `put_if_absent` | a key-clash check, one conditional PUT (`If-None-Match: *`); a refusal is confirmed with a HEAD |
-//! | `writer` | objects up to the part size: one PUT at `finish`; larger: a multipart upload (POST, a PUT per part, POST), aborted (DELETE) if the writer fails or is dropped |
+//! | `put_if_absent` | a key-clash check, one conditional PUT (`If-None-Match: *`); a refusal is confirmed with a GET |
+//! | `writer` | objects up to the part size (inclusive): one PUT at `finish`; larger: a multipart upload (POST, a PUT per part, POST), aborted (DELETE) if the writer fails or is dropped |
 //! | `get` | one GET |
 //! | `get_range` | one ranged GET, or none if the object is cached |
 //! | `map` | one GET on a cache miss, none on a hit |
@@ -327,8 +327,12 @@ impl ObjectStoreBackend {
                     verify: options.verify_cache,
                     ephemeral: parts.ephemeral,
                 };
-                let cache = Cache::open(&config)
-                    .map_err(|e| Error::io("open cache", &dir.display().to_string(), e))?;
+                // Not `Error::io`: a cache's ENOENT is no "object not found".
+                let cache = Cache::open(&config).map_err(|source| Error::Io {
+                    op: "open cache",
+                    key: dir.display().to_string(),
+                    source,
+                })?;
                 Some(cache)
             }
             None => None,
@@ -477,14 +481,102 @@ impl ObjectStoreBackend {
         Ok(())
     }
 
-    /// Remembers that `key` exists, so its parents are directories.
-    fn note_key(&self, key: &str) {
+    /// Remembers that the object `key` exists: its parents are directories, and it is no
+    /// directory itself any more (it may have been one whose children were deleted since), so a
+    /// later write under it HEADs it again and finds the clash.
+    fn note_object(&self, key: &str) {
         let mut dirs = self.known_dirs.lock();
         for (slash, _) in key.match_indices('/') {
             if !dirs.contains(&key[..slash]) {
                 dirs.insert(key[..slash].to_owned());
             }
         }
+        dirs.remove(key);
+    }
+
+    /// The error of a write whose outcome is unknown (the trait's failure rules): anything but
+    /// `NotFound` / `AlreadyExists` / `KeyConflict` / `InvalidKey`, whose meaning is "the write did
+    /// not happen". `cause` (if any) says what failed; a `Remote` cause keeps its kind.
+    fn unknown_outcome(
+        &self,
+        op: &'static str,
+        key: &str,
+        what: &str,
+        cause: Option<Error>,
+    ) -> Error {
+        let kind = match &cause {
+            Some(Error::Remote { kind, .. }) => *kind,
+            _ => crate::RemoteErrorKind::Other,
+        };
+        let message = match cause {
+            Some(cause) => format!("{what}; the write may have taken effect: {cause}"),
+            None => format!("{what}; the write may have taken effect"),
+        };
+        Error::Remote {
+            store: self.location.clone(),
+            op,
+            key: key.to_owned(),
+            kind,
+            source: message.into(),
+        }
+    }
+
+    /// The conditional PUT of `put_if_absent`, and the confirmation of a refusal.
+    ///
+    /// A refusal (412, or 409 for a conditional write racing another in flight) is not taken at
+    /// its word: the object is read back. Another object there is a real loss
+    /// (`AlreadyExists`). Our own bytes there mean our create took effect and its answer was
+    /// lost: S3 can answer 500 to a request it applied, `object_store` retries it, and the retry
+    /// is refused by our own object; reporting `AlreadyExists` then would tell the real winner it
+    /// lost. No object at all means the refusal was a 409 against a create that itself failed:
+    /// the create is tried again, a few times, then its outcome is reported unknown. A failed
+    /// confirmation is an unknown outcome too, never `AlreadyExists`.
+    fn create(&self, key: &str, data: &[u8]) -> Result<()> {
+        const ATTEMPTS: u32 = 5;
+        let op = "put_if_absent";
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let refused = match self.put_opts(op, key, data, PutMode::Create) {
+                Ok(()) => return Ok(()),
+                Err(e) if e.is_already_exists() => e,
+                Err(e) => return Err(e),
+            };
+            match self.holds(op, key, data) {
+                Ok(Some(false)) => return Err(refused),
+                Ok(Some(true)) => return Ok(()),
+                Ok(None) if attempts < ATTEMPTS => {
+                    std::thread::sleep(Duration::from_millis(20 << attempts));
+                }
+                Ok(None) => {
+                    let what = format!(
+                        "the store refused the create {attempts} times as existing, yet no \
+                         object was found"
+                    );
+                    return Err(self.unknown_outcome(op, key, &what, None));
+                }
+                Err(e) => {
+                    let what = "the store refused the create as existing, and reading the \
+                                object back to confirm it failed";
+                    return Err(self.unknown_outcome(op, key, what, Some(e)));
+                }
+            }
+        }
+    }
+
+    /// Whether the object `key` holds exactly `data` (`None`: there is no object). One GET,
+    /// whose body is read only if the sizes match.
+    fn holds(&self, op: &'static str, key: &str, data: &[u8]) -> Result<Option<bool>> {
+        let reply = match self.start_get(op, key, None) {
+            Ok(reply) => reply,
+            Err(e) if e.is_not_found() => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        if reply.meta.size != data.len() as u64 {
+            return Ok(Some(false));
+        }
+        let download = self.get_to_heap(op, key, reply)?;
+        Ok(Some(download.sink.into_bytes()[..] == *data))
     }
 
     /// Drops any cached copy of `key`: it was replaced or deleted.
@@ -527,6 +619,23 @@ impl ObjectStoreBackend {
         reply: GetResult,
         sink: Sink,
     ) -> Result<Download> {
+        self.receive_into(op, key, reply, sink).map_err(|failure| match failure {
+            Failure::Store(e) => self.error(op, key, e),
+            // Not `Error::io`: the sink (memory, a cache file) failing says nothing about the
+            // object, so an ENOENT of the cache directory must not read as "not found".
+            Failure::Sink(source) => Error::Io { op, key: key.to_owned(), source },
+            Failure::Other(e) => e,
+        })
+    }
+
+    /// [`receive`](Self::receive), telling the sink's failures apart.
+    fn receive_into(
+        &self,
+        op: &'static str,
+        key: &str,
+        reply: GetResult,
+        sink: Sink,
+    ) -> std::result::Result<Download, Failure> {
         let object_size = reply.meta.size;
         let range = reply.range.clone();
         let expected = range.end - range.start;
@@ -540,7 +649,7 @@ impl ObjectStoreBackend {
                 let chunk = chunk.map_err(Failure::Store)?;
                 // Blocking writes to the cache file on a worker: page-cache writes of one chunk,
                 // far shorter than the network wait they follow.
-                sink.write(received, &chunk).map_err(Failure::Io)?;
+                sink.write(received, &chunk).map_err(Failure::Sink)?;
                 if let Some(digest) = digest.as_mut() {
                     digest.update(&chunk);
                 }
@@ -550,21 +659,24 @@ impl ObjectStoreBackend {
         };
         let (sink, received, digest) = match self.runtime.run(task) {
             Ok(Ok(done)) => done,
-            Ok(Err(Failure::Store(e))) => return Err(self.error(op, key, e)),
-            Ok(Err(Failure::Io(e))) => return Err(Error::io(op, key, e)),
+            Ok(Err(failure)) => return Err(failure),
             Err(panic) => {
-                return Err(Error::Io { op, key: key.to_owned(), source: io::Error::other(panic) });
+                return Err(Failure::Other(Error::Io {
+                    op,
+                    key: key.to_owned(),
+                    source: io::Error::other(panic),
+                }));
             }
         };
         if received != expected {
-            return Err(Error::Io {
+            return Err(Failure::Other(Error::Io {
                 op,
                 key: key.to_owned(),
                 source: io::Error::new(
                     io::ErrorKind::UnexpectedEof,
                     format!("the store sent {received} bytes of {expected}"),
                 ),
-            });
+            }));
         }
         let (crc32, framing) = digest.map_or((0, Framing::Raw), Digest::finish);
         Ok(Download { object_size, sink, crc32, framing })
@@ -594,46 +706,80 @@ impl ObjectStoreBackend {
             let reply = self.start_get("map", key, None)?;
             let size = reply.meta.size;
             let reservation = if size == 0 { None } else { cache.reserve(size) };
-            let Some(reservation) = reservation else {
+            let fetched = match reservation {
                 // Too large for the budget (or empty): served from memory, not cached.
-                let download = self.get_to_heap("map", key, reply)?;
-                match download.check(key) {
-                    Ok(()) => return Ok(download.sink.into_bytes()),
-                    Err(e) if attempts < 2 => drop(e),
-                    Err(e) => return Err(e),
-                }
-                continue;
+                None => self.heap_download(key, reply),
+                Some(reservation) => self.cache_download(cache, key, reply, reservation),
             };
-            let (temp, file) =
-                cache.temp_file().map_err(|e| Error::io("create cache file", key, e))?;
-            let received = self
-                .receive("map", key, reply, Sink::File(BufWriter::new(file)))
-                .and_then(|download| download.check(key).map(|()| download));
-            let download = match received {
-                Ok(download) => download,
-                Err(e) => {
-                    let _ = std::fs::remove_file(&temp);
-                    match e {
-                        Error::Corrupt { .. } if attempts < 2 => continue,
-                        e => return Err(e),
-                    }
-                }
-            };
-            let contents = download.contents();
-            let synced =
-                download.sink.finish_file().map_err(|e| Error::io("write cache file", key, e));
-            if let Err(e) = synced {
-                let _ = std::fs::remove_file(&temp);
-                return Err(e);
+            match fetched {
+                Ok(bytes) => return Ok(bytes),
+                Err(Error::Corrupt { .. }) if attempts < 2 => continue,
+                Err(e) => return Err(e),
             }
-            cache
-                .publish(key, reservation, &temp, contents, true)
-                .map_err(|e| Error::io("publish cache file", key, e))?;
-            return cache.lookup(key).ok_or_else(|| Error::Io {
-                op: "map",
-                key: key.to_owned(),
-                source: io::Error::other("the cached copy vanished right after it was written"),
+        }
+    }
+
+    /// A `map` answered from memory: the whole object, verified.
+    fn heap_download(&self, key: &str, reply: GetResult) -> Result<ObjectBytes> {
+        let download = self.get_to_heap("map", key, reply)?;
+        download.check(key)?;
+        Ok(download.sink.into_bytes())
+    }
+
+    /// Downloads `reply` into a new cache file, publishes and maps it. When the cache itself
+    /// fails (its directory was removed and cannot be made again, a full disk), the object is
+    /// served from memory instead: a local cache problem never fails a `map` of an object the
+    /// store holds.
+    fn cache_download(
+        &self,
+        cache: &Cache,
+        key: &str,
+        reply: GetResult,
+        reservation: cache::Reservation<'_>,
+    ) -> Result<ObjectBytes> {
+        let (temp, file) = match cache.temp_file() {
+            Ok(made) => made,
+            Err(_) => {
+                drop(reservation);
+                return self.heap_download(key, reply);
+            }
+        };
+        let download = match self.receive_into("map", key, reply, Sink::File(BufWriter::new(file)))
+        {
+            Ok(download) => download,
+            Err(failure) => {
+                let _ = std::fs::remove_file(&temp);
+                return match failure {
+                    Failure::Sink(_) => {
+                        drop(reservation);
+                        self.start_get("map", key, None)
+                            .and_then(|reply| self.heap_download(key, reply))
+                    }
+                    Failure::Store(e) => Err(self.error("map", key, e)),
+                    Failure::Other(e) => Err(e),
+                };
+            }
+        };
+        if let Err(e) = download.check(key) {
+            let _ = std::fs::remove_file(&temp);
+            return Err(e);
+        }
+        let contents = download.contents();
+        let cached = download
+            .sink
+            .finish_file()
+            .and_then(|()| cache.publish(key, reservation, &temp, contents, true))
+            .and_then(|()| {
+                cache.lookup(key).ok_or_else(|| {
+                    io::Error::other("the cached copy vanished right after it was written")
+                })
             });
+        match cached {
+            Ok(bytes) => Ok(bytes),
+            Err(_) => {
+                let _ = std::fs::remove_file(&temp);
+                self.start_get("map", key, None).and_then(|reply| self.heap_download(key, reply))
+            }
         }
     }
 
@@ -705,9 +851,14 @@ impl Sink {
     }
 }
 
+/// Why a download failed.
 enum Failure {
+    /// The store (the request or the body stream).
     Store(object_store::Error),
-    Io(io::Error),
+    /// Writing to the sink: memory, or a cache file.
+    Sink(io::Error),
+    /// Anything else, already mapped.
+    Other(Error),
 }
 
 /// Whether a whole object ends with a framing footer, and if so whether its body matches.
@@ -811,34 +962,26 @@ impl Storage for ObjectStoreBackend {
     fn put(&self, key: &str, data: &[u8]) -> Result<()> {
         validate_key(key)?;
         self.check_clash("put", key)?;
-        self.put_opts("put", key, data, PutMode::Overwrite)?;
-        self.note_key(key);
+        // The cached copy goes before the request (a failed put may still have replaced the
+        // object) and again after it (a concurrent `map` may have cached the old one meanwhile).
         self.invalidate(key);
+        let sent = self.put_opts("put", key, data, PutMode::Overwrite);
+        self.invalidate(key);
+        sent?;
+        self.note_object(key);
         Ok(())
     }
 
     fn put_if_absent(&self, key: &str, data: &[u8]) -> Result<()> {
         validate_key(key)?;
         self.check_clash("put_if_absent", key)?;
-        // A refusal can also be a 409 for a conditional write that raced another one in flight
-        // (real S3 does this), which may itself have failed: "already exists" is confirmed by a
-        // HEAD, and a create that lost to nothing is tried again.
-        let mut attempts = 0;
-        loop {
-            attempts += 1;
-            match self.put_opts("put_if_absent", key, data, PutMode::Create) {
-                Ok(()) => break,
-                Err(e) if e.is_already_exists() => match self.head("put_if_absent", key) {
-                    Ok(_) => return Err(e),
-                    Err(missing) if missing.is_not_found() && attempts < 5 => {
-                        std::thread::sleep(Duration::from_millis(20 << attempts));
-                    }
-                    Err(_) => return Err(e),
-                },
-                Err(e) => return Err(e),
-            }
-        }
-        self.note_key(key);
+        // Invalidated around the request as in `put`: whatever the outcome, an object cached
+        // under the key (deleted since by another process) is not what the key holds.
+        self.invalidate(key);
+        let created = self.create(key, data);
+        self.invalidate(key);
+        created?;
+        self.note_object(key);
         Ok(())
     }
 
@@ -855,11 +998,13 @@ impl Storage for ObjectStoreBackend {
 
     fn get_range(&self, key: &str, range: Range<u64>) -> Result<ObjectBytes> {
         validate_key(key)?;
+        // A cached copy that cannot be read (its file vanished or failed) is no answer about
+        // the object: the store is asked instead.
         if let Some(cache) = &self.cache
             && range.start <= range.end
-            && let Some(read) = cache.read_range(key, &range)
+            && let Some(Ok(bytes)) = cache.read_range(key, &range)
         {
-            return read.map_err(|e| Error::io("get_range", key, e));
+            return Ok(bytes);
         }
         if range.start >= range.end {
             // Nothing to fetch (an HTTP range cannot be empty); still a bounds check.
@@ -922,7 +1067,7 @@ impl Storage for ObjectStoreBackend {
             .collect();
         out.sort_unstable();
         for meta in &out {
-            self.note_key(&meta.key);
+            self.note_object(&meta.key);
         }
         Ok(out)
     }

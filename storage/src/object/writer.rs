@@ -1,5 +1,6 @@
-//! Streamed writes: one PUT for objects up to a part, a multipart upload beyond, and a copy
-//! into the cache as the bytes go by, so mapping a just-written segment costs no download.
+//! Streamed writes: one PUT for objects up to a part (a whole part included), a multipart
+//! upload beyond, and a copy into the cache as the bytes go by, so mapping a just-written
+//! segment costs no download.
 
 use std::collections::VecDeque;
 use std::fs::File;
@@ -24,7 +25,8 @@ pub(crate) struct Writer<'a> {
     backend: &'a ObjectStoreBackend,
     key: String,
     path: Path,
-    /// Bytes not yet sent: less than a part.
+    /// Bytes not yet sent: at most a part. A full part is sent only once more bytes follow,
+    /// so an object of exactly one part is a single PUT.
     part: Vec<u8>,
     written: u64,
     /// Started once the first part is full.
@@ -167,7 +169,21 @@ impl<'a> Writer<'a> {
                 self.upload = None;
                 Ok(())
             }
-            Ok(Err(e)) => Err(backend.error("finish", &key, e)),
+            Ok(Err(e)) => match backend.error("finish", &key, e) {
+                // S3 can answer 500 to a completion it applied; `object_store` retries it and
+                // the retry finds no such upload any more (404 NoSuchUpload). That is no proof
+                // the object was not written, so it must not read as `NotFound` ("the write did
+                // not happen"): the outcome is unknown.
+                e @ (Error::NotFound { .. } | Error::AlreadyExists { .. }) => Err(backend
+                    .unknown_outcome(
+                        "finish",
+                        &key,
+                        "completing the multipart upload answered that it does not exist \
+                         (an earlier attempt may have completed it)",
+                        Some(e),
+                    )),
+                e => Err(e),
+            },
             Err(panic) => Err(Error::Io { op: "finish", key, source: io::Error::other(panic) }),
         }
     }
@@ -225,15 +241,16 @@ impl ObjectWriter for Writer<'_> {
         let part_size = self.backend.part_size;
         let mut data = data;
         while !data.is_empty() {
-            let take = (part_size - self.part.len()).min(data.len());
-            self.part.extend_from_slice(&data[..take]);
-            data = &data[take..];
             if self.part.len() == part_size {
+                // More bytes follow a full part: the object is a multipart upload.
                 let full = std::mem::replace(&mut self.part, Vec::with_capacity(part_size));
                 if let Err(e) = self.send_part(full) {
                     return Err(self.fail(e));
                 }
             }
+            let take = (part_size - self.part.len()).min(data.len());
+            self.part.extend_from_slice(&data[..take]);
+            data = &data[take..];
         }
         Ok(())
     }
@@ -253,13 +270,17 @@ impl ObjectWriter for Writer<'_> {
                 source: io::Error::other("an earlier write to this object failed"),
             });
         }
-        if let Err(e) = self.publish() {
+        // The cached copy goes before the request (a failed publish may still have replaced the
+        // object) and again after it (a concurrent `map` may have cached the old one meanwhile).
+        self.backend.invalidate(&self.key);
+        let published = self.publish();
+        self.backend.invalidate(&self.key);
+        if let Err(e) = published {
             self.abort();
             self.discard_copy();
             return Err(e);
         }
-        self.backend.note_key(&self.key);
-        self.backend.invalidate(&self.key);
+        self.backend.note_object(&self.key);
         self.cache_copy();
         Ok(self.written)
     }
