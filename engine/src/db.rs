@@ -999,14 +999,7 @@ impl Inner {
             flushed.push((Arc::clone(pending), Some(record.clone())));
             records.push(record);
         }
-        records.sort_by_key(|r| r.id);
-        let manifest = Manifest {
-            version,
-            committed_at_ms: now_ms().max(base.committed_at_ms),
-            options: base.options,
-            next_segment_id: *self.next_segment_id.lock(),
-            segments: records,
-        };
+        let manifest = self.next_manifest(base, records);
         strata_manifest::commit(storage, &manifest)?;
         // Create-if-absent fences writers racing on one version, but not one that slept while
         // another committed and garbage-collected past it: its "new" version would be older than
@@ -1059,6 +1052,22 @@ impl Inner {
         next.manifest = Arc::new(manifest);
         *guard = Arc::new(next);
         Ok(Version(version))
+    }
+
+    /// The version after `base` holding `records` (sorted here by id, oldest first).
+    pub(crate) fn next_manifest(
+        &self,
+        base: &Manifest,
+        mut records: Vec<SegmentRecord>,
+    ) -> Manifest {
+        records.sort_by_key(|r| r.id);
+        Manifest {
+            version: base.version + 1,
+            committed_at_ms: now_ms().max(base.committed_at_ms),
+            options: base.options,
+            next_segment_id: *self.next_segment_id.lock(),
+            segments: records,
+        }
     }
 
     /// `Conflict` if the manifest of `base` is gone: garbage collection removed it, so other

@@ -22,6 +22,22 @@ struct PauseAfterMap {
     get_prefix: Mutex<Option<String>>,
 }
 
+/// A pausing store over a fresh memory store, the channel on which it says it paused, and the
+/// one that lets it go on.
+fn paused_store() -> (Arc<MemoryStore>, Arc<PauseAfterMap>, mpsc::Receiver<()>, mpsc::Sender<()>) {
+    let inner = Arc::new(MemoryStore::new());
+    let (reached_tx, reached_rx) = mpsc::channel();
+    let (go_tx, go_rx) = mpsc::channel();
+    let store = Arc::new(PauseAfterMap {
+        inner: Arc::clone(&inner),
+        prefix: Mutex::new(None),
+        reached: Mutex::new(Some(reached_tx)),
+        go: Mutex::new(Some(go_rx)),
+        get_prefix: Mutex::new(None),
+    });
+    (inner, store, reached_rx, go_tx)
+}
+
 impl PauseAfterMap {
     fn pause(&self) {
         self.reached.lock().take().unwrap().send(()).unwrap();
@@ -53,9 +69,7 @@ impl Storage for PauseAfterMap {
         let hit = self.prefix.lock().as_ref().is_some_and(|p| key.starts_with(p.as_str()));
         if hit {
             *self.prefix.lock() = None;
-            self.reached.lock().take().unwrap().send(()).unwrap();
-            let go = self.go.lock().take().unwrap();
-            go.recv().unwrap();
+            self.pause();
         }
         Ok(bytes)
     }
@@ -86,16 +100,7 @@ impl CompactionPolicy for MergeFirstTwo {
 /// spare it, or the compaction commits a manifest naming a deleted file.
 #[test]
 fn gc_during_a_compaction_spares_its_output() {
-    let inner = Arc::new(MemoryStore::new());
-    let (reached_tx, reached_rx) = mpsc::channel();
-    let (go_tx, go_rx) = mpsc::channel();
-    let store = Arc::new(PauseAfterMap {
-        inner: Arc::clone(&inner),
-        prefix: Mutex::new(None),
-        reached: Mutex::new(Some(reached_tx)),
-        go: Mutex::new(Some(go_rx)),
-        get_prefix: Mutex::new(None),
-    });
+    let (inner, store, reached_rx, go_tx) = paused_store();
     let options = Options::new(2, Metric::L2).background_compaction(false).keep_versions(1);
     let db = Db::create_in(Arc::clone(&store) as Arc<dyn Storage>, options).unwrap();
     db.upsert(1, &[1.0, 0.0]).unwrap();
@@ -159,16 +164,7 @@ fn the_default_policy_plans_merges_the_build_budget_allows() {
 /// about to read.
 #[test]
 fn gc_during_a_compaction_spares_the_deletion_vectors_it_reads() {
-    let inner = Arc::new(MemoryStore::new());
-    let (reached_tx, reached_rx) = mpsc::channel();
-    let (go_tx, go_rx) = mpsc::channel();
-    let store = Arc::new(PauseAfterMap {
-        inner: Arc::clone(&inner),
-        prefix: Mutex::new(None),
-        reached: Mutex::new(Some(reached_tx)),
-        go: Mutex::new(Some(go_rx)),
-        get_prefix: Mutex::new(None),
-    });
+    let (inner, store, reached_rx, go_tx) = paused_store();
     let options = Options::new(2, Metric::L2).background_compaction(false).keep_versions(1);
     let db = Db::create_in(Arc::clone(&store) as Arc<dyn Storage>, options).unwrap();
     for id in 1..=3 {
@@ -192,6 +188,12 @@ fn gc_during_a_compaction_spares_the_deletion_vectors_it_reads() {
         assert!(compacted.is_ok(), "{compacted:?}");
     });
     db.upsert(5, &[5.0, 0.0]).expect("writes still accepted");
+    db.commit().unwrap();
+    db.close().unwrap();
+    let reopened = Db::open_in(inner as Arc<dyn Storage>).unwrap();
+    for (id, live) in [(1, false), (2, false), (3, true), (4, true), (5, true)] {
+        assert_eq!(reopened.get(id).unwrap().is_some(), live, "id {id} after reopen");
+    }
 }
 
 /// A policy that names segment 0 twice (`CompactionPolicy` is public, so plans are checked).

@@ -98,13 +98,18 @@ fn scenario(fs: &SimFs) -> Outcome {
     outcome
 }
 
-fn check(image: SimFs, step: u64, outcome: &Outcome) {
-    let store = store(&image).expect("the root survives");
-    let db = match Db::open_in(Arc::clone(&store)) {
+/// Reopens the crashed image: the database and the records of the version it shows, which must
+/// be the newest acknowledged one or the one in flight. `None` if it was never created.
+fn reopen<'a>(
+    store: &Arc<dyn Storage>,
+    step: u64,
+    outcome: &'a Outcome,
+) -> Option<(Db, &'a Records)> {
+    let db = match Db::open_in(Arc::clone(store)) {
         Ok(db) => db,
         Err(e) => {
             assert!(!outcome.created, "step {step}: acknowledged database does not open: {e}");
-            return;
+            return None;
         }
     };
     let version = db.version().0;
@@ -116,6 +121,12 @@ fn check(image: SimFs, step: u64, outcome: &Outcome) {
             "step {step}: reopened at version {version}, newest acknowledged {newest_acknowledged}"
         ),
     };
+    Some((db, records))
+}
+
+fn check(image: SimFs, step: u64, outcome: &Outcome) {
+    let store = store(&image).expect("the root survives");
+    let Some((db, records)) = reopen(&store, step, outcome) else { return };
     for id in 0..48 {
         assert_eq!(db.get(id).unwrap().as_ref(), records.get(&id), "step {step}: id {id}");
     }
@@ -201,22 +212,7 @@ fn compaction_scenario(fs: &SimFs) -> Outcome {
 
 fn check_compaction(image: SimFs, step: u64, outcome: &Outcome) {
     let store = store(&image).expect("the root survives");
-    let db = match Db::open_in(Arc::clone(&store)) {
-        Ok(db) => db,
-        Err(e) => {
-            assert!(!outcome.created, "step {step}: acknowledged database does not open: {e}");
-            return;
-        }
-    };
-    let version = db.version().0;
-    let newest_acknowledged = outcome.versions.keys().next_back().copied().unwrap_or(0);
-    let records = match (&outcome.in_flight, outcome.versions.get(&version)) {
-        (Some((v, records)), _) if *v == version => records,
-        (_, Some(records)) if version == newest_acknowledged => records,
-        _ => panic!(
-            "step {step}: reopened at version {version}, newest acknowledged {newest_acknowledged}"
-        ),
-    };
+    let Some((db, records)) = reopen(&store, step, outcome) else { return };
     for id in 0..330 {
         assert_eq!(db.get(id).unwrap().as_ref(), records.get(&id), "step {step}: id {id}");
     }

@@ -36,26 +36,24 @@ fn rows(n: usize, dim: usize) -> Vec<Vec<f32>> {
         .collect()
 }
 
-fn write_fvecs(path: &Path, rows: &[Vec<f32>]) {
+/// Writes `.fvecs` (f32 rows) or `.ivecs` (i32 rows): each row its length, then its values.
+fn write_vecs<T: Copy>(path: &Path, rows: &[Vec<T>], le_bytes: impl Fn(T) -> [u8; 4]) {
     let mut out = Vec::new();
     for row in rows {
         out.extend_from_slice(&(row.len() as i32).to_le_bytes());
-        for x in row {
-            out.extend_from_slice(&x.to_le_bytes());
+        for &x in row {
+            out.extend_from_slice(&le_bytes(x));
         }
     }
     std::fs::write(path, out).unwrap();
 }
 
+fn write_fvecs(path: &Path, rows: &[Vec<f32>]) {
+    write_vecs(path, rows, f32::to_le_bytes);
+}
+
 fn write_ivecs(path: &Path, rows: &[Vec<i32>]) {
-    let mut out = Vec::new();
-    for row in rows {
-        out.extend_from_slice(&(row.len() as i32).to_le_bytes());
-        for x in row {
-            out.extend_from_slice(&x.to_le_bytes());
-        }
-    }
-    std::fs::write(path, out).unwrap();
+    write_vecs(path, rows, i32::to_le_bytes);
 }
 
 fn l2(a: &[f32], b: &[f32]) -> f32 {

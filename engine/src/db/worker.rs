@@ -12,11 +12,11 @@ use std::time::Duration;
 
 use crossbeam::channel::Receiver;
 use strata_manifest::keys::segment_file_key;
-use strata_manifest::{DeletionVector, FileRecord, Manifest, SegmentKind, SegmentRecord};
+use strata_manifest::{DeletionVector, FileRecord, SegmentKind, SegmentRecord};
 use strata_segment_diskann::VamanaBuilder;
 use strata_segment_flat::FlatWriter;
 
-use super::{DROPPED, Inner, STALL_FACTOR, WORKER_FAILED, Work, now_ms, segment_number};
+use super::{DROPPED, Inner, STALL_FACTOR, WORKER_FAILED, Work, segment_number};
 use crate::bitmap::AtomicBitmap;
 use crate::compaction::Plan;
 use crate::segment::Segment;
@@ -298,14 +298,7 @@ impl Inner {
         if keep_output {
             records.push(output.record.clone());
         }
-        records.sort_by_key(|r| r.id);
-        let manifest = Manifest {
-            version,
-            committed_at_ms: now_ms().max(base.committed_at_ms),
-            options: base.options,
-            next_segment_id: *self.next_segment_id.lock(),
-            segments: records,
-        };
+        let manifest = self.next_manifest(base, records);
         if let Err(error) = strata_manifest::commit(storage, &manifest)
             .map_err(Error::from)
             .and_then(|()| self.check_base_exists(version - 1))
