@@ -232,6 +232,30 @@ fn ids_come_from_a_file() {
     assert!(out.starts_with("0\t1000021:0.000000"), "{out}");
 }
 
+/// The demo end to end as a user runs it, on a small data set (a debug build is allowed to
+/// measure here: the test checks what it prints, not how fast).
+#[test]
+fn the_demo_runs_and_prints_its_summary() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args(["demo", "--n", "4000", "--dim", "8", "--queries", "40", "--commit-every", "500"])
+        .args(["--dir", dir.path().to_str().unwrap()])
+        .env("XTASK_ALLOW_DEBUG", "1")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("rows                 4000"), "{stdout}");
+    let recall: f64 = stdout
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("recall@10"))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|r| r.parse().ok())
+        .unwrap_or_else(|| panic!("no recall line in {stdout}"));
+    assert!(recall >= 0.95, "{stdout}");
+    assert!(stdout.contains("Vamana"), "{stdout}");
+}
+
 #[test]
 fn every_command_explains_its_options() {
     for (command, options) in [
