@@ -104,33 +104,52 @@ pub(crate) fn transpose(centroids: &[f32], dim: usize, k: usize, out: &mut [f32]
     }
 }
 
+/// Points per thread below which splitting the work costs more than it saves.
+const MIN_POINTS_PER_THREAD: usize = 512;
+
 /// `k` centroids (row-major) of `points` (`n >= k` rows of `dim`): k-means++ seeding, then at
-/// most `iterations` Lloyd steps, stopping early once no assignment changes.
+/// most `iterations` Lloyd steps, stopping early once no assignment changes. The distance work
+/// runs on up to `threads` threads; the result does not depend on how many.
 pub(crate) fn train(
     points: &[f32],
     dim: usize,
     k: usize,
     iterations: usize,
     seed: u64,
+    threads: usize,
 ) -> Vec<f32> {
     let n = points.len() / dim;
     debug_assert!(n >= k);
+    let threads = threads.clamp(1, n.div_ceil(MIN_POINTS_PER_THREAD).max(1));
     let mut rng = Rng::new(seed, 0x4B4D_4541_4E53);
-    let mut centroids = seed_plus_plus(points, dim, k, &mut rng);
+    let mut centroids = seed_plus_plus(points, dim, k, &mut rng, threads);
     let kernels = Kernels::detected();
     let mut transposed = vec![0.0; k * dim];
     let mut assignment = vec![u32::MAX; n];
-    let mut distances = vec![0.0; k];
     let mut sums = vec![0.0f64; k * dim];
     let mut counts = vec![0usize; k];
+    let per_thread = n.div_ceil(threads);
     for _ in 0..iterations {
         transpose(&centroids, dim, k, &mut transposed);
-        let changed = kernels.dispatch(Assign {
-            points,
-            dim,
-            centroids_t: &transposed,
-            assignment: &mut assignment,
-            distances: &mut distances,
+        let transposed = &transposed;
+        let changed: usize = std::thread::scope(|scope| {
+            let workers: Vec<_> = points
+                .chunks(per_thread * dim)
+                .zip(assignment.chunks_mut(per_thread))
+                .map(|(points, assignment)| {
+                    scope.spawn(move || {
+                        let mut distances = vec![0.0; k];
+                        kernels.dispatch(Assign {
+                            points,
+                            dim,
+                            centroids_t: transposed,
+                            assignment,
+                            distances: &mut distances,
+                        })
+                    })
+                })
+                .collect();
+            workers.into_iter().map(|w| w.join().expect("k-means thread panicked")).sum()
         });
         if changed == 0 {
             break;
@@ -186,13 +205,28 @@ fn refill_empty(centroids: &mut [f32], counts: &mut [usize], dim: usize) {
 
 /// k-means++ seeding: each next centroid is a point drawn with probability proportional to its
 /// squared distance from the centroids so far.
-fn seed_plus_plus(points: &[f32], dim: usize, k: usize, rng: &mut Rng) -> Vec<f32> {
+fn seed_plus_plus(points: &[f32], dim: usize, k: usize, rng: &mut Rng, threads: usize) -> Vec<f32> {
     let n = points.len() / dim;
     let point = |i: usize| &points[i * dim..(i + 1) * dim];
+    let per_thread = n.div_ceil(threads.max(1));
+    // Lowers each point's distance to its nearest centroid so far by the distance to `newest`.
+    let update = |nearest: &mut [f32], newest: &[f32]| {
+        std::thread::scope(|scope| {
+            for (points, nearest) in
+                points.chunks(per_thread * dim).zip(nearest.chunks_mut(per_thread))
+            {
+                scope.spawn(move || {
+                    for (x, d) in points.chunks_exact(dim).zip(nearest.iter_mut()) {
+                        *d = d.min(crate::scalar::l2_squared(x, newest));
+                    }
+                });
+            }
+        });
+    };
     let mut centroids = Vec::with_capacity(k * dim);
     centroids.extend_from_slice(point(rng.below(n)));
-    let mut nearest: Vec<f32> =
-        points.chunks_exact(dim).map(|x| crate::scalar::l2_squared(x, &centroids[..dim])).collect();
+    let mut nearest = vec![f32::INFINITY; n];
+    update(&mut nearest, &centroids[..dim]);
     for _ in 1..k {
         let total: f64 = nearest.iter().map(|&d| f64::from(d)).sum();
         let chosen = if total > 0.0 {
@@ -211,10 +245,7 @@ fn seed_plus_plus(points: &[f32], dim: usize, k: usize, rng: &mut Rng) -> Vec<f3
         };
         let start = centroids.len();
         centroids.extend_from_slice(point(chosen));
-        let newest = &centroids[start..];
-        for (x, d) in points.chunks_exact(dim).zip(nearest.iter_mut()) {
-            *d = d.min(crate::scalar::l2_squared(x, newest));
-        }
+        update(&mut nearest, &centroids[start..]);
     }
     centroids
 }
@@ -237,13 +268,24 @@ mod tests {
             .collect();
         // k = 4 is below one SIMD vector on some levels; scores_t needs k in whole blocks of 4
         // vectors, so use the production k and check the centres are among the centroids.
-        let centroids = train(&points, 2, 256, 10, 9);
+        let centroids = train(&points, 2, 256, 10, 9, 1);
         for (x, y) in centres {
             let closest = centroids
                 .chunks_exact(2)
                 .map(|c| (c[0] - x).powi(2) + (c[1] - y).powi(2))
                 .fold(f32::INFINITY, f32::min);
             assert!(closest < 0.05, "no centroid near ({x}, {y}): {closest}");
+        }
+    }
+
+    /// The threads split the distance work only: the centroids are the same bits.
+    #[test]
+    fn the_result_does_not_depend_on_threads() {
+        let mut rng = Rng::new(3, 4);
+        let points: Vec<f32> = (0..5000 * 6).map(|_| rng.normal() as f32).collect();
+        let one = train(&points, 6, 256, 8, 11, 1);
+        for threads in [2, 3, 7] {
+            assert_eq!(train(&points, 6, 256, 8, 11, threads), one, "{threads} threads");
         }
     }
 

@@ -69,7 +69,7 @@ impl ProductQuantizer {
                             let seed = options.seed_value() ^ (j as u64).wrapping_mul(0x9E37_79B9);
                             let iterations = options.iteration_count();
                             let trained =
-                                kmeans::train(&points, span.len(), CENTROIDS, iterations, seed);
+                                kmeans::train(&points, span.len(), CENTROIDS, iterations, seed, 1);
                             out.push((j, trained));
                         }
                     })

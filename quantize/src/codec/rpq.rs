@@ -57,27 +57,39 @@ impl ResidualPq {
         for &row in &sample {
             points.extend_from_slice(&rows[row * dim..(row + 1) * dim]);
         }
-        // The coarse centroids only have to find the clusters: 32 rows each is plenty, and
-        // this k-means runs over whole vectors on one thread.
+        // The coarse centroids only have to find the clusters: 32 rows each is plenty. This
+        // k-means runs over whole vectors, so its distance work is split across threads.
         let seed = options.seed_value() ^ 0xC0A2_5E00;
         let coarse_sample = sample_rows(sample.len(), COARSE_SAMPLE, seed);
         let mut coarse_points = Vec::with_capacity(coarse_sample.len() * dim);
         for &row in &coarse_sample {
             coarse_points.extend_from_slice(&points[row * dim..(row + 1) * dim]);
         }
-        let coarse = kmeans::train(&coarse_points, dim, CENTROIDS, options.iteration_count(), seed);
+        let threads = options.thread_count();
+        let iterations = options.iteration_count();
+        let coarse = kmeans::train(&coarse_points, dim, CENTROIDS, iterations, seed, threads);
         let mut coarse_t = vec![0.0; coarse.len()];
         kmeans::transpose(&coarse, dim, CENTROIDS, &mut coarse_t);
-        let mut distances = [0.0f32; CENTROIDS];
-        for point in points.chunks_exact_mut(dim) {
-            let (nearest, _) = Kernels::detected().dispatch(Nearest {
-                x: point,
-                centroids_t: &coarse_t,
-                distances: &mut distances,
-            });
-            let centroid = &coarse[nearest as usize * dim..(nearest as usize + 1) * dim];
-            point.iter_mut().zip(centroid).for_each(|(x, c)| *x -= c);
-        }
+        // Each sample point becomes its residual from its nearest coarse centroid.
+        let per_thread = (points.len() / dim).div_ceil(threads.max(1)).max(1);
+        std::thread::scope(|scope| {
+            for chunk in points.chunks_mut(per_thread * dim) {
+                let (coarse, coarse_t) = (&coarse, &coarse_t);
+                scope.spawn(move || {
+                    let mut distances = [0.0f32; CENTROIDS];
+                    for point in chunk.chunks_exact_mut(dim) {
+                        let (nearest, _) = Kernels::detected().dispatch(Nearest {
+                            x: point,
+                            centroids_t: coarse_t,
+                            distances: &mut distances,
+                        });
+                        let centroid =
+                            &coarse[nearest as usize * dim..(nearest as usize + 1) * dim];
+                        point.iter_mut().zip(centroid).for_each(|(x, c)| *x -= c);
+                    }
+                });
+            }
+        });
         // The sample is already drawn: train the residual quantizer on all of it.
         let residual_options = options.clone().sample_rows(sample.len());
         let residual = ProductQuantizer::train(
