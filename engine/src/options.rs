@@ -30,7 +30,8 @@ pub struct Options {
     pub(crate) diskann_min_rows: u64,
     pub(crate) deleted_rewrite_permille: u16,
     pub(crate) vamana_codec: Option<CodecKind>,
-    pub(crate) vamana_max_degree: usize,
+    /// `None`: the Vamana build's default for the dimension.
+    pub(crate) vamana_max_degree: Option<usize>,
     pub(crate) compaction_memory_mib: u32,
     pub(crate) auto_flush_bytes: Option<u64>,
     pub(crate) background_compaction: bool,
@@ -39,7 +40,6 @@ pub struct Options {
 const DEFAULT_THRESHOLD: usize = 4;
 const DEFAULT_DISKANN_MIN_ROWS: u64 = 2048;
 const DEFAULT_DELETED_REWRITE_PERMILLE: u16 = 300;
-const DEFAULT_VAMANA_MAX_DEGREE: usize = 64;
 const DEFAULT_COMPACTION_MEMORY_MIB: u32 = 2048;
 const DEFAULT_AUTO_FLUSH_BYTES: u64 = 256 << 20;
 
@@ -61,7 +61,7 @@ impl Options {
             diskann_min_rows: DEFAULT_DISKANN_MIN_ROWS,
             deleted_rewrite_permille: DEFAULT_DELETED_REWRITE_PERMILLE,
             vamana_codec: None,
-            vamana_max_degree: DEFAULT_VAMANA_MAX_DEGREE,
+            vamana_max_degree: None,
             compaction_memory_mib: DEFAULT_COMPACTION_MEMORY_MIB,
             auto_flush_bytes: Some(DEFAULT_AUTO_FLUSH_BYTES),
             background_compaction: true,
@@ -134,10 +134,11 @@ impl Options {
         self
     }
 
-    /// R, the neighbours each Vamana node keeps. Default 64; between 8 and 512.
+    /// R, the neighbours each Vamana node keeps. Default 64, or 48 from 512 dimensions (with a
+    /// build list of 48: faster builds and searches measured on 768-d data); between 8 and 512.
     #[must_use]
     pub fn vamana_max_degree(mut self, degree: usize) -> Self {
-        self.vamana_max_degree = degree;
+        self.vamana_max_degree = Some(degree);
         self
     }
 
@@ -201,7 +202,7 @@ impl Options {
         if self.deleted_rewrite_permille == 0 {
             return invalid("deleted_rewrite_fraction", "must be above 0");
         }
-        if !(8..=512).contains(&self.vamana_max_degree) {
+        if self.vamana_max_degree.is_some_and(|r| !(8..=512).contains(&r)) {
             return invalid("vamana_max_degree", "must be between 8 and 512");
         }
         if self.compaction_memory_mib < 64 {
@@ -247,7 +248,7 @@ impl Options {
                 threshold: self.compaction_threshold as u32,
                 deleted_rewrite_permille: self.deleted_rewrite_permille,
                 diskann_min_rows: self.diskann_min_rows,
-                vamana_max_degree: self.vamana_max_degree as u16,
+                vamana_max_degree: self.vamana_max_degree.unwrap_or(0) as u16,
                 vamana_codec: codec,
                 vamana_codec_param: param,
                 memory_mib: self.compaction_memory_mib,
@@ -286,8 +287,7 @@ impl Options {
                 DEFAULT_DELETED_REWRITE_PERMILLE.into(),
             ) as u16,
             vamana_codec,
-            vamana_max_degree: or(c.vamana_max_degree.into(), DEFAULT_VAMANA_MAX_DEGREE as u64)
-                as usize,
+            vamana_max_degree: (c.vamana_max_degree > 0).then_some(c.vamana_max_degree.into()),
             compaction_memory_mib: or(c.memory_mib.into(), DEFAULT_COMPACTION_MEMORY_MIB.into())
                 as u32,
             auto_flush_bytes: (c.flags & Stored::AUTO_FLUSH_OFF == 0)
@@ -331,9 +331,11 @@ impl Options {
     /// coarse and sub-space tables) costs about as much as a whole search of a small segment,
     /// and SQ8 needs none, while its extra bytes are few in a small segment.
     pub(crate) fn vamana_build_options(&self, rows: u64) -> BuildOptions {
-        let build = BuildOptions::default()
-            .max_degree(self.vamana_max_degree)
-            .memory_budget(u64::from(self.compaction_memory_mib) << 20);
+        let mut build =
+            BuildOptions::default().memory_budget(u64::from(self.compaction_memory_mib) << 20);
+        if let Some(r) = self.vamana_max_degree {
+            build = build.max_degree(r);
+        }
         match self.vamana_codec {
             Some(codec) => build.codec(codec),
             None if rows < SQ8_BELOW_ROWS => build.codec(CodecKind::Sq8),

@@ -51,6 +51,6 @@ pub mod format;
 mod list;
 mod reader;
 
-pub use crate::build::{BuildOptions, BuildReport, VamanaBuilder, WrittenSegment};
+pub use crate::build::{BuildOptions, BuildReport, VamanaBuilder, WIDE_DIM, WrittenSegment};
 pub use crate::error::{Problem, Result, VamanaError};
 pub use crate::reader::{Expected, SearchParams, SearchScratch, SearchStats, VamanaSegment};

@@ -91,12 +91,12 @@ pub struct BenchArgs {
     /// diskann: nodes expanded per search round (W).
     #[arg(long, default_value_t = 1)]
     pub beam_width: usize,
-    /// diskann: R, the most neighbours a node keeps.
-    #[arg(long, default_value_t = 64)]
-    pub max_degree: usize,
-    /// diskann: the build's search list size.
-    #[arg(long, default_value_t = 100)]
-    pub build_l: usize,
+    /// diskann: R, the most neighbours a node keeps [default: 64, or 48 from 512 dimensions].
+    #[arg(long)]
+    pub max_degree: Option<usize>,
+    /// diskann: the build's search list size [default: 100, or 48 from 512 dimensions].
+    #[arg(long)]
+    pub build_l: Option<usize>,
     /// diskann: the second pass's pruning slack.
     #[arg(long, default_value_t = 1.2)]
     pub alpha: f32,
@@ -626,11 +626,14 @@ pub fn run(args: &BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
             report(args, &index, &queries, &truth, n, build_s, build_threads, sweep, None);
         }
         IndexKind::Diskann => {
-            let mut options = BuildOptions::default()
-                .max_degree(args.max_degree)
-                .search_list(args.build_l)
-                .alpha(args.alpha)
-                .threads(build_threads);
+            let mut options = BuildOptions::default().alpha(args.alpha).threads(build_threads);
+            if let Some(r) = args.max_degree {
+                options = options.max_degree(r);
+            }
+            if let Some(l) = args.build_l {
+                options = options.search_list(l);
+            }
+            let (max_degree, build_l) = (options.max_degree_for(dim), options.search_list_for(dim));
             let codec = args.codec.unwrap_or(CodecKind::Rpq {
                 subspaces: args.pq_subspaces.unwrap_or(dim / 4).max(1),
             });
@@ -643,8 +646,8 @@ pub fn run(args: &BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
             if !args.json {
                 println!(
                     "diskann: {codec}, R {}, build L {}, alpha {}: train {:.2} s, encode {:.2} s, graph {:.2} s, write {:.2} s on {build_threads} thread(s); mean degree {:.1}; {:.1} RAM bytes per vector",
-                    args.max_degree,
-                    args.build_l,
+                    max_degree,
+                    build_l,
                     args.alpha,
                     built.train.as_secs_f64(),
                     built.encode.as_secs_f64(),
@@ -660,8 +663,8 @@ pub fn run(args: &BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
                 .map(|&l| {
                     let params = json!({
                         "codec": codec.to_string(),
-                        "R": args.max_degree,
-                        "build_l": args.build_l,
+                        "R": max_degree,
+                        "build_l": build_l,
                         "alpha": args.alpha,
                         "W": args.beam_width,
                         "L": l,
@@ -835,8 +838,8 @@ mod tests {
             pq_subspaces: None,
             l: vec![64],
             beam_width: 1,
-            max_degree: 64,
-            build_l: 100,
+            max_degree: None,
+            build_l: None,
             alpha: 1.2,
             codec: None,
         };
@@ -929,8 +932,8 @@ mod tests {
             pq_subspaces: None,
             l: vec![64],
             beam_width: 1,
-            max_degree: 64,
-            build_l: 100,
+            max_degree: None,
+            build_l: None,
             alpha: 1.2,
             codec: None,
         };

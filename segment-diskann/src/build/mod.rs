@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use strata_quantize::{Codec, Kernels, Metric};
 use strata_storage::Storage;
 
-pub use self::options::BuildOptions;
+pub use self::options::{BuildOptions, WIDE_DIM};
 use self::vamana::{Params, Points};
 use crate::format::MAX_ROWS;
 use crate::{Result, VamanaError};
@@ -122,8 +122,8 @@ impl VamanaBuilder {
             .then(|| Points::inner_product_lift(&self.vectors, self.dim));
         let points = Points { vectors: &self.vectors, dim: self.dim, lift };
         let params = Params {
-            max_degree: self.options.max_degree,
-            search_list: self.options.search_list,
+            max_degree: self.options.max_degree_for(self.dim),
+            search_list: self.options.search_list_for(self.dim),
             alpha: self.options.alpha,
             threads,
             seed: self.options.seed,
@@ -139,7 +139,7 @@ impl VamanaBuilder {
             &writer::Contents {
                 dim: self.dim,
                 metric: self.metric,
-                max_degree: self.options.max_degree,
+                max_degree: self.options.max_degree_for(self.dim),
                 medoid,
                 vectors: &self.vectors,
                 ids: &self.ids,
