@@ -74,6 +74,15 @@ pub fn load(args: &BulkLoadArgs, progress: bool) -> Result<LoadReport> {
     let ids = read_ids(&args.ids, input.rows())?;
     let db = if args.create {
         let dim = args.dim.unwrap_or(input.dim());
+        if dim != input.dim() {
+            // Refused before creating, so a typo leaves no empty database behind.
+            return Err(format!(
+                "--dim {dim} does not match {}: its vectors have {} dimensions",
+                input.path().display(),
+                input.dim()
+            )
+            .into());
+        }
         Db::create(&args.db, Options::new(dim, args.metric))?
     } else {
         Db::open(&args.db)?

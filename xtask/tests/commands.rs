@@ -184,6 +184,21 @@ fn bad_inputs_stop_with_a_clear_error_and_leave_the_last_commit() {
     assert!(error.contains("row 2500 declares dimension 7"), "{error}");
     assert_eq!(records(db), 2000, "the two commits before the bad row, nothing after");
 
+    // --create with a --dim the input does not have: refused, and no database is made.
+    let fresh = dir.path().join("fresh");
+    let error = fails(&[
+        "bulk-load",
+        "--db",
+        fresh.to_str().unwrap(),
+        "--input",
+        good.to_str().unwrap(),
+        "--create",
+        "--dim",
+        "9",
+    ]);
+    assert!(error.contains("--dim 9"), "{error}");
+    assert!(!fresh.join("manifest").exists(), "no database was created");
+
     // A missing database, an unknown format, and a bad ids file.
     let error = fails(&["inspect", "--db", dir.path().join("nothing").to_str().unwrap()]);
     assert!(!error.is_empty());
