@@ -14,10 +14,20 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use parking_lot::Mutex;
 use zerocopy::FromZeros;
 
+/// Sixteen floats of vector storage on one cache line. Chunks store vectors as lines so that
+/// the storage starts on a 64-byte boundary: when a row's bytes are a multiple of 64 (any
+/// dimension divisible by 16), every row starts on a line too, so a distance reads exactly
+/// `dim / 16` lines and no SIMD load straddles two. A plain `f32` allocation starts 16 bytes
+/// into a page, which made every 64-byte load a split load and every row one line longer.
+#[derive(FromZeros)]
+#[repr(C, align(64))]
+struct Line(UnsafeCell<[f32; 16]>);
+
 /// Rows per chunk (a power of two).
 const CHUNK_ROWS: usize = 1 << 14;
 /// Chunk table size: enough for [`MAX_ROWS`].
 const CHUNKS: usize = MAX_ROWS / CHUNK_ROWS;
+const _: () = assert!(CHUNK_ROWS % 16 == 0, "a chunk's vectors must fill whole lines");
 
 /// Rows one memtable can address, superseded rows included. The engine flushes long before.
 pub const MAX_ROWS: usize = 1 << 24;
@@ -34,9 +44,10 @@ fn locate(row: usize) -> (usize, usize) {
 }
 
 struct Chunk {
-    /// `rows * dim` floats. Each row is written once, by the thread that reserved it, before the
-    /// row is published; see [`RowStore::vector`].
-    vectors: Box<[UnsafeCell<f32>]>,
+    /// `rows * dim` floats, as `rows * dim / 16` lines ([`CHUNK_ROWS`] is a multiple of 16).
+    /// Each row is written once, by the thread that reserved it, before the row is published;
+    /// see [`RowStore::vector`].
+    vectors: Box<[Line]>,
     /// `rows * (1 + m0)` words per row: the level-0 neighbour count, then the neighbours.
     links: Box<[AtomicU32]>,
     ids: Box<[AtomicU64]>,
@@ -89,7 +100,7 @@ impl RowStore {
         let (index, _) = locate(row as usize);
         let rows = CHUNK_ROWS;
         self.chunks[index].get_or_init(|| Chunk {
-            vectors: zeroed(rows * self.dim),
+            vectors: zeroed(rows * self.dim / 16),
             links: zeroed(rows * self.link_words),
             ids: zeroed(rows),
             meta: zeroed(rows),
@@ -102,12 +113,15 @@ impl RowStore {
     /// before publishing the row.
     pub fn init(&self, row: u32, id: u64, vector: &[f32], level: u8, upper: u32) {
         let (chunk, offset) = self.chunk(row);
-        let cells = &chunk.vectors[offset * self.dim..(offset + 1) * self.dim];
-        for (cell, &value) in cells.iter().zip(vector) {
-            // SAFETY: `row` was reserved by the caller and is not yet published, so no other
-            // thread reads or writes these cells (see the `Sync` impl of `Chunk`).
-            unsafe { *cell.get() = value };
-        }
+        assert_eq!(vector.len(), self.dim, "a row holds exactly `dim` floats");
+        // Every byte of `vectors` is inside an `UnsafeCell`, so writing through a pointer
+        // derived from the shared slice is allowed.
+        let start = chunk.vectors.as_ptr().cast::<f32>().cast_mut().wrapping_add(offset * self.dim);
+        // SAFETY: the chunk holds `CHUNK_ROWS * dim` floats and `offset < CHUNK_ROWS`, so the
+        // `dim` floats from `start` are in bounds, and `vector` (a caller's slice) cannot overlap
+        // them. `row` was reserved by the caller and is not yet published, so no other thread
+        // reads or writes them (see the `Sync` impl of `Chunk`).
+        unsafe { std::ptr::copy_nonoverlapping(vector.as_ptr(), start, self.dim) };
         chunk.ids[offset].store(id, Ordering::Relaxed);
         let meta = u64::from(level) | PUBLISHED | (u64::from(upper) << 32);
         chunk.meta[offset].store(meta, Ordering::Release);
@@ -126,11 +140,13 @@ impl RowStore {
     #[inline]
     pub fn vector(&self, row: u32) -> &[f32] {
         let (chunk, offset) = self.chunk(row);
-        let cells = &chunk.vectors[offset * self.dim..(offset + 1) * self.dim];
-        // SAFETY: `UnsafeCell<f32>` has the layout of `f32`. The row is published, so its cells
-        // were written before the Release store that published it, which the caller's Acquire
-        // load observed, and they are never written again.
-        unsafe { &*(std::ptr::from_ref(cells) as *const [f32]) }
+        let start = chunk.vectors.as_ptr().cast::<f32>().wrapping_add(offset * self.dim);
+        // SAFETY: `Line` is `repr(C)` around `[f32; 16]` with no padding, so the lines are
+        // `CHUNK_ROWS * dim` contiguous floats and the `dim` from `start` are in bounds
+        // (`offset < CHUNK_ROWS`). The row is published, so they were written before the
+        // Release store that published it, which the caller's Acquire load observed, and they
+        // are never written again.
+        unsafe { std::slice::from_raw_parts(start, self.dim) }
     }
 
     /// The level-0 neighbour list of a row: a count word, then `m0` slots.
@@ -278,6 +294,24 @@ mod tests {
             };
         }
         assert_eq!(locate(MAX_ROWS - 1).0, CHUNKS - 1);
+    }
+
+    #[test]
+    fn vectors_round_trip_and_start_on_cache_lines() {
+        for dim in [3, 16, 128, 768] {
+            let store = RowStore::new(dim, 32);
+            for row in [0, 1, 2, CHUNK_ROWS as u32 - 1, CHUNK_ROWS as u32] {
+                store.allocate(row);
+                let vector: Vec<f32> = (0..dim).map(|i| (row as usize * dim + i) as f32).collect();
+                store.init(row, u64::from(row), &vector, 0, NO_UPPER);
+                assert_eq!(store.vector(row), vector, "dim {dim} row {row}");
+                if dim % 16 == 0 {
+                    assert_eq!(store.vector(row).as_ptr() as usize % 64, 0, "dim {dim} row {row}");
+                }
+            }
+            // Neighbouring rows were not overwritten.
+            assert_eq!(store.vector(0)[dim - 1], (dim - 1) as f32);
+        }
     }
 
     #[test]
