@@ -33,7 +33,7 @@ use parking_lot::{Mutex, RwLock};
 use strata_quantize::{Kernels, Metric, Neighbor, Simd, WithSimd, normalize};
 
 pub use crate::error::MemtableError;
-use crate::hnsw::Graph;
+use crate::hnsw::{Graph, Prefetch};
 use crate::ids::IdMap;
 pub use crate::rows::MAX_ROWS;
 use crate::rows::{NO_UPPER, RowStore, UpperArena};
@@ -174,6 +174,7 @@ impl Memtable {
             ef_construction: params.ef_construction,
             rows: RowStore::new(dim, m0),
             upper: UpperArena::new(params.m),
+            prefetch: Prefetch::for_dim(dim),
         };
         Ok(Memtable {
             view: Arc::new(MemtableView {

@@ -37,6 +37,8 @@ impl Ord for Scored {
 #[derive(Debug, Default)]
 pub struct Scratch {
     pub visited: Visited,
+    /// Unvisited neighbours of the row being expanded.
+    pub fresh: Vec<u32>,
     /// Frontier: nearest first.
     pub candidates: BinaryHeap<Reverse<Scored>>,
     /// Best found so far: farthest on top, at most `ef`.

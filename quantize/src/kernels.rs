@@ -212,10 +212,16 @@ pub fn l2_squared_simd<S: Simd>(simd: S, a: &[f32], b: &[f32]) -> f32 {
 /// faults and does nothing on targets without a prefetch instruction.
 #[inline(always)]
 pub fn prefetch<T>(data: &[T]) {
+    prefetch_lines(data, 4);
+}
+
+/// As [`prefetch`], for the first `lines` cache lines (64 bytes each) of `data`.
+#[inline(always)]
+pub fn prefetch_lines<T>(data: &[T], lines: usize) {
     #[cfg(target_arch = "x86_64")]
     {
         use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
-        let bytes = size_of_val(data).min(256);
+        let bytes = size_of_val(data).min(lines * 64);
         let start = data.as_ptr().cast::<i8>();
         for offset in (0..bytes).step_by(64) {
             // SAFETY: a prefetch is a hint that never faults and never changes memory, whatever
@@ -224,7 +230,7 @@ pub fn prefetch<T>(data: &[T]) {
         }
     }
     #[cfg(not(target_arch = "x86_64"))]
-    let _ = data;
+    let _ = (data, lines);
 }
 
 /// Name of the path dispatch uses on this machine: `"avx512"`, `"avx2-fma"`, `"neon"` or
