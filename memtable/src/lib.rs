@@ -22,6 +22,7 @@
 mod error;
 mod hnsw;
 mod ids;
+mod pages;
 mod rows;
 mod scratch;
 

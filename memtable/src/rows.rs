@@ -3,9 +3,10 @@
 //! threads append.
 //!
 //! All chunks hold [`CHUNK_ROWS`] rows, so finding a row is a shift and a mask on the hot path
-//! of every distance computation. Chunk memory comes from `alloc_zeroed`, so the untouched tail of
-//! the last chunk is address space, not resident memory; an empty memtable allocates no chunk and
-//! costs only the chunk table (about 100 KiB).
+//! of every distance computation. Vectors live in huge-page mappings ([`HugeArray`]), the rest
+//! in `alloc_zeroed` memory, so the untouched tail of the last chunk is address space, not
+//! resident memory (but for the rest of the huge page its last vector is on); an empty memtable
+//! allocates no chunk and costs only the chunk table (about 100 KiB).
 
 use std::cell::UnsafeCell;
 use std::sync::OnceLock;
@@ -13,6 +14,8 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use parking_lot::Mutex;
 use zerocopy::FromZeros;
+
+use crate::pages::HugeArray;
 
 /// Sixteen floats of vector storage on one cache line. Chunks store vectors as lines so that
 /// the storage starts on a 64-byte boundary: when a row's bytes are a multiple of 64 (any
@@ -27,15 +30,21 @@ struct Line(UnsafeCell<[f32; 16]>);
 const CHUNK_ROWS: usize = 1 << 14;
 /// Chunk table size: enough for [`MAX_ROWS`].
 const CHUNKS: usize = MAX_ROWS / CHUNK_ROWS;
-const _: () = assert!(CHUNK_ROWS % 16 == 0, "a chunk's vectors must fill whole lines");
+const _: () = assert!(CHUNK_ROWS.is_multiple_of(16), "a chunk's vectors must fill whole lines");
 
 /// Rows one memtable can address, superseded rows included. The engine flushes long before.
 pub const MAX_ROWS: usize = 1 << 24;
 
+/// Bits of a row's meta word holding its level (at most `MAX_LEVEL`, 16).
+const LEVEL_MASK: u32 = (1 << 5) - 1;
 /// Bit of a row's meta word: the row is fully written (stored last, with Release).
-const PUBLISHED: u64 = 1 << 8;
-/// A row's meta word holds no upper-level links.
-pub const NO_UPPER: u32 = u32::MAX;
+const PUBLISHED: u32 = 1 << 5;
+/// Where a row's meta word keeps the index of its first upper-level list.
+const UPPER_SHIFT: u32 = 6;
+/// A row's meta word holds no upper-level links. Also one past the last list index the arena
+/// hands out: 2^26 - 1 lists cover `MAX_ROWS` rows at any `M` (they need about
+/// `2 · MAX_ROWS / (M - 1)`, 33.5M at `M = 2`).
+pub const NO_UPPER: u32 = u32::MAX >> UPPER_SHIFT;
 
 /// Index of the chunk holding `row`, and the row's offset in it.
 #[inline(always)]
@@ -47,12 +56,13 @@ struct Chunk {
     /// `rows * dim` floats, as `rows * dim / 16` lines ([`CHUNK_ROWS`] is a multiple of 16).
     /// Each row is written once, by the thread that reserved it, before the row is published;
     /// see [`RowStore::vector`].
-    vectors: Box<[Line]>,
+    vectors: HugeArray<Line>,
     /// `rows * (1 + m0)` words per row: the level-0 neighbour count, then the neighbours.
     links: Box<[AtomicU32]>,
     ids: Box<[AtomicU64]>,
-    /// Level (bits 0-7), [`PUBLISHED`] (bit 8) and offset of the upper-level links (bits 32-63).
-    meta: Box<[AtomicU64]>,
+    /// Level (bits 0-4), [`PUBLISHED`] (bit 5) and the index of the first upper-level list in
+    /// the arena (bits 6-31): 4 bytes, not 8, per row.
+    meta: Box<[AtomicU32]>,
     /// One bit per row: deleted or superseded. A bitmap rather than a flag beside each row, so
     /// that checking it while collecting results stays in cache.
     deleted: Box<[AtomicU64]>,
@@ -100,7 +110,7 @@ impl RowStore {
         let (index, _) = locate(row as usize);
         let rows = CHUNK_ROWS;
         self.chunks[index].get_or_init(|| Chunk {
-            vectors: zeroed(rows * self.dim / 16),
+            vectors: HugeArray::new(rows * self.dim / 16),
             links: zeroed(rows * self.link_words),
             ids: zeroed(rows),
             meta: zeroed(rows),
@@ -123,7 +133,8 @@ impl RowStore {
         // reads or writes them (see the `Sync` impl of `Chunk`).
         unsafe { std::ptr::copy_nonoverlapping(vector.as_ptr(), start, self.dim) };
         chunk.ids[offset].store(id, Ordering::Relaxed);
-        let meta = u64::from(level) | PUBLISHED | (u64::from(upper) << 32);
+        debug_assert!(u32::from(level) <= LEVEL_MASK && upper <= NO_UPPER);
+        let meta = u32::from(level) | PUBLISHED | (upper << UPPER_SHIFT);
         chunk.meta[offset].store(meta, Ordering::Release);
     }
 
@@ -161,18 +172,18 @@ impl RowStore {
         chunk.ids[offset].load(Ordering::Relaxed)
     }
 
-    fn meta(&self, row: u32) -> u64 {
+    fn meta(&self, row: u32) -> u32 {
         let (chunk, offset) = self.chunk(row);
         chunk.meta[offset].load(Ordering::Relaxed)
     }
 
     pub fn level(&self, row: u32) -> u8 {
-        self.meta(row) as u8
+        (self.meta(row) & LEVEL_MASK) as u8
     }
 
-    /// Offset of the row's upper-level links in the upper arena, or [`NO_UPPER`].
+    /// Index of the row's first upper-level list in the upper arena, or [`NO_UPPER`].
     pub fn upper(&self, row: u32) -> u32 {
-        (self.meta(row) >> 32) as u32
+        self.meta(row) >> UPPER_SHIFT
     }
 
     #[inline]
@@ -199,7 +210,7 @@ impl RowStore {
     /// array (which is written at allocation). The untouched rest of the last chunk is not
     /// counted: it is zeroed address space that was never paged in.
     pub fn used_bytes(&self, rows: usize) -> usize {
-        let per_row = self.dim * 4 + self.link_words * 4 + 8 + 8;
+        let per_row = self.dim * 4 + self.link_words * 4 + 8 + 4;
         let chunks = self.chunks.iter().filter(|c| c.get().is_some()).count();
         let per_chunk = CHUNK_ROWS * size_of::<Mutex<()>>() + CHUNK_ROWS / 8;
         rows * per_row + chunks * per_chunk + CHUNKS * size_of::<OnceLock<Chunk>>()
@@ -216,65 +227,68 @@ fn zeroed<T: FromZeros>(len: usize) -> Box<[T]> {
 pub struct UpperArena {
     /// Words per level: a count, then `m` slots.
     words_per_level: usize,
+    /// Whole lists per chunk.
+    lists_per_chunk: usize,
     chunks: Box<[OnceLock<Box<[AtomicU32]>>]>,
-    /// Next free word; allocation is rare (1 insert in M), so a mutex is cheap.
+    /// Index of the next free list; allocation is rare (1 insert in M), so a mutex is cheap.
     next: Mutex<usize>,
 }
 
-/// Words per arena chunk.
+/// Words per arena chunk, at most (a chunk holds whole lists).
 const ARENA_CHUNK_WORDS: usize = 1 << 16;
 
 impl std::fmt::Debug for UpperArena {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("UpperArena").field("words_used", &*self.next.lock()).finish()
+        f.debug_struct("UpperArena").field("lists_used", &*self.next.lock()).finish()
     }
 }
 
 impl UpperArena {
     pub fn new(m: usize) -> Self {
         let words_per_level = 1 + m;
+        let lists_per_chunk = ARENA_CHUNK_WORDS / words_per_level;
         // Upper levels hold about 1/(M-1) level-lists per row; leave room for twice that.
-        let max_words = MAX_ROWS / (m - 1).max(1) * 2 * words_per_level;
-        let chunks = max_words.div_ceil(ARENA_CHUNK_WORDS);
+        let max_lists = (MAX_ROWS / (m - 1).max(1) * 2).min(NO_UPPER as usize);
         UpperArena {
             words_per_level,
-            chunks: (0..chunks).map(|_| OnceLock::new()).collect(),
+            lists_per_chunk,
+            chunks: (0..max_lists.div_ceil(lists_per_chunk)).map(|_| OnceLock::new()).collect(),
             next: Mutex::new(0),
         }
     }
 
-    /// Reserves zeroed lists for levels 1..=`levels`; returns their offset, or `None` when the
-    /// arena is exhausted.
+    /// Reserves zeroed lists for levels 1..=`levels`; returns the index of the first, or `None`
+    /// when the arena is exhausted.
     pub fn allocate(&self, levels: usize) -> Option<u32> {
-        let words = levels * self.words_per_level;
         let mut next = self.next.lock();
         // A node's lists never straddle a chunk.
-        if *next % ARENA_CHUNK_WORDS + words > ARENA_CHUNK_WORDS {
-            *next = next.next_multiple_of(ARENA_CHUNK_WORDS);
+        if *next % self.lists_per_chunk + levels > self.lists_per_chunk {
+            *next = next.next_multiple_of(self.lists_per_chunk);
         }
-        let offset = *next;
-        let chunk = offset / ARENA_CHUNK_WORDS;
-        if chunk >= self.chunks.len() || offset >= NO_UPPER as usize {
+        let first = *next;
+        let chunk = first / self.lists_per_chunk;
+        if chunk >= self.chunks.len() || first + levels > NO_UPPER as usize {
             return None;
         }
-        self.chunks[chunk].get_or_init(|| zeroed(ARENA_CHUNK_WORDS));
-        *next += words;
-        Some(offset as u32)
+        self.chunks[chunk].get_or_init(|| zeroed(self.lists_per_chunk * self.words_per_level));
+        *next += levels;
+        Some(first as u32)
     }
 
-    /// The list of level `level` (1 or more) of the node whose lists start at `offset`.
+    /// The list of level `level` (1 or more) of the node whose lists start at index `first`.
     #[inline]
-    pub fn links(&self, offset: u32, level: usize) -> &[AtomicU32] {
-        let start = offset as usize + (level - 1) * self.words_per_level;
-        let chunk = self.chunks[start / ARENA_CHUNK_WORDS].get().expect("allocated before use");
-        let at = start % ARENA_CHUNK_WORDS;
+    pub fn links(&self, first: u32, level: usize) -> &[AtomicU32] {
+        let list = first as usize + level - 1;
+        let chunk = self.chunks[list / self.lists_per_chunk].get().expect("allocated before use");
+        let at = list % self.lists_per_chunk * self.words_per_level;
         &chunk[at..at + self.words_per_level]
     }
 
     /// Bytes of the lists handed out (the rest of an arena chunk is zeroed address space that
     /// was never touched), plus the chunk table.
     pub fn used_bytes(&self) -> usize {
-        *self.next.lock() * 4 + self.chunks.len() * size_of::<OnceLock<Box<[AtomicU32]>>>()
+        *self.next.lock() * self.words_per_level * 4
+            + self.chunks.len() * size_of::<OnceLock<Box<[AtomicU32]>>>()
     }
 }
 
@@ -327,11 +341,23 @@ mod tests {
         let arena = UpperArena::new(16);
         let mut last = 0;
         for _ in 0..10_000 {
-            let offset = arena.allocate(5).unwrap() as usize;
-            assert!(offset >= last);
-            assert_eq!(offset / ARENA_CHUNK_WORDS, (offset + 5 * 17 - 1) / ARENA_CHUNK_WORDS);
-            last = offset + 5 * 17;
-            assert_eq!(arena.links(offset as u32, 5).len(), 17);
+            let first = arena.allocate(5).unwrap() as usize;
+            assert!(first >= last);
+            let per_chunk = arena.lists_per_chunk;
+            assert_eq!(first / per_chunk, (first + 4) / per_chunk);
+            last = first + 5;
+            for level in 1..=5 {
+                let list = arena.links(first as u32, level);
+                assert_eq!(list.len(), 17);
+                // Lists of one node are distinct: writing one leaves the others alone.
+                list[0].store(level as u32, Ordering::Relaxed);
+            }
+            for level in 1..=5 {
+                assert_eq!(
+                    arena.links(first as u32, level)[0].load(Ordering::Relaxed),
+                    level as u32
+                );
+            }
         }
     }
 }

@@ -3,8 +3,8 @@
 /// Which rows a search has seen, reset in O(1) by bumping an epoch.
 #[derive(Debug, Default)]
 pub struct Visited {
-    marks: Vec<u16>,
-    epoch: u16,
+    marks: Vec<u8>,
+    epoch: u8,
 }
 
 impl Visited {

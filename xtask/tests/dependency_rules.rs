@@ -57,6 +57,21 @@ const IO_SOURCE_PATTERNS: &[&str] = &[
     "TcpStream",
 ];
 
+/// The one exception: the memtable maps *anonymous* memory to ask for huge pages, through
+/// memmap2, in one file. Without `std::fs` or `File` (still forbidden there) it has no file to
+/// map, so this is allocation, not I/O.
+const ANONYMOUS_MAPPINGS: &[(&str, &str, &str)] = &[("strata-memtable", "memmap2", "pages.rs")];
+
+/// Whether `crate_name` may name `pattern` (a dependency or a source pattern) in `file`
+/// (`None`: as a dependency).
+fn anonymous_mapping_allowed(crate_name: &str, pattern: &str, file: Option<&Path>) -> bool {
+    ANONYMOUS_MAPPINGS.iter().any(|&(name, dep, only_file)| {
+        name == crate_name
+            && dep == pattern
+            && file.is_none_or(|f| f.file_name().is_some_and(|n| n == only_file))
+    })
+}
+
 /// Every rule broken by the workspace that `metadata` (the JSON of `cargo metadata --no-deps`)
 /// describes. Source scans read files under each package's directory.
 fn violations(metadata: &Value) -> Vec<String> {
@@ -80,7 +95,11 @@ fn violations(metadata: &Value) -> Vec<String> {
             {
                 problems.push(format!("{name} may not depend on {dep_name}"));
             }
-            if NO_IO_CRATES.contains(&name) && !is_dev && IO_DEPENDENCIES.contains(&dep_name) {
+            if NO_IO_CRATES.contains(&name)
+                && !is_dev
+                && IO_DEPENDENCIES.contains(&dep_name)
+                && !anonymous_mapping_allowed(name, dep_name, None)
+            {
                 problems.push(format!("{name} does no I/O, so it may not depend on {dep_name}"));
             }
         }
@@ -101,7 +120,9 @@ fn scan_sources(dir: &Path, crate_name: &str, problems: &mut Vec<String>) {
         } else if path.extension().is_some_and(|e| e == "rs") {
             let source = std::fs::read_to_string(&path).expect("read source");
             for pattern in IO_SOURCE_PATTERNS {
-                if source.contains(pattern) {
+                if source.contains(pattern)
+                    && !anonymous_mapping_allowed(crate_name, pattern, Some(&path))
+                {
                     problems.push(format!(
                         "{crate_name} does no I/O, but {} uses {pattern}",
                         path.display()
@@ -148,7 +169,7 @@ fn broken_rules_are_reported() {
         package("strata-manifest", &[("strata-storage", None)]),
         package("strata-storage", &[]),
         package("strata-quantize", &[("memmap2", None), ("tempfile", Some("dev"))]),
-        package("strata-memtable", &[("strata-storage", None)]),
+        package("strata-memtable", &[("strata-storage", None), ("memmap2", None)]),
         package("strata-newcomer", &[]),
     ]});
     let problems = violations(&metadata);

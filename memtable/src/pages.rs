@@ -1,0 +1,104 @@
+//! Zeroed, never-moving vector storage for the row chunks, in anonymous memory mappings that the
+//! kernel is asked to back with transparent huge pages.
+//!
+//! A search reads vectors at random rows, so with 4 KiB pages nearly every vector it scores
+//! costs a TLB miss and a page walk; with 2 MiB pages the TLB covers gigabytes. Linux's default
+//! THP mode (`madvise`) gives huge pages only to memory that asks for them, which `Vec` and
+//! `Box` never do, so these mappings ask (`MADV_HUGEPAGE`). Measured on 100k x 768: +6% q/s.
+//!
+//! Untouched pages stay address space, as with `alloc_zeroed`, but the first write to a huge
+//! page makes all 2 MiB of it resident. The arrays start on a 2 MiB boundary, so what a
+//! partly filled array wastes is at most the rest of the one huge page its last row is on.
+//! Neighbour lists stay in ordinary allocations: they would gain about 4% more q/s, but their
+//! own partly used last huge page would cost another 2 MiB per memtable.
+//!
+//! An anonymous mapping is an allocation, not I/O: no file is involved.
+
+use std::marker::PhantomData;
+use std::ops::Deref;
+use std::ptr::NonNull;
+
+use zerocopy::FromZeros;
+
+/// Size and alignment of a transparent huge page on x86-64 and (with 4 KiB base pages) aarch64.
+const HUGE_PAGE: usize = 2 << 20;
+
+/// `len` zeroed `T`s in their own anonymous mapping, starting on a [`HUGE_PAGE`] boundary.
+pub struct HugeArray<T> {
+    /// The first element, inside the mapping: taken from the `MmapMut` when it was created and
+    /// owned. The elements are only ever reached through `&[T]` (`T`'s own atomics or cells
+    /// allow the writes), never through `&mut`.
+    start: NonNull<T>,
+    /// `HUGE_PAGE` bytes longer than the elements. Their count is derived from its length
+    /// rather than stored: a memtable keeps a table of a thousand chunk slots, and every byte
+    /// of a slot is resident even in an empty memtable.
+    map: memmap2::MmapMut,
+    _elements: PhantomData<T>,
+}
+
+// SAFETY: a `HugeArray<T>` is an owned `[T]` (the mapping is freed only on drop), so it may be
+// sent and shared exactly when a `Box<[T]>` could.
+unsafe impl<T: Send> Send for HugeArray<T> {}
+// SAFETY: as above; shared access hands out only `&[T]`.
+unsafe impl<T: Sync> Sync for HugeArray<T> {}
+
+impl<T: FromZeros> HugeArray<T> {
+    /// Maps `len` zeroed elements. Panics when the address space is exhausted, as an allocation
+    /// failure would abort.
+    pub fn new(len: usize) -> Self {
+        const { assert!(align_of::<T>() <= HUGE_PAGE) };
+        let bytes = size_of::<T>().checked_mul(len).expect("array size overflows usize");
+        // Room to slide the start up to the next huge-page boundary; the slack is address
+        // space that is never touched.
+        let mut map = memmap2::MmapOptions::new()
+            .len(bytes + HUGE_PAGE)
+            .map_anon()
+            .unwrap_or_else(|error| panic!("out of memory mapping {bytes} bytes: {error}"));
+        // A hint: a kernel without transparent huge pages refuses it, and 4 KiB pages work too.
+        #[cfg(target_os = "linux")]
+        let _ = map.advise(memmap2::Advice::HugePage);
+        let base = map.as_mut_ptr();
+        let skip = base.align_offset(HUGE_PAGE);
+        assert!(skip < HUGE_PAGE, "a byte pointer can always be aligned");
+        let start = NonNull::new(base.wrapping_add(skip).cast::<T>()).expect("inside a mapping");
+        HugeArray { start, map, _elements: PhantomData }
+    }
+}
+
+impl<T> Deref for HugeArray<T> {
+    type Target = [T];
+
+    #[inline(always)]
+    fn deref(&self) -> &[T] {
+        let len = (self.map.len() - HUGE_PAGE).checked_div(size_of::<T>()).unwrap_or(0);
+        // SAFETY: the `len` elements from `start` lie inside the mapping (`start` is less than
+        // `HUGE_PAGE` bytes past its base, and it is `HUGE_PAGE` bytes longer than they need),
+        // `start` is aligned for `T` (a huge-page boundary, checked against `align_of` in
+        // `new`), the kernel zero-filled them, and all-zero bytes are a valid `T`
+        // (`T: FromZeros`). The mapping lives as long as `self`, and nothing takes a `&mut` to
+        // it, so a shared slice may alias any number of others.
+        unsafe { std::slice::from_raw_parts(self.start.as_ptr(), len) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    use super::*;
+
+    #[test]
+    fn arrays_start_zeroed_on_a_huge_page_and_keep_writes() {
+        let array = HugeArray::<AtomicU32>::new(3 << 20);
+        assert_eq!(array.len(), 3 << 20);
+        assert_eq!(array.as_ptr() as usize % HUGE_PAGE, 0);
+        assert!(array.iter().step_by(4099).all(|word| word.load(Ordering::Relaxed) == 0));
+        let last = array.len() - 1;
+        array[last].store(7, Ordering::Relaxed);
+        array[12_345].store(9, Ordering::Relaxed);
+        assert_eq!(array[last].load(Ordering::Relaxed), 7);
+        assert_eq!(array[12_345].load(Ordering::Relaxed), 9);
+        let empty = HugeArray::<AtomicU32>::new(0);
+        assert!(empty.is_empty());
+    }
+}
