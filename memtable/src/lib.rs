@@ -282,7 +282,8 @@ impl MemtableView {
     /// buffers), so the engine can decide when to flush.
     pub fn memory_bytes(&self) -> usize {
         let ids = self.ids.lock().bytes();
-        let scratch = self.scratch_pool.lock().len() * (self.rows() * 2 + 64 * 1024);
+        // A pooled scratch holds a visited mark (1 byte) per row, with headroom, and heaps.
+        let scratch = self.scratch_pool.lock().len() * (self.rows() * 5 / 4 + 64 * 1024);
         self.graph.rows.used_bytes(self.rows()) + self.graph.upper.used_bytes() + ids + scratch
     }
 

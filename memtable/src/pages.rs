@@ -8,7 +8,9 @@
 //!
 //! Untouched pages stay address space, as with `alloc_zeroed`, but the first write to a huge
 //! page makes all 2 MiB of it resident. The arrays start on a 2 MiB boundary, so what a
-//! partly filled array wastes is at most the rest of the one huge page its last row is on.
+//! partly filled array wastes is at most the rest of the one huge page its last row is on. A
+//! small memtable should not pay 2 MiB for its first row, so the caller decides per array
+//! (rows.rs: every chunk but the first).
 //! Neighbour lists stay in ordinary allocations: they would gain about 4% more q/s, but their
 //! own partly used last huge page would cost another 2 MiB per memtable.
 //!
@@ -21,7 +23,7 @@ use std::ptr::NonNull;
 use zerocopy::FromZeros;
 
 /// Size and alignment of a transparent huge page on x86-64 and (with 4 KiB base pages) aarch64.
-const HUGE_PAGE: usize = 2 << 20;
+pub const HUGE_PAGE: usize = 2 << 20;
 
 /// `len` zeroed `T`s in their own anonymous mapping, starting on a [`HUGE_PAGE`] boundary.
 pub struct HugeArray<T> {
@@ -43,9 +45,9 @@ unsafe impl<T: Send> Send for HugeArray<T> {}
 unsafe impl<T: Sync> Sync for HugeArray<T> {}
 
 impl<T: FromZeros> HugeArray<T> {
-    /// Maps `len` zeroed elements. Panics when the address space is exhausted, as an allocation
-    /// failure would abort.
-    pub fn new(len: usize) -> Self {
+    /// Maps `len` zeroed elements, asking for huge pages if `huge_pages`. Panics when the
+    /// address space is exhausted, as an allocation failure would abort.
+    pub fn new(len: usize, huge_pages: bool) -> Self {
         const { assert!(align_of::<T>() <= HUGE_PAGE) };
         let bytes = size_of::<T>().checked_mul(len).expect("array size overflows usize");
         // Room to slide the start up to the next huge-page boundary; the slack is address
@@ -56,7 +58,11 @@ impl<T: FromZeros> HugeArray<T> {
             .unwrap_or_else(|error| panic!("out of memory mapping {bytes} bytes: {error}"));
         // A hint: a kernel without transparent huge pages refuses it, and 4 KiB pages work too.
         #[cfg(target_os = "linux")]
-        let _ = map.advise(memmap2::Advice::HugePage);
+        if huge_pages {
+            let _ = map.advise(memmap2::Advice::HugePage);
+        }
+        #[cfg(not(target_os = "linux"))]
+        let _ = huge_pages;
         let base = map.as_mut_ptr();
         let skip = base.align_offset(HUGE_PAGE);
         assert!(skip < HUGE_PAGE, "a byte pointer can always be aligned");
@@ -89,7 +95,7 @@ mod tests {
 
     #[test]
     fn arrays_start_zeroed_on_a_huge_page_and_keep_writes() {
-        let array = HugeArray::<AtomicU32>::new(3 << 20);
+        let array = HugeArray::<AtomicU32>::new(3 << 20, true);
         assert_eq!(array.len(), 3 << 20);
         assert_eq!(array.as_ptr() as usize % HUGE_PAGE, 0);
         assert!(array.iter().step_by(4099).all(|word| word.load(Ordering::Relaxed) == 0));
@@ -98,7 +104,10 @@ mod tests {
         array[12_345].store(9, Ordering::Relaxed);
         assert_eq!(array[last].load(Ordering::Relaxed), 7);
         assert_eq!(array[12_345].load(Ordering::Relaxed), 9);
-        let empty = HugeArray::<AtomicU32>::new(0);
+        let empty = HugeArray::<AtomicU32>::new(0, true);
         assert!(empty.is_empty());
+        let small_pages = HugeArray::<AtomicU32>::new(1000, false);
+        assert_eq!(small_pages.len(), 1000);
+        assert_eq!(small_pages[999].load(Ordering::Relaxed), 0);
     }
 }

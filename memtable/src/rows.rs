@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use parking_lot::Mutex;
 use zerocopy::FromZeros;
 
-use crate::pages::HugeArray;
+use crate::pages::{HUGE_PAGE, HugeArray};
 
 /// Sixteen floats of vector storage on one cache line. Chunks store vectors as lines so that
 /// the storage starts on a 64-byte boundary: when a row's bytes are a multiple of 64 (any
@@ -110,7 +110,9 @@ impl RowStore {
         let (index, _) = locate(row as usize);
         let rows = CHUNK_ROWS;
         self.chunks[index].get_or_init(|| Chunk {
-            vectors: HugeArray::new(rows * self.dim / 16),
+            // The first chunk keeps small pages: a memtable that holds a few rows should not
+            // cost a 2 MiB page. Past 16K rows the rest ask for huge ones.
+            vectors: HugeArray::new(rows * self.dim / 16, index > 0),
             links: zeroed(rows * self.link_words),
             ids: zeroed(rows),
             meta: zeroed(rows),
@@ -206,14 +208,24 @@ impl RowStore {
         chunk.locks[offset].lock()
     }
 
-    /// Bytes that `rows` rows occupy, plus the chunk table and each allocated chunk's lock
-    /// array (which is written at allocation). The untouched rest of the last chunk is not
-    /// counted: it is zeroed address space that was never paged in.
+    /// Bytes that `rows` rows occupy, plus the chunk table, each allocated chunk's lock array
+    /// (which is written at allocation), and the rest of the huge page the last vector is on.
+    /// The untouched rest of the last chunk is not counted: it is zeroed address space that
+    /// was never paged in.
     pub fn used_bytes(&self, rows: usize) -> usize {
         let per_row = self.dim * 4 + self.link_words * 4 + 8 + 4;
         let chunks = self.chunks.iter().filter(|c| c.get().is_some()).count();
         let per_chunk = CHUNK_ROWS * size_of::<Mutex<()>>() + CHUNK_ROWS / 8;
-        rows * per_row + chunks * per_chunk + CHUNKS * size_of::<OnceLock<Chunk>>()
+        let last_vectors = rows % CHUNK_ROWS * self.dim * 4;
+        let huge_page_slack = if rows > CHUNK_ROWS {
+            last_vectors.next_multiple_of(HUGE_PAGE) - last_vectors
+        } else {
+            0
+        };
+        rows * per_row
+            + huge_page_slack
+            + chunks * per_chunk
+            + CHUNKS * size_of::<OnceLock<Chunk>>()
     }
 }
 
