@@ -11,6 +11,7 @@
 //! partly filled array wastes is at most the rest of the one huge page its last row is on. A
 //! small memtable should not pay 2 MiB for its first row, so the caller decides per array
 //! (rows.rs: every chunk but the first).
+//!
 //! Neighbour lists stay in ordinary allocations: they would gain about 4% more q/s, but their
 //! own partly used last huge page would cost another 2 MiB per memtable.
 //!

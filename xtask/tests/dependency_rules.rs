@@ -185,3 +185,13 @@ fn broken_rules_are_reported() {
     }
     assert_eq!(problems.len(), 6, "{problems:#?}");
 }
+
+#[test]
+fn the_anonymous_mapping_exception_is_one_file_of_one_crate() {
+    let memtable = "strata-memtable";
+    assert!(anonymous_mapping_allowed(memtable, "memmap2", None));
+    assert!(anonymous_mapping_allowed(memtable, "memmap2", Some(Path::new("src/pages.rs"))));
+    assert!(!anonymous_mapping_allowed(memtable, "memmap2", Some(Path::new("src/rows.rs"))));
+    assert!(!anonymous_mapping_allowed(memtable, "std::fs", Some(Path::new("src/pages.rs"))));
+    assert!(!anonymous_mapping_allowed("strata-quantize", "memmap2", None));
+}
