@@ -23,7 +23,7 @@
 
 use parking_lot::Mutex;
 use strata_quantize::rng::SplitMix64;
-use strata_quantize::{Kernels, Simd, Visited, WithSimd, l2_squared_simd, prefetch};
+use strata_quantize::{Kernels, Simd, Visited, WithSimd, l2_squared_simd, prefetch_lines};
 
 use crate::list::CandidateList;
 
@@ -45,10 +45,7 @@ const PREFETCH_AHEAD: usize = 3;
 /// 512 bytes and the hardware prefetcher streams the rest.
 #[inline(always)]
 fn prefetch_vector(vector: &[f32]) {
-    prefetch(vector);
-    if vector.len() > 64 {
-        prefetch(&vector[64..]);
-    }
+    prefetch_lines(vector, 8);
 }
 
 /// The build's vectors and the distance between two of them.
