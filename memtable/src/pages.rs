@@ -7,8 +7,10 @@
 //! `Box` never do, so these mappings ask (`MADV_HUGEPAGE`). Measured on 100k x 768: +6% q/s.
 //!
 //! Untouched pages stay address space, as with `alloc_zeroed`, but the first write to a huge
-//! page makes all 2 MiB of it resident. The arrays start on a 2 MiB boundary, so what a
-//! partly filled array wastes is at most the rest of the one huge page its last row is on. A
+//! page makes all 2 MiB of it resident. The arrays start on a 2 MiB boundary and only their
+//! whole huge pages are advised ([`huge_page_bytes`]); a tail shorter than 2 MiB keeps small
+//! pages, so a full array wastes nothing and a partly filled one at most the rest of the huge
+//! page its last row is on. A
 //! small memtable should not pay 2 MiB for its first row, so the caller decides per array
 //! (rows.rs: every chunk but the first).
 //!
@@ -25,6 +27,13 @@ use zerocopy::FromZeros;
 
 /// Size and alignment of a transparent huge page on x86-64 and (with 4 KiB base pages) aarch64.
 pub const HUGE_PAGE: usize = 2 << 20;
+
+/// How many of an array's first `bytes` are advised for huge pages: its whole huge pages. A
+/// partial last one would be made resident in full by its first write, even once the array is
+/// full (a 100-dimensional chunk is 6.25 MiB: 8 MiB in four huge pages).
+pub const fn huge_page_bytes(bytes: usize) -> usize {
+    bytes / HUGE_PAGE * HUGE_PAGE
+}
 
 /// `len` zeroed `T`s in their own anonymous mapping, starting on a [`HUGE_PAGE`] boundary.
 pub struct HugeArray<T> {
@@ -58,15 +67,16 @@ impl<T: FromZeros> HugeArray<T> {
             .map_anon()
             .unwrap_or_else(|error| panic!("out of memory mapping {bytes} bytes: {error}"));
         // A hint: a kernel without transparent huge pages refuses it, and 4 KiB pages work too.
-        #[cfg(target_os = "linux")]
-        if huge_pages {
-            let _ = map.advise(memmap2::Advice::HugePage);
-        }
-        #[cfg(not(target_os = "linux"))]
-        let _ = huge_pages;
         let base = map.as_mut_ptr();
         let skip = base.align_offset(HUGE_PAGE);
         assert!(skip < HUGE_PAGE, "a byte pointer can always be aligned");
+        #[cfg(target_os = "linux")]
+        if huge_pages && huge_page_bytes(bytes) > 0 {
+            // `skip` is a multiple of the base page size, as `advise_range` needs.
+            let _ = map.advise_range(memmap2::Advice::HugePage, skip, huge_page_bytes(bytes));
+        }
+        #[cfg(not(target_os = "linux"))]
+        let _ = huge_pages;
         let start = NonNull::new(base.wrapping_add(skip).cast::<T>()).expect("inside a mapping");
         HugeArray { start, map, _elements: PhantomData }
     }

@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use parking_lot::Mutex;
 use zerocopy::FromZeros;
 
-use crate::pages::{HUGE_PAGE, HugeArray};
+use crate::pages::{HUGE_PAGE, HugeArray, huge_page_bytes};
 
 /// Sixteen floats of vector storage on one cache line. Chunks store vectors as lines so that
 /// the storage starts on a 64-byte boundary: when a row's bytes are a multiple of 64 (any
@@ -216,16 +216,22 @@ impl RowStore {
         let per_row = self.dim * 4 + self.link_words * 4 + 8 + 4;
         let chunks = self.chunks.iter().filter(|c| c.get().is_some()).count();
         let per_chunk = CHUNK_ROWS * size_of::<Mutex<()>>() + CHUNK_ROWS / 8;
+        rows * per_row
+            + self.huge_page_slack(rows)
+            + chunks * per_chunk
+            + CHUNKS * size_of::<OnceLock<Chunk>>()
+    }
+
+    /// Resident bytes past the last vector of `rows` rows: the rest of the huge page it is on,
+    /// if that page is advised (not in the first chunk, nor in a chunk's short tail).
+    fn huge_page_slack(&self, rows: usize) -> usize {
         let last_vectors = rows % CHUNK_ROWS * self.dim * 4;
-        let huge_page_slack = if rows > CHUNK_ROWS {
+        let advised = huge_page_bytes(CHUNK_ROWS * self.dim * 4);
+        if rows > CHUNK_ROWS && last_vectors < advised {
             last_vectors.next_multiple_of(HUGE_PAGE) - last_vectors
         } else {
             0
-        };
-        rows * per_row
-            + huge_page_slack
-            + chunks * per_chunk
-            + CHUNKS * size_of::<OnceLock<Chunk>>()
+        }
     }
 }
 
@@ -338,6 +344,23 @@ mod tests {
             // Neighbouring rows were not overwritten.
             assert_eq!(store.vector(0)[dim - 1], (dim - 1) as f32);
         }
+    }
+
+    #[test]
+    fn only_advised_huge_pages_count_as_slack() {
+        // 768 dims: a chunk is 24 whole huge pages; half a page of rows into the second chunk
+        // leaves the rest of that page as slack.
+        let wide = RowStore::new(768, 32);
+        let half_page_rows = HUGE_PAGE / 2 / (768 * 4);
+        assert_eq!(wide.huge_page_slack(half_page_rows), 0, "the first chunk has small pages");
+        let slack = HUGE_PAGE - half_page_rows * 768 * 4;
+        assert_eq!(wide.huge_page_slack(CHUNK_ROWS + half_page_rows), slack);
+        assert_eq!(wide.huge_page_slack(2 * CHUNK_ROWS), 0);
+        // 100 dims: a chunk is 6.25 MiB, three advised pages and a small-page tail.
+        let narrow = RowStore::new(100, 32);
+        let tail_row = CHUNK_ROWS + 3 * HUGE_PAGE / 400 + 1;
+        assert_eq!(narrow.huge_page_slack(tail_row), 0, "the tail is not advised");
+        assert!(narrow.huge_page_slack(CHUNK_ROWS + 1) > 0);
     }
 
     #[test]
