@@ -351,3 +351,126 @@ fn a_bounded_search_keeps_recall_and_walks_less() {
         assert!((stats.hops as usize) < rows / 2 / 4, "{metric}: {} hops", stats.hops);
     }
 }
+
+/// Output of a merge into `base`: the rows `keep` leaves in (in base order), then `extra`
+/// (ids from `first_new_id` on); keeps the base's graph when `keep_graph`.
+fn merge_into(
+    store: &dyn Storage,
+    key: &str,
+    base: &VamanaSegment,
+    keep: impl Fn(u32) -> bool,
+    extra: &[f32],
+    first_new_id: u64,
+    keep_graph: bool,
+) -> (VamanaSegment, Vec<f32>, Vec<u64>) {
+    let dim = base.dim();
+    let mut builder = VamanaBuilder::new(dim, base.metric(), BuildOptions::default()).unwrap();
+    let (mut vectors, mut ids, mut row_map) = (Vec::new(), Vec::new(), Vec::new());
+    for row in 0..base.rows() as u32 {
+        if keep(row) {
+            row_map.push(Some(ids.len() as u32));
+            builder.push(base.id(row), base.vector(row).unwrap()).unwrap();
+            vectors.extend_from_slice(base.vector(row).unwrap());
+            ids.push(base.id(row));
+        } else {
+            row_map.push(None);
+        }
+    }
+    for (i, vector) in extra.chunks_exact(dim).enumerate() {
+        builder.push(first_new_id + i as u64, vector).unwrap();
+        vectors.extend_from_slice(vector);
+        ids.push(first_new_id + i as u64);
+    }
+    if keep_graph {
+        builder.keep_graph(base, &row_map).unwrap();
+    }
+    builder.finish(store, key).unwrap();
+    (VamanaSegment::open(store, key).unwrap(), vectors, ids)
+}
+
+/// Recall@10 at a short list (where graph quality shows) of a segment holding `vectors` under
+/// `ids`.
+fn recall_by_id(segment: &VamanaSegment, vectors: &[f32], ids: &[u64], queries: &[f32]) -> f64 {
+    let dim = segment.dim();
+    let params = SearchParams { search_list: 12, beam_width: 1 };
+    let mut scratch = SearchScratch::default();
+    let mut total = 0.0;
+    for query in queries.chunks_exact(dim) {
+        let truth: Vec<u64> = brute_force(segment.metric(), vectors, dim, query, 10, |_| false)
+            .iter()
+            .map(|&row| ids[row as usize])
+            .collect();
+        let found = search(segment, query, 10, &params, |_| false, &mut scratch);
+        total += recall(&truth, &found);
+    }
+    total / (queries.len() / dim) as f64
+}
+
+/// A merge into a kept graph (new rows inserted, deleted rows patched out) answers as well as
+/// a graph built from scratch over the same rows, with light deletes (lists drop a few
+/// edges) and heavy ones (lists are repaired from the lost neighbours' lists), and its graph
+/// keeps the degree bound with no self loops or dangling rows.
+#[test]
+fn a_merge_into_a_kept_graph_answers_like_a_rebuild() {
+    let (rows, new_rows, dim) = (4_000, 2_000, 32);
+    for metric in METRICS {
+        let data = clustered(rows + new_rows + 200, dim, 60, metric, 31);
+        let (old, rest) = data.split_at(rows * dim);
+        let (new, queries) = rest.split_at(new_rows * dim);
+        let store = MemoryStore::new();
+        let base = build(&store, "base", old, dim, metric, BuildOptions::default());
+        let light = |row: u32| row % 10 != 3;
+        let heavy = |row: u32| row % 5 >= 2;
+        for (name, keep) in [("light", &light as &dyn Fn(u32) -> bool), ("heavy", &heavy)] {
+            let (merged, vectors, ids) =
+                merge_into(&store, "merged", &base, keep, new, rows as u64, true);
+            let (rebuilt, ..) = merge_into(&store, "rebuilt", &base, keep, new, rows as u64, false);
+            assert_eq!(merged.rows(), ids.len() as u64);
+            for row in 0..merged.rows() as u32 {
+                assert_eq!(merged.id(row), ids[row as usize]);
+                let list = merged.neighbors(row).unwrap();
+                assert!(list.len() <= merged.max_degree() && !list.contains(&row));
+                assert!(!list.is_empty(), "{metric} {name}: row {row} has no neighbours");
+            }
+            let kept = recall_by_id(&merged, &vectors, &ids, queries);
+            let fresh = recall_by_id(&rebuilt, &vectors, &ids, queries);
+            eprintln!("{metric} {name}: recall@10 {kept:.4} merged into, {fresh:.4} rebuilt");
+            assert!(kept >= 0.75 && kept >= fresh - 0.03, "{metric} {name}: {kept} vs {fresh}");
+        }
+    }
+}
+
+#[test]
+fn keeping_a_graph_checks_its_rows() {
+    let dim = 8;
+    let vectors = clustered(600, dim, 4, Metric::L2, 2);
+    let store = MemoryStore::new();
+    let base = build(&store, "base", &vectors[..500 * dim], dim, Metric::L2, Default::default());
+    let all: Vec<Option<u32>> = (0..500).map(Some).collect();
+    let invalid = |err: VamanaError| assert!(matches!(err, VamanaError::InvalidParameter(_)));
+
+    // Rows pushed in another order than the base's.
+    let mut builder = VamanaBuilder::new(dim, Metric::L2, BuildOptions::default()).unwrap();
+    for row in (0..500u32).rev() {
+        builder.push(base.id(row), base.vector(row).unwrap()).unwrap();
+    }
+    invalid(builder.keep_graph(&base, &all).unwrap_err());
+    // A row map that does not cover the base, or names rows never pushed.
+    let mut builder = VamanaBuilder::new(dim, Metric::L2, BuildOptions::default()).unwrap();
+    for row in 0..400u32 {
+        builder.push(base.id(row), base.vector(row).unwrap()).unwrap();
+    }
+    invalid(builder.keep_graph(&base, &all[..400]).unwrap_err());
+    invalid(builder.keep_graph(&base, &all).unwrap_err());
+    // Another dimension.
+    let mut other = VamanaBuilder::new(4, Metric::L2, BuildOptions::default()).unwrap();
+    other.push(0, &[0.0; 4]).unwrap();
+    invalid(other.keep_graph(&base, &all).unwrap_err());
+    // Rows after the graph is kept.
+    let mut builder = VamanaBuilder::new(dim, Metric::L2, BuildOptions::default()).unwrap();
+    for row in 0..500u32 {
+        builder.push(base.id(row), base.vector(row).unwrap()).unwrap();
+    }
+    builder.keep_graph(&base, &all).unwrap();
+    invalid(builder.push(900, &vectors[500 * dim..501 * dim]).unwrap_err());
+}

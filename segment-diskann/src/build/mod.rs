@@ -12,8 +12,9 @@ use strata_quantize::{Codec, Kernels, Metric};
 use strata_storage::Storage;
 
 pub use self::options::{BuildOptions, WIDE_DIM};
-use self::vamana::{Params, Points};
+use self::vamana::{KeptGraph, Params, Points};
 use crate::format::MAX_ROWS;
+use crate::reader::VamanaSegment;
 use crate::{Result, VamanaError};
 
 /// What a finished segment object is: the facts a manifest records about it.
@@ -57,13 +58,16 @@ pub struct VamanaBuilder {
     options: BuildOptions,
     vectors: Vec<f32>,
     ids: Vec<u64>,
+    /// The graph carried over from an existing segment, if [`keep_graph`](Self::keep_graph)
+    /// was called.
+    kept: Option<KeptGraph>,
 }
 
 impl VamanaBuilder {
     /// A builder of `dim`-dimensional rows for `metric`.
     pub fn new(dim: usize, metric: Metric, options: BuildOptions) -> Result<Self> {
         options.validate(dim).map_err(VamanaError::InvalidParameter)?;
-        Ok(VamanaBuilder { dim, metric, options, vectors: Vec::new(), ids: Vec::new() })
+        Ok(VamanaBuilder { dim, metric, options, vectors: Vec::new(), ids: Vec::new(), kept: None })
     }
 
     /// Reserves room for `rows` more rows (so a build of known size never reallocates), after
@@ -79,6 +83,9 @@ impl VamanaBuilder {
 
     /// Appends one row.
     pub fn push(&mut self, id: u64, vector: &[f32]) -> Result<()> {
+        if self.kept.is_some() {
+            return Err(VamanaError::InvalidParameter("rows pushed after keep_graph"));
+        }
         if vector.len() != self.dim {
             return Err(VamanaError::DimensionMismatch { expected: self.dim, found: vector.len() });
         }
@@ -100,8 +107,62 @@ impl VamanaBuilder {
         self.ids.len() as u64
     }
 
+    /// Carries `base`'s graph into this build for the rows that survive, so that
+    /// [`finish`](Self::finish) inserts only the other rows instead of building every list
+    /// again (FreshDiskANN's StreamingMerge; a merge into a large segment then costs what its
+    /// new rows cost).
+    ///
+    /// `row_map[r]` is the builder row of `base`'s row `r`, or `None` for a row left out
+    /// (deleted). Call it after the last [`push`](Self::push): the surviving rows must have
+    /// been pushed first, in `base`'s order, with the same ids. A list that lost more than a quarter of its neighbours is pruned again from
+    /// the lost neighbours' own lists; one that lost fewer just drops them (a few missing
+    /// edges of R cost little navigability, and repairing every touched list would cost as
+    /// much as inserting it).
+    pub fn keep_graph(&mut self, base: &VamanaSegment, row_map: &[Option<u32>]) -> Result<()> {
+        if base.dim() != self.dim || base.metric() != self.metric {
+            return Err(VamanaError::InvalidParameter(
+                "the kept graph's segment has another dimension or metric",
+            ));
+        }
+        if row_map.len() as u64 != base.rows() {
+            return Err(VamanaError::InvalidParameter("the row map must cover every base row"));
+        }
+        let r = self.options.max_degree_for(self.dim);
+        let mut kept = KeptGraph::new(self.ids.len(), r);
+        let mut links = Vec::new();
+        for (row, out) in row_map.iter().enumerate() {
+            let Some(out) = *out else { continue };
+            let row = row as u32;
+            let in_order = out as usize == kept.rows() && kept.rows() < self.ids.len();
+            if !in_order || self.ids[out as usize] != base.id(row) {
+                return Err(VamanaError::InvalidParameter(
+                    "kept rows must be pushed first, in the base segment's order, with its ids",
+                ));
+            }
+            links.clear();
+            let neighbors = base.neighbors(row)?;
+            links.extend(neighbors.iter().filter_map(|&n| row_map[n as usize]));
+            let repair = (links.len() as f32) < KeptGraph::REPAIR_BELOW * neighbors.len() as f32;
+            if repair {
+                for &lost in neighbors.iter().filter(|&&n| row_map[n as usize].is_none()) {
+                    for &next in base.neighbors(lost)? {
+                        if links.len() >= 4 * r {
+                            break;
+                        }
+                        if let Some(next) = row_map[next as usize].filter(|&next| next != out) {
+                            links.push(next);
+                        }
+                    }
+                }
+            }
+            kept.push(&links, repair);
+        }
+        self.kept = (kept.rows() > 0).then_some(kept);
+        Ok(())
+    }
+
     /// Trains the codec, encodes every row, builds the graph and writes the segment to `key`.
-    pub fn finish(self, storage: &dyn Storage, key: &str) -> Result<BuildReport> {
+    pub fn finish(mut self, storage: &dyn Storage, key: &str) -> Result<BuildReport> {
         let rows = self.ids.len();
         if rows == 0 {
             return Err(VamanaError::Empty);
@@ -128,7 +189,10 @@ impl VamanaBuilder {
             threads,
             seed: self.options.seed,
         };
-        let (graph, medoid) = vamana::build(&points, &params, Kernels::detected());
+        let (graph, medoid) = match self.kept.take() {
+            Some(kept) => vamana::extend(&points, &params, Kernels::detected(), kept),
+            None => vamana::build(&points, &params, Kernels::detected()),
+        };
         let graph_time = started.elapsed();
         let edges: usize = (0..rows as u32).map(|row| graph.neighbors(row).len()).sum();
 

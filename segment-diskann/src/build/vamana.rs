@@ -160,7 +160,7 @@ struct Scratch {
 pub(crate) fn build(points: &Points<'_>, params: &Params, kernels: &Kernels) -> (Graph, u32) {
     let rows = points.rows();
     assert!(rows > 0 && rows as u64 <= crate::format::MAX_ROWS, "rows checked by the builder");
-    let medoid = medoid(points);
+    let medoid = medoid(points, rows);
     let mut graph = random_start(rows, params);
     let threads = params.threads.max(1);
     let mut scratches: Vec<Scratch> = (0..threads).map(|_| Scratch::default()).collect();
@@ -194,6 +194,97 @@ pub(crate) fn build(points: &Points<'_>, params: &Params, kernels: &Kernels) -> 
     (graph, medoid)
 }
 
+/// An existing segment's graph over the rows that survive into a new build (the build's first
+/// [`rows`](Self::rows) rows, in order), renumbered to the new rows and laid out in the new
+/// build's graph, so carrying it costs no second copy.
+#[derive(Debug)]
+pub(crate) struct KeptGraph {
+    graph: Graph,
+    max_degree: usize,
+    kept: usize,
+    /// Rows whose lists are pruned again, each with its candidates in `candidates`.
+    repair: Vec<(u32, usize, usize)>,
+    candidates: Vec<u32>,
+}
+
+impl KeptGraph {
+    /// A row that kept fewer than this fraction of its list is repaired.
+    pub const REPAIR_BELOW: f32 = 0.75;
+
+    /// Room for a build of `rows` rows with lists of at most `max_degree`.
+    pub fn new(rows: usize, max_degree: usize) -> Self {
+        KeptGraph {
+            graph: Graph::new(rows, slack_cap(max_degree)),
+            max_degree,
+            kept: 0,
+            repair: Vec::new(),
+            candidates: Vec::new(),
+        }
+    }
+
+    /// Rows kept so far.
+    pub fn rows(&self) -> usize {
+        self.kept
+    }
+
+    /// Appends the next kept row: its surviving neighbours and, if `repair`, the candidates
+    /// that replace the lost ones after them.
+    pub fn push(&mut self, links: &[u32], repair: bool) {
+        let row = self.kept as u32;
+        self.kept += 1;
+        if repair || links.len() > self.max_degree {
+            let start = self.candidates.len();
+            self.candidates.extend_from_slice(links);
+            self.repair.push((row, start, self.candidates.len()));
+        } else {
+            self.graph.set(row, links);
+        }
+    }
+}
+
+/// Grows a kept graph by the rows after it (FreshDiskANN's StreamingMerge): lists that lost
+/// neighbours to dropped rows are pruned again from the lost neighbours' own lists, kept rows
+/// left with no list and every new row are inserted by greedy search and robust prune, as in
+/// the build's second pass. The cost is the new rows', not a rebuild of all of them.
+pub(crate) fn extend(
+    points: &Points<'_>,
+    params: &Params,
+    kernels: &Kernels,
+    kept: KeptGraph,
+) -> (Graph, u32) {
+    let rows = points.rows();
+    let base = kept.rows();
+    assert!(base > 0 && base <= rows && rows == kept.graph.rows());
+    assert!(kept.max_degree == params.max_degree, "kept with the build's degree");
+    // Searches must start from a row with a list: the kept row nearest the mean.
+    let medoid = medoid(points, base);
+    let KeptGraph { mut graph, repair, candidates, .. } = kept;
+    let threads = params.threads.max(1);
+    let mut scratches: Vec<Scratch> = (0..threads).map(|_| Scratch::default()).collect();
+    let mut work = Buffers::default();
+    let step = Step {
+        points,
+        params,
+        kernels,
+        alpha: params.alpha,
+        medoid,
+        search_list: params.search_list,
+    };
+    step.repair(&mut graph, &repair, &candidates, &mut scratches, &mut work);
+    drop(candidates);
+
+    let mut order: Vec<u32> =
+        (0..base as u32).filter(|&row| row != medoid && graph.neighbors(row).is_empty()).collect();
+    order.extend(permutation(rows - base, params.seed, 2).into_iter().map(|i| i + base as u32));
+    let mut done = 0;
+    for size in batch_sizes(order.len(), batch_limit(rows), false) {
+        step.insert_batch(&mut graph, &order[done..done + size], &mut scratches, &mut work);
+        done += size;
+    }
+    step.trim(&mut graph, &mut scratches, &mut work);
+    (graph, medoid)
+}
+
 /// Rows inserted in parallel against one graph snapshot, at most.
 fn batch_limit(rows: usize) -> usize {
     (rows / 50).clamp(256, 16_384)
@@ -221,8 +312,8 @@ fn batch_sizes(rows: usize, limit: usize, ramp_up: bool) -> impl Iterator<Item =
     })
 }
 
-/// The row nearest the mean of all rows.
-fn medoid(points: &Points<'_>) -> u32 {
+/// The row among the first `among` nearest the mean of all rows.
+fn medoid(points: &Points<'_>, among: usize) -> u32 {
     let dim = points.dim;
     let mut sum = vec![0.0f64; dim];
     for vector in points.vectors.chunks_exact(dim) {
@@ -232,7 +323,7 @@ fn medoid(points: &Points<'_>) -> u32 {
     }
     let mean: Vec<f32> = sum.iter().map(|&s| (s / points.rows() as f64) as f32).collect();
     let mut best = (f32::INFINITY, 0u32);
-    for (row, vector) in points.vectors.chunks_exact(dim).enumerate() {
+    for (row, vector) in points.vectors.chunks_exact(dim).take(among).enumerate() {
         let distance = strata_quantize::l2_squared(&mean, vector);
         if distance < best.0 {
             best = (distance, row as u32);
@@ -382,6 +473,35 @@ impl Step<'_> {
             });
         }
         for (i, &row) in over.iter().enumerate() {
+            let len = work.lens[i] as usize;
+            graph.set(row, &work.lists[i * r..i * r + len]);
+        }
+    }
+}
+
+impl Step<'_> {
+    /// Prunes each listed row's candidates (`candidates[start..end]`) to R.
+    fn repair(
+        &self,
+        graph: &mut Graph,
+        rows: &[(u32, usize, usize)],
+        candidates: &[u32],
+        scratches: &mut [Scratch],
+        work: &mut Buffers,
+    ) {
+        let r = self.params.max_degree;
+        work.lists.resize(rows.len() * r, 0);
+        work.lens.resize(rows.len(), 0);
+        {
+            let lists = &mut work.lists[..rows.len() * r];
+            let lens = &mut work.lens[..rows.len()];
+            for_each_slot(self.params.threads, r, lists, lens, scratches, &|i, scratch, out| {
+                let (row, start, end) = rows[i];
+                let candidates = &candidates[start..end];
+                self.kernels.dispatch(Prune { step: self, row, candidates, scratch, out })
+            });
+        }
+        for (i, &(row, ..)) in rows.iter().enumerate() {
             let len = work.lens[i] as usize;
             graph.set(row, &work.lists[i * r..i * r + len]);
         }
@@ -554,6 +674,30 @@ impl WithSimd for Trim<'_, '_> {
         let points = step.points;
         scratch.pool.clear();
         for &next in graph.neighbors(row) {
+            scratch.pool.push(Scored { distance: points.distance(simd, next, row), row: next });
+        }
+        robust_prune(simd, points, &mut scratch.pool, &mut scratch.factors, step.alpha, out) as u32
+    }
+}
+
+/// `row`'s list pruned from `candidates`.
+struct Prune<'a, 's> {
+    step: &'a Step<'a>,
+    row: u32,
+    candidates: &'a [u32],
+    scratch: &'s mut Scratch,
+    out: &'s mut [u32],
+}
+
+impl WithSimd for Prune<'_, '_> {
+    type Output = u32;
+
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, simd: S) -> u32 {
+        let Prune { step, row, candidates, scratch, out } = self;
+        let points = step.points;
+        scratch.pool.clear();
+        for &next in candidates.iter().filter(|&&next| next != row) {
             scratch.pool.push(Scored { distance: points.distance(simd, next, row), row: next });
         }
         robust_prune(simd, points, &mut scratch.pool, &mut scratch.factors, step.alpha, out) as u32
