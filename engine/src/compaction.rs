@@ -56,6 +56,26 @@ pub struct PolicySettings {
 pub struct Plan {
     pub inputs: Vec<u64>,
     pub output: SegmentKind,
+    /// A Vamana input whose graph the output keeps: the other inputs' rows are inserted into
+    /// it and its deleted rows patched out (FreshDiskANN's StreamingMerge), so the merge costs
+    /// what the other rows cost. `None` builds the output's graph anew. Only for a Vamana
+    /// output.
+    pub into: Option<u64>,
+}
+
+impl Plan {
+    /// A merge whose output is built anew.
+    pub fn rebuild(mut inputs: Vec<u64>, output: SegmentKind) -> Plan {
+        inputs.sort_unstable();
+        Plan { inputs, output, into: None }
+    }
+
+    /// A merge of `others` into the graph of the Vamana segment `base`.
+    pub fn merge_into(base: u64, others: impl IntoIterator<Item = u64>) -> Plan {
+        let mut inputs: Vec<u64> = std::iter::once(base).chain(others).collect();
+        inputs.sort_unstable();
+        Plan { inputs, output: SegmentKind::Vamana, into: Some(base) }
+    }
 }
 
 /// Decides what to compact. Must be pure and cheap: it runs after every commit.
@@ -69,14 +89,29 @@ pub fn output_kind(live_rows: u64, settings: &PolicySettings) -> SegmentKind {
     if live_rows >= settings.diskann_min_rows { SegmentKind::Vamana } else { SegmentKind::Flat }
 }
 
-/// Size-tiered compaction (the default): segments are bucketed by live size, each bucket
-/// holding sizes within a factor [`BUCKET_RATIO`](Self::BUCKET_RATIO) of its smallest, and
-/// everything under [`SMALL_ROWS`](Self::SMALL_ROWS) sharing the first bucket. When a bucket
-/// holds `threshold` segments, the smallest such bucket merges (up to
-/// [`MAX_MERGE_FACTOR`](Self::MAX_MERGE_FACTOR) times `threshold` of its smallest at once, so
-/// a worker that fell behind catches up in one merge). Each row is rewritten about
-/// log_threshold(n) times and the segment count stays near `threshold - 1` per power of
-/// `threshold`. A segment past the deleted fraction is rewritten first.
+/// Size-tiered compaction around one growing graph (the default). In order:
+///
+/// 1. **Rewrite** the segment most past the deleted fraction (a Vamana one keeps its graph and
+///    patches the deleted rows out).
+/// 2. **Fold** the tail into the largest graph: once the segments no larger than the largest
+///    Vamana segment hold [`1 / FOLD_RATIO`](Self::FOLD_RATIO) of its rows, as many of the
+///    smallest as keep it holding at least half of the output are inserted into its graph
+///    (see [`Plan::into`]). Inserting costs what the new rows cost, so a load ends in one
+///    graph plus a tail under 1/64 of it, whatever its commit sizes. A graph at the merge
+///    budget takes no more; the next largest grows instead.
+/// 3. **Merge a bucket**: segments are bucketed by live size, each bucket holding sizes within
+///    a factor [`BUCKET_RATIO`](Self::BUCKET_RATIO) of its smallest, and everything under
+///    [`SMALL_ROWS`](Self::SMALL_ROWS) sharing the first bucket. When a bucket holds
+///    `threshold` segments, the smallest such bucket merges (up to
+///    [`MAX_MERGE_FACTOR`](Self::MAX_MERGE_FACTOR) times `threshold` of its smallest at once,
+///    so a worker that fell behind catches up in one merge).
+/// 4. **Promote** the largest flat segment of at least `diskann_min_rows` live rows to a
+///    Vamana segment, so a large commit is never left to exact scans.
+///
+/// Folding rewrites the largest graph's file each time the tail reaches 1/64 of it, a
+/// geometric series: over a load of small commits each row's bytes are written up to about
+/// `FOLD_RATIO` times (large commits far fewer), but its graph links are computed once. That
+/// is the price of searching one graph instead of many; `docs/BENCHMARKS.md` has the figures.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SizeTiered;
 
@@ -87,23 +122,40 @@ impl SizeTiered {
     pub const SMALL_ROWS: u64 = 2048;
     /// A merge takes at most this many times `threshold` segments.
     pub const MAX_MERGE_FACTOR: usize = 4;
-}
+    /// The tail folds into the largest graph once it holds this fraction of its rows.
+    pub const FOLD_RATIO: u64 = 64;
 
-impl CompactionPolicy for SizeTiered {
-    fn plan(&self, segments: &[SegmentInfo], settings: &PolicySettings) -> Option<Plan> {
-        let threshold = settings.threshold.max(2);
-        // Rewrites first: the most deleted segment past the limit.
-        let rewrite = segments
-            .iter()
-            .filter(|s| s.live_rows > 0 && s.live_rows <= settings.max_merge_rows)
-            .filter(|s| s.deleted_fraction() > settings.deleted_rewrite_fraction)
-            .max_by(|a, b| a.deleted_fraction().total_cmp(&b.deleted_fraction()));
-        if let Some(segment) = rewrite {
-            return Some(Plan {
-                inputs: vec![segment.id],
-                output: output_kind(segment.live_rows, settings),
-            });
+    /// Step 2: the tail into the largest Vamana segment that can take it.
+    fn fold(segments: &[SegmentInfo], settings: &PolicySettings) -> Option<Plan> {
+        let mut graphs: Vec<&SegmentInfo> =
+            segments.iter().filter(|s| s.kind == SegmentKind::Vamana && s.live_rows > 0).collect();
+        graphs.sort_by_key(|s| (std::cmp::Reverse(s.live_rows), s.id));
+        for base in graphs {
+            let mut tail: Vec<&SegmentInfo> = segments
+                .iter()
+                .filter(|s| s.id != base.id && s.live_rows <= base.live_rows)
+                .collect();
+            tail.sort_by_key(|s| (s.live_rows, s.id));
+            let mut rows = 0u64;
+            let mut others = Vec::new();
+            for s in tail {
+                let total = rows + s.live_rows;
+                if total > base.live_rows || base.live_rows + total > settings.max_merge_rows {
+                    break;
+                }
+                rows = total;
+                others.push(s.id);
+            }
+            if !others.is_empty() && rows.saturating_mul(Self::FOLD_RATIO) >= base.live_rows {
+                return Some(Plan::merge_into(base.id, others));
+            }
         }
+        None
+    }
+
+    /// Step 3: the smallest full bucket.
+    fn bucket(segments: &[SegmentInfo], settings: &PolicySettings) -> Option<Plan> {
+        let threshold = settings.threshold.max(2);
         let mut by_size: Vec<&SegmentInfo> = segments.iter().collect();
         by_size.sort_by_key(|s| (s.live_rows, s.id));
         let mut start = 0;
@@ -119,21 +171,50 @@ impl CompactionPolicy for SizeTiered {
                 let take = (end - start).min(threshold * Self::MAX_MERGE_FACTOR);
                 let mut inputs = Vec::with_capacity(take);
                 let mut rows = 0u64;
-                for s in &by_size[start..start + take] {
+                for &s in &by_size[start..start + take] {
                     if rows + s.live_rows > settings.max_merge_rows && inputs.len() >= 2 {
                         break;
                     }
                     rows += s.live_rows;
-                    inputs.push(s.id);
+                    inputs.push(s);
                 }
                 if inputs.len() >= 2 && rows <= settings.max_merge_rows {
-                    inputs.sort_unstable();
-                    return Some(Plan { inputs, output: output_kind(rows, settings) });
+                    let ids = inputs.iter().map(|s| s.id).collect();
+                    return Some(Plan::rebuild(ids, output_kind(rows, settings)));
                 }
             }
             start = end;
         }
         None
+    }
+}
+
+impl CompactionPolicy for SizeTiered {
+    fn plan(&self, segments: &[SegmentInfo], settings: &PolicySettings) -> Option<Plan> {
+        let rewrite = segments
+            .iter()
+            .filter(|s| s.live_rows > 0 && s.live_rows <= settings.max_merge_rows)
+            .filter(|s| s.deleted_fraction() > settings.deleted_rewrite_fraction)
+            .max_by(|a, b| a.deleted_fraction().total_cmp(&b.deleted_fraction()));
+        if let Some(segment) = rewrite {
+            let output = output_kind(segment.live_rows, settings);
+            if output == SegmentKind::Vamana && segment.kind == SegmentKind::Vamana {
+                return Some(Plan::merge_into(segment.id, []));
+            }
+            return Some(Plan::rebuild(vec![segment.id], output));
+        }
+        if let Some(plan) = Self::fold(segments, settings) {
+            return Some(plan);
+        }
+        if let Some(plan) = Self::bucket(segments, settings) {
+            return Some(plan);
+        }
+        segments
+            .iter()
+            .filter(|s| s.kind == SegmentKind::Flat && s.live_rows <= settings.max_merge_rows)
+            .filter(|s| output_kind(s.live_rows, settings) == SegmentKind::Vamana)
+            .max_by_key(|s| (s.live_rows, std::cmp::Reverse(s.id)))
+            .map(|s| Plan::rebuild(vec![s.id], SegmentKind::Vamana))
     }
 }
 
@@ -170,9 +251,8 @@ impl CompactionPolicy for CompactAll {
         if !needed {
             return None;
         }
-        let mut inputs: Vec<u64> = fitting.iter().map(|s| s.id).collect();
-        inputs.sort_unstable();
-        Some(Plan { inputs, output: output_kind(rows, settings) })
+        let inputs: Vec<u64> = fitting.iter().map(|s| s.id).collect();
+        Some(Plan::rebuild(inputs, output_kind(rows, settings)))
     }
 }
 
@@ -201,11 +281,11 @@ mod tests {
         let mut four = three.clone();
         four.push(flat(7, 1200));
         let plan = SizeTiered.plan(&four, &s).unwrap();
-        assert_eq!(plan, Plan { inputs: vec![0, 1, 2, 7], output: SegmentKind::Flat });
-        // A big segment does not join the small bucket.
+        assert_eq!(plan, Plan::rebuild(vec![0, 1, 2, 7], SegmentKind::Flat));
+        // A big segment does not join the small bucket, but is promoted to a graph.
         let mut mixed = three;
         mixed.push(flat(9, 50_000));
-        assert_eq!(SizeTiered.plan(&mixed, &s), None);
+        assert_eq!(SizeTiered.plan(&mixed, &s), Some(Plan::rebuild(vec![9], SegmentKind::Vamana)));
     }
 
     #[test]
@@ -216,7 +296,7 @@ mod tests {
         let plan = SizeTiered.plan(&segments, &s).unwrap();
         assert_eq!(plan.inputs, [10, 11, 12, 13]);
         let plan = SizeTiered.plan(&segments[..4], &s).unwrap();
-        assert_eq!(plan, Plan { inputs: vec![0, 1, 2, 3], output: SegmentKind::Vamana });
+        assert_eq!(plan, Plan::rebuild(vec![0, 1, 2, 3], SegmentKind::Vamana));
     }
 
     #[test]
@@ -230,7 +310,7 @@ mod tests {
             live_rows: 9000,
         });
         let plan = SizeTiered.plan(&segments, &s).unwrap();
-        assert_eq!(plan, Plan { inputs: vec![5], output: SegmentKind::Flat });
+        assert_eq!(plan, Plan::rebuild(vec![5], SegmentKind::Flat));
     }
 
     #[test]
@@ -251,32 +331,123 @@ mod tests {
         assert_eq!(SizeTiered.plan(&segments, &s), None);
     }
 
-    /// Simulates 1,000 commits of one small segment each, compacting to a fixed point after
-    /// each: the segment count stays logarithmic.
-    #[test]
-    fn segment_count_stays_bounded_under_steady_commits() {
-        let s = settings();
-        let mut segments = Vec::new();
+    fn graph(id: u64, rows: u64) -> SegmentInfo {
+        SegmentInfo { id, kind: SegmentKind::Vamana, rows, live_rows: rows }
+    }
+
+    /// What a run of commits cost the worker, compacting to a fixed point after each commit.
+    #[derive(Debug, Default)]
+    struct Run {
+        segments: Vec<SegmentInfo>,
+        /// Rows written into compaction outputs.
+        written: u64,
+        /// Rows whose graph links were computed: all rows of a graph built anew (in two
+        /// passes), only the inserted ones of a merge into a kept graph.
+        linked: u64,
+        most_segments: usize,
+    }
+
+    fn run(policy: &dyn CompactionPolicy, commits: &[u64], s: &PolicySettings) -> Run {
+        let mut run = Run::default();
         let mut next = 0;
-        let mut most = 0;
-        for _ in 0..1000 {
-            segments.push(flat(next, 1000));
+        for &rows in commits {
+            run.segments.push(flat(next, rows));
             next += 1;
-            while let Some(plan) = SizeTiered.plan(&segments, &s) {
-                let rows: u64 = segments
-                    .iter()
-                    .filter(|x| plan.inputs.contains(&x.id))
-                    .map(|x| x.live_rows)
-                    .sum();
-                segments.retain(|x| !plan.inputs.contains(&x.id));
-                segments.push(SegmentInfo { id: next, kind: plan.output, rows, live_rows: rows });
+            while let Some(plan) = policy.plan(&run.segments, s) {
+                let input = |id: u64| run.segments.iter().find(|x| x.id == id).copied();
+                let inputs: Vec<SegmentInfo> =
+                    plan.inputs.iter().map(|&id| input(id).expect("a live input")).collect();
+                let rows: u64 = inputs.iter().map(|x| x.live_rows).sum();
+                if let Some(base) = plan.into {
+                    let base = input(base).expect("the base is an input");
+                    assert!(plan.inputs.contains(&base.id) && base.kind == SegmentKind::Vamana);
+                    assert_eq!(plan.output, SegmentKind::Vamana);
+                    run.linked += rows - base.live_rows;
+                } else if plan.output == SegmentKind::Vamana {
+                    run.linked += 2 * rows;
+                }
+                run.written += rows;
+                run.segments.retain(|x| !plan.inputs.contains(&x.id));
+                run.segments.push(SegmentInfo {
+                    id: next,
+                    kind: plan.output,
+                    rows,
+                    live_rows: rows,
+                });
                 next += 1;
             }
-            most = most.max(segments.len());
+            run.most_segments = run.most_segments.max(run.segments.len());
         }
-        let total: u64 = segments.iter().map(|x| x.live_rows).sum();
+        run
+    }
+
+    /// Every commit pattern of the scale issue ends, with the worker idle, in one graph and a
+    /// tail under 1/64 of it; each row's links are computed about once and its bytes written
+    /// a bounded number of times.
+    #[test]
+    fn any_commit_pattern_ends_in_one_graph_and_a_small_tail() {
+        let s = PolicySettings { diskann_min_rows: 2048, ..settings() };
+        let total = 100_000u64;
+        for every in [1_000u64, 1_300, 7_000, 100_000] {
+            let commits: Vec<u64> =
+                (0..total.div_ceil(every)).map(|i| every.min(total - i * every)).collect();
+            let run = run(&SizeTiered, &commits, &s);
+            let graphs: Vec<_> =
+                run.segments.iter().filter(|x| x.kind == SegmentKind::Vamana).collect();
+            let tail: u64 = run.segments.iter().map(|x| x.live_rows).sum::<u64>()
+                - graphs.iter().map(|x| x.live_rows).max().unwrap_or(0);
+            assert_eq!(graphs.len(), 1, "every {every}: {:?}", run.segments);
+            assert!(tail * SizeTiered::FOLD_RATIO < total, "every {every}: tail {tail}");
+            assert!(run.linked <= 2 * total, "every {every}: {} rows linked", run.linked);
+            assert!(
+                run.written <= SizeTiered::FOLD_RATIO * total,
+                "every {every}: {} rows written",
+                run.written
+            );
+            assert!(run.most_segments <= 6, "every {every}: {} segments", run.most_segments);
+        }
+    }
+
+    /// 1,000 commits of 1,000 rows: the segment count stays small and every row's bytes are
+    /// written at most about `FOLD_RATIO` times.
+    #[test]
+    fn segment_count_and_rewrites_stay_bounded_under_steady_commits() {
+        let s = settings();
+        let run = run(&SizeTiered, &[1000; 1000], &s);
+        let total: u64 = run.segments.iter().map(|x| x.live_rows).sum();
         assert_eq!(total, 1_000_000);
-        assert!(most <= 3 * 6 + 1, "{most} segments at most");
+        assert!(run.most_segments <= 6, "{} segments at most", run.most_segments);
+        assert!(run.written <= SizeTiered::FOLD_RATIO * total, "{} rows written", run.written);
+        assert!(run.linked <= 2 * total, "{} rows linked", run.linked);
+    }
+
+    #[test]
+    fn the_tail_folds_into_the_largest_graph_once_it_is_large_enough() {
+        let s = settings();
+        let mut segments = vec![graph(1, 64_000), flat(2, 500)];
+        assert_eq!(SizeTiered.plan(&segments, &s), None, "500 rows are under 1/64");
+        segments.push(flat(3, 600));
+        assert_eq!(SizeTiered.plan(&segments, &s), Some(Plan::merge_into(1, [2, 3])));
+        // The base keeps at least half of the output: the smallest go first.
+        let segments = [graph(1, 10_000), flat(2, 9_000), flat(3, 4_000)];
+        assert_eq!(SizeTiered.plan(&segments, &s), Some(Plan::merge_into(1, [3])));
+        // A graph at the budget takes no more; the next largest does.
+        let s = PolicySettings { max_merge_rows: 100_000, ..settings() };
+        let segments = [graph(1, 100_000), graph(2, 20_000), flat(3, 1_000)];
+        assert_eq!(SizeTiered.plan(&segments, &s), Some(Plan::merge_into(2, [3])));
+    }
+
+    #[test]
+    fn a_graph_with_many_deletes_keeps_its_graph() {
+        let s = settings();
+        let deleted = SegmentInfo { live_rows: 12_000, ..graph(5, 20_000) };
+        assert_eq!(SizeTiered.plan(&[deleted], &s), Some(Plan::merge_into(5, [])));
+        // Too small for a graph: rewritten flat.
+        let deleted = SegmentInfo { live_rows: 5_000, ..graph(5, 20_000) };
+        assert_eq!(
+            SizeTiered.plan(&[deleted], &s),
+            Some(Plan::rebuild(vec![5], SegmentKind::Flat))
+        );
     }
 
     #[test]
@@ -296,10 +467,7 @@ mod tests {
         let deleted = [SegmentInfo { live_rows: 50, ..flat(3, 100) }];
         assert_eq!(CompactAll.plan(&deleted, &s).unwrap().inputs, [3]);
         let two = [flat(1, 100), flat(2, 20_000)];
-        assert_eq!(
-            CompactAll.plan(&two, &s),
-            Some(Plan { inputs: vec![1, 2], output: SegmentKind::Vamana })
-        );
+        assert_eq!(CompactAll.plan(&two, &s), Some(Plan::rebuild(vec![1, 2], SegmentKind::Vamana)));
         assert_eq!(NoCompaction.plan(&two, &s), None);
     }
 }

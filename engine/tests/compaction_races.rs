@@ -91,7 +91,7 @@ struct MergeFirstTwo;
 impl CompactionPolicy for MergeFirstTwo {
     fn plan(&self, segments: &[SegmentInfo], _: &PolicySettings) -> Option<Plan> {
         let has = |id| segments.iter().any(|s| s.id == id);
-        (has(0) && has(1)).then(|| Plan { inputs: vec![0, 1], output: SegmentKind::Flat })
+        (has(0) && has(1)).then(|| Plan::rebuild(vec![0, 1], SegmentKind::Flat))
     }
 }
 
@@ -202,10 +202,11 @@ struct Twice;
 
 impl CompactionPolicy for Twice {
     fn plan(&self, segments: &[SegmentInfo], _: &PolicySettings) -> Option<Plan> {
-        segments
-            .iter()
-            .any(|s| s.id == 0)
-            .then(|| Plan { inputs: vec![0, 0], output: SegmentKind::Flat })
+        segments.iter().any(|s| s.id == 0).then(|| Plan {
+            inputs: vec![0, 0],
+            output: SegmentKind::Flat,
+            into: None,
+        })
     }
 }
 
@@ -224,13 +225,42 @@ fn a_plan_naming_a_segment_twice_is_refused() {
     assert_eq!(hits.len(), 1, "{hits:?}");
 }
 
+/// Merges into a segment with no graph, or into one that is not an input: refused.
+#[test]
+fn a_merge_into_needs_a_graph_among_its_inputs() {
+    #[derive(Debug)]
+    struct Into(Plan);
+    impl CompactionPolicy for Into {
+        fn plan(&self, _: &[SegmentInfo], _: &PolicySettings) -> Option<Plan> {
+            Some(self.0.clone())
+        }
+    }
+    let bad = [
+        Plan::merge_into(0, [1]),
+        Plan { inputs: vec![0, 1], output: SegmentKind::Vamana, into: Some(5) },
+        Plan { inputs: vec![0, 1], output: SegmentKind::Flat, into: Some(0) },
+    ];
+    for plan in bad {
+        let options = Options::new(2, Metric::L2).background_compaction(false);
+        let db = Db::create_in(Arc::new(MemoryStore::new()), options).unwrap();
+        for id in 0..2 {
+            db.upsert(id, &[id as f32, 0.0]).unwrap();
+            db.commit().unwrap();
+        }
+        db.set_compaction_policy(Arc::new(Into(plan.clone())));
+        let error = db.compact().unwrap_err();
+        assert!(matches!(error, Error::InvalidPlan { .. }), "{plan:?}: {error}");
+        assert_eq!(db.segments().len(), 2, "{plan:?}: nothing was written");
+    }
+}
+
 /// A policy that keeps naming a segment that does not exist: refused, not looped on forever.
 #[derive(Debug)]
 struct Missing;
 
 impl CompactionPolicy for Missing {
     fn plan(&self, _: &[SegmentInfo], _: &PolicySettings) -> Option<Plan> {
-        Some(Plan { inputs: vec![77], output: SegmentKind::Flat })
+        Some(Plan::rebuild(vec![77], SegmentKind::Flat))
     }
 }
 

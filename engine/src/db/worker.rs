@@ -146,16 +146,30 @@ impl Inner {
                 reason: format!("inputs {:?} are empty or name a segment twice", plan.inputs),
             });
         }
+        if let Some(base) = plan.into
+            && (plan.output != SegmentKind::Vamana || !plan.inputs.contains(&base))
+        {
+            return Err(Error::InvalidPlan {
+                reason: format!(
+                    "a merge into {base} must name it among its inputs {:?} and make a Vamana segment",
+                    plan.inputs
+                ),
+            });
+        }
         // Under the commit lock (which GC holds throughout) the inputs are read from the newest
         // version and their files, with the output's key, are marked in flight: GC spares them
         // until the compaction is committed or abandoned.
         let (inputs, segment_id, _in_flight) = {
             let _commit = self.commit_lock.lock();
             let snapshot = self.current_snapshot();
-            let Some(inputs) = plan
-                .inputs
-                .iter()
-                .map(|id| snapshot.segments.iter().find(|s| s.record.id == *id).cloned())
+            // The base of a merge into a kept graph goes first: its rows become the output's
+            // first rows, in order, as the builder requires.
+            let order = plan
+                .into
+                .into_iter()
+                .chain(plan.inputs.iter().copied().filter(|&id| Some(id) != plan.into));
+            let Some(inputs) = order
+                .map(|id| snapshot.segments.iter().find(|s| s.record.id == id).cloned())
                 .collect::<Option<Vec<_>>>()
             else {
                 return Ok(false);
@@ -171,7 +185,13 @@ impl Inner {
             keys.extend(inputs.iter().filter_map(|live| live.record.deletes_key()));
             (inputs, segment_id, InFlight::mark(self, keys))
         };
-        let Some(output) = self.write_output(segment_id, plan.output, &inputs)? else {
+        let keep_graph = plan.into.is_some();
+        if keep_graph && inputs[0].record.kind != SegmentKind::Vamana {
+            return Err(Error::InvalidPlan {
+                reason: format!("segment {} has no graph to merge into", inputs[0].record.id),
+            });
+        }
+        let Some(output) = self.write_output(segment_id, plan.output, &inputs, keep_graph)? else {
             return Ok(false);
         };
         self.commit_compaction(&inputs, output)?;
@@ -180,12 +200,14 @@ impl Inner {
 
     /// Streams the rows of `inputs` that were live in their committed deletion vectors into a
     /// new segment of kind `kind`. Rows deleted since the last commit are kept: the version this
-    /// compaction commits must hold exactly the committed records.
+    /// compaction commits must hold exactly the committed records. With `keep_graph`, the
+    /// output keeps the graph of `inputs[0]`, a Vamana segment.
     fn write_output(
         &self,
         segment_id: u64,
         kind: SegmentKind,
         inputs: &[Arc<LiveSegment>],
+        keep_graph: bool,
     ) -> Result<Option<Output>> {
         let storage = &*self.storage;
         let committed: Vec<DeletionVector> = inputs
@@ -237,6 +259,14 @@ impl Inner {
                 for (live, row) in rows_each() {
                     let id = live.segment.id(row);
                     builder.push(id, live.segment.vector(row)?)?;
+                }
+                if keep_graph {
+                    let Segment::Vamana(base) = &*inputs[0].segment else {
+                        unreachable!("compact_once checked the base's kind");
+                    };
+                    let row_map: Vec<Option<u32>> =
+                        row_maps[0].iter().map(|&out| (out != DROPPED).then_some(out)).collect();
+                    builder.keep_graph(base, &row_map)?;
                 }
                 let report = builder.finish(storage, &key)?;
                 (report.segment.size, report.segment.crc32)
