@@ -360,30 +360,61 @@ pub(crate) const MEMTABLE_ROTATE_ROWS: usize =
 pub struct SearchParams {
     pub(crate) k: usize,
     pub(crate) ef: usize,
-    pub(crate) search_list: usize,
+    pub(crate) effort: VamanaEffort,
     pub(crate) beam_width: usize,
+}
+
+/// How long a Vamana segment's candidate list is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum VamanaEffort {
+    /// The same L for every segment.
+    List(usize),
+    /// Each segment's smallest L whose measured recall@10 reaches this many millionths.
+    Recall(u32),
+}
+
+impl VamanaEffort {
+    /// L for `segment` (at least `k`).
+    pub(crate) fn search_list(
+        self,
+        segment: &strata_segment_diskann::VamanaSegment,
+        k: usize,
+    ) -> usize {
+        let list = match self {
+            VamanaEffort::List(list) => list,
+            VamanaEffort::Recall(ppm) => segment
+                .search_list_for(ppm as f32 / 1e6)
+                .unwrap_or(SearchParams::DEFAULT_SEARCH_LIST),
+        };
+        list.max(k)
+    }
 }
 
 impl SearchParams {
     /// Default candidate list size of the memtable graph search.
     pub const DEFAULT_EF: usize = 128;
 
-    /// Default candidate list (L) of Vamana segment searches.
+    /// Candidate list (L) of Vamana segment searches written without a calibration (before
+    /// format minor 1), or asked for by [`search_list`](Self::search_list).
     pub const DEFAULT_SEARCH_LIST: usize = 64;
+
+    /// The recall@10 each Vamana segment is searched for by default: each takes the smallest L
+    /// at which its build measured this recall (see [`recall`](Self::recall)).
+    pub const DEFAULT_RECALL: f32 = 0.96;
 
     /// The `k` nearest records, every tier at its default effort.
     pub fn new(k: usize) -> Self {
         SearchParams {
             k,
             ef: Self::DEFAULT_EF,
-            search_list: Self::DEFAULT_SEARCH_LIST,
             beam_width: 1,
+            effort: Self::recall_effort(Self::DEFAULT_RECALL),
         }
     }
 
     /// The `k` nearest records, exactly: graph tiers scan every row.
     pub fn exact(k: usize) -> Self {
-        SearchParams { k, ef: usize::MAX, search_list: usize::MAX, beam_width: 1 }
+        SearchParams { k, ef: usize::MAX, effort: VamanaEffort::List(usize::MAX), beam_width: 1 }
     }
 
     /// Candidate list size of graph (memtable) searches: higher is more accurate and slower;
@@ -395,13 +426,30 @@ impl SearchParams {
         self
     }
 
-    /// Candidate list (L) of Vamana segment searches: every candidate is read from disk and
-    /// scored exactly, so higher is more accurate and slower; at least `k` is used. Default
-    /// [`DEFAULT_SEARCH_LIST`](Self::DEFAULT_SEARCH_LIST).
+    /// One candidate list (L) for every Vamana segment, instead of a recall level: every
+    /// candidate is read from disk and scored exactly, so higher is more accurate and slower;
+    /// at least `k` is used.
     #[must_use]
     pub fn search_list(mut self, search_list: usize) -> Self {
-        self.search_list = search_list;
+        self.effort = VamanaEffort::List(search_list);
         self
+    }
+
+    /// Searches each Vamana segment for this recall@10 (clamped to 0..=1; NaN asks for the
+    /// most): each segment's build measured its recall at a ladder of list sizes, and the
+    /// search takes the smallest L that reached `recall` there (the longest measured if none
+    /// did). The measurement samples the segment's own rows as queries, so queries unlike the
+    /// data (outliers, another distribution) may see less. Default
+    /// [`DEFAULT_RECALL`](Self::DEFAULT_RECALL).
+    #[must_use]
+    pub fn recall(mut self, recall: f32) -> Self {
+        self.effort = Self::recall_effort(recall);
+        self
+    }
+
+    fn recall_effort(recall: f32) -> VamanaEffort {
+        let recall = if recall.is_nan() { 1.0 } else { recall.clamp(0.0, 1.0) };
+        VamanaEffort::Recall((recall * 1e6).round() as u32)
     }
 
     /// Vamana nodes expanded per round (W): wider rounds overlap reads on slow storage;

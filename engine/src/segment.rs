@@ -7,6 +7,7 @@ use strata_segment_flat::{self as flat, FlatSegment};
 use strata_storage::Storage;
 
 use crate::Result;
+use crate::options::VamanaEffort;
 
 /// An open segment: a flat scan or a Vamana graph.
 #[derive(Debug)]
@@ -121,7 +122,8 @@ impl Segment {
     pub(crate) fn search(
         &self,
         query: &[f32],
-        params: &diskann::SearchParams,
+        k: usize,
+        params: &VamanaParams,
         skip: impl Fn(u32) -> bool,
         top: &mut TopK,
         scratch: &mut SegmentScratch,
@@ -134,11 +136,22 @@ impl Segment {
                 } else {
                     f32::INFINITY
                 };
-                s.search_within(query, params, bound, skip, top, &mut scratch.vamana)?;
+                let params = diskann::SearchParams {
+                    search_list: params.effort.search_list(s, k),
+                    beam_width: params.beam_width,
+                };
+                s.search_within(query, &params, bound, skip, top, &mut scratch.vamana)?;
             }
         }
         Ok(())
     }
+}
+
+/// How hard a search works in each Vamana segment.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct VamanaParams {
+    pub(crate) effort: VamanaEffort,
+    pub(crate) beam_width: usize,
 }
 
 /// Buffers one thread reuses across segment searches.

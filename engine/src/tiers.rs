@@ -7,11 +7,10 @@ use std::sync::Arc;
 use strata_manifest::{Manifest, SegmentRecord};
 use strata_memtable::{FrozenMemtable, Memtable, MemtableError, MemtableView};
 use strata_quantize::{Neighbor, TopK, normalize};
-use strata_segment_diskann as diskann;
 
 use crate::bitmap::AtomicBitmap;
 use crate::compaction::SegmentInfo;
-use crate::segment::{Segment, SegmentScratch};
+use crate::segment::{Segment, SegmentScratch, VamanaParams};
 use crate::{Result, SearchParams};
 
 /// Marks a memtable row that was not live when the memtable froze.
@@ -131,10 +130,7 @@ impl Snapshot {
     pub(crate) fn search(&self, query: &[f32], params: SearchParams) -> Result<Vec<Neighbor>> {
         let k = params.k;
         let ef = params.ef.max(k);
-        let vamana = diskann::SearchParams {
-            search_list: params.search_list.max(k),
-            beam_width: params.beam_width.max(1),
-        };
+        let vamana = VamanaParams { effort: params.effort, beam_width: params.beam_width.max(1) };
         SCRATCH.with(|scratch| {
             let scratch = &mut *scratch.borrow_mut();
             let mut prepared = std::mem::take(&mut scratch.query);
@@ -154,7 +150,7 @@ impl Snapshot {
         query: &[f32],
         k: usize,
         ef: usize,
-        vamana: &diskann::SearchParams,
+        vamana: &VamanaParams,
         scratch: &mut Scratch,
     ) -> Result<Vec<Neighbor>> {
         scratch.merged.clear();
@@ -172,6 +168,7 @@ impl Snapshot {
             let deleted = &*live.deleted;
             live.segment.search(
                 query,
+                k,
                 vamana,
                 |row| deleted.contains(row),
                 &mut scratch.top,

@@ -93,6 +93,9 @@ pub enum Problem {
     /// A node's degree or a neighbour id is out of range.
     #[error("node {row} has an invalid neighbour list")]
     Node { row: u32 },
+    /// The calibration section is malformed.
+    #[error("calibration section is malformed")]
+    Calibration,
     /// The codebook section does not decode, or does not fit the segment.
     #[error("codebook: {0}")]
     Codebook(String),

@@ -8,8 +8,9 @@ use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
 /// Magic in both the header and the framing footer.
 pub const MAGIC: [u8; 8] = *b"STRAVAMA";
 
-/// What this build reads and writes. Major 1: the layout in the spec.
-pub const FORMAT: FormatId = FormatId { magic: MAGIC, major: 1, minor: 0, known_features: 0 };
+/// What this build reads and writes. Major 1: the layout in the spec; minor 1 adds the
+/// optional calibration section.
+pub const FORMAT: FormatId = FormatId { magic: MAGIC, major: 1, minor: 1, known_features: 0 };
 
 /// The unit a search reads: one node's sector(s) per hop.
 pub const SECTOR_LEN: usize = 4096;
@@ -24,6 +25,11 @@ pub const SECTION_CODEBOOK: u32 = 3;
 pub const SECTION_CODES: u32 = 4;
 /// Section kind: one crc32 per node sector, checked the first time a search reads the sector.
 pub const SECTION_SECTOR_CRCS: u32 = 5;
+
+/// Section kind (optional): the build's measured recall at a ladder of list sizes, a
+/// [`CalibrationHead`] then its [`CalibrationPoint`]s. A segment without it (written before
+/// minor 1) searches at the caller's list size.
+pub const SECTION_CALIBRATION: u32 = 6;
 
 /// Section flag: a reader that does not know the section's kind must refuse the file.
 pub const SECTION_REQUIRED: u32 = 1;
@@ -74,6 +80,25 @@ pub struct SectionEntry {
     /// crc32 of the section's `len` bytes.
     pub crc32: U32,
     pub reserved: U32,
+}
+
+/// The start of the calibration section.
+#[derive(Debug, Clone, Copy, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
+#[repr(C)]
+pub struct CalibrationHead {
+    /// The recall measured is recall@k.
+    pub k: U32,
+    /// Rows sampled as queries.
+    pub queries: U32,
+}
+
+/// One measured point of the calibration section; points ascend by `search_list`.
+#[derive(Debug, Clone, Copy, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
+#[repr(C)]
+pub struct CalibrationPoint {
+    pub search_list: U32,
+    /// Recall in millionths (at most 1,000,000).
+    pub recall_ppm: U32,
 }
 
 /// The fixed 16 bytes between the section directory and the framing footer.

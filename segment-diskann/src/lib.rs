@@ -50,7 +50,10 @@ mod error;
 pub mod format;
 mod list;
 mod reader;
+mod walk;
 
-pub use crate::build::{BuildOptions, BuildReport, VamanaBuilder, WIDE_DIM, WrittenSegment};
+pub use crate::build::{
+    BuildOptions, BuildReport, Calibrated, VamanaBuilder, WIDE_DIM, WrittenSegment,
+};
 pub use crate::error::{Problem, Result, VamanaError};
 pub use crate::reader::{Expected, SearchParams, SearchScratch, SearchStats, VamanaSegment};

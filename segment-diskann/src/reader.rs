@@ -8,12 +8,15 @@ use strata_storage::framing::{FOOTER_LEN, Footer};
 use strata_storage::{ObjectBytes, Storage};
 use zerocopy::FromBytes;
 
+use crate::Calibrated;
 use crate::format::{
-    FORMAT, HEADER_LEN, Header, MAGIC, MAX_ROWS, NodeLayout, SECTION_CODEBOOK, SECTION_CODES,
-    SECTION_ENTRY_LEN, SECTION_IDS, SECTION_NODES, SECTION_REQUIRED, SECTION_SECTOR_CRCS,
-    SECTOR_LEN, SectionEntry, TRAILER_LEN, Trailer,
+    CalibrationHead, CalibrationPoint, FORMAT, HEADER_LEN, Header, MAGIC, MAX_ROWS, NodeLayout,
+    SECTION_CALIBRATION, SECTION_CODEBOOK, SECTION_CODES, SECTION_ENTRY_LEN, SECTION_IDS,
+    SECTION_NODES, SECTION_REQUIRED, SECTION_SECTOR_CRCS, SECTOR_LEN, SectionEntry, TRAILER_LEN,
+    Trailer,
 };
 use crate::list::CandidateList;
+use crate::walk::{Nodes, Walk, WalkIndex, beam_search};
 use crate::{Problem, Result, VamanaError};
 
 /// What the manifest records about a segment, checked against the object at open.
@@ -60,14 +63,14 @@ pub struct SearchStats {
 /// Reusable buffers for [`VamanaSegment::search`], so a steady-state search allocates nothing.
 #[derive(Debug, Default)]
 pub struct SearchScratch {
-    list: CandidateList,
-    visited: Visited,
-    query: QueryScratch,
-    beam: Vec<u32>,
-    pending: Vec<u32>,
-    distances: Vec<f32>,
-    best: TopK,
-    sorted: Vec<Neighbor>,
+    pub(crate) list: CandidateList,
+    pub(crate) visited: Visited,
+    pub(crate) query: QueryScratch,
+    pub(crate) beam: Vec<u32>,
+    pub(crate) pending: Vec<u32>,
+    pub(crate) distances: Vec<f32>,
+    pub(crate) best: TopK,
+    pub(crate) sorted: Vec<Neighbor>,
 }
 
 /// An open, immutable Vamana segment.
@@ -95,6 +98,8 @@ pub struct VamanaSegment {
     checked: Box<[AtomicU64]>,
     codec: Codec,
     codes: Vec<u8>,
+    /// Measured recall@10 by list size, ascending; empty if the segment has none.
+    calibration: Vec<Calibrated>,
 }
 
 impl VamanaSegment {
@@ -176,7 +181,7 @@ impl VamanaSegment {
             return Err(corrupt(Problem::DirectoryChecksum));
         }
         let entries = <[SectionEntry]>::ref_from_bytes(directory).expect("whole entries");
-        let mut found: [Option<SectionEntry>; 5] = [None; 5];
+        let mut found: [Option<SectionEntry>; 6] = [None; 6];
         let header_end = u64::from(header.header_len.get());
         for entry in entries {
             let (kind, offset, len) = (entry.kind.get(), entry.offset.get(), entry.len.get());
@@ -192,7 +197,7 @@ impl VamanaSegment {
                 return Err(corrupt(Problem::SectionBounds { kind, offset, len }));
             }
             let slot = match kind {
-                SECTION_NODES..=SECTION_SECTOR_CRCS => &mut found[kind as usize - 1],
+                SECTION_NODES..=SECTION_CALIBRATION => &mut found[kind as usize - 1],
                 _ if entry.flags.get() & SECTION_REQUIRED != 0 => {
                     return Err(VamanaError::UnknownSection { object: object.to_owned(), kind });
                 }
@@ -247,6 +252,14 @@ impl VamanaSegment {
         let codes = section(SECTION_CODES)?;
         check_len(&codes, rows.saturating_mul(codec.code_len() as u64))?;
         check_crc(&codes)?;
+        let calibration = match found[SECTION_CALIBRATION as usize - 1] {
+            Some(entry) => {
+                check_crc(&entry)?;
+                decode_calibration(&bytes[range(&entry)])
+                    .ok_or_else(|| corrupt(Problem::Calibration))?
+            }
+            None => Vec::new(),
+        };
         let groups = rows.div_ceil(layout.nodes_per_sector as u64) as usize;
         Ok(VamanaSegment {
             object: object.to_owned(),
@@ -263,6 +276,7 @@ impl VamanaSegment {
             checked: (0..groups.div_ceil(64)).map(|_| AtomicU64::new(0)).collect(),
             codec,
             codes: bytes[range(&codes)].to_vec(),
+            calibration,
             bytes,
         })
     }
@@ -340,6 +354,19 @@ impl VamanaSegment {
             + self.codes.capacity()
             + self.codec.memory_bytes()
             + self.checked.len() * 8
+    }
+
+    /// The build's measured recall@10 by list size, ascending (empty for a segment written
+    /// without it).
+    pub fn calibration(&self) -> &[Calibrated] {
+        &self.calibration
+    }
+
+    /// The smallest list size at which the build measured at least `recall`, or the largest
+    /// it measured if none reached it; `None` without a calibration.
+    pub fn search_list_for(&self, recall: f32) -> Option<usize> {
+        let point = self.calibration.iter().find(|p| p.recall >= recall);
+        point.or(self.calibration.last()).map(|p| p.search_list as usize)
     }
 
     /// The id of row `row`.
@@ -534,7 +561,7 @@ impl VamanaSegment {
             }
             let cutoff = bound_cutoff(bound);
             let walk = Walk { search_list, beam_width: params.beam_width, cutoff };
-            let stopped = self.beam_search(query, walk, &skip, scratch, &mut stats)?;
+            let stopped = beam_search(&self.walk_index(), query, walk, &skip, scratch, &mut stats)?;
             if stopped || scratch.best.len() >= k {
                 break;
             }
@@ -545,82 +572,6 @@ impl VamanaSegment {
             top.push(self.id(found.id as u32), found.distance);
         }
         Ok(stats)
-    }
-
-    fn beam_search(
-        &self,
-        query: &[f32],
-        Walk { search_list, beam_width, cutoff }: Walk,
-        skip: &impl Fn(u32) -> bool,
-        scratch: &mut SearchScratch,
-        stats: &mut SearchStats,
-    ) -> Result<bool> {
-        let SearchScratch {
-            list, visited, query: prepared, beam, pending, distances, best, ..
-        } = scratch;
-        // The nearest code distance expanded so far: once the next candidate is no nearer, the
-        // greedy descent has reached its local minimum.
-        let mut nearest_expanded = f32::INFINITY;
-        // A floor under a bounded walk that grows with the list, so a longer list still buys
-        // recall.
-        let least_hops = (search_list / 4) as u32;
-        let prepared = self.codec.prepare(query, prepared);
-        list.reset(search_list);
-        visited.reset(self.rows as usize);
-        visited.insert(self.medoid);
-        list.insert(self.medoid, prepared.distance(self.code(self.medoid)));
-        stats.code_distances += 1;
-        loop {
-            beam.clear();
-            while beam.len() < beam_width {
-                match list.expand_next() {
-                    Some(candidate)
-                        if candidate.distance > cutoff
-                            && candidate.distance >= nearest_expanded
-                            && stats.hops >= least_hops =>
-                    {
-                        return Ok(true);
-                    }
-                    Some(candidate) => {
-                        nearest_expanded = nearest_expanded.min(candidate.distance);
-                        beam.push(candidate.row);
-                    }
-                    None => break,
-                }
-            }
-            if beam.is_empty() {
-                return Ok(false);
-            }
-            pending.clear();
-            // The next round most likely expands the list's next candidate: start loading its
-            // node now, under this round's distance computations.
-            if let Some(next) = list.peek_unexpanded() {
-                self.prefetch_node(next);
-            }
-            for &row in beam.iter() {
-                let (vector, neighbors) = self.node(row)?;
-                stats.hops += 1;
-                stats.sectors_read += self.layout.sectors_per_node as u32;
-                if !skip(row) {
-                    best.push(u64::from(row), self.metric.distance(query, vector));
-                }
-                for &next in neighbors {
-                    if visited.insert(next) {
-                        strata_quantize::prefetch(self.code(next));
-                        pending.push(next);
-                    }
-                }
-            }
-            distances.clear();
-            distances.resize(pending.len(), 0.0);
-            prepared.distances_of_rows(&self.codes, pending, distances);
-            stats.code_distances += pending.len() as u32;
-            for (&next, &distance) in pending.iter().zip(distances.iter()) {
-                if distance < list.bound() {
-                    list.insert(next, distance);
-                }
-            }
-        }
     }
 
     /// Every row scored exactly: for a list as long as the segment, or when the graph search
@@ -644,10 +595,15 @@ impl VamanaSegment {
         Ok(())
     }
 
-    #[inline]
-    fn code(&self, row: u32) -> &[u8] {
-        let len = self.codec.code_len();
-        &self.codes[row as usize * len..(row as usize + 1) * len]
+    fn walk_index(&self) -> WalkIndex<'_, Self> {
+        WalkIndex {
+            nodes: self,
+            codec: &self.codec,
+            codes: &self.codes,
+            medoid: self.medoid,
+            rows: self.rows as usize,
+            metric: self.metric,
+        }
     }
 }
 
@@ -662,14 +618,42 @@ fn bound_cutoff(bound: f32) -> f32 {
     }
 }
 
+/// The calibration section's points, if they are well formed: a head with k >= 1, then
+/// points with rising list sizes and recalls of at most one.
+fn decode_calibration(bytes: &[u8]) -> Option<Vec<Calibrated>> {
+    let (head, rest) = CalibrationHead::read_from_prefix(bytes).ok()?;
+    let points = <[CalibrationPoint]>::ref_from_bytes(rest).ok()?;
+    if head.k.get() == 0 {
+        return None;
+    }
+    let mut previous = 0;
+    let mut out = Vec::with_capacity(points.len());
+    for point in points {
+        let (search_list, ppm) = (point.search_list.get(), point.recall_ppm.get());
+        if search_list <= previous || ppm > 1_000_000 {
+            return None;
+        }
+        previous = search_list;
+        out.push(Calibrated { search_list, recall: ppm as f32 / 1e6 });
+    }
+    Some(out)
+}
+
 /// Relative slack of [`bound_cutoff`].
 const BOUND_MARGIN: f32 = 0.2;
 
-/// How far one beam search walks: its list size, its beam width, and the code distance past
-/// which a bounded search may stop ([`bound_cutoff`]).
-#[derive(Debug, Clone, Copy)]
-struct Walk {
-    search_list: usize,
-    beam_width: usize,
-    cutoff: f32,
+impl Nodes for VamanaSegment {
+    #[inline]
+    fn node(&self, row: u32) -> Result<(&[f32], &[u32])> {
+        VamanaSegment::node(self, row)
+    }
+
+    #[inline]
+    fn prefetch_node(&self, row: u32) {
+        VamanaSegment::prefetch_node(self, row)
+    }
+
+    fn sectors_per_node(&self) -> u32 {
+        self.layout.sectors_per_node as u32
+    }
 }

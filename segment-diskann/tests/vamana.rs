@@ -474,3 +474,59 @@ fn keeping_a_graph_checks_its_rows() {
     builder.keep_graph(&base, &all).unwrap();
     invalid(builder.push(900, &vectors[500 * dim..501 * dim]).unwrap_err());
 }
+
+/// The build measures recall@10 at a ladder of list sizes and records it; the L it gives for
+/// a recall level holds that level on held-out queries from the same data, within a margin.
+#[test]
+fn the_calibration_predicts_recall_on_held_out_queries() {
+    let (rows, dim) = (6_000, 32);
+    for metric in METRICS {
+        let data = clustered(rows + 200, dim, 60, metric, 41);
+        let (vectors, queries) = data.split_at(rows * dim);
+        let store = MemoryStore::new();
+        let mut builder = VamanaBuilder::new(dim, metric, BuildOptions::default()).unwrap();
+        for (row, vector) in vectors.chunks_exact(dim).enumerate() {
+            builder.push(row as u64, vector).unwrap();
+        }
+        let report = builder.finish(&store, "s").unwrap();
+        let segment = VamanaSegment::open(&store, "s").unwrap();
+        let points = segment.calibration();
+        assert_eq!(points.len(), report.calibration.len());
+        for (read, built) in points.iter().zip(&report.calibration) {
+            assert_eq!(read.search_list, built.search_list);
+            assert!((read.recall - built.recall).abs() < 1e-6);
+        }
+        assert!(points.windows(2).all(|w| w[0].search_list < w[1].search_list), "{points:?}");
+        let last = points.last().unwrap();
+        assert!(last.recall >= 0.999 || last.search_list >= 1024, "{points:?}");
+        for target in [0.9f32, 0.95, 0.99] {
+            let search_list = segment.search_list_for(target).unwrap();
+            let params = SearchParams { search_list, beam_width: 1 };
+            let mut scratch = SearchScratch::default();
+            let mut total = 0.0;
+            for query in queries.chunks_exact(dim) {
+                let truth = brute_force(metric, vectors, dim, query, 10, |_| false);
+                total +=
+                    recall(&truth, &search(&segment, query, 10, &params, |_| false, &mut scratch));
+            }
+            let held_out = total / (queries.len() / dim) as f64;
+            eprintln!("{metric}: target {target}: L {search_list}, held-out recall {held_out:.4}");
+            assert!(
+                held_out >= f64::from(target) - 0.03,
+                "{metric} {target}: {held_out} at L {search_list}"
+            );
+        }
+    }
+    // A segment too small to need a graph search has none.
+    let store = MemoryStore::new();
+    let tiny = build(
+        &store,
+        "t",
+        &clustered(15, 4, 2, Metric::L2, 1),
+        4,
+        Metric::L2,
+        BuildOptions::default(),
+    );
+    assert!(tiny.calibration().is_empty());
+    assert_eq!(tiny.search_list_for(0.95), None);
+}

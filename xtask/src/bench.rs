@@ -88,6 +88,11 @@ pub struct BenchArgs {
     /// diskann: search list sizes L to sweep, one output row each.
     #[arg(long, value_delimiter = ',', default_value = "10,16,24,32,48,64,96,128")]
     pub l: Vec<usize>,
+    /// engine: recall@10 levels to sweep after --l, one output row each: every Vamana
+    /// segment searched at the L its build measured for that recall (`SearchParams::recall`;
+    /// the default search is 0.96).
+    #[arg(long, value_delimiter = ',')]
+    pub recall: Vec<f32>,
     /// diskann: nodes expanded per search round (W).
     #[arg(long, default_value_t = 1)]
     pub beam_width: usize,
@@ -177,11 +182,25 @@ impl BenchIndex for MemtableIndex {
     }
 }
 
-/// A reopened engine database under measurement; the sweep point is the Vamana search list.
+/// A reopened engine database under measurement; the sweep point indexes `efforts`.
 struct EngineIndex {
     db: strata::Db,
     dir: PathBuf,
-    search_list: std::sync::atomic::AtomicUsize,
+    efforts: Vec<Effort>,
+    point: std::sync::atomic::AtomicUsize,
+}
+
+/// How hard the engine searches its Vamana segments at one sweep point.
+#[derive(Debug, Clone, Copy)]
+enum Effort {
+    List(usize),
+    Recall(f32),
+}
+
+impl EngineIndex {
+    fn new(db: strata::Db, dir: PathBuf, efforts: Vec<Effort>) -> Self {
+        EngineIndex { db, dir, efforts, point: 0.into() }
+    }
 }
 
 impl BenchIndex for EngineIndex {
@@ -190,8 +209,11 @@ impl BenchIndex for EngineIndex {
     fn scratch(&self) {}
 
     fn search(&self, query: &[f32], k: usize, _: &mut (), out: &mut Vec<Neighbor>) {
-        let search_list = self.search_list.load(std::sync::atomic::Ordering::Relaxed);
-        let params = strata::SearchParams::new(k).search_list(search_list);
+        let point = self.point.load(std::sync::atomic::Ordering::Relaxed);
+        let params = match self.efforts[point] {
+            Effort::List(l) => strata::SearchParams::new(k).search_list(l),
+            Effort::Recall(recall) => strata::SearchParams::new(k).recall(recall),
+        };
         *out = self.db.search_with(query, params).expect("valid query");
     }
 
@@ -204,7 +226,7 @@ impl BenchIndex for EngineIndex {
     }
 
     fn set_sweep_point(&self, point: usize) {
-        self.search_list.store(point, std::sync::atomic::Ordering::Relaxed);
+        self.point.store(point, std::sync::atomic::Ordering::Relaxed);
     }
 }
 
@@ -571,13 +593,21 @@ pub fn run(args: &BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
                     segments.len()
                 );
             }
-            let index = EngineIndex { db, dir: dir.path.clone(), search_list: 0.into() };
-            let sweep = args
-                .l
+            let efforts: Vec<Effort> = (args.l.iter().map(|&l| Effort::List(l)))
+                .chain(args.recall.iter().map(|&r| Effort::Recall(r)))
+                .collect();
+            let index = EngineIndex::new(db, dir.path.clone(), efforts.clone());
+            let sweep = efforts
                 .iter()
-                .map(|&l| {
+                .enumerate()
+                .map(|(point, effort)| {
+                    let (l, recall_target) = match *effort {
+                        Effort::List(l) => (Some(l), None),
+                        Effort::Recall(r) => (None, Some(r)),
+                    };
                     let params = json!({
                         "l": l,
+                        "recall_target": recall_target,
                         "commit_every": args.commit_every,
                         "commits": commits,
                         "compaction": format!("{:?}", args.compaction).to_lowercase(),
@@ -586,7 +616,7 @@ pub fn run(args: &BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
                         "vamana_segments": vamana,
                         "open_ms": round(open_ms, 2),
                     });
-                    (l, params.as_object().expect("object").clone())
+                    (point, params.as_object().expect("object").clone())
                 })
                 .collect();
             // Upserts run on every core.
@@ -837,6 +867,7 @@ mod tests {
             rerank: vec![1],
             pq_subspaces: None,
             l: vec![64],
+            recall: Vec::new(),
             beam_width: 1,
             max_degree: None,
             build_l: None,
@@ -847,19 +878,24 @@ mod tests {
         assert_eq!(load_engine(&args, &base, &db_dir).unwrap(), 5);
         let db = strata::Db::open(&db_dir).unwrap();
         assert_eq!(db.len(), 3000);
-        let index = EngineIndex { db, dir: db_dir, search_list: 10.into() };
+        let index = EngineIndex::new(db, db_dir, vec![Effort::List(10)]);
         assert!(index.disk_bytes() > 3000 * 8 * 4);
         let m = measure(&index, &queries, &truth, 10, 2);
         assert_eq!(m.recall, 1.0, "committed flat segments are searched exactly");
 
-        // Compacted into one Vamana segment, reopened: the recall bar at the default list.
+        // Compacted into one Vamana segment, reopened: the recall bar at the default search
+        // (each segment at the L its calibration gives for the default recall).
         let args = BenchArgs { compaction: CompactionMode::Full, diskann_min_rows: 1000, ..args };
         let db_dir = dir.path().join("compacted");
         load_engine(&args, &base, &db_dir).unwrap();
         let db = strata::Db::open(&db_dir).unwrap();
         let kinds: Vec<_> = db.segments().iter().map(|s| s.kind).collect();
         assert_eq!(kinds, [strata::compaction::SegmentKind::Vamana]);
-        let index = EngineIndex { db, dir: db_dir, search_list: 64.into() };
+        let index = EngineIndex::new(
+            db,
+            db_dir,
+            vec![Effort::Recall(strata::SearchParams::DEFAULT_RECALL)],
+        );
         assert!(index.ram_bytes() > 0);
         let m = measure(&index, &queries, &truth, 10, 2);
         assert!(m.recall >= 0.95, "recall {} through a compacted Vamana segment", m.recall);
@@ -931,6 +967,7 @@ mod tests {
             rerank: vec![1],
             pq_subspaces: None,
             l: vec![64],
+            recall: Vec::new(),
             beam_width: 1,
             max_degree: None,
             build_l: None,

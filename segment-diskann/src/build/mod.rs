@@ -2,6 +2,7 @@
 //! [`VamanaBuilder::finish`] trains the codec, encodes every row, builds the graph and writes
 //! the segment.
 
+mod calibrate;
 mod options;
 mod vamana;
 mod writer;
@@ -11,6 +12,7 @@ use std::time::{Duration, Instant};
 use strata_quantize::{Codec, Kernels, Metric};
 use strata_storage::Storage;
 
+pub use self::calibrate::Calibrated;
 pub use self::options::{BuildOptions, WIDE_DIM};
 use self::vamana::{KeptGraph, Params, Points};
 use crate::format::MAX_ROWS;
@@ -38,6 +40,10 @@ pub struct BuildReport {
     pub encode: Duration,
     /// Building the graph (both passes).
     pub graph: Duration,
+    /// Measuring recall at a ladder of list sizes.
+    pub calibrate: Duration,
+    /// Recall@10 measured at each list size (the calibration section).
+    pub calibration: Vec<Calibrated>,
     /// Writing the object.
     pub write: Duration,
     /// Mean out-degree of the final graph.
@@ -197,6 +203,19 @@ impl VamanaBuilder {
         let edges: usize = (0..rows as u32).map(|row| graph.neighbors(row).len()).sum();
 
         let started = Instant::now();
+        let measured = calibrate::Segment {
+            vectors: &self.vectors,
+            dim: self.dim,
+            metric: self.metric,
+            graph: &graph,
+            codec: &codec,
+            codes: &codes,
+            medoid,
+        };
+        let calibration = calibrate::calibrate(&measured, self.options.seed, threads);
+        let calibrate_time = started.elapsed();
+
+        let started = Instant::now();
         let segment = writer::write(
             storage,
             key,
@@ -210,6 +229,7 @@ impl VamanaBuilder {
                 graph: &graph,
                 codec: &codec,
                 codes: &codes,
+                calibration: &calibration,
             },
         )?;
         Ok(BuildReport {
@@ -217,6 +237,8 @@ impl VamanaBuilder {
             train: train_time,
             encode: encode_time,
             graph: graph_time,
+            calibrate: calibrate_time,
+            calibration,
             write: started.elapsed(),
             mean_degree: edges as f64 / rows as f64,
             peak_memory: self.options.peak_memory(self.dim, rows as u64),

@@ -6,10 +6,12 @@ use strata_storage::framing::{FOOTER_LEN, FramedWriter};
 use zerocopy::IntoBytes;
 
 use super::WrittenSegment;
+use super::calibrate::{self, Calibrated};
 use super::vamana::Graph;
 use crate::format::{
-    FORMAT, HEADER_LEN, Header, MAGIC, NodeLayout, SECTION_CODEBOOK, SECTION_CODES, SECTION_IDS,
-    SECTION_NODES, SECTION_REQUIRED, SECTION_SECTOR_CRCS, SECTOR_LEN, SectionEntry, Trailer,
+    CalibrationHead, CalibrationPoint, FORMAT, HEADER_LEN, Header, MAGIC, NodeLayout,
+    SECTION_CALIBRATION, SECTION_CODEBOOK, SECTION_CODES, SECTION_IDS, SECTION_NODES,
+    SECTION_REQUIRED, SECTION_SECTOR_CRCS, SECTOR_LEN, SectionEntry, Trailer,
 };
 use crate::{Result, VamanaError};
 
@@ -24,6 +26,7 @@ pub(crate) struct Contents<'a> {
     pub graph: &'a Graph,
     pub codec: &'a Codec,
     pub codes: &'a [u8],
+    pub calibration: &'a [Calibrated],
 }
 
 pub(crate) fn write(
@@ -31,7 +34,18 @@ pub(crate) fn write(
     key: &str,
     contents: &Contents<'_>,
 ) -> Result<WrittenSegment> {
-    let Contents { dim, metric, max_degree, medoid, vectors, ids, graph, codec, codes } = *contents;
+    let Contents {
+        dim,
+        metric,
+        max_degree,
+        medoid,
+        vectors,
+        ids,
+        graph,
+        codec,
+        codes,
+        calibration,
+    } = *contents;
     let layout = NodeLayout::new(dim, max_degree)
         .ok_or(VamanaError::InvalidParameter("a node must fit in 4 GiB"))?;
     let rows = ids.len() as u64;
@@ -95,9 +109,10 @@ pub(crate) fn write(
 
     let mut section = |out: &mut FramedWriter<'_>, kind: u32, align: u64, bytes: &[u8]| {
         out.pad_to(align)?;
+        let flags = if kind == SECTION_CALIBRATION { 0 } else { SECTION_REQUIRED };
         sections.push(SectionEntry {
             kind: kind.into(),
-            flags: SECTION_REQUIRED.into(),
+            flags: flags.into(),
             offset: out.position().into(),
             len: (bytes.len() as u64).into(),
             crc32: crc32fast::hash(bytes).into(),
@@ -109,6 +124,22 @@ pub(crate) fn write(
     section(&mut out, SECTION_SECTOR_CRCS, 8, &sector_crcs)?;
     section(&mut out, SECTION_CODEBOOK, 8, &codec.to_bytes())?;
     section(&mut out, SECTION_CODES, 64, codes)?;
+    if !calibration.is_empty() {
+        let head = CalibrationHead {
+            k: (calibrate::K as u32).into(),
+            queries: (calibrate::QUERIES.min(ids.len()) as u32).into(),
+        };
+        let mut bytes = head.as_bytes().to_vec();
+        for point in calibration {
+            let recall_ppm = (point.recall.clamp(0.0, 1.0) * 1e6).round() as u32;
+            let point = CalibrationPoint {
+                search_list: point.search_list.into(),
+                recall_ppm: recall_ppm.into(),
+            };
+            bytes.extend_from_slice(point.as_bytes());
+        }
+        section(&mut out, SECTION_CALIBRATION, 8, &bytes)?;
+    }
 
     out.pad_to(8)?;
     let directory_offset = out.position();

@@ -1,0 +1,122 @@
+//! The graph walk every search and the build's calibration share: a best-first beam search
+//! over the codes in RAM, expanding each candidate's node for its exact distance.
+
+use strata_quantize::{Codec, Metric};
+
+use crate::Result;
+use crate::reader::{SearchScratch, SearchStats};
+
+/// Where a walk reads each row's full vector and neighbour list: a segment's mapped nodes, or
+/// a build's graph in memory.
+pub(crate) trait Nodes {
+    fn node(&self, row: u32) -> Result<(&[f32], &[u32])>;
+    /// A hint that `row` is read soon.
+    fn prefetch_node(&self, row: u32);
+    /// Sectors one node occupies on disk (for the stats).
+    fn sectors_per_node(&self) -> u32;
+}
+
+/// A walk's view of a segment: its nodes, its codes, its medoid.
+pub(crate) struct WalkIndex<'a, N: ?Sized> {
+    pub nodes: &'a N,
+    pub codec: &'a Codec,
+    pub codes: &'a [u8],
+    pub medoid: u32,
+    pub rows: usize,
+    pub metric: Metric,
+}
+
+impl<N: ?Sized> WalkIndex<'_, N> {
+    #[inline]
+    fn code(&self, row: u32) -> &[u8] {
+        let len = self.codec.code_len();
+        &self.codes[row as usize * len..(row as usize + 1) * len]
+    }
+}
+
+/// How far one beam search walks: its list size, its beam width, and the code distance past
+/// which a bounded search may stop (the reader's `bound_cutoff`).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Walk {
+    pub search_list: usize,
+    pub beam_width: usize,
+    pub cutoff: f32,
+}
+
+/// Walks the graph from the medoid for `query`, pushing every expanded row that `skip` lets
+/// through into `scratch.best` by exact distance; returns whether a bounded walk stopped at
+/// its cutoff.
+pub(crate) fn beam_search<N: Nodes>(
+    index: &WalkIndex<'_, N>,
+    query: &[f32],
+    Walk { search_list, beam_width, cutoff }: Walk,
+    skip: &impl Fn(u32) -> bool,
+    scratch: &mut SearchScratch,
+    stats: &mut SearchStats,
+) -> Result<bool> {
+    let SearchScratch { list, visited, query: prepared, beam, pending, distances, best, .. } =
+        scratch;
+    // The nearest code distance expanded so far: once the next candidate is no nearer, the
+    // greedy descent has reached its local minimum.
+    let mut nearest_expanded = f32::INFINITY;
+    // A floor under a bounded walk that grows with the list, so a longer list still buys
+    // recall.
+    let least_hops = (search_list / 4) as u32;
+    let prepared = index.codec.prepare(query, prepared);
+    list.reset(search_list);
+    visited.reset(index.rows);
+    visited.insert(index.medoid);
+    list.insert(index.medoid, prepared.distance(index.code(index.medoid)));
+    stats.code_distances += 1;
+    loop {
+        beam.clear();
+        while beam.len() < beam_width {
+            match list.expand_next() {
+                Some(candidate)
+                    if candidate.distance > cutoff
+                        && candidate.distance >= nearest_expanded
+                        && stats.hops >= least_hops =>
+                {
+                    return Ok(true);
+                }
+                Some(candidate) => {
+                    nearest_expanded = nearest_expanded.min(candidate.distance);
+                    beam.push(candidate.row);
+                }
+                None => break,
+            }
+        }
+        if beam.is_empty() {
+            return Ok(false);
+        }
+        pending.clear();
+        // The next round most likely expands the list's next candidate: start loading its
+        // node now, under this round's distance computations.
+        if let Some(next) = list.peek_unexpanded() {
+            index.nodes.prefetch_node(next);
+        }
+        for &row in beam.iter() {
+            let (vector, neighbors) = index.nodes.node(row)?;
+            stats.hops += 1;
+            stats.sectors_read += index.nodes.sectors_per_node();
+            if !skip(row) {
+                best.push(u64::from(row), index.metric.distance(query, vector));
+            }
+            for &next in neighbors {
+                if visited.insert(next) {
+                    strata_quantize::prefetch(index.code(next));
+                    pending.push(next);
+                }
+            }
+        }
+        distances.clear();
+        distances.resize(pending.len(), 0.0);
+        prepared.distances_of_rows(index.codes, pending, distances);
+        stats.code_distances += pending.len() as u32;
+        for (&next, &distance) in pending.iter().zip(distances.iter()) {
+            if distance < list.bound() {
+                list.insert(next, distance);
+            }
+        }
+    }
+}
