@@ -228,9 +228,9 @@ impl CompactionPolicy for NoCompaction {
     }
 }
 
-/// Merges every segment into one whenever there are two or more, or one with deletes (for
-/// tests, and for a full compaction before a read-mostly phase); past the build memory
-/// budget, as many of the smallest as fit.
+/// Merges every segment into one whenever there are two or more, or one with deletes or of
+/// the wrong kind for its size (for tests, and for a full compaction before a read-mostly
+/// phase); past the build memory budget, as many of the smallest as fit.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct CompactAll;
 
@@ -247,7 +247,10 @@ impl CompactionPolicy for CompactAll {
             })
             .collect();
         let rows: u64 = fitting.iter().map(|s| s.live_rows).sum();
-        let needed = fitting.len() >= 2 || fitting.iter().any(|s| s.live_rows < s.rows);
+        // Also a lone flat segment large enough to be a graph.
+        let needed = fitting.len() >= 2
+            || fitting.iter().any(|s| s.live_rows < s.rows)
+            || fitting.iter().any(|s| s.kind != output_kind(s.live_rows, settings));
         if !needed {
             return None;
         }
@@ -464,6 +467,9 @@ mod tests {
         let s = settings();
         let one = [flat(3, 100)];
         assert_eq!(CompactAll.plan(&one, &s), None);
+        let large = [flat(3, 20_000)];
+        assert_eq!(CompactAll.plan(&large, &s), Some(Plan::rebuild(vec![3], SegmentKind::Vamana)));
+        assert_eq!(CompactAll.plan(&[graph(4, 20_000)], &s), None);
         let deleted = [SegmentInfo { live_rows: 50, ..flat(3, 100) }];
         assert_eq!(CompactAll.plan(&deleted, &s).unwrap().inputs, [3]);
         let two = [flat(1, 100), flat(2, 20_000)];

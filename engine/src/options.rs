@@ -400,7 +400,7 @@ impl SearchParams {
 
     /// The recall@10 each Vamana segment is searched for by default: each takes the smallest L
     /// at which its build measured this recall (see [`recall`](Self::recall)).
-    pub const DEFAULT_RECALL: f32 = 0.96;
+    pub const DEFAULT_RECALL: f32 = 0.95;
 
     /// The `k` nearest records, every tier at its default effort.
     pub fn new(k: usize) -> Self {

@@ -90,7 +90,7 @@ pub struct BenchArgs {
     pub l: Vec<usize>,
     /// engine: recall@10 levels to sweep after --l, one output row each: every Vamana
     /// segment searched at the L its build measured for that recall (`SearchParams::recall`;
-    /// the default search is 0.96).
+    /// the default search is 0.95).
     #[arg(long, value_delimiter = ',')]
     pub recall: Vec<f32>,
     /// diskann: nodes expanded per search round (W).
