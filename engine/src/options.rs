@@ -315,7 +315,9 @@ impl Options {
         let budget = u64::from(self.compaction_memory_mib) << 20;
         let fits =
             |rows: u64| self.vamana_build_options(rows).peak_memory(self.dim, rows) <= budget;
-        let (mut low, mut high) = (0u64, 1u64 << 32);
+        // A segment holds at most MAX_ROWS rows (u32 row numbers): the compaction's row
+        // counter and the graph's neighbour ids are u32.
+        let (mut low, mut high) = (0u64, strata_segment_diskann::format::MAX_ROWS);
         if fits(high) {
             return high;
         }
@@ -469,6 +471,15 @@ impl SearchParams {
 #[cfg(test)]
 mod tests {
     use strata_segment_diskann::VamanaBuilder;
+
+    /// Even a budget of 4 PiB never plans a merge past the rows a segment can number.
+    #[test]
+    fn the_largest_budget_stays_within_a_segments_rows() {
+        let options = Options::new(4, Metric::L2).compaction_memory_budget(u64::MAX);
+        let max = options.policy_settings().max_merge_rows;
+        assert!(max <= strata_segment_diskann::format::MAX_ROWS, "{max}");
+        assert!(max >= 1 << 31, "{max}: a huge budget allows huge merges");
+    }
 
     use crate::compaction::{CompactionPolicy, SegmentInfo, SegmentKind, SizeTiered};
     use crate::{Metric, Options};
