@@ -53,11 +53,11 @@ impl Default for SearchParams {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SearchStats {
     /// Nodes expanded (each read from its sector and scored exactly).
-    pub hops: u32,
+    pub hops: u64,
     /// 4 KiB sectors read: `hops` times the sectors a node occupies.
-    pub sectors_read: u32,
+    pub sectors_read: u64,
     /// Rows scored by their codes.
-    pub code_distances: u32,
+    pub code_distances: u64,
 }
 
 /// Reusable buffers for [`VamanaSegment::search`], so a steady-state search allocates nothing.
@@ -553,9 +553,10 @@ impl VamanaSegment {
         }
         let rows = self.rows as usize;
         let mut search_list = params.search_list.max(k);
+        let mut retries = 0;
         loop {
             scratch.best.reset(k);
-            if search_list >= rows {
+            if search_list >= rows || (retries > 0 && scan_instead(search_list, rows, retries)) {
                 self.scan(query, &skip, scratch, &mut stats)?;
                 break;
             }
@@ -566,6 +567,7 @@ impl VamanaSegment {
                 break;
             }
             search_list = search_list.saturating_mul(2);
+            retries += 1;
         }
         scratch.best.sorted_into(&mut scratch.sorted);
         for found in &scratch.sorted {
@@ -591,7 +593,7 @@ impl VamanaSegment {
             stats.hops += 1;
             scratch.best.push(u64::from(row), self.metric.distance(query, vector));
         }
-        stats.sectors_read += self.layout.sectors(self.rows) as u32;
+        stats.sectors_read += self.layout.sectors(self.rows);
         Ok(())
     }
 
@@ -605,6 +607,19 @@ impl VamanaSegment {
             metric: self.metric,
         }
     }
+}
+
+/// Most retries with a doubled list before a search that keeps finding fewer than k rows
+/// scans instead.
+const MAX_RETRIES: usize = 3;
+
+/// Whether a retry should scan every row rather than walk with `search_list`: after
+/// [`MAX_RETRIES`] doublings, or once the list reaches a sixteenth of the rows. A walk costs
+/// about `R` code distances per expanded row and a scan one exact distance per row, so a
+/// doubling ladder run up to `rows` (as it was) did about `2R` times a scan's work on a
+/// mostly-deleted segment before scanning anyway.
+fn scan_instead(search_list: usize, rows: usize, retries: usize) -> bool {
+    retries > MAX_RETRIES || search_list.saturating_mul(16) >= rows
 }
 
 /// The code distance past which a bounded search stops: `bound` plus a margin for the codes'

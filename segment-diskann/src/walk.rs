@@ -61,7 +61,7 @@ pub(crate) fn beam_search<N: Nodes>(
     let mut nearest_expanded = f32::INFINITY;
     // A floor under a bounded walk that grows with the list, so a longer list still buys
     // recall.
-    let least_hops = (search_list / 4) as u32;
+    let least_hops = (search_list / 4) as u64;
     let prepared = index.codec.prepare(query, prepared);
     list.reset(search_list);
     visited.reset(index.rows);
@@ -98,7 +98,7 @@ pub(crate) fn beam_search<N: Nodes>(
         for &row in beam.iter() {
             let (vector, neighbors) = index.nodes.node(row)?;
             stats.hops += 1;
-            stats.sectors_read += index.nodes.sectors_per_node();
+            stats.sectors_read += u64::from(index.nodes.sectors_per_node());
             if !skip(row) {
                 best.push(u64::from(row), index.metric.distance(query, vector));
             }
@@ -112,7 +112,7 @@ pub(crate) fn beam_search<N: Nodes>(
         distances.clear();
         distances.resize(pending.len(), 0.0);
         prepared.distances_of_rows(index.codes, pending, distances);
-        stats.code_distances += pending.len() as u32;
+        stats.code_distances += pending.len() as u64;
         for (&next, &distance) in pending.iter().zip(distances.iter()) {
             if distance < list.bound() {
                 list.insert(next, distance);

@@ -144,6 +144,33 @@ fn deleted_rows_are_walked_through_but_never_returned() {
     assert!(found.is_empty());
 }
 
+/// A segment with almost every row deleted (compaction not yet run) costs a few walks and one
+/// scan per search, not a ladder of walks doubled up to the segment's size.
+#[test]
+fn a_mostly_deleted_segment_scans_after_a_few_retries() {
+    let (rows, dim) = (20_000, 8);
+    let data = clustered(rows + 5, dim, 40, Metric::L2, 11);
+    let (vectors, queries) = data.split_at(rows * dim);
+    let store = MemoryStore::new();
+    let segment = build(&store, "s", vectors, dim, Metric::L2, BuildOptions::default());
+    let mut scratch = SearchScratch::default();
+    let params = SearchParams { search_list: 16, ..SearchParams::default() };
+    let deleted = |row: u32| !row.is_multiple_of(5_000);
+    for query in queries.chunks_exact(dim) {
+        let mut top = TopK::new(10);
+        let stats = segment.search(query, &params, deleted, &mut top, &mut scratch).unwrap();
+        assert_eq!(top.len(), 4, "every live row comes back");
+        // Walks of 16, 32, 64 and 128, each expanding at most its list (and its beam), then one
+        // pass over the rows: the old ladder expanded about 2 * rows before it scanned.
+        let walks: u64 = [16, 32, 64, 128].iter().map(|l| l + 1).sum();
+        assert!(
+            stats.hops <= rows as u64 + walks,
+            "{} hops for {rows} rows: the retries ran past the scan's cost",
+            stats.hops
+        );
+    }
+}
+
 #[test]
 fn the_build_is_deterministic_for_a_seed_on_any_number_of_threads() {
     let (rows, dim) = (2_000, 16);
@@ -223,6 +250,18 @@ fn bad_input_gets_clear_errors() {
     assert!(matches!(err, VamanaError::InvalidParameter(_)), "{err}");
     let err = VamanaBuilder::new(4, Metric::L2, BuildOptions::default().max_degree(0)).unwrap_err();
     assert!(matches!(err, VamanaError::InvalidParameter(_)), "{err}");
+    for list in [0, usize::MAX] {
+        let options = BuildOptions::default().search_list(list);
+        let err = VamanaBuilder::new(4, Metric::L2, options).unwrap_err();
+        assert!(matches!(err, VamanaError::InvalidParameter(_)), "L {list}: {err}");
+    }
+    // Reserving past a segment's row limit, or with a count that overflows, is an error
+    // before anything is allocated.
+    let mut builder = VamanaBuilder::new(4, Metric::L2, BuildOptions::default()).unwrap();
+    for rows in [1u64 << 32, u64::MAX] {
+        let err = builder.reserve(rows).unwrap_err();
+        assert!(matches!(err, VamanaError::InvalidParameter(_)), "{rows} rows: {err}");
+    }
 
     let mut builder = VamanaBuilder::new(4, Metric::L2, BuildOptions::default()).unwrap();
     let err = builder.push(1, &[1.0, 2.0]).unwrap_err();
@@ -316,10 +355,10 @@ fn a_bounded_search_keeps_recall_and_walks_less() {
                 let r = recall(&truth, &found);
                 if bounded {
                     bounded_recall += r;
-                    bounded_hops += u64::from(stats.hops);
+                    bounded_hops += stats.hops;
                 } else {
                     plain_recall += r;
-                    plain_hops += u64::from(stats.hops);
+                    plain_hops += stats.hops;
                 }
             }
         }

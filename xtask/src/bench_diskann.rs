@@ -108,8 +108,8 @@ impl BenchIndex for DiskannIndex {
             .expect("intact segment");
         scratch.top.sorted_into(out);
         self.searches.fetch_add(1, Ordering::Relaxed);
-        self.sectors.fetch_add(stats.sectors_read.into(), Ordering::Relaxed);
-        self.hops.fetch_add(stats.hops.into(), Ordering::Relaxed);
+        self.sectors.fetch_add(stats.sectors_read, Ordering::Relaxed);
+        self.hops.fetch_add(stats.hops, Ordering::Relaxed);
     }
 
     /// The codes, the codec's tables and the sector-check bits: what the segment keeps in RAM.

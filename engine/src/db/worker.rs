@@ -214,6 +214,14 @@ impl Inner {
             .iter()
             .map(|live| strata_manifest::read_deletes(storage, &live.record))
             .collect::<Result<_, _>>()?;
+        // Output rows are u32 and DROPPED is the largest: a plan (a custom policy's too) whose
+        // live rows do not fit is refused before a counter could wrap.
+        let live: u64 = committed.iter().map(|deletes| deletes.rows() - deletes.deleted()).sum();
+        if live >= u64::from(DROPPED) {
+            return Err(Error::InvalidPlan {
+                reason: format!("{live} live rows do not fit one segment (at most 2^32 - 2)"),
+            });
+        }
         let mut row_maps = Vec::with_capacity(inputs.len());
         let mut rows = 0u32;
         for deletes in &committed {

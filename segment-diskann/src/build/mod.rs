@@ -79,11 +79,15 @@ impl VamanaBuilder {
     /// Reserves room for `rows` more rows (so a build of known size never reallocates), after
     /// checking them against the memory budget.
     pub fn reserve(&mut self, rows: u64) -> Result<()> {
-        let total = self.ids.len() as u64 + rows;
+        let total = (self.ids.len() as u64).saturating_add(rows);
+        if total > MAX_ROWS {
+            return Err(VamanaError::InvalidParameter("a segment holds fewer than 2^32 rows"));
+        }
         self.check_budget(total)?;
         let rows = usize::try_from(rows).map_err(|_| self.over_budget(total))?;
         self.ids.reserve_exact(rows);
-        self.vectors.reserve_exact(rows * self.dim);
+        let values = rows.checked_mul(self.dim).ok_or_else(|| self.over_budget(total))?;
+        self.vectors.reserve_exact(values);
         Ok(())
     }
 

@@ -7,6 +7,10 @@ use crate::format::NodeLayout;
 /// Dimensions from which builds default to a smaller graph (R 48, L 48).
 pub const WIDE_DIM: usize = 512;
 
+/// The longest build search list accepted: lists are sorted arrays searched per insert, and
+/// past a few hundred they only slow the build (the default is 100).
+const MAX_BUILD_LIST: usize = 1 << 16;
+
 /// Options of a Vamana build. Defaults follow DiskANN (R = 64, L = 100, alpha = 1.2) with
 /// residual PQ codes of one byte per four dimensions plus five, on every core; from
 /// [`WIDE_DIM`] dimensions up, R = 48 and L = 48 (see [`max_degree`](Self::max_degree)).
@@ -125,10 +129,11 @@ impl BuildOptions {
         let (max_degree, search_list) = (self.max_degree_for(dim), self.search_list_for(dim));
         let graph = super::vamana::graph_bytes(rows, max_degree);
         let codes = rows * self.codec_for(dim, rows).code_len(dim) as u64;
-        // A visited mark per row, the candidate list and the prune pool, per thread; and the
-        // batch's new lists and back edges (at most 1/50 of the rows, at least 256).
+        // A 2-byte visited mark per row (with a quarter's headroom), the candidate list and the
+        // prune pool, per thread; and the batch's new lists and back edges (at most 1/50 of
+        // the rows, at least 256).
         let threads = self.thread_count() as u64;
-        let per_thread = rows * 2 + (search_list as u64 + max_degree as u64) * 24;
+        let per_thread = rows / 2 * 5 + (search_list as u64 + max_degree as u64) * 24;
         let batch = (rows / 50).clamp(256, 16_384) * max_degree as u64 * 16;
         vectors + lift + graph + codes + threads * per_thread + batch
     }
@@ -144,8 +149,8 @@ impl BuildOptions {
         if max_degree == 0 || max_degree > 4096 {
             return Err("max_degree must be between 1 and 4096");
         }
-        if self.search_list_for(dim) == 0 {
-            return Err("search_list must be at least 1");
+        if !(1..=MAX_BUILD_LIST).contains(&self.search_list_for(dim)) {
+            return Err("search_list must be between 1 and 65,536");
         }
         if !(self.alpha >= 1.0 && self.alpha.is_finite()) {
             return Err("alpha must be finite and at least 1");
