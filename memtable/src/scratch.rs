@@ -36,7 +36,9 @@ impl Ord for Scored {
 /// Everything one search or insert needs besides the graph.
 #[derive(Debug, Default)]
 pub struct Scratch {
-    pub visited: Visited,
+    /// 8-bit marks: a memtable is bounded by its flush budget, so the clears every 255
+    /// searches stay cheap, and the marks cost half the memory.
+    pub visited: Visited<u8>,
     /// Unvisited neighbours of the row being expanded.
     pub fresh: Vec<u32>,
     /// Frontier: nearest first.

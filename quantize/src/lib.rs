@@ -59,4 +59,4 @@ pub use metric::Metric;
 /// [`Kernels::dispatch`] use the same version.
 pub use pulp::{Simd, WithSimd};
 pub use topk::{Neighbor, TopK};
-pub use visited::Visited;
+pub use visited::{Epoch, Visited};
