@@ -96,6 +96,11 @@ pub struct BenchArgs {
     /// diskann: nodes expanded per search round (W).
     #[arg(long, default_value_t = 1)]
     pub beam_width: usize,
+    /// diskann: open the segment a previous run left in --db instead of building one (to
+    /// measure or profile searches without paying for the build again). Build options are
+    /// then ignored; the reported build time is the open's.
+    #[arg(long, requires = "db")]
+    pub reuse: bool,
     /// diskann: R, the most neighbours a node keeps [default: 64, or 48 from 512 dimensions].
     #[arg(long)]
     pub max_degree: Option<usize>,
@@ -669,11 +674,16 @@ pub fn run(args: &BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
             });
             options = options.codec(codec);
             let dir = BenchDir::new(args.db.as_ref(), args.index.name());
-            let (index, built) =
-                bench_diskann::build(options, args.metric, &base, &dir.path, args.beam_width)?;
+            let (index, built) = if args.reuse {
+                (bench_diskann::open(args.metric, &dir.path, args.beam_width)?, None)
+            } else {
+                let (index, built) =
+                    bench_diskann::build(options, args.metric, &base, &dir.path, args.beam_width)?;
+                (index, Some(built))
+            };
             let build_s = started.elapsed().as_secs_f64();
             let segment = index.segment();
-            if !args.json {
+            if let (false, Some(built)) = (args.json, built) {
                 println!(
                     "diskann: {codec}, R {}, build L {}, alpha {}: train {:.2} s, encode {:.2} s, graph {:.2} s, write {:.2} s on {build_threads} thread(s); mean degree {:.1}; {:.1} RAM bytes per vector",
                     max_degree,
@@ -869,6 +879,7 @@ mod tests {
             l: vec![64],
             recall: Vec::new(),
             beam_width: 1,
+            reuse: false,
             max_degree: None,
             build_l: None,
             alpha: 1.2,
@@ -969,6 +980,7 @@ mod tests {
             l: vec![64],
             recall: Vec::new(),
             beam_width: 1,
+            reuse: false,
             max_degree: None,
             build_l: None,
             alpha: 1.2,

@@ -53,7 +53,20 @@ pub fn build(
         builder.push(id as u64, &row)?;
     }
     let report = builder.finish(&storage, SEGMENT_KEY)?;
+    Ok((open(metric, dir, beam_width)?, report))
+}
+
+/// Opens the segment a build left in `dir`.
+pub fn open(
+    metric: Metric,
+    dir: &Path,
+    beam_width: usize,
+) -> Result<DiskannIndex, Box<dyn std::error::Error>> {
+    let storage = LocalDir::open(dir)?;
     let segment = VamanaSegment::open(&storage, SEGMENT_KEY)?;
+    if segment.metric() != metric {
+        return Err(format!("{SEGMENT_KEY} holds {} rows, not {metric}", segment.metric()).into());
+    }
     // Reads the whole file once, which also puts it in the page cache for the measurement.
     segment.verify()?;
     let index = DiskannIndex {
@@ -65,7 +78,7 @@ pub fn build(
         sectors: AtomicU64::new(0),
         hops: AtomicU64::new(0),
     };
-    Ok((index, report))
+    Ok(index)
 }
 
 impl DiskannIndex {

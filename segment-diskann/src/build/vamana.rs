@@ -337,7 +337,7 @@ fn medoid(points: &Points<'_>, among: usize) -> u32 {
 fn random_start(rows: usize, params: &Params) -> Graph {
     let mut graph = Graph::new(rows, slack_cap(params.max_degree));
     let degree = params.max_degree.min(rows - 1);
-    let mut seen = Visited::default();
+    let mut seen: Visited = Visited::default();
     let mut list = Vec::with_capacity(degree);
     let mut rng = SplitMix64::new(params.seed, 0x0A11_5EED);
     for row in 0..rows as u32 {
