@@ -126,8 +126,9 @@ impl Options {
     }
 
     /// The codes Vamana segments keep in RAM: residual PQ (`CodecKind::Rpq`, default with one
-    /// sub-space per 4 dimensions: `dim / 4 + 5` bytes a vector), PQ, SQ8 (`dim` bytes) or INT4
-    /// (`dim / 2`). Finer codes need fewer disk reads per query and more RAM.
+    /// sub-space per 2 dimensions, `dim / 2 + 5` bytes a vector, or per 4 from 512
+    /// dimensions), PQ, SQ8 (`dim` bytes) or INT4 (`dim / 2`). Finer codes need fewer disk
+    /// reads per query and more RAM.
     #[must_use]
     pub fn vamana_codec(mut self, codec: CodecKind) -> Self {
         self.vamana_codec = Some(codec);

@@ -7,9 +7,8 @@
 //! `docs/format/segment-diskann.md`.
 //!
 //! - [`VamanaBuilder`] takes a stream of `(id, vector)` rows (a compaction's merged inputs)
-//!   and builds the graph: a random R-regular start, two passes of greedy search plus robust
-//!   prune (alpha = 1, then alpha), back edges pruned as lists overflow; parallel on every core
-//!   and deterministic for a seed.
+//!   and builds the graph: one pass of greedy search plus robust prune from an empty graph,
+//!   back edges pruned as lists overflow; parallel on every core and deterministic for a seed.
 //! - [`VamanaSegment::search`] walks the graph from the medoid by code distance, with a
 //!   candidate list of size L and a beam of W nodes per round, computes the exact distance of
 //!   every node it expands from the vector in the node, and returns the best by exact distance.

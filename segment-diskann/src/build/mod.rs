@@ -38,7 +38,7 @@ pub struct BuildReport {
     pub train: Duration,
     /// Encoding every row.
     pub encode: Duration,
-    /// Building the graph (both passes).
+    /// Building the graph.
     pub graph: Duration,
     /// Measuring recall at a ladder of list sizes.
     pub calibrate: Duration,

@@ -1,8 +1,12 @@
-//! The Vamana graph build: a random R-regular start, then two insertion passes (alpha = 1, then
-//! the configured alpha), each a greedy search from the medoid plus a robust prune, with back
-//! edges pruned when a list overflows its slack.
+//! The Vamana graph build: one insertion pass from an empty graph (as ParlayANN builds), each
+//! insert a greedy search from the medoid plus a robust prune with the configured alpha, with
+//! back edges pruned when a list overflows its slack.
 //!
-//! The first pass searches with half the list (see `build`), the second with all of it.
+//! DiskANN's original build starts from a random R-regular graph and makes two passes (alpha 1,
+//! then alpha). Measured on 200k x 128 clustered rows with 64-byte residual PQ codes, the one
+//! pass reached the same recall at every L (0.954 / 0.986 / 0.994 at L 12 / 16 / 20 against
+//! 0.955 / 0.986 / 0.993) in 54% of the graph time; with 32-byte codes it lost 0.5-2.5 points
+//! at equal L (docs/BENCHMARKS.md).
 //!
 //! Parallel and deterministic: points are inserted in batches. Within a batch every point
 //! searches the graph as it stood before the batch and computes its new list (in parallel, the
@@ -161,27 +165,9 @@ pub(crate) fn build(points: &Points<'_>, params: &Params, kernels: &Kernels) -> 
     let rows = points.rows();
     assert!(rows > 0 && rows as u64 <= crate::format::MAX_ROWS, "rows checked by the builder");
     let medoid = medoid(points, rows);
-    let mut graph = random_start(rows, params);
     let threads = params.threads.max(1);
     let mut scratches: Vec<Scratch> = (0..threads).map(|_| Scratch::default()).collect();
     let mut work = Buffers::default();
-    let batch_limit = batch_limit(rows);
-    for (pass, alpha) in [(0u64, 1.0), (1, params.alpha)] {
-        let order = permutation(rows, params.seed, pass);
-        // The first pass only has to turn the random start into a navigable graph; the
-        // second rebuilds every list at full effort. Half the list in the first pass left
-        // recall unchanged on the 100k benchmark (0.934 / 0.979 at L 16 / 24 against
-        // 0.935 / 0.979) and cut graph time by 28%.
-        let search_list =
-            if pass == 0 { params.search_list.div_ceil(2) } else { params.search_list };
-        let step = Step { points, params, kernels, alpha, medoid, search_list };
-        let mut done = 0;
-        for size in batch_sizes(rows, batch_limit, pass == 0) {
-            step.insert_batch(&mut graph, &order[done..done + size], &mut scratches, &mut work);
-            done += size;
-        }
-        debug_assert_eq!(done, rows);
-    }
     let step = Step {
         points,
         params,
@@ -190,6 +176,18 @@ pub(crate) fn build(points: &Points<'_>, params: &Params, kernels: &Kernels) -> 
         medoid,
         search_list: params.search_list,
     };
+    // One pass from an empty graph (as ParlayANN builds): the medoid first, then every other
+    // row in a seeded order, in batches that double from one, so each batch searches a graph
+    // about as large as itself and the early graph takes shape from nearly sequential inserts.
+    let mut graph = Graph::new(rows, slack_cap(params.max_degree));
+    let order: Vec<u32> =
+        permutation(rows, params.seed, 0).into_iter().filter(|&row| row != medoid).collect();
+    let mut done = 0;
+    for size in batch_sizes(order.len(), batch_limit(rows), true) {
+        step.insert_batch(&mut graph, &order[done..done + size], &mut scratches, &mut work);
+        done += size;
+    }
+    debug_assert_eq!(done, order.len());
     step.trim(&mut graph, &mut scratches, &mut work);
     (graph, medoid)
 }
@@ -245,7 +243,7 @@ impl KeptGraph {
 /// Grows a kept graph by the rows after it (FreshDiskANN's StreamingMerge): lists that lost
 /// neighbours to dropped rows are pruned again from the lost neighbours' own lists, kept rows
 /// left with no list and every new row are inserted by greedy search and robust prune, as in
-/// the build's second pass. The cost is the new rows', not a rebuild of all of them.
+/// a build. The cost is the new rows', not a rebuild of all of them.
 pub(crate) fn extend(
     points: &Points<'_>,
     params: &Params,
@@ -292,11 +290,11 @@ fn batch_limit(rows: usize) -> usize {
 
 /// The sizes of one pass's batches, in order: positive, at most `limit`, summing to `rows`.
 ///
-/// The first pass starts from the random graph, so it begins with single points and doubles
-/// up to `limit`: early points find their neighbours through lists already improved. The
-/// second pass starts from a good graph and runs at `limit` throughout. The doubling
-/// saturates at `limit`; an unbounded `batch *= 2` wrapped to zero after 64 steps in
-/// release builds, and a pass over more than ~835k rows never ended.
+/// A build starts from an empty graph, so it begins with single points and doubles up to
+/// `limit`: each batch searches a graph about as large as itself. A merge that extends a kept
+/// graph runs at `limit` throughout. The doubling saturates at `limit`; an unbounded
+/// `batch *= 2` wrapped to zero after 64 steps in release builds, and a pass over more than
+/// ~835k rows never ended.
 fn batch_sizes(rows: usize, limit: usize, ramp_up: bool) -> impl Iterator<Item = usize> {
     let limit = limit.max(1);
     let mut next = if ramp_up { 1 } else { limit };
@@ -330,33 +328,6 @@ fn medoid(points: &Points<'_>, among: usize) -> u32 {
         }
     }
     best.1
-}
-
-/// Every row gets `max_degree` distinct random neighbours (all other rows when there are
-/// fewer): O(rows · R) with a visited set per row instead of quadratic duplicate checks.
-fn random_start(rows: usize, params: &Params) -> Graph {
-    let mut graph = Graph::new(rows, slack_cap(params.max_degree));
-    let degree = params.max_degree.min(rows - 1);
-    let mut seen: Visited = Visited::default();
-    let mut list = Vec::with_capacity(degree);
-    let mut rng = SplitMix64::new(params.seed, 0x0A11_5EED);
-    for row in 0..rows as u32 {
-        list.clear();
-        if degree == rows - 1 {
-            list.extend((0..rows as u32).filter(|&other| other != row));
-        } else {
-            seen.reset(rows);
-            seen.insert(row);
-            while list.len() < degree {
-                let other = rng.below(rows) as u32;
-                if seen.insert(other) {
-                    list.push(other);
-                }
-            }
-        }
-        graph.set(row, &list);
-    }
-    graph
 }
 
 /// A seeded random order of `0..rows` (Fisher-Yates).
