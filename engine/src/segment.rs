@@ -97,6 +97,14 @@ impl Segment {
         }
     }
 
+    /// Drops this process's resident copy of the mapped file (a compaction has read it).
+    pub(crate) fn release_resident(&self) {
+        match self {
+            Segment::Flat(s) => s.release_resident(),
+            Segment::Vamana(s) => s.release_resident(),
+        }
+    }
+
     pub(crate) fn vector(&self, row: u32) -> Result<&[f32]> {
         Ok(match self {
             Segment::Flat(s) => s.vector(row)?,

@@ -346,6 +346,14 @@ impl VamanaSegment {
         self.bytes.is_mapped()
     }
 
+    /// Drops this process's resident copy of the mapped object (see
+    /// [`ObjectBytes::release_resident`](strata_storage::ObjectBytes::release_resident)): a
+    /// compaction that has streamed this segment's rows calls it, and later reads fault the
+    /// pages back in from the page cache.
+    pub fn release_resident(&self) {
+        self.bytes.release_resident();
+    }
+
     /// Bytes this segment holds in RAM: the codes, the codec's tables and the sector-check
     /// bits. The mapped object is not counted: the page cache holds what searches touch.
     pub fn memory_bytes(&self) -> usize {

@@ -303,6 +303,14 @@ impl FlatSegment {
         self.bytes.is_mapped()
     }
 
+    /// Drops this process's resident copy of the mapped object (see
+    /// [`ObjectBytes::release_resident`](strata_storage::ObjectBytes::release_resident)): a
+    /// compaction that has streamed this segment's rows calls it, and later reads fault the
+    /// pages back in from the page cache.
+    pub fn release_resident(&self) {
+        self.bytes.release_resident();
+    }
+
     /// The id of row `row`.
     ///
     /// # Panics

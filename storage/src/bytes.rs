@@ -148,6 +148,24 @@ impl ObjectBytes {
     pub fn is_mapped(&self) -> bool {
         matches!(*self.backing, Backing::Mapped { .. })
     }
+
+    /// Drops this process's resident copy of the mapped file's pages: they stay in the OS
+    /// page cache, and the next read of any byte faults its page back in. A compaction calls
+    /// it on each input it has read, so that a merge's resident memory peaks at what its build
+    /// holds, not at that plus every input file it streamed. The whole mapping is released,
+    /// whatever range these bytes view. Nothing happens for heap buffers or off Unix.
+    pub fn release_resident(&self) {
+        #[cfg(unix)]
+        if let Backing::Mapped { map, .. } = &*self.backing {
+            // SAFETY: every mapping here is a read-only shared map of an immutable object
+            // file (`Mmap::map`: PROT_READ, MAP_SHARED). MADV_DONTNEED on such a mapping only
+            // unmaps the pages from this process; the next access maps the same file pages
+            // again, so every live reference keeps reading the same bytes.
+            let released = unsafe { map.unchecked_advise(memmap2::UncheckedAdvice::DontNeed) };
+            // Only a hint: a kernel that refuses it leaves the pages resident, nothing worse.
+            drop(released);
+        }
+    }
 }
 
 impl Deref for ObjectBytes {

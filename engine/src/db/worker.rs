@@ -276,6 +276,11 @@ impl Inner {
                         row_maps[0].iter().map(|&out| (out != DROPPED).then_some(out)).collect();
                     builder.keep_graph(base, &row_map)?;
                 }
+                // The builder holds every row and the kept graph now: the inputs' pages need
+                // not stay resident through the build (searches fault back what they read).
+                for live in inputs {
+                    live.segment.release_resident();
+                }
                 let report = builder.finish(storage, &key)?;
                 (report.segment.size, report.segment.crc32)
             }
