@@ -183,7 +183,7 @@ pub(crate) fn build(points: &Points<'_>, params: &Params, kernels: &Kernels) -> 
     let order: Vec<u32> =
         permutation(rows, params.seed, 0).into_iter().filter(|&row| row != medoid).collect();
     let mut done = 0;
-    for size in batch_sizes(order.len(), batch_limit(rows), true) {
+    for size in batch_sizes(order.len(), batch_limit(rows), 1) {
         step.insert_batch(&mut graph, &order[done..done + size], &mut scratches, &mut work);
         done += size;
     }
@@ -275,7 +275,7 @@ pub(crate) fn extend(
         (0..base as u32).filter(|&row| row != medoid && graph.neighbors(row).is_empty()).collect();
     order.extend(permutation(rows - base, params.seed, 2).into_iter().map(|i| i + base as u32));
     let mut done = 0;
-    for size in batch_sizes(order.len(), batch_limit(rows), false) {
+    for size in batch_sizes(order.len(), batch_limit(rows), base) {
         step.insert_batch(&mut graph, &order[done..done + size], &mut scratches, &mut work);
         done += size;
     }
@@ -290,14 +290,15 @@ fn batch_limit(rows: usize) -> usize {
 
 /// The sizes of one pass's batches, in order: positive, at most `limit`, summing to `rows`.
 ///
-/// A build starts from an empty graph, so it begins with single points and doubles up to
-/// `limit`: each batch searches a graph about as large as itself. A merge that extends a kept
-/// graph runs at `limit` throughout. The doubling saturates at `limit`; an unbounded
-/// `batch *= 2` wrapped to zero after 64 steps in release builds, and a pass over more than
-/// ~835k rows never ended.
-fn batch_sizes(rows: usize, limit: usize, ramp_up: bool) -> impl Iterator<Item = usize> {
+/// Each batch searches the graph as it stood before it, so a batch no larger than the graph
+/// keeps its points from missing each other: the first batch is `first` rows (the rows
+/// already linked: 1, the medoid, for a build from an empty graph; the kept rows for a merge
+/// into a kept graph) and sizes double from there up to `limit`. The doubling saturates at
+/// `limit`; an unbounded `batch *= 2` wrapped to zero after 64 steps in release builds, and a
+/// pass over more than ~835k rows never ended.
+fn batch_sizes(rows: usize, limit: usize, first: usize) -> impl Iterator<Item = usize> {
     let limit = limit.max(1);
-    let mut next = if ramp_up { 1 } else { limit };
+    let mut next = first.clamp(1, limit);
     let mut left = rows;
     std::iter::from_fn(move || {
         if left == 0 {
@@ -754,11 +755,11 @@ mod tests {
         for rows in sizes_to_walk {
             let limit = batch_limit(rows);
             assert!((256..=16_384).contains(&limit));
-            for ramp_up in [true, false] {
+            for first in [1, limit / 3, limit, usize::MAX] {
                 let mut total = 0usize;
                 let mut count = 0usize;
                 let mut previous = 0usize;
-                for size in batch_sizes(rows, limit, ramp_up) {
+                for size in batch_sizes(rows, limit, first) {
                     assert!(size >= 1 && size <= limit, "rows {rows}: batch {size}");
                     // Sizes never shrink except for the last, partial batch.
                     if total + size < rows {
@@ -768,8 +769,8 @@ mod tests {
                     total += size;
                     count += 1;
                 }
-                assert_eq!(total, rows, "rows {rows}, ramp-up {ramp_up}");
-                let ramp = if ramp_up { limit.ilog2() as usize + 1 } else { 0 };
+                assert_eq!(total, rows, "rows {rows}, first {first}");
+                let ramp = (limit / first.clamp(1, limit)).ilog2() as usize + 1;
                 assert!(
                     count <= rows.div_ceil(limit) + ramp,
                     "rows {rows}: {count} batches for limit {limit}"
@@ -780,10 +781,12 @@ mod tests {
 
     #[test]
     fn batch_schedule_doubles_to_the_limit_then_holds() {
-        let sizes: Vec<usize> = batch_sizes(100, 16, true).collect();
+        let sizes: Vec<usize> = batch_sizes(100, 16, 1).collect();
         assert_eq!(sizes, [1, 2, 4, 8, 16, 16, 16, 16, 16, 5]);
-        let sizes: Vec<usize> = batch_sizes(40, 16, false).collect();
+        let sizes: Vec<usize> = batch_sizes(40, 16, 16).collect();
         assert_eq!(sizes, [16, 16, 8]);
-        assert_eq!(batch_sizes(0, 16, true).count(), 0);
+        let sizes: Vec<usize> = batch_sizes(40, 16, 3).collect();
+        assert_eq!(sizes, [3, 6, 12, 16, 3]);
+        assert_eq!(batch_sizes(0, 16, 1).count(), 0);
     }
 }
