@@ -12,8 +12,8 @@ use crossbeam::channel::Sender;
 use parking_lot::{Condvar, Mutex, RwLock};
 use strata_manifest::keys::{manifest_key, segment_file_key};
 use strata_manifest::{FileRecord, Manifest, ManifestError, Retention, SegmentKind, SegmentRecord};
-use strata_memtable::{MAX_ROWS, Memtable, Params, validate_vector};
-use strata_quantize::{Metric, Neighbor};
+use strata_memtable::{MAX_ROWS, Memtable, MemtableError, Params, validate_vector};
+use strata_quantize::{Metric, Neighbor, normalize};
 use strata_segment_flat::FlatWriter;
 use strata_storage::{DirLock, LocalDir, Storage};
 
@@ -430,6 +430,22 @@ impl Db {
         self.inner.upsert_batch(ids, vectors)
     }
 
+    /// The bulk path: upserts the batch (as [`upsert_batch`](Self::upsert_batch) does) and
+    /// commits it with every write before it, returning the new version. The rows skip the
+    /// memtable's graph: they are written as one new segment, which the background worker then
+    /// folds into the largest Vamana segment (or promotes to one), inserting each row into a
+    /// graph once. Loading a large file this way costs about one Vamana build, where upserts
+    /// cost an HNSW insert per row and then the build.
+    ///
+    /// The whole batch is validated first: on any error nothing is applied. Within a batch,
+    /// the last row with a given id wins. Until the commit returns, the batch is searched by
+    /// an exact scan.
+    pub fn ingest(&self, ids: &[u64], vectors: &[f32]) -> Result<Version> {
+        let version = self.inner.ingest(ids, vectors)?;
+        self.inner.stall_while_compaction_is_behind();
+        Ok(version)
+    }
+
     /// Deletes record `id`; returns whether it existed. Visible to searches on return; durable
     /// after the next commit.
     pub fn delete(&self, id: u64) -> Result<bool> {
@@ -757,6 +773,79 @@ impl Inner {
         Ok(())
     }
 
+    pub(crate) fn ingest(&self, ids: &[u64], vectors: &[f32]) -> Result<Version> {
+        self.check_writable()?;
+        if ids.len().checked_mul(self.dim) != Some(vectors.len()) {
+            return Err(Error::InvalidBatch {
+                ids: ids.len(),
+                floats: vectors.len(),
+                dim: self.dim,
+            });
+        }
+        // Segment rows are u32 and DROPPED marks a dropped row.
+        let max = DROPPED as usize - 1;
+        if ids.len() > max {
+            return Err(Error::BatchTooLarge { rows: ids.len(), max });
+        }
+        for row in vectors.chunks_exact(self.dim) {
+            validate_vector(self.dim, self.metric, row)?;
+        }
+        // The last row of each id wins, as in `upsert_batch`.
+        let mut seen = HashSet::with_capacity(ids.len());
+        let mut keep = vec![false; ids.len()];
+        for (i, id) in ids.iter().enumerate().rev() {
+            keep[i] = seen.insert(*id);
+        }
+        drop(seen);
+        let live = keep.iter().filter(|&&k| k).count();
+        let mut batch_ids = Vec::with_capacity(live);
+        let mut batch_vectors = Vec::with_capacity(live * self.dim);
+        for (i, row) in vectors.chunks_exact(self.dim).enumerate().filter(|(i, _)| keep[*i]) {
+            batch_ids.push(ids[i]);
+            let start = batch_vectors.len();
+            batch_vectors.extend_from_slice(row);
+            if self.metric.needs_normalization() {
+                normalize(&mut batch_vectors[start..]).map_err(|_| MemtableError::ZeroVector)?;
+            }
+        }
+        if batch_ids.is_empty() {
+            return self.commit();
+        }
+        {
+            // Earlier writes go into an earlier tier (the rotation), the batch into its own:
+            // visible first, then the old versions hidden, as an upsert does, so a search never
+            // misses a record.
+            let _gate = self.write_gate.write();
+            self.rotate_locked()?;
+            let segment_id = {
+                let mut next_id = self.next_segment_id.lock();
+                let id = *next_id;
+                *next_id += 1;
+                id
+            };
+            let number = segment_number(segment_id)?;
+            let pending = Arc::new(Pending::batch(
+                segment_id,
+                self.dim,
+                self.metric,
+                batch_ids,
+                batch_vectors,
+            ));
+            {
+                let mut snapshot = self.snapshot.write();
+                let mut next = (**snapshot).clone();
+                next.pending.push(Arc::clone(&pending));
+                *snapshot = Arc::new(next);
+            }
+            let mut index = self.index.lock();
+            for &id in &pending.ids {
+                index.delete(id);
+            }
+            index.add_segment(number, Arc::clone(&pending.deleted), pending.ids.iter().copied());
+        }
+        self.commit()
+    }
+
     pub(crate) fn delete(&self, id: u64) -> Result<bool> {
         self.check_writable()?;
         let _gate = self.write_gate.read();
@@ -966,7 +1055,7 @@ impl Inner {
         }
         let mut flushed = Vec::new();
         for (pending, deletes) in snapshot.pending.iter().zip(pending_deletes) {
-            let rows = pending.rows.len() as u64;
+            let rows = pending.len() as u64;
             if deletes.deleted() == rows {
                 flushed.push((Arc::clone(pending), None));
                 continue;

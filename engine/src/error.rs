@@ -25,6 +25,10 @@ pub enum Error {
     #[error("invalid batch: {ids} ids but {floats} floats for dimension {dim}")]
     InvalidBatch { ids: usize, floats: usize, dim: usize },
 
+    /// An ingested batch with more rows than one segment holds.
+    #[error("batch too large: {rows} rows, a segment holds at most {max}")]
+    BatchTooLarge { rows: usize, max: usize },
+
     /// An option out of range.
     #[error("invalid option {name}: {reason}")]
     InvalidOption { name: &'static str, reason: &'static str },

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use strata_manifest::{Manifest, SegmentRecord};
 use strata_memtable::{FrozenMemtable, Memtable, MemtableError, MemtableView};
-use strata_quantize::{Neighbor, TopK, normalize};
+use strata_quantize::{Metric, Neighbor, TopK, normalize};
 
 use crate::bitmap::AtomicBitmap;
 use crate::compaction::SegmentInfo;
@@ -16,20 +16,33 @@ use crate::{Result, SearchParams};
 /// Marks a memtable row that was not live when the memtable froze.
 pub(crate) const NOT_LIVE: u32 = u32::MAX;
 
-/// A frozen memtable that a commit will write as segment `segment_id`. Its live rows were
-/// numbered (in the memtable's stable order) when it froze; those are the rows of the future
-/// segment, so deletes can be recorded against them before the segment exists.
+/// Rows that a commit will write as segment `segment_id`: a frozen memtable, or a batch that
+/// [`Db::ingest`](crate::Db::ingest) hands over whole. Rows are numbered as the future segment
+/// numbers them, so deletes can be recorded against them before the segment exists.
 #[derive(Debug)]
 pub(crate) struct Pending {
     pub(crate) segment_id: u64,
-    pub(crate) memtable: FrozenMemtable,
-    /// Segment row -> memtable row.
-    pub(crate) rows: Vec<u32>,
-    /// Memtable row -> segment row, or [`NOT_LIVE`].
-    pub(crate) segment_rows: Vec<u32>,
+    pub(crate) rows: PendingRows,
     /// Segment row -> id.
     pub(crate) ids: Vec<u64>,
     pub(crate) deleted: Arc<AtomicBitmap>,
+}
+
+/// Where a pending tier's vectors are.
+#[derive(Debug)]
+pub(crate) enum PendingRows {
+    /// A frozen memtable, searched through its graph. Its live rows were numbered (in the
+    /// memtable's stable order) when it froze.
+    Memtable {
+        memtable: FrozenMemtable,
+        /// Segment row -> memtable row.
+        rows: Vec<u32>,
+        /// Memtable row -> segment row, or [`NOT_LIVE`].
+        segment_rows: Vec<u32>,
+    },
+    /// An ingested batch (validated, normalized for cosine, one row per id), scanned exactly:
+    /// it lives only for the commit that writes it.
+    Batch { dim: usize, metric: Metric, vectors: Vec<f32> },
 }
 
 impl Pending {
@@ -45,17 +58,76 @@ impl Pending {
             ids.push(id);
         }
         let deleted = Arc::new(AtomicBitmap::new(rows.len() as u64));
-        Pending { segment_id, memtable: frozen, rows, segment_rows, ids, deleted }
+        let rows = PendingRows::Memtable { memtable: frozen, rows, segment_rows };
+        Pending { segment_id, rows, ids, deleted }
+    }
+
+    /// A batch of distinct ids and their prepared vectors as the future segment `segment_id`.
+    pub(crate) fn batch(
+        segment_id: u64,
+        dim: usize,
+        metric: Metric,
+        ids: Vec<u64>,
+        vectors: Vec<f32>,
+    ) -> Self {
+        debug_assert_eq!(ids.len() * dim, vectors.len());
+        let deleted = Arc::new(AtomicBitmap::new(ids.len() as u64));
+        Pending { segment_id, rows: PendingRows::Batch { dim, metric, vectors }, ids, deleted }
+    }
+
+    /// Rows of the future segment.
+    pub(crate) fn len(&self) -> usize {
+        self.ids.len()
     }
 
     pub(crate) fn vector(&self, row: u32) -> &[f32] {
-        self.memtable.row_vector(self.rows[row as usize])
+        match &self.rows {
+            PendingRows::Memtable { memtable, rows, .. } => memtable.row_vector(rows[row as usize]),
+            PendingRows::Batch { dim, vectors, .. } => {
+                &vectors[row as usize * dim..(row as usize + 1) * dim]
+            }
+        }
     }
 
     pub(crate) fn memory_bytes(&self) -> usize {
-        self.memtable.memory_bytes()
-            + (self.rows.capacity() + self.segment_rows.capacity()) * 4
-            + self.ids.capacity() * 8
+        let rows = match &self.rows {
+            PendingRows::Memtable { memtable, rows, segment_rows } => {
+                memtable.memory_bytes() + (rows.capacity() + segment_rows.capacity()) * 4
+            }
+            PendingRows::Batch { vectors, .. } => vectors.capacity() * 4,
+        };
+        rows + self.ids.capacity() * 8
+    }
+
+    /// The best `k` live rows for `query` into `out` (nearest first).
+    fn search(
+        &self,
+        query: &[f32],
+        k: usize,
+        ef: usize,
+        top: &mut TopK,
+        out: &mut Vec<Neighbor>,
+    ) -> Result<()> {
+        match &self.rows {
+            PendingRows::Memtable { memtable, segment_rows, .. } => {
+                let keep = |row: u32| {
+                    let segment_row = segment_rows[row as usize];
+                    segment_row != NOT_LIVE && !self.deleted.contains(segment_row)
+                };
+                let live = self.ids.len() - self.deleted.count() as usize;
+                search_graph(memtable, query, k, ef, live, &keep, out)
+            }
+            PendingRows::Batch { dim, metric, vectors } => {
+                top.reset(k);
+                for (row, vector) in vectors.chunks_exact(*dim).enumerate() {
+                    if !self.deleted.contains(row as u32) {
+                        top.push(self.ids[row], metric.distance(query, vector));
+                    }
+                }
+                top.sorted_into(out);
+                Ok(())
+            }
+        }
     }
 }
 
@@ -181,12 +253,7 @@ impl Snapshot {
         scratch.top.sorted_into(&mut scratch.tier);
         scratch.merged.extend_from_slice(&scratch.tier);
         for pending in &self.pending {
-            let keep = |row: u32| {
-                let segment_row = pending.segment_rows[row as usize];
-                segment_row != NOT_LIVE && !pending.deleted.contains(segment_row)
-            };
-            let live = pending.ids.len() - pending.deleted.count() as usize;
-            search_graph(&pending.memtable, query, k, ef, live, &keep, &mut scratch.tier)?;
+            pending.search(query, k, ef, &mut scratch.top, &mut scratch.tier)?;
             scratch.merged.extend_from_slice(&scratch.tier);
         }
         let live = self.active.len();

@@ -67,8 +67,11 @@ fn bad_input_is_refused_and_changes_nothing() {
     let rows = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, f32::NAN, 0.0, 0.0];
     assert!(db.upsert_batch(&[5, 6, 7], &rows).is_err());
     assert!(matches!(db.upsert_batch(&[5, 6], &rows), Err(Error::InvalidBatch { .. })));
+    assert!(matches!(db.ingest(&[5, 6, 7], &rows), Err(Error::InvalidVector(_))));
+    assert!(matches!(db.ingest(&[5, 6], &rows), Err(Error::InvalidBatch { .. })));
     assert_eq!((db.get(5).unwrap(), db.get(6).unwrap()), (None, None));
     assert_eq!(db.len(), 1);
+    assert_eq!(db.version(), Version(1), "a refused ingest commits nothing");
 
     assert!(matches!(
         Db::create_in(Arc::new(MemoryStore::new()), Options::new(0, Metric::L2)),
@@ -92,6 +95,53 @@ fn batches_insert_on_every_core_and_the_last_duplicate_wins() {
     db.commit().unwrap();
     assert_eq!(db.get(5).unwrap(), Some(v(9_005.0 / 100.0).to_vec()));
     assert_eq!(db.get(8_999).unwrap(), Some(v(8_999.0 / 100.0).to_vec()));
+}
+
+/// The bulk path replaces records wherever they are (committed segments, frozen and active
+/// memtables), keeps the last duplicate, commits everything before it, and survives a reopen.
+#[test]
+fn ingest_upserts_and_commits_a_batch_as_one_segment() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("db");
+    let db = Db::create(&root, Options::new(4, Metric::Cosine)).unwrap();
+    db.set_compaction_policy(Arc::new(strata::compaction::NoCompaction));
+    db.upsert_batch(&[1, 2, 3], &[v(1.0), v(2.0), v(3.0)].concat()).unwrap();
+    db.commit().unwrap(); // 1, 2, 3 in a segment
+    db.upsert(4, &v(4.0)).unwrap(); // uncommitted, in the active memtable
+    db.upsert(5, &v(5.0)).unwrap();
+
+    // 2 (segment) and 4 (memtable) are replaced, 9 appears twice: the last wins.
+    let ids = [2, 4, 9, 10, 9];
+    let rows = [v(20.0), v(40.0), v(90.0), v(100.0), v(91.0)].concat();
+    let version = db.ingest(&ids, &rows).unwrap();
+    assert_eq!(version, Version(3));
+    let stored = |x: f32| {
+        let mut stored = v(x).to_vec();
+        strata_quantize::normalize(&mut stored).unwrap();
+        stored
+    };
+    let check = |db: &Db| {
+        assert_eq!(db.len(), 7);
+        for (id, x) in [(1, 1.0), (2, 20.0), (3, 3.0), (4, 40.0), (5, 5.0), (9, 91.0), (10, 100.0)]
+        {
+            assert_eq!(db.get(id).unwrap(), Some(stored(x)), "id {id}");
+        }
+        let hits = db.search_with(&v(40.0), SearchParams::exact(10)).unwrap();
+        assert_eq!(hits.len(), 7, "{hits:?}");
+        assert_eq!(hits[0].id, 4, "{hits:?}");
+        let mut ids: Vec<u64> = hits.iter().map(|n| n.id).collect();
+        ids.sort_unstable();
+        assert_eq!(ids, [1, 2, 3, 4, 5, 9, 10], "each record once, old versions gone");
+    };
+    check(&db);
+    // The memtable's rows were committed with the batch, and the batch is one segment.
+    let kinds: Vec<u64> = db.segments().iter().map(|s| s.live_rows).collect();
+    assert_eq!(kinds, [2, 1, 4], "the old segment, the memtable's rows, the batch");
+    assert_eq!(db.ingest(&[], &[]).unwrap(), version, "an empty batch commits nothing new");
+    drop(db);
+    let db = Db::open(&root).unwrap();
+    assert_eq!(db.version(), version);
+    check(&db);
 }
 
 #[test]

@@ -1,6 +1,7 @@
 //! Crash at every file-system step of a database's life (create, commits with new segments,
-//! deletion vectors and a dropped segment, compactions into flat and Vamana segments): every
-//! reboot shows exactly one committed version, whole, and never loses an acknowledged commit.
+//! deletion vectors and a dropped segment, an ingested batch, compactions into flat and Vamana
+//! segments): every reboot shows exactly one committed version, whole, and never loses an
+//! acknowledged commit.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -94,6 +95,20 @@ fn scenario(fs: &SimFs) -> Outcome {
             }
             Err(_) => return outcome,
         }
+    }
+    // The bulk path: a batch replacing committed records and adding new ones, written as its
+    // own segment in one commit.
+    let ids: Vec<u64> = (10..20).collect();
+    let rows: Vec<f32> = ids.iter().flat_map(|&id| vector(id, 4)).collect();
+    for &id in &ids {
+        records.insert(id, vector(id, 4));
+    }
+    let next = db.version().0 + 1;
+    outcome.in_flight = Some((next, records.clone()));
+    if let Ok(version) = db.ingest(&ids, &rows) {
+        assert_eq!(version.0, next);
+        outcome.versions.insert(next, records);
+        outcome.in_flight = None;
     }
     outcome
 }

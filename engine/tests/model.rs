@@ -17,6 +17,8 @@ const DIM: usize = 3;
 enum Op {
     Upsert(u64, Vec<f32>),
     Batch(Vec<(u64, Vec<f32>)>),
+    /// `Db::ingest`: the batch, then a commit.
+    Ingest(Vec<(u64, Vec<f32>)>),
     Delete(u64),
     Commit,
     Compact,
@@ -41,6 +43,7 @@ fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         6 => (id.clone(), vector()).prop_map(|(id, v)| Op::Upsert(id, v)),
         2 => proptest::collection::vec((id.clone(), vector()), 1..12).prop_map(Op::Batch),
+        1 => proptest::collection::vec((id.clone(), vector()), 0..12).prop_map(Op::Ingest),
         3 => id.clone().prop_map(Op::Delete),
         2 => Just(Op::Commit),
         1 => Just(Op::Compact),
@@ -113,6 +116,17 @@ fn run(metric: Metric, ops: Vec<Op>, rotate_rows: usize, compact_all: bool) {
                 for (id, v) in rows {
                     current.insert(id, stored(metric, &v));
                 }
+            }
+            Op::Ingest(rows) => {
+                let ids: Vec<u64> = rows.iter().map(|r| r.0).collect();
+                let flat: Vec<f32> = rows.iter().flat_map(|r| r.1.iter().copied()).collect();
+                let before = db.version();
+                let after = db.ingest(&ids, &flat).unwrap();
+                assert!(after.0 >= before.0);
+                for (id, v) in rows {
+                    current.insert(id, stored(metric, &v));
+                }
+                committed = current.clone();
             }
             Op::Delete(id) => {
                 assert_eq!(db.delete(id).unwrap(), current.remove(&id).is_some(), "delete {id}");

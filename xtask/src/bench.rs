@@ -82,7 +82,8 @@ pub struct BenchArgs {
     /// best `k * rerank` rows by code with the exact vectors (1: the codes' own ranking).
     #[arg(long, value_delimiter = ',', default_value = "1,2,4,8,16")]
     pub rerank: Vec<usize>,
-    /// flat-pq, diskann: PQ sub-spaces (bytes per code) [default: dim / 4].
+    /// flat-pq, diskann: PQ sub-spaces (bytes per code) [default: flat-pq dim / 4; diskann
+    /// the builder's default, dim / 2 below 512 dimensions].
     #[arg(long)]
     pub pq_subspaces: Option<usize>,
     /// diskann: search list sizes L to sweep, one output row each.
@@ -96,6 +97,11 @@ pub struct BenchArgs {
     /// diskann: nodes expanded per search round (W).
     #[arg(long, default_value_t = 1)]
     pub beam_width: usize,
+    /// engine: load each group of --commit-every rows with `Db::ingest` (the bulk path: a
+    /// segment written straight from the batch, folded into the graph by the worker) instead
+    /// of `upsert_batch` into the memtable and `commit`.
+    #[arg(long)]
+    pub ingest: bool,
     /// diskann: open the segment a previous run left in --db instead of building one (to
     /// measure or profile searches without paying for the build again). Build options are
     /// then ignored; the reported build time is the open's.
@@ -300,8 +306,12 @@ fn load_engine(
         let end = (start + every).min(base.rows());
         let ids: Vec<u64> = (start as u64..end as u64).collect();
         let rows = &base.data[start * base.dim..end * base.dim];
-        db.upsert_batch(&ids, rows).map_err(|e| e.to_string())?;
-        db.commit().map_err(|e| e.to_string())?;
+        if args.ingest {
+            db.ingest(&ids, rows).map_err(|e| e.to_string())?;
+        } else {
+            db.upsert_batch(&ids, rows).map_err(|e| e.to_string())?;
+            db.commit().map_err(|e| e.to_string())?;
+        }
         if args.compaction == CompactionMode::Sync {
             db.compact().map_err(|e| e.to_string())?;
         }
@@ -614,6 +624,7 @@ pub fn run(args: &BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
                         "l": l,
                         "recall_target": recall_target,
                         "commit_every": args.commit_every,
+                        "ingest": args.ingest,
                         "commits": commits,
                         "compaction": format!("{:?}", args.compaction).to_lowercase(),
                         "segments": segments.len(),
@@ -668,9 +679,10 @@ pub fn run(args: &BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
             if let Some(l) = args.build_l {
                 options = options.search_list(l);
             }
-            let (max_degree, build_l) = (options.max_degree_for(dim), options.search_list_for(dim));
-            let codec = args.codec.unwrap_or(CodecKind::Rpq {
-                subspaces: args.pq_subspaces.unwrap_or(dim / 4).max(1),
+            let build_l = options.search_list_for(dim);
+            let codec = args.codec.unwrap_or_else(|| match args.pq_subspaces {
+                Some(subspaces) => CodecKind::Rpq { subspaces: subspaces.max(1) },
+                None => options.codec_for(dim, n as u64),
             });
             options = options.codec(codec);
             let dir = BenchDir::new(args.db.as_ref(), args.index.name());
@@ -683,6 +695,8 @@ pub fn run(args: &BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
             };
             let build_s = started.elapsed().as_secs_f64();
             let segment = index.segment();
+            // A reused segment reports what it holds, not what the arguments ask for.
+            let (codec, max_degree) = (segment.codec().kind(), segment.max_degree());
             if let (false, Some(built)) = (args.json, built) {
                 println!(
                     "diskann: {codec}, R {}, build L {}, alpha {}: train {:.2} s, encode {:.2} s, graph {:.2} s, write {:.2} s on {build_threads} thread(s); mean degree {:.1}; {:.1} RAM bytes per vector",
@@ -880,6 +894,7 @@ mod tests {
             recall: Vec::new(),
             beam_width: 1,
             reuse: false,
+            ingest: false,
             max_degree: None,
             build_l: None,
             alpha: 1.2,
@@ -981,6 +996,7 @@ mod tests {
             recall: Vec::new(),
             beam_width: 1,
             reuse: false,
+            ingest: false,
             max_degree: None,
             build_l: None,
             alpha: 1.2,

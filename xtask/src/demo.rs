@@ -12,7 +12,7 @@ use strata::{Db, Metric, SearchParams};
 use crate::bench::directory_bytes;
 use crate::generate::{GenArgs, Kind};
 use crate::input::VectorFile;
-use crate::tools::{BulkLoadArgs, load, remove_dir, run_queries};
+use crate::tools::{BulkLoadArgs, LoadPath, load, remove_dir, run_queries};
 use crate::vecs::read_ivecs;
 
 /// Run the demo end to end on a fresh local database.
@@ -99,6 +99,7 @@ pub fn demo(args: &DemoArgs, progress: bool) -> Result<DemoSummary, Box<dyn std:
             create: true,
             dim: None,
             metric: Metric::L2,
+            via: LoadPath::Ingest,
             batch: 10_000,
             commit_every: args.commit_every,
             ids: "row".into(),

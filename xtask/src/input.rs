@@ -137,6 +137,17 @@ impl VectorFile {
     }
 
     /// Appends rows `range` to `out` as f32s, checking each row's dimension word.
+    /// Drops this process's resident copy of the rows read so far (they stay in the page
+    /// cache): a load of a file larger than the memory it may use reads it through the map
+    /// once, and each page read would otherwise count against the process until the end.
+    pub fn release_resident(&self) {
+        // SAFETY: a read-only shared map of a file nobody writes (see `open`): MADV_DONTNEED
+        // unmaps its pages from this process, and a later read maps the same file pages again.
+        let released = unsafe { self.map.unchecked_advise(memmap2::UncheckedAdvice::DontNeed) };
+        // Only a hint: a refusal leaves the pages resident, nothing worse.
+        drop(released);
+    }
+
     pub fn read_rows(&self, range: Range<usize>, out: &mut Vec<f32>) -> Result<(), InputError> {
         assert!(range.end <= self.rows, "rows {range:?} of {}", self.rows);
         out.reserve(range.len() * self.dim);

@@ -32,7 +32,12 @@ pub struct BulkLoadArgs {
     /// With --create: the metric, l2, ip or cosine.
     #[arg(long, default_value = "l2")]
     pub metric: Metric,
-    /// Rows per upsert batch (inserted on every core).
+    /// How rows go in: `ingest` writes each commit's rows straight into a segment that the
+    /// background worker folds into the Vamana graph (the bulk path, `Db::ingest`); `upsert`
+    /// inserts them into the memtable's graph first (`Db::upsert_batch`, then `Db::commit`).
+    #[arg(long, value_enum, default_value_t = LoadPath::Ingest)]
+    pub via: LoadPath,
+    /// Rows read (and, with --via upsert, upserted) at a time.
     #[arg(long, default_value_t = 10_000)]
     pub batch: usize,
     /// Rows between commits; the last partial group is committed at the end. A bad row stops
@@ -46,6 +51,13 @@ pub struct BulkLoadArgs {
     /// Wait for background compaction to finish before exiting.
     #[arg(long)]
     pub wait_compaction: bool,
+}
+
+/// How `bulk-load` writes rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LoadPath {
+    Ingest,
+    Upsert,
 }
 
 /// What a load did.
@@ -103,28 +115,46 @@ pub fn load(args: &BulkLoadArgs, progress: bool) -> Result<LoadReport> {
     let every = args.commit_every.max(1);
     let batch = args.batch.clamp(1, every);
     let mut rows = Vec::new();
+    let mut group_ids = Vec::new();
     let mut commits = 0;
     let mut since_commit = 0;
+    let mut group_start = 0;
     for start in (0..input.rows()).step_by(batch) {
         let end = (start + batch).min(input.rows());
-        rows.clear();
+        if args.via == LoadPath::Upsert {
+            rows.clear();
+            group_ids.clear();
+        }
         input.read_rows(start..end, &mut rows)?;
-        let batch_ids: Vec<u64> = match &ids {
-            Some(ids) => ids[start..end].to_vec(),
-            None => (start as u64..end as u64).collect(),
-        };
-        db.upsert_batch(&batch_ids, &rows).map_err(|e| format!("rows {start}..{end}: {e}"))?;
+        match &ids {
+            Some(ids) => group_ids.extend_from_slice(&ids[start..end]),
+            None => group_ids.extend(start as u64..end as u64),
+        }
         since_commit += end - start;
-        if since_commit >= every {
-            db.commit()?;
+        let commit_now = since_commit >= every || end == input.rows();
+        match args.via {
+            LoadPath::Upsert => {
+                db.upsert_batch(&group_ids, &rows)
+                    .map_err(|e| format!("rows {start}..{end}: {e}"))?;
+                if commit_now {
+                    db.commit()?;
+                }
+            }
+            LoadPath::Ingest if commit_now => {
+                db.ingest(&group_ids, &rows)
+                    .map_err(|e| format!("rows {group_start}..{end}: {e}"))?;
+                rows.clear();
+                group_ids.clear();
+                group_start = end;
+            }
+            LoadPath::Ingest => {}
+        }
+        if commit_now {
             commits += 1;
             since_commit = 0;
+            input.release_resident();
         }
         bar.set_position(end as u64);
-    }
-    if since_commit > 0 {
-        db.commit()?;
-        commits += 1;
     }
     bar.finish_and_clear();
     if args.wait_compaction {
@@ -173,9 +203,14 @@ pub struct SearchArgs {
     /// Ground truth (.ivecs, nearest ids first): print recall@k instead of the results.
     #[arg(long)]
     pub gt: Option<PathBuf>,
-    /// Candidate list of Vamana segment searches (L); higher is more accurate and slower.
-    #[arg(long, default_value_t = SearchParams::DEFAULT_SEARCH_LIST)]
-    pub l: usize,
+    /// One candidate list (L) for every Vamana segment search; higher is more accurate and
+    /// slower [default: each segment's calibrated L for --recall].
+    #[arg(long, conflicts_with = "recall")]
+    pub l: Option<usize>,
+    /// The recall@10 each Vamana segment is searched for: the smallest L its build measured
+    /// reaching it.
+    #[arg(long, default_value_t = SearchParams::DEFAULT_RECALL)]
+    pub recall: f32,
     /// Candidate list of memtable graph searches (ef).
     #[arg(long, default_value_t = SearchParams::DEFAULT_EF)]
     pub ef: usize,
@@ -194,7 +229,15 @@ pub fn search(args: &SearchArgs) -> Result<()> {
     let db = Db::open_read_only(&args.db)?;
     let queries = VectorFile::open(&args.query)?;
     let truth = args.gt.as_deref().map(read_ivecs).transpose()?;
-    let params = SearchParams::new(args.k).search_list(args.l).ef(args.ef);
+    let params = SearchParams::new(args.k).recall(args.recall).ef(args.ef);
+    let params = match args.l {
+        Some(l) => params.search_list(l),
+        None => params,
+    };
+    let effort = match args.l {
+        Some(l) => format!("L {l}"),
+        None => format!("recall {}", args.recall),
+    };
     let report = run_queries(&db, &queries, truth.as_ref(), params, |i, hits| {
         if args.gt.is_none() {
             let row: Vec<String> =
@@ -204,10 +247,9 @@ pub fn search(args: &SearchArgs) -> Result<()> {
     })?;
     if let Some(recall) = report.recall {
         println!(
-            "recall@{} {recall:.4} over {} queries (L {}, ef {}); latency p50 {:.1} us, p99 {:.1} us",
+            "recall@{} {recall:.4} over {} queries ({effort}, ef {}); latency p50 {:.1} us, p99 {:.1} us",
             args.k,
             report.queries,
-            args.l,
             args.ef,
             report.p50.as_secs_f64() * 1e6,
             report.p99.as_secs_f64() * 1e6
