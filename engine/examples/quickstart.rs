@@ -1,4 +1,5 @@
-//! Embedding Strata: create a database, write, search, commit, reopen, compact, time-travel.
+//! Embedding Strata: create a database, write, search, commit, ingest, reopen, compact,
+//! time-travel.
 //!
 //! Run with `cargo run -p strata --example quickstart [DIR]` (default: a fresh temporary
 //! directory). `cargo test` builds it, so it always compiles against the current API.
@@ -33,6 +34,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let second = db.commit()?;
     println!("committed versions {first} and {second}");
 
+    // The bulk path: a batch committed as a segment of its own (the worker folds it into the
+    // graph); it replaces records with the same ids, as upserts do.
+    let third = db.ingest(&[6, 7], &[0.0, 0.5, 0.5, 0.0, 0.5, 0.0, 0.0, 0.5])?;
+    println!("ingested two records in version {third}");
+
     // Compaction runs in the background; `compact` runs it here (all segments into one).
     db.set_compaction_policy(Arc::new(CompactAll));
     db.compact()?;
@@ -41,7 +47,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // Reopen: exactly the last commit. Effort per search: ef (memtable), L (Vamana segments).
     let db = Db::open(&dir)?;
-    assert_eq!(db.len(), 4);
+    assert_eq!(db.len(), 6);
     assert_eq!(db.get(3)?, None);
     let hits = db.search_with(&[0.0, 0.0, 0.1, 1.0], SearchParams::new(1).search_list(32))?;
     assert_eq!(hits[0].id, 5);

@@ -113,9 +113,12 @@ pub struct BenchArgs {
     /// diskann: the build's search list size [default: 100, or 48 from 512 dimensions].
     #[arg(long)]
     pub build_l: Option<usize>,
-    /// diskann: the second pass's pruning slack.
+    /// diskann: the prune's slack.
     #[arg(long, default_value_t = 1.2)]
     pub alpha: f32,
+    /// diskann: the build's seed (insertion order, codec sample) [default: the builder's].
+    #[arg(long)]
+    pub seed: Option<u64>,
     /// diskann: codes kept in RAM: sq8, int4, pq<subspaces> or rpq<subspaces> [default: rpq
     /// with --pq-subspaces].
     #[arg(long)]
@@ -679,6 +682,9 @@ pub fn run(args: &BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
             if let Some(l) = args.build_l {
                 options = options.search_list(l);
             }
+            if let Some(seed) = args.seed {
+                options = options.seed(seed);
+            }
             let build_l = options.search_list_for(dim);
             let codec = args.codec.unwrap_or_else(|| match args.pq_subspaces {
                 Some(subspaces) => CodecKind::Rpq { subspaces: subspaces.max(1) },
@@ -895,6 +901,7 @@ mod tests {
             beam_width: 1,
             reuse: false,
             ingest: false,
+            seed: None,
             max_degree: None,
             build_l: None,
             alpha: 1.2,
@@ -997,6 +1004,7 @@ mod tests {
             beam_width: 1,
             reuse: false,
             ingest: false,
+            seed: None,
             max_degree: None,
             build_l: None,
             alpha: 1.2,
