@@ -125,13 +125,15 @@ impl Segment {
 
     /// Offers its best rows not rejected by `skip` to `top` as `(id, exact distance)`: every
     /// row for a flat segment, the graph search's `top.k()` best for a Vamana segment, which
-    /// stops early once its candidates fall well behind what `top` holds already (see
-    /// `VamanaSegment::search_within`).
+    /// with `bounded` stops early once its candidates fall well behind what `top` holds
+    /// already (see `VamanaSegment::search_within`).
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn search(
         &self,
         query: &[f32],
         k: usize,
         params: &VamanaParams,
+        bounded: bool,
         skip: impl Fn(u32) -> bool,
         top: &mut TopK,
         scratch: &mut SegmentScratch,
@@ -139,7 +141,7 @@ impl Segment {
         match self {
             Segment::Flat(s) => s.search(query, skip, top, &mut scratch.distances)?,
             Segment::Vamana(s) => {
-                let bound = if top.is_full() {
+                let bound = if bounded && top.is_full() {
                     top.worst().unwrap_or(f32::INFINITY)
                 } else {
                     f32::INFINITY

@@ -13,6 +13,10 @@ use crate::compaction::SegmentInfo;
 use crate::segment::{Segment, SegmentScratch, VamanaParams};
 use crate::{Result, SearchParams};
 
+/// A segment with at most `1 / TAIL_RATIO` of the largest segment's rows is searched with the
+/// larger segments' k-th distance as a bound (`VamanaSegment::search_within`).
+const TAIL_RATIO: u64 = 8;
+
 /// Marks a memtable row that was not live when the memtable froze.
 pub(crate) const NOT_LIVE: u32 = u32::MAX;
 
@@ -235,13 +239,20 @@ impl Snapshot {
         order.clear();
         order.extend(0..self.segments.len());
         order.sort_by_key(|&i| std::cmp::Reverse(self.segments[i].segment.rows()));
+        let largest = order.first().map_or(0, |&i| self.segments[i].segment.rows());
         for &i in &order {
             let live = &self.segments[i];
             let deleted = &*live.deleted;
+            // Only a tail segment's walk is bounded by what the larger ones found. Segments of
+            // comparable size each hold a share of the top k, and a bounded walk there stopped
+            // on the plateaus of its descent: at 10M rows in five graphs of 1.2-2.2M, recall
+            // at L 16 was 0.71 bounded and 0.98 unbounded.
+            let bounded = live.segment.rows().saturating_mul(TAIL_RATIO) <= largest;
             live.segment.search(
                 query,
                 k,
                 vamana,
+                bounded,
                 |row| deleted.contains(row),
                 &mut scratch.top,
                 &mut scratch.segment,

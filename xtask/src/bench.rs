@@ -102,9 +102,9 @@ pub struct BenchArgs {
     /// of `upsert_batch` into the memtable and `commit`.
     #[arg(long)]
     pub ingest: bool,
-    /// diskann: open the segment a previous run left in --db instead of building one (to
-    /// measure or profile searches without paying for the build again). Build options are
-    /// then ignored; the reported build time is the open's.
+    /// diskann, engine: open the segment or database a previous run (or `bulk-load`) left in
+    /// --db instead of building one (to measure or profile searches without paying for the
+    /// build again). Build options are then ignored; the reported build time is the open's.
     #[arg(long, requires = "db")]
     pub reuse: bool,
     /// diskann: R, the most neighbours a node keeps [default: 64, or 48 from 512 dimensions].
@@ -595,7 +595,7 @@ pub fn run(args: &BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
         }
         IndexKind::Engine => {
             let dir = BenchDir::new(args.db.as_ref(), "engine");
-            let commits = load_engine(args, &base, &dir.path)?;
+            let commits = if args.reuse { 0 } else { load_engine(args, &base, &dir.path)? };
             let build_s = started.elapsed().as_secs_f64();
             let opened = Instant::now();
             let db = strata::Db::open(&dir.path)?;

@@ -264,9 +264,17 @@ impl Inner {
                 let build = self.options.vamana_build_options(u64::from(rows));
                 let mut builder = VamanaBuilder::new(self.dim, self.metric, build)?;
                 builder.reserve(u64::from(rows))?;
-                for (live, row) in rows_each() {
-                    let id = live.segment.id(row);
-                    builder.push(id, live.segment.vector(row)?)?;
+                // Each input's pages are released once the builder holds its rows (the kept
+                // graph's base once its lists are copied too), so a merge's resident memory is
+                // what the builder holds plus one input, not every input it streamed.
+                for (i, (live, map)) in inputs.iter().zip(&row_maps).enumerate() {
+                    for (row, _) in map.iter().enumerate().filter(|(_, out)| **out != DROPPED) {
+                        let row = row as u32;
+                        builder.push(live.segment.id(row), live.segment.vector(row)?)?;
+                    }
+                    if !(keep_graph && i == 0) {
+                        live.segment.release_resident();
+                    }
                 }
                 if keep_graph {
                     let Segment::Vamana(base) = &*inputs[0].segment else {
@@ -275,11 +283,7 @@ impl Inner {
                     let row_map: Vec<Option<u32>> =
                         row_maps[0].iter().map(|&out| (out != DROPPED).then_some(out)).collect();
                     builder.keep_graph(base, &row_map)?;
-                }
-                // The builder holds every row and the kept graph now: the inputs' pages need
-                // not stay resident through the build (searches fault back what they read).
-                for live in inputs {
-                    live.segment.release_resident();
+                    base.release_resident();
                 }
                 let report = builder.finish(storage, &key)?;
                 (report.segment.size, report.segment.crc32)

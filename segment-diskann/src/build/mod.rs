@@ -19,6 +19,9 @@ use crate::format::MAX_ROWS;
 use crate::reader::VamanaSegment;
 use crate::{Result, VamanaError};
 
+/// Rows of a kept graph's base read between releases of its resident pages.
+const RELEASE_EVERY: u32 = 1 << 16;
+
 /// What a finished segment object is: the facts a manifest records about it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WrittenSegment {
@@ -166,6 +169,11 @@ impl VamanaBuilder {
                 }
             }
             kept.push(&links, repair);
+            // The lists are read once, in order: drop the pages behind the cursor as it goes,
+            // so copying a large base's graph does not hold its whole file resident.
+            if row % RELEASE_EVERY == RELEASE_EVERY - 1 {
+                base.release_resident();
+            }
         }
         self.kept = (kept.rows() > 0).then_some(kept);
         Ok(())
