@@ -33,10 +33,13 @@ pub struct DemoArgs {
     /// Rows between commits while loading.
     #[arg(long, default_value_t = 20_000)]
     pub commit_every: usize,
-    /// Candidate list (L) of Vamana segment searches (recall@10 about 0.96 at 64 on the
-    /// default data).
-    #[arg(long, default_value_t = 64)]
-    pub l: usize,
+    /// One candidate list (L) for every Vamana segment search [default: each segment's
+    /// calibrated L for --recall].
+    #[arg(long, conflicts_with = "recall")]
+    pub l: Option<usize>,
+    /// The recall@10 each Vamana segment is searched for (the engine's default search).
+    #[arg(long, default_value_t = SearchParams::DEFAULT_RECALL)]
+    pub recall: f32,
     /// Seed of the data set.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
@@ -114,7 +117,10 @@ pub fn demo(args: &DemoArgs, progress: bool) -> Result<DemoSummary, Box<dyn std:
     let open_ms = opened.elapsed().as_secs_f64() * 1e3;
     let queries = VectorFile::open(&data.join("query.fvecs"))?;
     let truth = read_ivecs(&data.join("groundtruth.ivecs"))?;
-    let params = SearchParams::new(10).search_list(args.l);
+    let params = match args.l {
+        Some(l) => SearchParams::new(10).search_list(l),
+        None => SearchParams::new(10).recall(args.recall),
+    };
     let measured = run_queries(&db, &queries, Some(&truth), params, |_, _| {})?;
     let segments = db.segment_details();
     let count = |kind| segments.iter().filter(|s| s.info.kind == kind).count();
@@ -151,13 +157,17 @@ fn print_summary(args: &DemoArgs, s: &DemoSummary) {
         s.ram_bytes as f64 / s.rows.max(1) as f64
     );
     println!(
-        "  load                 {:.0} rows/s (upserts, commits and compaction)",
+        "  load                 {:.0} rows/s (ingests, commits and compaction)",
         s.load_rows_per_s
     );
     println!("  reopen               {:.1} ms", s.open_ms);
+    let effort = match args.l {
+        Some(l) => format!("L {l}"),
+        None => format!("searched for recall {}", args.recall),
+    };
     println!(
-        "  recall@10            {:.4} (L {}, {} queries against exact ground truth)",
-        s.recall, args.l, args.queries
+        "  recall@10            {:.4} ({effort}, {} queries against exact ground truth)",
+        s.recall, args.queries
     );
     println!("  latency              p50 {:.1} us, p99 {:.1} us (one thread)", s.p50_us, s.p99_us);
 }
@@ -175,7 +185,8 @@ mod tests {
             queries: 50,
             dir: dir.path().to_owned(),
             commit_every: 1000,
-            l: 32,
+            l: None,
+            recall: SearchParams::DEFAULT_RECALL,
             seed: 7,
         };
         let s = demo(&args, false).unwrap();

@@ -247,6 +247,27 @@ fn ids_come_from_a_file() {
     assert!(out.starts_with("0\t1000021:0.000000"), "{out}");
 }
 
+/// Both load paths give the same records: ingest (the default) and upserts.
+#[test]
+fn bulk_load_via_upserts_gives_the_same_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("v.fvecs");
+    let data = rows(900, DIM);
+    write_fvecs(&input, &data);
+    let query = dir.path().join("q.fvecs");
+    write_fvecs(&query, &data[123..124]);
+    for via in ["ingest", "upsert"] {
+        let db = dir.path().join(via);
+        let db = db.to_str().unwrap();
+        let input = input.to_str().unwrap();
+        let out = ok(&["bulk-load", "--db", db, "--input", input, "--create", "--via", via]);
+        assert!(out.contains("loaded 900 rows") && out.contains("1 commits"), "{via}: {out}");
+        assert_eq!(records(db), 900, "{via}");
+        let out = ok(&["search", "--db", db, "--query", query.to_str().unwrap(), "-k", "1"]);
+        assert!(out.starts_with("0\t123:0.000000"), "{via}: {out}");
+    }
+}
+
 /// The demo end to end as a user runs it, on a small data set (a debug build is allowed to
 /// measure here: the test checks what it prints, not how fast).
 #[test]
@@ -274,7 +295,11 @@ fn the_demo_runs_and_prints_its_summary() {
 #[test]
 fn every_command_explains_its_options() {
     for (command, options) in [
-        ("demo", &["--n", "--dim", "--queries", "--dir", "--commit-every", "--l", "--seed"][..]),
+        (
+            "demo",
+            &["--n", "--dim", "--queries", "--dir", "--commit-every", "--l", "--recall", "--seed"]
+                [..],
+        ),
         (
             "bulk-load",
             &[
@@ -283,12 +308,13 @@ fn every_command_explains_its_options() {
                 "--create",
                 "--dim",
                 "--metric",
+                "--via",
                 "--batch",
                 "--commit-every",
                 "--ids",
             ],
         ),
-        ("search", &["--db", "--query", "--k", "--gt", "--l", "--ef"]),
+        ("search", &["--db", "--query", "--k", "--gt", "--l", "--recall", "--ef"]),
         ("inspect", &["--db"]),
         ("compact", &["--db", "--full"]),
         ("gc", &["--db"]),
