@@ -65,17 +65,22 @@ fn mean_recall(segment: &VamanaSegment, vectors: &[f32], queries: &[f32], dim: u
     total / (queries.len() / dim) as f64
 }
 
+/// Both builds (one pass from an empty graph; DiskANN's two from a random start, the default
+/// from 512 dimensions) on every metric.
 #[test]
-fn recall_at_default_settings_for_every_metric() {
+fn recall_at_default_settings_for_every_metric_and_pass_count() {
     let (rows, dim) = (4_000, 32);
     for metric in METRICS {
         let data = clustered(rows + 100, dim, 40, metric, 7);
         let (vectors, queries) = data.split_at(rows * dim);
-        let store = MemoryStore::new();
-        let segment = build(&store, "s", vectors, dim, metric, BuildOptions::default());
-        let recall = mean_recall(&segment, vectors, queries, dim);
-        eprintln!("{metric}: recall@10 {recall:.4}");
-        assert!(recall >= 0.95, "{metric}: recall@10 {recall:.4} below 0.95");
+        for passes in [1, 2] {
+            let store = MemoryStore::new();
+            let options = BuildOptions::default().passes(passes);
+            let segment = build(&store, "s", vectors, dim, metric, options);
+            let recall = mean_recall(&segment, vectors, queries, dim);
+            eprintln!("{metric}, {passes} pass(es): recall@10 {recall:.4}");
+            assert!(recall >= 0.95, "{metric}, {passes} pass(es): recall@10 {recall:.4}");
+        }
     }
 }
 
@@ -175,25 +180,35 @@ fn a_mostly_deleted_segment_scans_after_a_few_retries() {
 fn the_build_is_deterministic_for_a_seed_on_any_number_of_threads() {
     let (rows, dim) = (2_000, 16);
     let vectors = clustered(rows, dim, 10, Metric::InnerProduct, 9);
-    let store = MemoryStore::new();
-    let options = BuildOptions::default().seed(42).max_degree(24).search_list(40);
-    build(&store, "one", &vectors, dim, Metric::InnerProduct, options.clone().threads(1));
-    build(&store, "two", &vectors, dim, Metric::InnerProduct, options.clone().threads(2));
-    build(&store, "five", &vectors, dim, Metric::InnerProduct, options.clone().threads(5));
-    build(&store, "other", &vectors, dim, Metric::InnerProduct, options.seed(43).threads(2));
-    let one = store.get("one").unwrap();
-    assert!(one[..] == store.get("two").unwrap()[..], "1 and 2 threads differ");
-    assert!(one[..] == store.get("five").unwrap()[..], "1 and 5 threads differ");
-    assert!(one[..] != store.get("other").unwrap()[..], "the seed changes nothing");
+    for passes in [1, 2] {
+        let store = MemoryStore::new();
+        let options = BuildOptions::default().seed(42).max_degree(24).search_list(40);
+        let options = options.passes(passes);
+        build(&store, "one", &vectors, dim, Metric::InnerProduct, options.clone().threads(1));
+        build(&store, "two", &vectors, dim, Metric::InnerProduct, options.clone().threads(2));
+        build(&store, "five", &vectors, dim, Metric::InnerProduct, options.clone().threads(5));
+        build(&store, "other", &vectors, dim, Metric::InnerProduct, options.seed(43).threads(2));
+        let one = store.get("one").unwrap();
+        assert!(one[..] == store.get("two").unwrap()[..], "{passes}: 1 and 2 threads differ");
+        assert!(one[..] == store.get("five").unwrap()[..], "{passes}: 1 and 5 threads differ");
+        assert!(one[..] != store.get("other").unwrap()[..], "{passes}: the seed changes nothing");
+    }
 }
 
 #[test]
 fn the_graph_respects_its_degree_bound_and_has_no_self_loops() {
     let (rows, dim) = (1_500, 8);
     let vectors = clustered(rows, dim, 6, Metric::L2, 2);
-    let store = MemoryStore::new();
-    let options = BuildOptions::default().max_degree(12);
-    let segment = build(&store, "s", &vectors, dim, Metric::L2, options);
+    for passes in [1, 2] {
+        let store = MemoryStore::new();
+        let options = BuildOptions::default().max_degree(12).passes(passes);
+        let segment = build(&store, "s", &vectors, dim, Metric::L2, options);
+        check_degree_bound_and_in_edges(&segment, &vectors, dim);
+    }
+}
+
+fn check_degree_bound_and_in_edges(segment: &VamanaSegment, vectors: &[f32], dim: usize) {
+    let rows = segment.rows() as usize;
     let mut reached = vec![false; rows];
     reached[segment.medoid() as usize] = true;
     for row in 0..rows as u32 {
@@ -250,6 +265,11 @@ fn bad_input_gets_clear_errors() {
     assert!(matches!(err, VamanaError::InvalidParameter(_)), "{err}");
     let err = VamanaBuilder::new(4, Metric::L2, BuildOptions::default().max_degree(0)).unwrap_err();
     assert!(matches!(err, VamanaError::InvalidParameter(_)), "{err}");
+    for passes in [0, 3] {
+        let options = BuildOptions::default().passes(passes);
+        let err = VamanaBuilder::new(4, Metric::L2, options).unwrap_err();
+        assert!(matches!(err, VamanaError::InvalidParameter(_)), "{passes} passes: {err}");
+    }
     for list in [0, usize::MAX] {
         let options = BuildOptions::default().search_list(list);
         let err = VamanaBuilder::new(4, Metric::L2, options).unwrap_err();

@@ -110,9 +110,12 @@ pub struct BenchArgs {
     /// diskann: R, the most neighbours a node keeps [default: 64, or 48 from 512 dimensions].
     #[arg(long)]
     pub max_degree: Option<usize>,
-    /// diskann: the build's search list size [default: 100, or 48 from 512 dimensions].
+    /// diskann: the build's search list size [default: 64, or 48 from 512 dimensions].
     #[arg(long)]
     pub build_l: Option<usize>,
+    /// diskann: insertion passes over every row, 1 or 2 [default: 1, or 2 from 512 dimensions].
+    #[arg(long)]
+    pub passes: Option<usize>,
     /// diskann: the prune's slack.
     #[arg(long, default_value_t = 1.2)]
     pub alpha: f32,
@@ -682,10 +685,14 @@ pub fn run(args: &BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
             if let Some(l) = args.build_l {
                 options = options.search_list(l);
             }
+            if let Some(passes) = args.passes {
+                options = options.passes(passes);
+            }
             if let Some(seed) = args.seed {
                 options = options.seed(seed);
             }
             let build_l = options.search_list_for(dim);
+            let passes = options.passes_for(dim);
             let codec = args.codec.unwrap_or_else(|| match args.pq_subspaces {
                 Some(subspaces) => CodecKind::Rpq { subspaces: subspaces.max(1) },
                 None => options.codec_for(dim, n as u64),
@@ -705,7 +712,7 @@ pub fn run(args: &BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
             let (codec, max_degree) = (segment.codec().kind(), segment.max_degree());
             if let (false, Some(built)) = (args.json, built) {
                 println!(
-                    "diskann: {codec}, R {}, build L {}, alpha {}: train {:.2} s, encode {:.2} s, graph {:.2} s, write {:.2} s on {build_threads} thread(s); mean degree {:.1}; {:.1} RAM bytes per vector",
+                    "diskann: {codec}, R {}, build L {}, {passes} pass(es), alpha {}: train {:.2} s, encode {:.2} s, graph {:.2} s, write {:.2} s on {build_threads} thread(s); mean degree {:.1}; {:.1} RAM bytes per vector",
                     max_degree,
                     build_l,
                     args.alpha,
@@ -725,6 +732,7 @@ pub fn run(args: &BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
                         "codec": codec.to_string(),
                         "R": max_degree,
                         "build_l": build_l,
+                        "passes": passes,
                         "alpha": args.alpha,
                         "W": args.beam_width,
                         "L": l,
@@ -904,6 +912,7 @@ mod tests {
             seed: None,
             max_degree: None,
             build_l: None,
+            passes: None,
             alpha: 1.2,
             codec: None,
         };
@@ -1007,6 +1016,7 @@ mod tests {
             seed: None,
             max_degree: None,
             build_l: None,
+            passes: None,
             alpha: 1.2,
             codec: None,
         };

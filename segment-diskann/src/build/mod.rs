@@ -204,6 +204,7 @@ impl VamanaBuilder {
             max_degree: self.options.max_degree_for(self.dim),
             search_list: self.options.search_list_for(self.dim),
             alpha: self.options.alpha,
+            passes: self.options.passes_for(self.dim),
             threads,
             seed: self.options.seed,
         };

@@ -1,12 +1,13 @@
-//! The Vamana graph build: one insertion pass from an empty graph (as ParlayANN builds), each
-//! insert a greedy search from the medoid plus a robust prune with the configured alpha, with
-//! back edges pruned when a list overflows its slack.
+//! The Vamana graph build: insertion passes, each insert a greedy search from the medoid plus
+//! a robust prune, with back edges pruned when a list overflows its slack.
 //!
-//! DiskANN's original build starts from a random R-regular graph and makes two passes (alpha 1,
-//! then alpha). Measured on 200k x 128 clustered rows with 64-byte residual PQ codes, the one
-//! pass reached the same recall at every L (0.954 / 0.986 / 0.994 at L 12 / 16 / 20 against
-//! 0.955 / 0.986 / 0.993) in 54% of the graph time; with 32-byte codes it lost 0.5-2.5 points
-//! at equal L (docs/BENCHMARKS.md).
+//! Below 512 dimensions, one pass from an empty graph with the configured alpha (as ParlayANN
+//! builds): measured on 200k x 128 clustered rows with 64-byte residual PQ codes, it reached
+//! the recall of DiskANN's two passes at every L (0.954 / 0.986 / 0.994 at L 12 / 16 / 20
+//! against 0.955 / 0.986 / 0.993) in 54% of the graph time. From 512 dimensions, DiskANN's
+//! build: a random R-regular start, a pass with alpha 1 and half the list, then one with the
+//! configured alpha; on 100k x 768 rows the one pass lost 17 points of recall at L 16
+//! (`BuildOptions::passes`).
 //!
 //! Parallel and deterministic: points are inserted in batches. Within a batch every point
 //! searches the graph as it stood before the batch and computes its new list (in parallel, the
@@ -99,6 +100,9 @@ pub(crate) struct Params {
     pub max_degree: usize,
     pub search_list: usize,
     pub alpha: f32,
+    /// Insertion passes over every row: 1, or 2 for a first pass that only makes the graph
+    /// navigable and a second that re-links every row.
+    pub passes: usize,
     pub threads: usize,
     pub seed: u64,
 }
@@ -176,18 +180,40 @@ pub(crate) fn build(points: &Points<'_>, params: &Params, kernels: &Kernels) -> 
         medoid,
         search_list: params.search_list,
     };
-    // One pass from an empty graph (as ParlayANN builds): the medoid first, then every other
-    // row in a seeded order, in batches that double from one, so each batch searches a graph
-    // about as large as itself and the early graph takes shape from nearly sequential inserts.
-    let mut graph = Graph::new(rows, slack_cap(params.max_degree));
-    let order: Vec<u32> =
-        permutation(rows, params.seed, 0).into_iter().filter(|&row| row != medoid).collect();
-    let mut done = 0;
-    for size in batch_sizes(order.len(), batch_limit(rows), 1) {
-        step.insert_batch(&mut graph, &order[done..done + size], &mut scratches, &mut work);
-        done += size;
-    }
-    debug_assert_eq!(done, order.len());
+    let limit = batch_limit(rows);
+    let mut graph = if params.passes > 1 {
+        // DiskANN's build: a random R-regular start, a first pass with alpha 1 and half the
+        // list that makes it navigable, then the pass below re-links every row.
+        let mut graph = random_start(rows, params);
+        let first = Step { alpha: 1.0, search_list: params.search_list.div_ceil(2), ..step };
+        let order = permutation(rows, params.seed, 0);
+        let mut done = 0;
+        for size in batch_sizes(order.len(), limit, 1) {
+            first.insert_batch(&mut graph, &order[done..done + size], &mut scratches, &mut work);
+            done += size;
+        }
+        let order = permutation(rows, params.seed, 1);
+        let mut done = 0;
+        for size in batch_sizes(order.len(), limit, limit) {
+            step.insert_batch(&mut graph, &order[done..done + size], &mut scratches, &mut work);
+            done += size;
+        }
+        graph
+    } else {
+        // One pass from an empty graph (as ParlayANN builds): the medoid first, then every
+        // other row in a seeded order, in batches that double from one, so each batch searches
+        // a graph about as large as itself and the early graph takes shape from nearly
+        // sequential inserts.
+        let mut graph = Graph::new(rows, slack_cap(params.max_degree));
+        let order: Vec<u32> =
+            permutation(rows, params.seed, 0).into_iter().filter(|&row| row != medoid).collect();
+        let mut done = 0;
+        for size in batch_sizes(order.len(), limit, 1) {
+            step.insert_batch(&mut graph, &order[done..done + size], &mut scratches, &mut work);
+            done += size;
+        }
+        graph
+    };
     step.trim(&mut graph, &mut scratches, &mut work);
     (graph, medoid)
 }
@@ -329,6 +355,33 @@ fn medoid(points: &Points<'_>, among: usize) -> u32 {
         }
     }
     best.1
+}
+
+/// Every row gets `max_degree` distinct random neighbours (all other rows when there are
+/// fewer): O(rows · R) with a visited set per row instead of quadratic duplicate checks.
+fn random_start(rows: usize, params: &Params) -> Graph {
+    let mut graph = Graph::new(rows, slack_cap(params.max_degree));
+    let degree = params.max_degree.min(rows - 1);
+    let mut seen: Visited = Visited::default();
+    let mut list = Vec::with_capacity(degree);
+    let mut rng = SplitMix64::new(params.seed, 0x0A11_5EED);
+    for row in 0..rows as u32 {
+        list.clear();
+        if degree == rows - 1 {
+            list.extend((0..rows as u32).filter(|&other| other != row));
+        } else {
+            seen.reset(rows);
+            seen.insert(row);
+            while list.len() < degree {
+                let other = rng.below(rows) as u32;
+                if seen.insert(other) {
+                    list.push(other);
+                }
+            }
+        }
+        graph.set(row, &list);
+    }
+    graph
 }
 
 /// A seeded random order of `0..rows` (Fisher-Yates).
