@@ -1,0 +1,139 @@
+//! Maintenance: compaction on demand and the policy, garbage collection, the version list,
+//! poisoning, and stopping the background worker.
+
+use std::collections::HashSet;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Weak};
+
+use strata_manifest::Retention;
+use strata_manifest::keys::manifest_key;
+
+use super::commit::now_ms;
+use super::{Db, GcStats, Inner, Version, WORKER_FAILED, Work};
+use crate::compaction::CompactionPolicy;
+use crate::{Error, Result};
+
+impl Db {
+    /// Runs compactions until the policy finds nothing to do, in this thread, and returns how
+    /// many it ran. For tools and tests; the background worker does the same after commits.
+    /// A failure poisons the handle for writes (see [`Error::Poisoned`]).
+    pub fn compact(&self) -> Result<usize> {
+        self.inner.compact_all()
+    }
+
+    /// Replaces the compaction policy of this handle (not stored: reopening restores
+    /// [`SizeTiered`]). See [`NoCompaction`](crate::compaction::NoCompaction) and
+    /// [`CompactAll`](crate::compaction::CompactAll).
+    pub fn set_compaction_policy(&self, policy: Arc<dyn CompactionPolicy>) {
+        *self.inner.policy.write() = policy;
+        self.inner.wake(Work::Compact);
+    }
+
+    /// Stops the background worker, waiting for a compaction in progress to finish, and drops
+    /// the handle. Uncommitted writes are dropped, as on any drop. Dropping the handle does the
+    /// same; `close` reports a worker that failed.
+    pub fn close(self) -> Result<()> {
+        self.stop_worker();
+        match self.inner.poisoned.lock().clone() {
+            Some(cause) if cause.starts_with(WORKER_FAILED) => Err(Error::Poisoned { cause }),
+            _ => Ok(()),
+        }
+    }
+
+    pub(super) fn stop_worker(&self) {
+        if let Some(worker) = self.worker.lock().take() {
+            // Queued flushes and compactions are dropped: uncommitted writes are not committed
+            // on the way out.
+            self.inner.stopping.store(true, Ordering::Release);
+            *self.inner.work.lock() = None;
+            let _ = worker.sender.send(Work::Stop);
+            if worker.thread.join().is_err() {
+                self.inner.poison(format!("{WORKER_FAILED}: the worker thread panicked"));
+            }
+        }
+    }
+
+    /// Deletes what no retained version and no live snapshot of this handle uses: manifest
+    /// versions outside retention, then segment files and deletion vectors only they (or failed
+    /// commits) referenced.
+    ///
+    /// Read-only handles elsewhere rely on retention: one reading a version that falls out of
+    /// it may fail on its next read of a removed file.
+    pub fn gc(&self) -> Result<GcStats> {
+        self.inner.gc()
+    }
+
+    /// Every committed version still stored, oldest first (time travel targets).
+    pub fn versions(&self) -> Result<Vec<Version>> {
+        self.inner.versions()
+    }
+}
+
+impl Inner {
+    /// Refuses writes from now on, keeping the first cause.
+    pub(crate) fn poison(&self, cause: String) {
+        self.poisoned.lock().get_or_insert(cause);
+    }
+
+    pub(crate) fn gc(&self) -> Result<GcStats> {
+        self.check_writable()?;
+        let _commit = self.commit_lock.lock();
+        let manifest = Arc::clone(&self.snapshot.read().manifest);
+        let in_use: HashSet<String> = {
+            let mut opened = self.opened_segments.lock();
+            opened.retain(|weak| weak.strong_count() > 0);
+            let mut keys: HashSet<String> =
+                opened.iter().filter_map(Weak::upgrade).map(|s| s.object().to_owned()).collect();
+            keys.extend(self.in_flight.lock().iter().cloned());
+            keys
+        };
+        let retention = Retention {
+            keep_versions: manifest.options.keep_versions,
+            keep_for_ms: manifest.options.keep_for_secs.saturating_mul(1000),
+        };
+        let plan =
+            strata_manifest::plan_gc(&*self.storage, &manifest, retention, now_ms(), &|key| {
+                in_use.contains(key)
+            })?;
+        debug_assert!(!plan.manifests.contains(&manifest_key(manifest.version)));
+        for key in plan.manifests.iter().chain(&plan.files) {
+            self.storage.delete(key)?;
+        }
+        Ok(GcStats { manifests: plan.manifests.len(), files: plan.files.len() })
+    }
+
+    pub(crate) fn versions(&self) -> Result<Vec<Version>> {
+        Ok(strata_manifest::list_versions(&*self.storage)?.into_iter().map(Version).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use strata_quantize::Metric;
+    use strata_storage::{MemoryStore, Storage};
+
+    use super::*;
+    use crate::Options;
+
+    #[test]
+    fn gc_spares_segments_that_a_live_snapshot_reads() {
+        let store: Arc<dyn Storage> = Arc::new(MemoryStore::new());
+        // (No background worker: its planning briefly holds snapshots too.)
+        let options = Options::new(2, Metric::L2).keep_versions(1).background_compaction(false);
+        let db = Db::create_in(Arc::clone(&store), options).unwrap();
+        db.upsert(1, &[1.0, 2.0]).unwrap();
+        db.commit().unwrap();
+        let held = db.inner.current_snapshot();
+        let file = held.segments[0].record.file_key(0);
+        db.delete(1).unwrap();
+        db.commit().unwrap();
+        assert!(db.inner.current_snapshot().segments.is_empty(), "a fully deleted segment leaves");
+
+        // A search that started before the commit still reads the old segment.
+        assert_eq!(db.gc().unwrap().files, 0);
+        assert!(store.size(&file).is_ok());
+        drop(held);
+        assert_eq!(db.gc().unwrap().files, 1);
+        assert!(store.size(&file).unwrap_err().is_not_found());
+    }
+}

@@ -1,0 +1,292 @@
+//! Opening a database: create, open (writer, read-only, at a version), and installing a
+//! manifest's segments and id index (recovery is opening the last committed version).
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use parking_lot::{Condvar, Mutex, RwLock};
+use strata_manifest::{Manifest, ManifestError, SegmentRecord};
+use strata_memtable::{Memtable, Params};
+use strata_storage::{DirLock, LocalDir, Storage};
+
+use super::commit::now_ms;
+use super::{Db, Inner, LOCK_FILE, Mode, Version, Work, Worker, segment_number};
+use crate::bitmap::AtomicBitmap;
+use crate::compaction::SizeTiered;
+use crate::index::IdIndex;
+use crate::options::MEMTABLE_ROTATE_ROWS;
+use crate::segment::Segment;
+use crate::tiers::{LiveSegment, Snapshot};
+use crate::{Error, Options, Result};
+
+impl Db {
+    /// Creates a database in the local directory `root` (created if missing), or at an object
+    /// store URL (`s3://bucket/prefix`, `gs://bucket/prefix`, `memory://name`, with the `s3`,
+    /// `gcs` or `object-store` feature; `storage::open_url` documents credentials and the
+    /// cache), and opens it for writing. Fails with [`Error::AlreadyExists`] if
+    /// one is there.
+    pub fn create(root: impl AsRef<Path>, options: Options) -> Result<Db> {
+        options.validate()?;
+        let root = local_path(root.as_ref());
+        if let Some(url) = remote_url(&root) {
+            return Self::create_with(open_remote(url)?, url.to_owned(), options, None);
+        }
+        let store = LocalDir::open(root)?;
+        let lock = store.lock(LOCK_FILE)?;
+        let location = store.root().display().to_string();
+        Self::create_with(Arc::new(store), location, options, Some(lock))
+    }
+
+    /// Creates a database in `storage` (any [`Storage`], e.g. an object store), and opens it for
+    /// writing. A second writer on an object store is fenced by the commit protocol: its commit
+    /// fails with [`Error::Conflict`].
+    pub fn create_in(storage: Arc<dyn Storage>, options: Options) -> Result<Db> {
+        options.validate()?;
+        let location = format!("{storage:?}");
+        Self::create_with(storage, location, options, None)
+    }
+
+    /// Opens the database in the local directory `root`, or at an object store URL (as in
+    /// [`create`](Self::create)), for writing. Only one writer may hold a directory: a second
+    /// gets [`strata_storage::Error::Locked`]; on an object store a second writer's commit
+    /// fails with [`Error::Conflict`].
+    pub fn open(root: impl AsRef<Path>) -> Result<Db> {
+        let root = local_path(root.as_ref());
+        if let Some(url) = remote_url(&root) {
+            return Self::open_with(open_remote(url)?, url.to_owned(), Mode::Writer, None, None);
+        }
+        let store = LocalDir::open_existing(root)?;
+        let lock = store.lock(LOCK_FILE)?;
+        let location = store.root().display().to_string();
+        Self::open_with(Arc::new(store), location, Mode::Writer, None, Some(lock))
+    }
+
+    /// Opens the database in `storage` for writing.
+    pub fn open_in(storage: Arc<dyn Storage>) -> Result<Db> {
+        let location = format!("{storage:?}");
+        Self::open_with(storage, location, Mode::Writer, None, None)
+    }
+
+    /// Opens the newest version of the database in `root` for reading only (no lock: any number
+    /// of readers may run beside the writer). See [`refresh`](Self::refresh).
+    pub fn open_read_only(root: impl AsRef<Path>) -> Result<Db> {
+        let root = local_path(root.as_ref());
+        if let Some(url) = remote_url(&root) {
+            return Self::open_with(open_remote(url)?, url.to_owned(), Mode::ReadOnly, None, None);
+        }
+        let store = LocalDir::open_existing(root)?;
+        let location = store.root().display().to_string();
+        Self::open_with(Arc::new(store), location, Mode::ReadOnly, None, None)
+    }
+
+    /// [`open_read_only`](Self::open_read_only) on any storage.
+    pub fn open_read_only_in(storage: Arc<dyn Storage>) -> Result<Db> {
+        let location = format!("{storage:?}");
+        Self::open_with(storage, location, Mode::ReadOnly, None, None)
+    }
+
+    /// Opens version `version` of the database in `root`, read-only: time travel. The version
+    /// must still exist (garbage collection removes versions outside retention).
+    pub fn open_at(root: impl AsRef<Path>, version: Version) -> Result<Db> {
+        let root = local_path(root.as_ref());
+        if let Some(url) = remote_url(&root) {
+            let storage = open_remote(url)?;
+            return Self::open_with(storage, url.to_owned(), Mode::ReadOnly, Some(version.0), None);
+        }
+        let store = LocalDir::open_existing(root)?;
+        let location = store.root().display().to_string();
+        Self::open_with(Arc::new(store), location, Mode::ReadOnly, Some(version.0), None)
+    }
+
+    /// [`open_at`](Self::open_at) on any storage.
+    pub fn open_at_in(storage: Arc<dyn Storage>, version: Version) -> Result<Db> {
+        let location = format!("{storage:?}");
+        Self::open_with(storage, location, Mode::ReadOnly, Some(version.0), None)
+    }
+
+    fn create_with(
+        storage: Arc<dyn Storage>,
+        location: String,
+        options: Options,
+        lock: Option<DirLock>,
+    ) -> Result<Db> {
+        if !strata_manifest::list_versions(&*storage)?.is_empty() {
+            return Err(Error::AlreadyExists { location });
+        }
+        let manifest = Manifest {
+            version: 1,
+            committed_at_ms: now_ms(),
+            options: options.to_stored(),
+            next_segment_id: 0,
+            segments: Vec::new(),
+        };
+        strata_manifest::commit(&*storage, &manifest).map_err(|e| match e {
+            ManifestError::Conflict { .. } => Error::AlreadyExists { location: location.clone() },
+            other => other.into(),
+        })?;
+        Self::open_with(storage, location, Mode::Writer, None, lock)
+    }
+
+    fn open_with(
+        storage: Arc<dyn Storage>,
+        location: String,
+        mode: Mode,
+        version: Option<u64>,
+        lock: Option<DirLock>,
+    ) -> Result<Db> {
+        let manifest = match version {
+            Some(v) => strata_manifest::load(&*storage, v)?,
+            None => strata_manifest::load_latest(&*storage)?,
+        };
+        let options = Options::from_stored(&manifest.options)?;
+        let dim = options.dim;
+        let metric = options.metric;
+        let params =
+            Params::default().m(options.hnsw_m).ef_construction(options.hnsw_ef_construction);
+        let active = Arc::new(Memtable::new(dim, metric, params)?);
+        let inner = Inner {
+            storage,
+            location,
+            mode,
+            dim,
+            metric,
+            params,
+            options,
+            snapshot: RwLock::new(Arc::new(Snapshot {
+                manifest: Arc::new(manifest.clone()),
+                active,
+                pending: Vec::new(),
+                segments: Vec::new(),
+            })),
+            write_gate: RwLock::new(()),
+            commit_lock: Mutex::new(()),
+            compaction_lock: Mutex::new(()),
+            policy: RwLock::new(Arc::new(SizeTiered)),
+            index: Mutex::new(IdIndex::default()),
+            next_segment_id: Mutex::new(manifest.next_segment_id),
+            rotate_rows: AtomicUsize::new(MEMTABLE_ROTATE_ROWS),
+            poisoned: Mutex::new(None),
+            opened_segments: Mutex::new(Vec::new()),
+            tag: writer_tag(),
+            work: Mutex::new(None),
+            flush_queued: AtomicBool::new(false),
+            in_flight: Mutex::new(HashSet::new()),
+            stopping: AtomicBool::new(false),
+            compacted: (Mutex::new(()), Condvar::new()),
+            _lock: lock,
+        };
+        inner.install_manifest(manifest, &[])?;
+        let inner = Arc::new(inner);
+        let worker = (mode == Mode::Writer).then(|| Worker::start(&inner)).transpose()?;
+        let db = Db { inner, worker: Mutex::new(worker) };
+        db.inner.wake(Work::Compact);
+        Ok(db)
+    }
+}
+
+impl Inner {
+    /// Opens every segment of `manifest` (reusing those in `reuse` that are unchanged), rebuilds
+    /// the id index from id columns and deletion vectors, and swaps in the snapshot. Reads no
+    /// vector block.
+    pub(super) fn install_manifest(
+        &self,
+        manifest: Manifest,
+        reuse: &[Arc<LiveSegment>],
+    ) -> Result<()> {
+        let mut segments = Vec::with_capacity(manifest.segments.len());
+        for record in &manifest.segments {
+            let reused = reuse
+                .iter()
+                .find(|live| live.record.id == record.id && live.record.files == record.files);
+            let segment = match reused {
+                Some(live) => Arc::clone(&live.segment),
+                None => Arc::new(self.open_segment(record)?),
+            };
+            let deleted = match reused {
+                Some(live) if live.record.deletes == record.deletes => Arc::clone(&live.deleted),
+                _ => {
+                    let deletes = strata_manifest::read_deletes(&*self.storage, record)?;
+                    Arc::new(AtomicBitmap::from_deletion_vector(&deletes))
+                }
+            };
+            segments.push(Arc::new(LiveSegment { record: record.clone(), segment, deleted }));
+        }
+        // Sized from the opened files (their id columns were checked), not from the manifest.
+        let rows: usize = segments.iter().map(|s| s.segment.ids().len()).sum();
+        let mut index = IdIndex::with_capacity(rows);
+        for live in &segments {
+            let number = segment_number(live.record.id)?;
+            index.add_segment(number, Arc::clone(&live.deleted), live.segment.ids());
+        }
+        self.register_segments(&segments);
+        // Index and snapshot change together (snapshot lock first, as everywhere), so a `get`
+        // never pairs a new index with an old snapshot.
+        let mut snapshot = self.snapshot.write();
+        *self.index.lock() = index;
+        let mut next = (**snapshot).clone();
+        next.manifest = Arc::new(manifest);
+        next.segments = segments;
+        *snapshot = Arc::new(next);
+        Ok(())
+    }
+
+    pub(super) fn open_segment(&self, record: &SegmentRecord) -> Result<Segment> {
+        Segment::open(&*self.storage, record, self.dim, self.metric)
+    }
+
+    pub(crate) fn register_segments(&self, segments: &[Arc<LiveSegment>]) {
+        let mut opened = self.opened_segments.lock();
+        opened.retain(|weak| weak.strong_count() > 0);
+        for live in segments {
+            if !opened.iter().any(|weak| weak.as_ptr() == Arc::as_ptr(&live.segment)) {
+                opened.push(Arc::downgrade(&live.segment));
+            }
+        }
+    }
+}
+
+/// `root` with a `file://` prefix removed.
+fn local_path(root: &Path) -> PathBuf {
+    match root.to_str().and_then(|s| s.strip_prefix("file://")) {
+        Some(path) => PathBuf::from(path),
+        None => root.to_path_buf(),
+    }
+}
+
+/// `root` as a URL, if it names an object store (`scheme://...`) rather than a directory.
+fn remote_url(root: &Path) -> Option<&str> {
+    let text = root.to_str()?;
+    let (scheme, _) = text.split_once("://")?;
+    (!scheme.is_empty() && scheme.chars().all(|c| c.is_ascii_alphanumeric())).then_some(text)
+}
+
+#[cfg(feature = "object-store")]
+fn open_remote(url: &str) -> Result<Arc<dyn Storage>> {
+    Ok(strata_storage::open_url(url, &strata_storage::ObjectStoreOptions::default())?)
+}
+
+#[cfg(not(feature = "object-store"))]
+fn open_remote(url: &str) -> Result<Arc<dyn Storage>> {
+    Err(Error::Storage(strata_storage::Error::InvalidLocation {
+        location: url.to_owned(),
+        reason: "this build of strata has no object-store support (enable feature s3 or gcs)"
+            .to_owned(),
+    }))
+}
+
+/// A random tag for this handle's object keys: std's per-process random hash keys, mixed with
+/// the time and a counter.
+fn writer_tag() -> u64 {
+    use std::hash::{BuildHasher, RandomState};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static HANDLES: AtomicU64 = AtomicU64::new(0);
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+    RandomState::new().hash_one((
+        nanos,
+        std::process::id(),
+        HANDLES.fetch_add(1, Ordering::Relaxed),
+    ))
+}

@@ -1,0 +1,230 @@
+//! The read path: searches over a snapshot of every tier, point reads, what a handle holds,
+//! and moving a read-only handle to the newest version.
+
+use std::sync::Arc;
+
+use strata_memtable::validate_vector;
+use strata_quantize::{Metric, Neighbor};
+
+use super::{Db, Inner, Mode, Version};
+use crate::compaction::{SegmentDetails, SegmentInfo};
+use crate::tiers::Snapshot;
+use crate::{Options, Result, SearchParams};
+
+impl Db {
+    /// Vector dimension.
+    pub fn dim(&self) -> usize {
+        self.inner.dim()
+    }
+
+    /// The metric.
+    pub fn metric(&self) -> Metric {
+        self.inner.metric()
+    }
+
+    /// The committed version this handle's state builds on.
+    pub fn version(&self) -> Version {
+        self.inner.version()
+    }
+
+    /// Live records, committed and not (approximate while writes run).
+    pub fn len(&self) -> usize {
+        self.inner.len()
+    }
+
+    /// True when no record is live.
+    pub fn is_empty(&self) -> bool {
+        self.inner.is_empty()
+    }
+
+    /// The vector of record `id` (normalized, under cosine), if it exists.
+    pub fn get(&self, id: u64) -> Result<Option<Vec<f32>>> {
+        self.inner.get(id)
+    }
+
+    /// The `k` nearest live records to `query`, nearest first, at default effort.
+    pub fn search(&self, query: &[f32], k: usize) -> Result<Vec<Neighbor>> {
+        self.inner.search(query, k)
+    }
+
+    /// The nearest live records to `query` under `params`, nearest first. Distances are
+    /// smaller-is-nearer for every metric (squared L2; negated dot product; 1 - cosine).
+    ///
+    /// Runs on a snapshot of every tier; never waits for a commit beyond a pointer swap.
+    pub fn search_with(&self, query: &[f32], params: SearchParams) -> Result<Vec<Neighbor>> {
+        self.inner.search_with(query, params)
+    }
+
+    /// Moves a read-only handle to the newest committed version; returns it. Segments already
+    /// open stay open.
+    pub fn refresh(&self) -> Result<Version> {
+        self.inner.refresh()
+    }
+
+    /// The committed segments of the current version, oldest first, as the compaction policy
+    /// sees them.
+    pub fn segments(&self) -> Vec<SegmentInfo> {
+        self.inner.current_snapshot().segment_infos()
+    }
+
+    /// Every committed segment of this handle's current version, oldest first, with its file
+    /// size, RAM and codes (for tools such as `cargo xtask inspect`).
+    pub fn segment_details(&self) -> Vec<SegmentDetails> {
+        let snapshot = self.inner.current_snapshot();
+        snapshot
+            .segment_infos()
+            .into_iter()
+            .zip(&snapshot.segments)
+            .map(|(info, live)| SegmentDetails {
+                info,
+                live_rows_now: info.rows - live.deleted.count(),
+                file_bytes: live.segment.file_bytes(),
+                ram_bytes: live.memory_bytes() as u64,
+                codes: live.segment.codes(),
+            })
+            .collect()
+    }
+
+    /// The options in force (stored in the manifest at create time).
+    pub fn options(&self) -> Options {
+        self.inner.options
+    }
+
+    /// Bytes this handle holds in RAM: memtables, the id index, and each segment's in-memory
+    /// part (a Vamana segment's codes; not the mapped files, which the page cache holds).
+    pub fn memory_bytes(&self) -> usize {
+        self.inner.memory_bytes()
+    }
+}
+
+impl Inner {
+    pub(crate) fn current_snapshot(&self) -> Arc<Snapshot> {
+        Arc::clone(&self.snapshot.read())
+    }
+
+    pub(crate) fn dim(&self) -> usize {
+        self.dim
+    }
+
+    pub(crate) fn metric(&self) -> Metric {
+        self.metric
+    }
+
+    pub(crate) fn version(&self) -> Version {
+        Version(self.snapshot.read().manifest.version)
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        // No rotation may move rows from the memtable into the index between the two reads.
+        let _gate = self.write_gate.read();
+        let snapshot = Arc::clone(&self.snapshot.read());
+        let live_in_index = self.index.lock().len();
+        snapshot.active.len() + live_in_index
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub(crate) fn get(&self, id: u64) -> Result<Option<Vec<f32>>> {
+        // Under the gate no rotation moves records between the memtable and the index. The
+        // index is read first: an upsert adds the new version to the memtable before it takes
+        // the old one out of the index, so a record is always in one place or the other.
+        // Location and snapshot are read together (snapshot lock first, as everywhere): a
+        // compaction swaps both at once, and a location only makes sense in its snapshot.
+        let _gate = self.write_gate.read();
+        let (location, snapshot) = {
+            let snapshot = self.snapshot.read();
+            (self.index.lock().get(id), Arc::clone(&snapshot))
+        };
+        if let Some(location) = location
+            && let Some(vector) = snapshot.vector_of(location.segment.into(), location.row)?
+        {
+            return Ok(Some(vector));
+        }
+        Ok(snapshot.active.get(id).map(<[f32]>::to_vec))
+    }
+
+    pub(crate) fn search(&self, query: &[f32], k: usize) -> Result<Vec<Neighbor>> {
+        self.search_with(query, SearchParams::new(k))
+    }
+
+    pub(crate) fn search_with(&self, query: &[f32], params: SearchParams) -> Result<Vec<Neighbor>> {
+        validate_vector(self.dim, self.metric, query)?;
+        self.search_from(self.current_snapshot(), query, params)
+    }
+
+    /// [`search_with`](Self::search_with) starting from `snapshot`, which may be stale by the
+    /// time it is searched.
+    pub(super) fn search_from(
+        &self,
+        mut snapshot: Arc<Snapshot>,
+        query: &[f32],
+        params: SearchParams,
+    ) -> Result<Vec<Neighbor>> {
+        loop {
+            let hits = snapshot.search(query, params)?;
+            // Deletion bitmaps are shared by every snapshot; memtables are not. If a rotation
+            // replaced this snapshot's active memtable meanwhile, an upsert may have hidden the
+            // old version this search skipped and put the new one in a memtable the snapshot
+            // does not hold. The upsert inserted after it saw the new snapshot and set the bit
+            // (AcqRel) after inserting; the search read the bit (Acquire), so this second read
+            // sees the new active memtable, and the search runs again on the newer snapshot.
+            // A retry needs a rotation during the search, so this rarely loops.
+            let now = Arc::clone(&self.snapshot.read());
+            if Arc::ptr_eq(&now.active, &snapshot.active) {
+                return Ok(hits);
+            }
+            snapshot = now;
+        }
+    }
+
+    pub(crate) fn refresh(&self) -> Result<Version> {
+        if self.mode != Mode::ReadOnly {
+            return Ok(self.version());
+        }
+        let _commit = self.commit_lock.lock();
+        let newest = strata_manifest::load_latest(&*self.storage)?;
+        let current = Arc::clone(&self.snapshot.read());
+        if newest.version > current.manifest.version {
+            self.install_manifest(newest, &current.segments)?;
+        }
+        Ok(self.version())
+    }
+
+    pub(super) fn memory_bytes(&self) -> usize {
+        let snapshot = self.current_snapshot();
+        let memtables: usize = snapshot.active.memory_bytes()
+            + snapshot.pending.iter().map(|p| p.memory_bytes()).sum::<usize>();
+        let segments: usize = snapshot.segments.iter().map(|s| s.memory_bytes()).sum();
+        memtables + segments + self.index.lock().memory_bytes()
+    }
+}
+
+#[cfg(test)]
+mod race_tests {
+    use strata_storage::MemoryStore;
+
+    use super::*;
+
+    /// A search that took its snapshot before a commit, and reads the tiers after a later
+    /// upsert of a committed id: the old version's deletion bit is visible (bitmaps are shared)
+    /// but the new version sits in a memtable the old snapshot does not hold. The retry in
+    /// `search_from` must still find the record.
+    #[test]
+    fn a_stale_snapshot_is_retried_after_a_rotation() {
+        let db = Db::create_in(Arc::new(MemoryStore::new()), Options::new(2, Metric::L2)).unwrap();
+        db.upsert(1, &[1.0, 0.0]).unwrap();
+        db.upsert(2, &[2.0, 0.0]).unwrap();
+        db.commit().unwrap();
+        db.upsert(3, &[3.0, 0.0]).unwrap();
+        let held = db.inner.current_snapshot();
+        db.commit().unwrap();
+        db.upsert(1, &[1.5, 0.0]).unwrap();
+        let stale = held.search(&[1.0, 0.0], SearchParams::exact(10)).unwrap();
+        assert!(!stale.iter().any(|n| n.id == 1), "the stale snapshot alone misses id 1");
+        let hits = db.inner.search_from(held, &[1.0, 0.0], SearchParams::exact(10)).unwrap();
+        let ids: Vec<u64> = hits.iter().map(|n| n.id).collect();
+        assert_eq!(ids, [1, 2, 3], "{hits:?}");
+    }
+}

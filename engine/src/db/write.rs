@@ -1,0 +1,325 @@
+//! The write path: upserts, the bulk path (`ingest`), deletes, and freezing the active
+//! memtable into pending tiers (rotation) and the automatic flush.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use strata_memtable::{MAX_ROWS, Memtable, MemtableError, validate_vector};
+use strata_quantize::normalize;
+
+use super::{DROPPED, Db, Inner, Mode, Version, Work, segment_number};
+use crate::tiers::{Pending, Snapshot};
+use crate::{Error, Result};
+
+impl Db {
+    /// Inserts `vector` under `id`, replacing any record with that id. Visible to searches on
+    /// return; durable after the next [`commit`](Self::commit).
+    pub fn upsert(&self, id: u64, vector: &[f32]) -> Result<()> {
+        self.inner.upsert(id, vector)
+    }
+
+    /// Upserts `ids[i]` with the `i`-th `dim`-float row of `vectors` (row-major), for every
+    /// `i`, inserting on every core. The whole batch is validated first: on any error nothing is
+    /// applied. Within a batch, the last row with a given id wins.
+    pub fn upsert_batch(&self, ids: &[u64], vectors: &[f32]) -> Result<()> {
+        self.inner.upsert_batch(ids, vectors)
+    }
+
+    /// The bulk path: upserts the batch (as [`upsert_batch`](Self::upsert_batch) does) and
+    /// commits it with every write before it, returning the new version. The rows skip the
+    /// memtable's graph: they are written as one new segment, which the background worker then
+    /// folds into the largest Vamana segment (or promotes to one), inserting each row into a
+    /// graph once. Loading a large file this way costs about one Vamana build, where upserts
+    /// cost an HNSW insert per row and then the build.
+    ///
+    /// The whole batch is validated first: on any error nothing is applied. Within a batch,
+    /// the last row with a given id wins. Until the commit returns, the batch is searched by
+    /// an exact scan.
+    pub fn ingest(&self, ids: &[u64], vectors: &[f32]) -> Result<Version> {
+        let version = self.inner.ingest(ids, vectors)?;
+        self.inner.stall_while_compaction_is_behind();
+        Ok(version)
+    }
+
+    /// Deletes record `id`; returns whether it existed. Visible to searches on return; durable
+    /// after the next commit.
+    pub fn delete(&self, id: u64) -> Result<bool> {
+        self.inner.delete(id)
+    }
+
+    /// Sets how many rows the active memtable takes before it is frozen into an in-memory tier
+    /// (searched, committed by the next commit) and a fresh one is started. Smaller graphs insert
+    /// faster; more tiers search slower. Default 1,048,576; clamped to `1..=MAX_ROWS / 2`. Not stored: it applies to this handle.
+    pub fn set_memtable_rotate_rows(&self, rows: usize) {
+        self.inner.set_memtable_rotate_rows(rows)
+    }
+}
+
+impl Inner {
+    pub(crate) fn check_writable(&self) -> Result<()> {
+        if self.mode == Mode::ReadOnly {
+            return Err(Error::ReadOnly);
+        }
+        if let Some(cause) = &*self.poisoned.lock() {
+            return Err(Error::Poisoned { cause: cause.clone() });
+        }
+        Ok(())
+    }
+
+    pub(crate) fn upsert(&self, id: u64, vector: &[f32]) -> Result<()> {
+        self.check_writable()?;
+        validate_vector(self.dim, self.metric, vector)?;
+        self.rotate_if_full()?;
+        let _gate = self.write_gate.read();
+        let active = Arc::clone(&self.snapshot.read().active);
+        active.upsert(id, vector)?;
+        self.index.lock().delete(id);
+        drop(_gate);
+        // Memory is summed every 256 rows: exact enough, and off the per-write path.
+        if active.rows().is_multiple_of(256) {
+            self.flush_if_full()?;
+        }
+        Ok(())
+    }
+
+    pub(crate) fn upsert_batch(&self, ids: &[u64], vectors: &[f32]) -> Result<()> {
+        self.check_writable()?;
+        if ids.len().checked_mul(self.dim) != Some(vectors.len()) {
+            return Err(Error::InvalidBatch {
+                ids: ids.len(),
+                floats: vectors.len(),
+                dim: self.dim,
+            });
+        }
+        for row in vectors.chunks_exact(self.dim) {
+            validate_vector(self.dim, self.metric, row)?;
+        }
+        // Rows whose id appears again later in the batch are skipped: the last one wins.
+        let mut seen = HashSet::with_capacity(ids.len());
+        let mut superseded = vec![false; ids.len()];
+        for (i, id) in ids.iter().enumerate().rev() {
+            superseded[i] = !seen.insert(*id);
+        }
+        const CHUNK: usize = 4096;
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        for start in (0..ids.len()).step_by(CHUNK) {
+            let end = (start + CHUNK).min(ids.len());
+            self.rotate_if_full()?;
+            let _gate = self.write_gate.read();
+            let active = Arc::clone(&self.snapshot.read().active);
+            // Each worker inserts its rows in order and reports how far it got, so the index
+            // forgets exactly the old versions of rows that were inserted, even on an error.
+            let insert = |rows: std::ops::Range<usize>| -> (usize, Result<()>) {
+                for i in rows.clone() {
+                    if superseded[i] {
+                        continue;
+                    }
+                    if let Err(e) =
+                        active.upsert(ids[i], &vectors[i * self.dim..(i + 1) * self.dim])
+                    {
+                        return (i, Err(e.into()));
+                    }
+                }
+                (rows.end, Ok(()))
+            };
+            let workers = threads.min((end - start).div_ceil(256)).max(1);
+            let per = (end - start).div_ceil(workers);
+            let ranges: Vec<_> = (start..end).step_by(per).map(|s| s..(s + per).min(end)).collect();
+            let outcomes: Vec<(std::ops::Range<usize>, usize, Result<()>)> = if workers == 1 {
+                let (done, result) = insert(start..end);
+                vec![(start..end, done, result)]
+            } else {
+                std::thread::scope(|scope| {
+                    let handles: Vec<_> =
+                        ranges.iter().map(|range| scope.spawn(|| insert(range.clone()))).collect();
+                    ranges
+                        .iter()
+                        .zip(handles)
+                        .map(|(range, handle)| match handle.join() {
+                            Ok((done, result)) => (range.clone(), done, result),
+                            // Which rows went in is unknown: the handle must not commit.
+                            Err(_) => {
+                                let cause = "an insert thread panicked during upsert_batch";
+                                self.poison(cause.to_owned());
+                                let error = Error::Poisoned { cause: cause.to_owned() };
+                                (range.clone(), range.start, Err(error))
+                            }
+                        })
+                        .collect()
+                })
+            };
+            let mut index = self.index.lock();
+            let mut first_error = None;
+            for (range, done, result) in outcomes {
+                for &id in &ids[range.start..done] {
+                    index.delete(id);
+                }
+                if let (Err(e), None) = (result, &first_error) {
+                    first_error = Some(e);
+                }
+            }
+            if let Some(e) = first_error {
+                return Err(e);
+            }
+            drop(index);
+            drop(_gate);
+            self.flush_if_full()?;
+        }
+        Ok(())
+    }
+
+    pub(crate) fn ingest(&self, ids: &[u64], vectors: &[f32]) -> Result<Version> {
+        self.check_writable()?;
+        if ids.len().checked_mul(self.dim) != Some(vectors.len()) {
+            return Err(Error::InvalidBatch {
+                ids: ids.len(),
+                floats: vectors.len(),
+                dim: self.dim,
+            });
+        }
+        // Segment rows are u32 and DROPPED marks a dropped row.
+        let max = DROPPED as usize - 1;
+        if ids.len() > max {
+            return Err(Error::BatchTooLarge { rows: ids.len(), max });
+        }
+        for row in vectors.chunks_exact(self.dim) {
+            validate_vector(self.dim, self.metric, row)?;
+        }
+        // The last row of each id wins, as in `upsert_batch`.
+        let mut seen = HashSet::with_capacity(ids.len());
+        let mut keep = vec![false; ids.len()];
+        for (i, id) in ids.iter().enumerate().rev() {
+            keep[i] = seen.insert(*id);
+        }
+        drop(seen);
+        let live = keep.iter().filter(|&&k| k).count();
+        let mut batch_ids = Vec::with_capacity(live);
+        let mut batch_vectors = Vec::with_capacity(live * self.dim);
+        for (i, row) in vectors.chunks_exact(self.dim).enumerate().filter(|(i, _)| keep[*i]) {
+            batch_ids.push(ids[i]);
+            let start = batch_vectors.len();
+            batch_vectors.extend_from_slice(row);
+            if self.metric.needs_normalization() {
+                normalize(&mut batch_vectors[start..]).map_err(|_| MemtableError::ZeroVector)?;
+            }
+        }
+        if batch_ids.is_empty() {
+            return self.commit();
+        }
+        {
+            // Earlier writes go into an earlier tier (the rotation), the batch into its own:
+            // visible first, then the old versions hidden, as an upsert does, so a search never
+            // misses a record.
+            let _gate = self.write_gate.write();
+            self.rotate_locked()?;
+            let segment_id = {
+                let mut next_id = self.next_segment_id.lock();
+                let id = *next_id;
+                *next_id += 1;
+                id
+            };
+            let number = segment_number(segment_id)?;
+            let pending = Arc::new(Pending::batch(
+                segment_id,
+                self.dim,
+                self.metric,
+                batch_ids,
+                batch_vectors,
+            ));
+            {
+                let mut snapshot = self.snapshot.write();
+                let mut next = (**snapshot).clone();
+                next.pending.push(Arc::clone(&pending));
+                *snapshot = Arc::new(next);
+            }
+            let mut index = self.index.lock();
+            for &id in &pending.ids {
+                index.delete(id);
+            }
+            index.add_segment(number, Arc::clone(&pending.deleted), pending.ids.iter().copied());
+        }
+        self.commit()
+    }
+
+    pub(crate) fn delete(&self, id: u64) -> Result<bool> {
+        self.check_writable()?;
+        let _gate = self.write_gate.read();
+        let active = Arc::clone(&self.snapshot.read().active);
+        let in_memtable = active.delete(id)?;
+        let elsewhere = self.index.lock().delete(id);
+        Ok(in_memtable || elsewhere)
+    }
+
+    pub(crate) fn set_memtable_rotate_rows(&self, rows: usize) {
+        self.rotate_rows.store(rows.clamp(1, MAX_ROWS / 2), Ordering::Relaxed);
+    }
+
+    /// Freezes the active memtable into a pending tier once it holds enough rows.
+    fn rotate_if_full(&self) -> Result<()> {
+        let limit = self.rotate_rows.load(Ordering::Relaxed);
+        if self.snapshot.read().active.rows() < limit {
+            return Ok(());
+        }
+        let _gate = self.write_gate.write();
+        if self.snapshot.read().active.rows() >= limit {
+            self.rotate_locked()?;
+        }
+        Ok(())
+    }
+
+    /// Freezes the active memtable (the caller holds the write gate exclusively). Returns the
+    /// new pending tier, if the memtable held any live row.
+    pub(super) fn rotate_locked(&self) -> Result<Option<Arc<Pending>>> {
+        let mut snapshot = self.snapshot.write();
+        if snapshot.active.rows() == 0 {
+            return Ok(None);
+        }
+        let fresh = Arc::new(Memtable::new(self.dim, self.metric, self.params)?);
+        let mut next = (**snapshot).clone();
+        let old = std::mem::replace(&mut next.active, fresh);
+        let pending = if old.is_empty() {
+            None
+        } else {
+            let mut next_id = self.next_segment_id.lock();
+            let segment_id = *next_id;
+            let number = segment_number(segment_id)?;
+            *next_id += 1;
+            let pending = Arc::new(Pending::freeze(&old, segment_id));
+            self.index.lock().add_segment(
+                number,
+                Arc::clone(&pending.deleted),
+                pending.ids.iter().copied(),
+            );
+            next.pending.push(Arc::clone(&pending));
+            Some(pending)
+        };
+        *snapshot = Arc::new(next);
+        Ok(pending)
+    }
+
+    /// Bytes the memtables hold (active and frozen), for the automatic flush.
+    fn memtable_bytes(&self, snapshot: &Snapshot) -> usize {
+        snapshot.active.memory_bytes()
+            + snapshot.pending.iter().map(|p| p.memory_bytes()).sum::<usize>()
+    }
+
+    /// After a write: past the automatic flush budget, queue a commit for the worker; past
+    /// twice the budget (the worker is behind), commit in this thread.
+    fn flush_if_full(&self) -> Result<()> {
+        let Some(budget) = self.options.auto_flush_bytes else { return Ok(()) };
+        let snapshot = self.current_snapshot();
+        let bytes = self.memtable_bytes(&snapshot) as u64;
+        if bytes <= budget {
+            return Ok(());
+        }
+        let worker = self.work.lock().is_some();
+        if worker && bytes <= budget.saturating_mul(2) {
+            if !self.flush_queued.swap(true, Ordering::AcqRel) {
+                self.wake(Work::Flush);
+            }
+            return Ok(());
+        }
+        self.commit().map(drop)
+    }
+}
