@@ -2,7 +2,7 @@
 //! little-endian.
 
 use strata_storage::framing::FormatId;
-use zerocopy::little_endian::{U16, U32, U64};
+use zerocopy::little_endian::U32;
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
 
 /// Magic in both the header and the framing footer.
@@ -17,12 +17,6 @@ pub const SECTOR_LEN: usize = 4096;
 
 /// Section kind: the node sectors (vector, degree, neighbour ids), 4 KiB aligned.
 pub const SECTION_NODES: u32 = 1;
-/// Section kind: the id column, one `u64` per row.
-pub const SECTION_IDS: u32 = 2;
-/// Section kind: the codebook of the codes (`docs/format/codebook.md`).
-pub const SECTION_CODEBOOK: u32 = 3;
-/// Section kind: one code per row, `rows x code_len` bytes; a reader loads it into RAM.
-pub const SECTION_CODES: u32 = 4;
 /// Section kind: one crc32 per node sector, checked the first time a search reads the sector.
 pub const SECTION_SECTOR_CRCS: u32 = 5;
 
@@ -31,29 +25,20 @@ pub const SECTION_SECTOR_CRCS: u32 = 5;
 /// minor 1) searches at the caller's list size.
 pub const SECTION_CALIBRATION: u32 = 6;
 
-/// Section flag: a reader that does not know the section's kind must refuse the file.
-pub const SECTION_REQUIRED: u32 = 1;
+// The header's common fields, the section kinds and directory shared with every segment kind
+// (the id column, codebook and codes; `docs/format/segment-file.md`).
+pub use strata_segment::format::*;
 
 /// Neighbour ids are `u32` row numbers, so a segment holds fewer than 2^32 rows.
 pub const MAX_ROWS: u64 = u32::MAX as u64;
 
-/// The fixed 64-byte header at offset 0.
+/// The fixed 64-byte header at offset 0. The first of the common header's kind bytes is the
+/// codes' [`CodecKind::code`](strata_quantize::CodecKind::code) (the codebook is
+/// authoritative; this lets tools describe a segment from its header).
 #[derive(Debug, Clone, Copy, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
 #[repr(C)]
 pub struct Header {
-    pub magic: [u8; 8],
-    pub major: U16,
-    pub minor: U16,
-    /// Size of this header; readers skip bytes they do not know up to here.
-    pub header_len: U32,
-    pub dim: U32,
-    /// [`Metric::code`](strata_quantize::Metric::code).
-    pub metric: u8,
-    /// [`CodecKind::code`](strata_quantize::CodecKind::code) of the codes (the codebook is
-    /// authoritative; this lets tools describe a segment from its header).
-    pub codec: u8,
-    pub reserved0: [u8; 2],
-    pub rows: U64,
+    pub common: CommonHeader,
     /// R: the neighbour slots every node has.
     pub max_degree: U32,
     /// The row every search starts from.
@@ -64,22 +49,9 @@ pub struct Header {
     pub nodes_per_sector: U32,
     /// Sectors one node occupies (1 unless the node is larger than a sector).
     pub sectors_per_node: U32,
-    pub reserved1: [u8; 8],
+    pub reserved: [u8; 8],
     /// crc32 of the 60 bytes before this field.
     pub header_crc32: U32,
-}
-
-/// One entry of the section directory (the same shape as the flat segment's).
-#[derive(Debug, Clone, Copy, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
-#[repr(C)]
-pub struct SectionEntry {
-    pub kind: U32,
-    pub flags: U32,
-    pub offset: U64,
-    pub len: U64,
-    /// crc32 of the section's `len` bytes.
-    pub crc32: U32,
-    pub reserved: U32,
 }
 
 /// The start of the calibration section.
@@ -101,27 +73,12 @@ pub struct CalibrationPoint {
     pub recall_ppm: U32,
 }
 
-/// The fixed 16 bytes between the section directory and the framing footer.
-#[derive(Debug, Clone, Copy, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
-#[repr(C)]
-pub struct Trailer {
-    pub directory_offset: U64,
-    pub section_count: U32,
-    /// crc32 of the directory entries.
-    pub directory_crc32: U32,
-}
-
-pub const HEADER_LEN: usize = 64;
-pub const SECTION_ENTRY_LEN: usize = 32;
-pub const TRAILER_LEN: usize = 16;
-
 const _: () = assert!(size_of::<Header>() == HEADER_LEN);
-const _: () = assert!(size_of::<SectionEntry>() == SECTION_ENTRY_LEN);
-const _: () = assert!(size_of::<Trailer>() == TRAILER_LEN);
 
 impl Header {
-    pub fn checksum(&self) -> u32 {
-        crc32fast::hash(&self.as_bytes()[..HEADER_LEN - 4])
+    /// Writes the header's checksum.
+    pub fn seal(&mut self) {
+        self.header_crc32 = header_checksum(self.as_bytes().try_into().expect("64 bytes")).into();
     }
 }
 

@@ -54,5 +54,5 @@ mod walk;
 pub use crate::build::{
     BuildOptions, BuildReport, Calibrated, VamanaBuilder, WIDE_DIM, WrittenSegment,
 };
-pub use crate::error::{Problem, Result, VamanaError};
+pub use crate::error::{FileError, Problem, Result, VamanaError};
 pub use crate::reader::{Expected, SearchParams, SearchScratch, SearchStats, VamanaSegment};

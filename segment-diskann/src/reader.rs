@@ -4,32 +4,35 @@ use std::ops::Range;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use strata_quantize::{Codec, Metric, Neighbor, QueryScratch, TopK, Visited};
-use strata_storage::framing::{FOOTER_LEN, Footer};
-use strata_storage::{ObjectBytes, Storage};
+use strata_segment::{FileSpec, SectionSpec, SegmentFile};
+use strata_storage::ObjectBytes;
 use zerocopy::FromBytes;
+
+pub use strata_segment::Expected;
 
 use crate::Calibrated;
 use crate::format::{
-    CalibrationHead, CalibrationPoint, FORMAT, HEADER_LEN, Header, MAGIC, MAX_ROWS, NodeLayout,
-    SECTION_CALIBRATION, SECTION_CODEBOOK, SECTION_CODES, SECTION_ENTRY_LEN, SECTION_IDS,
-    SECTION_NODES, SECTION_REQUIRED, SECTION_SECTOR_CRCS, SECTOR_LEN, SectionEntry, TRAILER_LEN,
-    Trailer,
+    CalibrationHead, CalibrationPoint, FORMAT, HEADER_LEN, Header, MAX_ROWS, NodeLayout,
+    SECTION_CALIBRATION, SECTION_CODEBOOK, SECTION_CODES, SECTION_IDS, SECTION_NODES,
+    SECTION_SECTOR_CRCS, SECTOR_LEN,
 };
 use crate::list::CandidateList;
 use crate::walk::{Nodes, Walk, WalkIndex, beam_search};
-use crate::{Problem, Result, VamanaError};
+use crate::{FileError, Problem, Result, VamanaError};
 
-/// What the manifest records about a segment, checked against the object at open.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Expected {
-    pub dim: usize,
-    pub metric: Metric,
-    pub rows: u64,
-    /// Object size in bytes.
-    pub size: u64,
-    /// The body checksum in the object's footer.
-    pub crc32: u32,
-}
+/// The Vamana segment's file: its magic and the sections it knows.
+static SPEC: FileSpec = FileSpec {
+    format: FORMAT,
+    name: "vamana",
+    sections: &[
+        SectionSpec { kind: SECTION_NODES, align: SECTOR_LEN as u64 },
+        SectionSpec { kind: SECTION_IDS, align: 64 },
+        SectionSpec { kind: SECTION_CODEBOOK, align: 8 },
+        SectionSpec { kind: SECTION_CODES, align: 64 },
+        SectionSpec { kind: SECTION_SECTOR_CRCS, align: 8 },
+        SectionSpec { kind: SECTION_CALIBRATION, align: 8 },
+    ],
+};
 
 /// How hard a search works.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,17 +85,11 @@ pub struct SearchScratch {
 /// sector is reported, not searched.
 #[derive(Debug)]
 pub struct VamanaSegment {
-    object: String,
-    bytes: ObjectBytes,
-    dim: usize,
-    metric: Metric,
-    rows: u64,
+    file: SegmentFile,
     layout: NodeLayout,
     medoid: u32,
-    footer_crc32: u32,
     nodes: Range<usize>,
     nodes_crc32: u32,
-    ids: Range<usize>,
     sector_crcs: Range<usize>,
     /// One bit per node group (a sector, or a large node's sectors): checked already.
     checked: Box<[AtomicU64]>,
@@ -103,52 +100,17 @@ pub struct VamanaSegment {
 }
 
 impl VamanaSegment {
-    /// Maps the object `key` and opens it.
-    pub fn open(storage: &dyn Storage, key: &str) -> Result<Self> {
-        Self::from_bytes(key, storage.map(key)?)
-    }
-
-    /// [`open`](Self::open), then checks the segment is the one the manifest describes.
-    pub fn open_expected(storage: &dyn Storage, key: &str, expected: &Expected) -> Result<Self> {
-        let segment = Self::open(storage, key)?;
-        segment.check(expected)?;
-        Ok(segment)
-    }
-
     /// Decodes a segment from the whole object's bytes; `object` names it in errors.
     pub fn from_bytes(object: &str, bytes: ObjectBytes) -> Result<Self> {
-        let corrupt = |problem| VamanaError::Corrupt { object: object.to_owned(), problem };
-        let len = bytes.len() as u64;
-        if bytes.len() < FOOTER_LEN {
-            // Let the framing produce its standard "truncated" error.
-            Footer::decode(object, &FORMAT, len, &bytes)?;
-        }
-        let footer = Footer::decode(object, &FORMAT, len, &bytes[bytes.len() - FOOTER_LEN..])?;
-        let body_len = footer.body_len.get() as usize;
-        let body = &bytes[..body_len];
-
-        if body.len() < HEADER_LEN + TRAILER_LEN {
-            return Err(corrupt(Problem::DirectoryBounds));
-        }
-        let header = Header::read_from_bytes(&body[..HEADER_LEN]).expect("64 bytes");
-        if header.magic != MAGIC {
-            return Err(corrupt(Problem::HeaderMagic));
-        }
-        if header.header_crc32.get() != header.checksum() {
-            return Err(corrupt(Problem::HeaderChecksum));
-        }
+        let file = SegmentFile::parse(&SPEC, object, bytes)?;
+        let corrupt = |problem| VamanaError::from(file.corrupt(problem));
+        let header = Header::read_from_bytes(&file.header()[..HEADER_LEN]).expect("64 bytes");
         let field = |field, value: u64| corrupt(Problem::HeaderField { field, value });
-        let dim = header.dim.get() as usize;
+        let (dim, rows) = (file.dim(), file.rows());
         let max_degree = header.max_degree.get() as usize;
-        let rows = header.rows.get();
         let layout = NodeLayout::new(dim, max_degree)
-            .filter(|_| dim > 0 && max_degree > 0)
-            .ok_or_else(|| field("dim", dim as u64))?;
-        if (header.header_len.get() as usize) < HEADER_LEN {
-            return Err(field("header_len", header.header_len.get().into()));
-        }
-        let metric = Metric::from_code(header.metric)
-            .ok_or_else(|| field("metric", header.metric.into()))?;
+            .filter(|_| max_degree > 0)
+            .ok_or_else(|| field("max_degree", max_degree as u64))?;
         if rows == 0 || rows > MAX_ROWS {
             return Err(field("rows", rows));
         }
@@ -165,161 +127,40 @@ impl VamanaSegment {
             }
         }
 
-        // Trailer and section directory.
-        let trailer_at = body_len - TRAILER_LEN;
-        let trailer = Trailer::read_from_bytes(&body[trailer_at..]).expect("16 bytes");
-        let count = trailer.section_count.get() as usize;
-        let dir_start = trailer.directory_offset.get();
-        let dir_end = (count as u64)
-            .checked_mul(SECTION_ENTRY_LEN as u64)
-            .and_then(|n| n.checked_add(dir_start));
-        if dir_end != Some(trailer_at as u64) || dir_start < HEADER_LEN as u64 {
-            return Err(corrupt(Problem::DirectoryBounds));
-        }
-        let directory = &body[dir_start as usize..trailer_at];
-        if crc32fast::hash(directory) != trailer.directory_crc32.get() {
-            return Err(corrupt(Problem::DirectoryChecksum));
-        }
-        let entries = <[SectionEntry]>::ref_from_bytes(directory).expect("whole entries");
-        let mut found: [Option<SectionEntry>; 6] = [None; 6];
-        let header_end = u64::from(header.header_len.get());
-        for entry in entries {
-            let (kind, offset, len) = (entry.kind.get(), entry.offset.get(), entry.len.get());
-            let align = match kind {
-                SECTION_NODES => SECTOR_LEN as u64,
-                SECTION_IDS | SECTION_CODES => 64,
-                _ => 8,
-            };
-            let in_bounds = offset >= header_end
-                && offset.checked_add(len).is_some_and(|end| end <= dir_start)
-                && offset % align == 0;
-            if !in_bounds {
-                return Err(corrupt(Problem::SectionBounds { kind, offset, len }));
-            }
-            let slot = match kind {
-                SECTION_NODES..=SECTION_CALIBRATION => &mut found[kind as usize - 1],
-                _ if entry.flags.get() & SECTION_REQUIRED != 0 => {
-                    return Err(VamanaError::UnknownSection { object: object.to_owned(), kind });
-                }
-                _ => continue,
-            };
-            if slot.replace(*entry).is_some() {
-                return Err(corrupt(Problem::SectionCount { kind }));
-            }
-        }
-        let section = |kind: u32| {
-            found[kind as usize - 1].ok_or_else(|| corrupt(Problem::SectionCount { kind }))
-        };
-        let range = |entry: &SectionEntry| {
-            let start = entry.offset.get() as usize;
-            start..start + entry.len.get() as usize
-        };
-        let check_len = |entry: &SectionEntry, expected: u64| {
-            let found = entry.len.get();
-            if found != expected {
-                let kind = entry.kind.get();
-                return Err(corrupt(Problem::SectionLength { kind, expected, found }));
-            }
-            Ok(())
-        };
-        let check_crc = |entry: &SectionEntry| {
-            if crc32fast::hash(&bytes[range(entry)]) != entry.crc32.get() {
-                return Err(corrupt(Problem::SectionChecksum { kind: entry.kind.get() }));
-            }
-            Ok(())
-        };
         let sectors = layout.sectors(rows);
-        let nodes = section(SECTION_NODES)?;
-        check_len(&nodes, sectors.saturating_mul(SECTOR_LEN as u64))?;
-        let ids = section(SECTION_IDS)?;
-        check_len(&ids, rows * 8)?;
-        check_crc(&ids)?;
-        let sector_crcs = section(SECTION_SECTOR_CRCS)?;
-        check_len(&sector_crcs, sectors * 4)?;
-        check_crc(&sector_crcs)?;
-        let codebook = section(SECTION_CODEBOOK)?;
-        check_crc(&codebook)?;
-        let codec = Codec::from_bytes(&bytes[range(&codebook)])
-            .map_err(|error| corrupt(Problem::Codebook(error.to_string())))?;
-        if codec.dim() != dim || codec.metric() != metric {
-            let problem = format!(
-                "trained for {} dimensions and {}, segment holds {dim} and {metric}",
-                codec.dim(),
-                codec.metric()
-            );
-            return Err(corrupt(Problem::Codebook(problem)));
-        }
-        let codes = section(SECTION_CODES)?;
-        check_len(&codes, rows.saturating_mul(codec.code_len() as u64))?;
-        check_crc(&codes)?;
-        let calibration = match found[SECTION_CALIBRATION as usize - 1] {
-            Some(entry) => {
-                check_crc(&entry)?;
-                decode_calibration(&bytes[range(&entry)])
+        let nodes = file.require(SECTION_NODES)?.clone();
+        file.check_len(&nodes, sectors.saturating_mul(SECTOR_LEN as u64))?;
+        let sector_crcs = file.require(SECTION_SECTOR_CRCS)?.clone();
+        file.check_len(&sector_crcs, sectors * 4)?;
+        file.check_crc(&sector_crcs)?;
+        let (codec, codes) = file
+            .codes()?
+            .ok_or_else(|| corrupt(Problem::SectionCount { kind: SECTION_CODEBOOK }))?;
+        file.check_crc(&codes)?;
+        let calibration = match file.section(SECTION_CALIBRATION) {
+            Some(section) => {
+                file.check_crc(section)?;
+                decode_calibration(file.bytes_of(section))
                     .ok_or_else(|| corrupt(Problem::Calibration))?
             }
             None => Vec::new(),
         };
         let groups = rows.div_ceil(layout.nodes_per_sector as u64) as usize;
         Ok(VamanaSegment {
-            object: object.to_owned(),
-            dim,
-            metric,
-            rows,
             layout,
             medoid: header.medoid.get(),
-            footer_crc32: footer.body_crc32.get(),
-            nodes: range(&nodes),
-            nodes_crc32: nodes.crc32.get(),
-            ids: range(&ids),
-            sector_crcs: range(&sector_crcs),
+            nodes: nodes.range,
+            nodes_crc32: nodes.crc32,
+            sector_crcs: sector_crcs.range,
             checked: (0..groups.div_ceil(64)).map(|_| AtomicU64::new(0)).collect(),
+            codes: file.bytes_of(&codes).to_vec(),
             codec,
-            codes: bytes[range(&codes)].to_vec(),
             calibration,
-            bytes,
+            file,
         })
     }
 
-    /// Checks the segment against what the manifest recorded for it.
-    pub fn check(&self, expected: &Expected) -> Result<()> {
-        let mismatch = |field, expected: u64, found: u64| {
-            (expected != found).then(|| VamanaError::Mismatch {
-                object: self.object.clone(),
-                field,
-                expected,
-                found,
-            })
-        };
-        let first = mismatch("size", expected.size, self.bytes.len() as u64)
-            .or_else(|| mismatch("checksum", expected.crc32.into(), self.footer_crc32.into()))
-            .or_else(|| mismatch("dimension", expected.dim as u64, self.dim as u64))
-            .or_else(|| {
-                mismatch("metric", expected.metric.code().into(), self.metric.code().into())
-            })
-            .or_else(|| mismatch("row count", expected.rows, self.rows));
-        first.map_or(Ok(()), Err)
-    }
-
-    /// The object's key.
-    pub fn object(&self) -> &str {
-        &self.object
-    }
-
-    /// Dimension of the vectors.
-    pub fn dim(&self) -> usize {
-        self.dim
-    }
-
-    /// The metric the vectors were written for.
-    pub fn metric(&self) -> Metric {
-        self.metric
-    }
-
-    /// Number of rows.
-    pub fn rows(&self) -> u64 {
-        self.rows
-    }
+    strata_segment::segment_file_methods!();
 
     /// R: the most neighbours a node has.
     pub fn max_degree(&self) -> usize {
@@ -336,29 +177,11 @@ impl VamanaSegment {
         &self.codec
     }
 
-    /// Object size in bytes.
-    pub fn size(&self) -> u64 {
-        self.bytes.len() as u64
-    }
-
-    /// Whether the object is memory-mapped (a local file) rather than read into memory.
-    pub fn is_mapped(&self) -> bool {
-        self.bytes.is_mapped()
-    }
-
-    /// Drops this process's resident copy of the mapped object (see
-    /// [`ObjectBytes::release_resident`](strata_storage::ObjectBytes::release_resident)): a
-    /// compaction that has streamed this segment's rows calls it, and later reads fault the
-    /// pages back in from the page cache.
-    pub fn release_resident(&self) {
-        self.bytes.release_resident();
-    }
-
     /// Bytes this segment holds in RAM: the codes, the codec's tables and the sector-check
     /// bits. The mapped object is not counted: the page cache holds what searches touch.
     pub fn memory_bytes(&self) -> usize {
         size_of::<Self>()
-            + self.object.len()
+            + self.object().len()
             + self.codes.capacity()
             + self.codec.memory_bytes()
             + self.checked.len() * 8
@@ -375,22 +198,6 @@ impl VamanaSegment {
     pub fn search_list_for(&self, recall: f32) -> Option<usize> {
         let point = self.calibration.iter().find(|p| p.recall >= recall);
         point.or(self.calibration.last()).map(|p| p.search_list as usize)
-    }
-
-    /// The id of row `row`.
-    ///
-    /// # Panics
-    /// If `row >= rows()`.
-    pub fn id(&self, row: u32) -> u64 {
-        let at = self.ids.start + row as usize * 8;
-        u64::from_le_bytes(self.bytes[at..at + 8].try_into().expect("8 bytes"))
-    }
-
-    /// Every row's id, in row order. Reads only the id column.
-    pub fn ids(&self) -> impl ExactSizeIterator<Item = u64> + '_ {
-        self.bytes[self.ids.clone()]
-            .chunks_exact(8)
-            .map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")))
     }
 
     /// The vector of row `row`, read from its node.
@@ -412,7 +219,7 @@ impl VamanaSegment {
     /// Row `row`'s vector and neighbours, after checking its sector on first use.
     #[inline]
     fn node(&self, row: u32) -> Result<(&[f32], &[u32])> {
-        assert!(u64::from(row) < self.rows, "row {row} of {}", self.rows);
+        assert!(u64::from(row) < self.rows(), "row {row} of {}", self.rows());
         let group = row as usize / self.layout.nodes_per_sector;
         let bit = 1u64 << (group % 64);
         // Relaxed: the bit caches a pure function of immutable bytes; a thread that misses
@@ -430,7 +237,7 @@ impl VamanaSegment {
     fn prefetch_node(&self, row: u32) {
         let (_, offset) = self.layout.locate(row);
         let start = self.nodes.start + offset;
-        let node = &self.bytes[start..start + self.layout.node_len];
+        let node = &self.file.bytes()[start..start + self.layout.node_len];
         strata_quantize::prefetch(node);
         let degree_at = self.layout.degree_at();
         strata_quantize::prefetch(&node[degree_at..]);
@@ -439,7 +246,7 @@ impl VamanaSegment {
     #[inline]
     fn node_unchecked(&self, offset: usize) -> (&[f32], &[u32]) {
         let start = self.nodes.start + offset;
-        let node = &self.bytes[start..start + self.layout.node_len];
+        let node = &self.file.bytes()[start..start + self.layout.node_len];
         let (vector, rest) = node.split_at(self.layout.degree_at());
         let degree = u32::from_le_bytes(rest[..4].try_into().expect("4 bytes")) as usize;
         // Sectors are 4 KiB aligned in an object mapped 64-byte aligned, and nodes sit at
@@ -456,23 +263,25 @@ impl VamanaSegment {
         let spn = self.layout.sectors_per_node;
         for sector in group * spn..(group + 1) * spn {
             let at = self.sector_crcs.start + sector * 4;
-            let recorded = u32::from_le_bytes(self.bytes[at..at + 4].try_into().expect("4 bytes"));
+            let recorded =
+                u32::from_le_bytes(self.file.bytes()[at..at + 4].try_into().expect("4 bytes"));
             let start = self.nodes.start + sector * SECTOR_LEN;
-            if crc32fast::hash(&self.bytes[start..start + SECTOR_LEN]) != recorded {
+            if crc32fast::hash(&self.file.bytes()[start..start + SECTOR_LEN]) != recorded {
                 return Err(self.corrupt(Problem::SectorChecksum { sector: sector as u64 }));
             }
         }
         let first = group * self.layout.nodes_per_sector;
-        let last = (first + self.layout.nodes_per_sector).min(self.rows as usize);
+        let last = (first + self.layout.nodes_per_sector).min(self.rows() as usize);
         for row in first..last {
             let (_, offset) = self.layout.locate(row as u32);
             let at = self.nodes.start + offset + self.layout.degree_at();
-            let degree = u32::from_le_bytes(self.bytes[at..at + 4].try_into().expect("4 bytes"));
+            let degree =
+                u32::from_le_bytes(self.file.bytes()[at..at + 4].try_into().expect("4 bytes"));
             if degree as usize > self.layout.max_degree {
                 return Err(self.corrupt(Problem::Node { row: row as u32 }));
             }
             let (_, neighbors) = self.node_unchecked(offset);
-            if neighbors.iter().any(|&next| u64::from(next) >= self.rows) {
+            if neighbors.iter().any(|&next| u64::from(next) >= self.rows()) {
                 return Err(self.corrupt(Problem::Node { row: row as u32 }));
             }
         }
@@ -480,28 +289,18 @@ impl VamanaSegment {
     }
 
     fn corrupt(&self, problem: Problem) -> VamanaError {
-        VamanaError::Corrupt { object: self.object.clone(), problem }
+        self.file.corrupt(problem).into()
     }
 
     /// Checks every byte of the object: the footer's body checksum, the node section's
     /// checksum, and every sector's checksum and neighbour lists (a scrub; searches check only
     /// the sectors they read).
     pub fn verify(&self) -> Result<()> {
-        let body = &self.bytes[..self.bytes.len() - FOOTER_LEN];
-        let actual = crc32fast::hash(body);
-        if actual != self.footer_crc32 {
-            return Err(VamanaError::Storage(strata_storage::Error::Corrupt {
-                object: self.object.clone(),
-                corruption: strata_storage::Corruption::BodyChecksum {
-                    recorded: self.footer_crc32,
-                    actual,
-                },
-            }));
-        }
-        if crc32fast::hash(&self.bytes[self.nodes.clone()]) != self.nodes_crc32 {
+        self.file.verify_body()?;
+        if crc32fast::hash(&self.file.bytes()[self.nodes.clone()]) != self.nodes_crc32 {
             return Err(self.corrupt(Problem::SectionChecksum { kind: SECTION_NODES }));
         }
-        let groups = self.rows.div_ceil(self.layout.nodes_per_sector as u64) as usize;
+        let groups = self.rows().div_ceil(self.layout.nodes_per_sector as u64) as usize;
         (0..groups).try_for_each(|group| self.check_group(group))
     }
 
@@ -547,19 +346,20 @@ impl VamanaSegment {
         top: &mut TopK,
         scratch: &mut SearchScratch,
     ) -> Result<SearchStats> {
-        if query.len() != self.dim {
-            return Err(VamanaError::DimensionMismatch { expected: self.dim, found: query.len() });
+        if query.len() != self.dim() {
+            let (expected, found) = (self.dim(), query.len());
+            return Err(FileError::DimensionMismatch { expected, found }.into());
         }
         if params.search_list == 0 || params.beam_width == 0 {
             return Err(VamanaError::InvalidParameter("search_list and beam_width must be >= 1"));
         }
         let k = top.k();
-        let bound = if self.metric == Metric::InnerProduct { f32::INFINITY } else { bound };
+        let bound = if self.metric() == Metric::InnerProduct { f32::INFINITY } else { bound };
         let mut stats = SearchStats::default();
         if k == 0 {
             return Ok(stats);
         }
-        let rows = self.rows as usize;
+        let rows = self.rows() as usize;
         let mut search_list = params.search_list.max(k);
         let mut retries = 0;
         loop {
@@ -593,15 +393,15 @@ impl VamanaSegment {
         scratch: &mut SearchScratch,
         stats: &mut SearchStats,
     ) -> Result<()> {
-        for row in 0..self.rows as u32 {
+        for row in 0..self.rows() as u32 {
             if skip(row) {
                 continue;
             }
             let (vector, _) = self.node(row)?;
             stats.hops += 1;
-            scratch.best.push(u64::from(row), self.metric.distance(query, vector));
+            scratch.best.push(u64::from(row), self.metric().distance(query, vector));
         }
-        stats.sectors_read += self.layout.sectors(self.rows);
+        stats.sectors_read += self.layout.sectors(self.rows());
         Ok(())
     }
 
@@ -611,8 +411,8 @@ impl VamanaSegment {
             codec: &self.codec,
             codes: &self.codes,
             medoid: self.medoid,
-            rows: self.rows as usize,
-            metric: self.metric,
+            rows: self.rows() as usize,
+            metric: self.metric(),
         }
     }
 }

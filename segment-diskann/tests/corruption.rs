@@ -7,7 +7,8 @@ use common::clustered;
 use proptest::prelude::*;
 use strata_quantize::{Metric, TopK};
 use strata_segment_diskann::{
-    BuildOptions, Problem, SearchParams, SearchScratch, VamanaBuilder, VamanaError, VamanaSegment,
+    BuildOptions, FileError, Problem, SearchParams, SearchScratch, VamanaBuilder, VamanaError,
+    VamanaSegment,
 };
 use strata_storage::{MemoryStore, ObjectBytes, Storage};
 
@@ -59,7 +60,13 @@ fn a_damaged_sector_is_reported_by_the_search_that_reads_it() {
     let segment = open(&damaged).expect("opening does not read node sectors");
     let err = read_everything(&segment).unwrap_err();
     assert!(
-        matches!(err, VamanaError::Corrupt { problem: Problem::SectorChecksum { sector: 0 }, .. }),
+        matches!(
+            err,
+            VamanaError::File(FileError::Corrupt {
+                problem: Problem::SectorChecksum { sector: 0 },
+                ..
+            })
+        ),
         "{err}"
     );
     assert!(segment.vector(0).is_err(), "and every later read of it");
@@ -85,7 +92,10 @@ fn a_newer_major_version_is_refused_by_name() {
     assert!(
         matches!(
             err,
-            VamanaError::Storage(strata_storage::Error::UnsupportedVersion { found_major: 2, .. })
+            VamanaError::File(FileError::Storage(strata_storage::Error::UnsupportedVersion {
+                found_major: 2,
+                ..
+            }))
         ),
         "{err}"
     );

@@ -6,7 +6,8 @@ mod common;
 use common::{brute_force, clustered, recall};
 use strata_quantize::{CodecKind, Metric, TopK};
 use strata_segment_diskann::{
-    BuildOptions, Expected, SearchParams, SearchScratch, VamanaBuilder, VamanaError, VamanaSegment,
+    BuildOptions, Expected, FileError, SearchParams, SearchScratch, VamanaBuilder, VamanaError,
+    VamanaSegment,
 };
 use strata_storage::{MemoryStore, Storage};
 
@@ -285,7 +286,10 @@ fn bad_input_gets_clear_errors() {
 
     let mut builder = VamanaBuilder::new(4, Metric::L2, BuildOptions::default()).unwrap();
     let err = builder.push(1, &[1.0, 2.0]).unwrap_err();
-    assert!(matches!(err, VamanaError::DimensionMismatch { expected: 4, found: 2 }), "{err}");
+    assert!(
+        matches!(err, VamanaError::File(FileError::DimensionMismatch { expected: 4, found: 2 })),
+        "{err}"
+    );
     let err = builder.push(7, &[1.0, f32::NAN, 0.0, 0.0]).unwrap_err();
     assert!(matches!(err, VamanaError::NonFinite { id: 7, index: 1, .. }), "{err}");
     assert_eq!(builder.rows(), 0, "refused rows are not kept");
@@ -308,7 +312,10 @@ fn bad_input_gets_clear_errors() {
     let err = segment
         .search(&[1.0], &SearchParams::default(), |_| false, &mut top, &mut scratch)
         .unwrap_err();
-    assert!(matches!(err, VamanaError::DimensionMismatch { expected: 4, found: 1 }), "{err}");
+    assert!(
+        matches!(err, VamanaError::File(FileError::DimensionMismatch { expected: 4, found: 1 })),
+        "{err}"
+    );
     let zero = SearchParams { search_list: 0, beam_width: 1 };
     let err = segment.search(&vectors[..4], &zero, |_| false, &mut top, &mut scratch).unwrap_err();
     assert!(matches!(err, VamanaError::InvalidParameter(_)), "{err}");
@@ -588,4 +595,76 @@ fn the_calibration_predicts_recall_on_held_out_queries() {
     );
     assert!(tiny.calibration().is_empty());
     assert_eq!(tiny.search_list_for(0.95), None);
+}
+
+/// Holds docs/format/segment-diskann.md (and segment-file.md) to the code: header offsets by
+/// hand, then every section through the directory, checked against the layout rules.
+#[test]
+fn layout_matches_the_spec() {
+    let (rows, dim) = (40usize, 3usize);
+    let vectors = clustered(rows, dim, 2, Metric::L2, 4);
+    let store = MemoryStore::new();
+    let options = BuildOptions::default().max_degree(4).threads(1);
+    let segment = build(&store, "s", &vectors, dim, Metric::L2, options);
+    let b = store.get("s").unwrap().to_vec();
+    let u16_at = |at: usize| u16::from_le_bytes(b[at..at + 2].try_into().unwrap());
+    let u32_at = |at: usize| u32::from_le_bytes(b[at..at + 4].try_into().unwrap());
+    let u64_at = |at: usize| u64::from_le_bytes(b[at..at + 8].try_into().unwrap());
+    // Header.
+    assert_eq!(&b[0..8], b"STRAVAMA");
+    assert_eq!((u16_at(8), u16_at(10), u32_at(12)), (1, 1, 64));
+    assert_eq!((u32_at(16), b[20], b[21], u64_at(24)), (3, 1, CodecKind::Sq8.code(), 40));
+    let medoid = u32_at(36);
+    assert_eq!((u32_at(32), medoid), (4, segment.medoid()));
+    // node_len 4*3 + 4 + 4*4 = 32: 128 nodes a sector, one sector a node group.
+    assert_eq!((u32_at(40), u32_at(44), u32_at(48)), (32, 128, 1));
+    assert_eq!(u32_at(60), crc32fast::hash(&b[..60]));
+    // Framing footer (32 bytes), trailer (16) before it, directory before that.
+    let body_len = b.len() - 32;
+    assert_eq!(&b[body_len..body_len + 8], b"STRAVAMA");
+    let trailer = body_len - 16;
+    let (directory, count) = (u64_at(trailer) as usize, u32_at(trailer + 8) as usize);
+    assert_eq!(directory + count * 32, trailer);
+    assert_eq!(u32_at(trailer + 12), crc32fast::hash(&b[directory..trailer]));
+    // Sections in the order written: nodes, ids, sector crcs, codebook, codes, calibration.
+    let sections: Vec<(u32, u32, usize, usize, u32)> = (0..count)
+        .map(|i| {
+            let at = directory + i * 32;
+            (
+                u32_at(at),
+                u32_at(at + 4),
+                u64_at(at + 8) as usize,
+                u64_at(at + 16) as usize,
+                u32_at(at + 24),
+            )
+        })
+        .collect();
+    let kinds: Vec<(u32, u32)> = sections.iter().map(|s| (s.0, s.1)).collect();
+    assert_eq!(kinds, [(1, 1), (2, 1), (5, 1), (3, 1), (4, 1), (6, 0)]);
+    for &(kind, _, offset, len, crc) in &sections {
+        let align = match kind {
+            1 => 4096,
+            2 | 4 => 64,
+            _ => 8,
+        };
+        assert_eq!(offset % align, 0, "section {kind} at {offset}");
+        assert_eq!(crc, crc32fast::hash(&b[offset..offset + len]), "section {kind}");
+    }
+    let (nodes, ids) = (&sections[0], &sections[1]);
+    assert_eq!((nodes.2, nodes.3), (4096, 4096));
+    assert_eq!(ids.3, rows * 8);
+    assert_eq!(sections[2].3, 4, "one crc per sector");
+    assert_eq!(u32_at(sections[2].2), crc32fast::hash(&b[4096..8192]));
+    assert_eq!(sections[4].3, rows * CodecKind::Sq8.code_len(dim), "a code per row");
+    // Row 7's node: its vector, its degree, its neighbours (the rest of its slots zero).
+    let node = nodes.2 + 7 * 32;
+    let vector: Vec<f32> = (0..dim)
+        .map(|i| f32::from_le_bytes(b[node + 4 * i..node + 4 * i + 4].try_into().unwrap()))
+        .collect();
+    assert_eq!(vector, &vectors[7 * dim..8 * dim]);
+    let degree = u32_at(node + 12) as usize;
+    let neighbors: Vec<u32> = (0..degree).map(|i| u32_at(node + 16 + 4 * i)).collect();
+    assert_eq!(neighbors, segment.neighbors(7).unwrap());
+    assert!((degree..4).all(|i| u32_at(node + 16 + 4 * i) == 0));
+    assert_eq!(u64_at(ids.2 + 7 * 8), 7, "ids in row order");
 }

@@ -22,6 +22,6 @@ pub mod format;
 mod reader;
 mod writer;
 
-pub use crate::error::{Problem, Result, SegmentError};
+pub use crate::error::{FileError, Problem, Result, SegmentError};
 pub use crate::reader::{CodeScratch, Expected, FlatSegment};
 pub use crate::writer::{FlatWriter, WrittenSegment};

@@ -1,26 +1,17 @@
 //! Streaming a flat segment into storage.
 
 use strata_quantize::{Codec, Metric};
+use strata_segment::{OpenSection, SectionWriter};
 use strata_storage::Storage;
-use strata_storage::framing::FramedWriter;
 use zerocopy::IntoBytes;
+
+pub use strata_segment::WrittenSegment;
 
 use crate::format::{
     FORMAT, Header, SECTION_CODEBOOK, SECTION_CODES, SECTION_IDS, SECTION_REQUIRED,
-    SECTION_VECTORS, SectionEntry, Trailer, VECTOR_ALIGN,
+    SECTION_VECTORS, VECTOR_ALIGN,
 };
-use crate::{Result, SegmentError};
-
-/// What a finished segment object is: the facts a manifest records about it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct WrittenSegment {
-    /// Rows written.
-    pub rows: u64,
-    /// Object size in bytes.
-    pub size: u64,
-    /// The body checksum in the object's footer; a manifest keeps it to detect a swapped file.
-    pub crc32: u32,
-}
+use crate::{FileError, Result, SegmentError};
 
 /// Streams rows into a new flat segment object: the header first, then each vector as it
 /// arrives, then the id column and the section directory.
@@ -34,13 +25,12 @@ pub struct WrittenSegment {
 /// scans before reranking with the vectors. The ids (and codes) are held in memory until
 /// `finish`: `rows x (8 + code_len)` bytes.
 pub struct FlatWriter<'a> {
-    out: FramedWriter<'a>,
+    out: SectionWriter<'a>,
     object: String,
     dim: usize,
     announced: u64,
     ids: Vec<u64>,
-    vectors_offset: u64,
-    vectors_crc: crc32fast::Hasher,
+    vectors: Option<OpenSection>,
     codec: Option<Codec>,
     codes: Vec<u8>,
 }
@@ -71,18 +61,16 @@ impl<'a> FlatWriter<'a> {
             .ok_or(SegmentError::InvalidParameter("dimension must be between 1 and 2^32 - 1"))?;
         rows.checked_mul(dim as u64 * 4)
             .ok_or(SegmentError::InvalidParameter("rows x dim overflows"))?;
-        let mut out = FramedWriter::new(storage.writer(key)?, FORMAT);
-        out.write_all(Header::new(dim32, metric.code(), rows).as_bytes())?;
-        out.pad_to(VECTOR_ALIGN)?;
-        let vectors_offset = out.position();
+        let mut out = SectionWriter::new(storage, key, FORMAT)?;
+        out.write(Header::new(dim32, metric.code(), rows).as_bytes())?;
+        let vectors = Some(out.begin(VECTOR_ALIGN)?);
         Ok(FlatWriter {
             out,
             object: key.to_owned(),
             dim,
             announced: rows,
             ids: Vec::with_capacity(usize::try_from(rows).unwrap_or(0).min(1 << 24)),
-            vectors_offset,
-            vectors_crc: crc32fast::Hasher::new(),
+            vectors,
             codec: None,
             codes: Vec::new(),
         })
@@ -115,17 +103,14 @@ impl<'a> FlatWriter<'a> {
     /// Appends one row.
     pub fn push(&mut self, id: u64, vector: &[f32]) -> Result<()> {
         if vector.len() != self.dim {
-            return Err(SegmentError::DimensionMismatch {
-                expected: self.dim,
-                found: vector.len(),
-            });
+            let (expected, found) = (self.dim, vector.len());
+            return Err(FileError::DimensionMismatch { expected, found }.into());
         }
         if self.ids.len() as u64 >= self.announced {
             return Err(self.row_count_error(self.ids.len() as u64 + 1));
         }
-        let bytes = vector_bytes(vector);
-        self.vectors_crc.update(bytes);
-        self.out.write_all(bytes)?;
+        let vectors = self.vectors.as_mut().expect("open until finish");
+        self.out.append(vectors, vector_bytes(vector))?;
         self.ids.push(id);
         if let Some(codec) = &self.codec {
             let start = self.codes.len();
@@ -141,71 +126,16 @@ impl<'a> FlatWriter<'a> {
         if rows != self.announced {
             return Err(self.row_count_error(rows));
         }
-        let vectors_len = self.out.position() - self.vectors_offset;
-        let mut sections = vec![SectionEntry {
-            kind: SECTION_VECTORS.into(),
-            flags: SECTION_REQUIRED.into(),
-            offset: self.vectors_offset.into(),
-            len: vectors_len.into(),
-            crc32: self.vectors_crc.clone().finalize().into(),
-            reserved: 0.into(),
-        }];
-
-        self.out.pad_to(VECTOR_ALIGN)?;
-        let ids_offset = self.out.position();
+        let vectors = self.vectors.take().expect("open until finish");
+        self.out.end(vectors, SECTION_VECTORS, SECTION_REQUIRED);
         let ids = ids_bytes(&self.ids);
-        self.out.write_all(&ids)?;
-        sections.push(SectionEntry {
-            kind: SECTION_IDS.into(),
-            flags: SECTION_REQUIRED.into(),
-            offset: ids_offset.into(),
-            len: (ids.len() as u64).into(),
-            crc32: crc32fast::hash(&ids).into(),
-            reserved: 0.into(),
-        });
-
+        self.out.section(SECTION_IDS, SECTION_REQUIRED, VECTOR_ALIGN, &ids)?;
         if let Some(codec) = self.codec.take() {
-            let codebook = codec.to_bytes();
-            self.out.pad_to(8)?;
-            let codebook_offset = self.out.position();
-            self.out.write_all(&codebook)?;
-            sections.push(SectionEntry {
-                kind: SECTION_CODEBOOK.into(),
-                flags: 0.into(),
-                offset: codebook_offset.into(),
-                len: (codebook.len() as u64).into(),
-                crc32: crc32fast::hash(&codebook).into(),
-                reserved: 0.into(),
-            });
-            self.out.pad_to(VECTOR_ALIGN)?;
-            let codes_offset = self.out.position();
-            self.out.write_all(&self.codes)?;
-            sections.push(SectionEntry {
-                kind: SECTION_CODES.into(),
-                flags: 0.into(),
-                offset: codes_offset.into(),
-                len: (self.codes.len() as u64).into(),
-                crc32: crc32fast::hash(&self.codes).into(),
-                reserved: 0.into(),
-            });
+            // Optional: a reader that does not know codes still searches the vectors exactly.
+            self.out.section(SECTION_CODEBOOK, 0, 8, &codec.to_bytes())?;
+            self.out.section(SECTION_CODES, 0, VECTOR_ALIGN, &self.codes)?;
         }
-
-        self.out.pad_to(8)?;
-        let directory_offset = self.out.position();
-        let directory = sections.as_bytes();
-        self.out.write_all(directory)?;
-        let trailer = Trailer {
-            directory_offset: directory_offset.into(),
-            section_count: (sections.len() as u32).into(),
-            directory_crc32: crc32fast::hash(directory).into(),
-        };
-        self.out.write_all(trailer.as_bytes())?;
-        let footer = self.out.finish(0)?;
-        Ok(WrittenSegment {
-            rows,
-            size: footer.body_len.get() + strata_storage::framing::FOOTER_LEN as u64,
-            crc32: footer.body_crc32.get(),
-        })
+        Ok(self.out.finish(rows)?)
     }
 
     fn row_count_error(&self, written: u64) -> SegmentError {

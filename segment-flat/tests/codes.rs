@@ -6,7 +6,7 @@ use strata_quantize::{Codec, CodecKind, Metric, TopK, TrainOptions, normalize};
 use strata_segment_flat::format::{
     SECTION_CODEBOOK, SECTION_CODES, SectionEntry, TRAILER_LEN, Trailer,
 };
-use strata_segment_flat::{CodeScratch, FlatSegment, FlatWriter, Problem, SegmentError};
+use strata_segment_flat::{CodeScratch, FileError, FlatSegment, FlatWriter, Problem, SegmentError};
 use strata_storage::framing::FOOTER_LEN;
 use strata_storage::{MemoryStore, Storage};
 use zerocopy::FromBytes;
@@ -149,7 +149,10 @@ fn code_search_needs_codes_and_the_right_dimension() {
     let err = coded
         .search_codes(&[0.0; 5], 4, |_| false, &mut TopK::new(3), &mut CodeScratch::default())
         .unwrap_err();
-    assert!(matches!(err, SegmentError::DimensionMismatch { expected: 4, found: 5 }), "{err}");
+    assert!(
+        matches!(err, SegmentError::File(FileError::DimensionMismatch { expected: 4, found: 5 })),
+        "{err}"
+    );
 }
 
 #[test]
@@ -206,7 +209,10 @@ fn every_flipped_byte_of_the_codebook_or_codes_is_an_error() {
                 assert!(
                     matches!(
                         &err,
-                        SegmentError::Corrupt { problem: Problem::SectionChecksum { kind: 4 }, .. }
+                        SegmentError::File(FileError::Corrupt {
+                            problem: Problem::SectionChecksum { kind: 4 },
+                            ..
+                        })
                     ),
                     "byte {at}: {err}"
                 );

@@ -6,7 +6,7 @@ use strata_quantize::{Metric, TopK, normalize};
 use strata_segment_flat::format::{
     FORMAT, SECTION_ENTRY_LEN, SECTION_REQUIRED, SectionEntry, TRAILER_LEN, Trailer,
 };
-use strata_segment_flat::{Expected, FlatSegment, FlatWriter, Problem, SegmentError};
+use strata_segment_flat::{Expected, FileError, FlatSegment, FlatWriter, Problem, SegmentError};
 use strata_storage::framing::{FOOTER_LEN, frame};
 use strata_storage::{Error as StorageError, MemoryStore, Storage};
 use zerocopy::{FromBytes, IntoBytes};
@@ -85,7 +85,7 @@ fn round_trip_reads_back_every_row_and_checks_the_manifest_facts() {
         ("row count", Expected { rows: 299, ..expected }),
     ] {
         match segment.check(&wrong) {
-            Err(SegmentError::Mismatch { field: got, object, .. }) => {
+            Err(SegmentError::File(FileError::Mismatch { field: got, object, .. })) => {
                 assert_eq!((got, object.as_str()), (field, "seg/1.flat"));
             }
             other => panic!("{field}: {other:?}"),
@@ -110,7 +110,7 @@ fn writer_refuses_wrong_row_counts_and_dimensions() {
     let mut writer = FlatWriter::new(&store, "w", 3, Metric::L2, 1).unwrap();
     assert!(matches!(
         writer.push(1, &[1.0, 2.0]),
-        Err(SegmentError::DimensionMismatch { expected: 3, found: 2 })
+        Err(SegmentError::File(FileError::DimensionMismatch { expected: 3, found: 2 }))
     ));
     writer.push(1, &[1.0, 2.0, 3.0]).unwrap();
     assert!(matches!(writer.push(2, &[1.0, 2.0, 3.0]), Err(SegmentError::RowCount { .. })));
@@ -188,7 +188,10 @@ fn every_flipped_bit_is_an_error_at_open_first_use_or_scrub() {
             assert!(
                 matches!(
                     &err,
-                    SegmentError::Corrupt { problem: Problem::SectionChecksum { kind: 1 }, .. }
+                    SegmentError::File(FileError::Corrupt {
+                        problem: Problem::SectionChecksum { kind: 1 },
+                        ..
+                    })
                 ),
                 "byte {at}: {err}"
             );
@@ -261,7 +264,7 @@ fn unknown_optional_sections_are_skipped_and_required_ones_refused() {
     store.put("required", &with_extra_section(&original, 77, SECTION_REQUIRED)).unwrap();
     assert!(matches!(
         FlatSegment::open(&store, "required"),
-        Err(SegmentError::UnknownSection { kind: 77, .. })
+        Err(SegmentError::File(FileError::UnknownSection { kind: 77, .. }))
     ));
 }
 
@@ -273,7 +276,10 @@ fn other_major_versions_are_refused() {
     store.put("s", &frame(&newer, 0, body)).unwrap();
     assert!(matches!(
         FlatSegment::open(&store, "s"),
-        Err(SegmentError::Storage(StorageError::UnsupportedVersion { found_major: 2, .. }))
+        Err(SegmentError::File(FileError::Storage(StorageError::UnsupportedVersion {
+            found_major: 2,
+            ..
+        })))
     ));
 }
 

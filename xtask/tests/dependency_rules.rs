@@ -1,6 +1,6 @@
 //! The crate-boundary rules of docs/ARCHITECTURE.md, checked against `cargo metadata`:
-//! dependencies point one way, segment crates never depend on each other, and the crates that do
-//! no I/O depend on nothing that does.
+//! dependencies point one way, segment kinds never depend on each other (only on the shared
+//! segment-file layer), and the crates that do no I/O depend on nothing that does.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -14,8 +14,9 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("strata-quantize", &[]),
     ("strata-storage", &[]),
     ("strata-memtable", &["strata-quantize"]),
-    ("strata-segment-flat", &["strata-quantize", "strata-storage"]),
-    ("strata-segment-diskann", &["strata-quantize", "strata-storage"]),
+    ("strata-segment", &["strata-quantize", "strata-storage"]),
+    ("strata-segment-flat", &["strata-quantize", "strata-storage", "strata-segment"]),
+    ("strata-segment-diskann", &["strata-quantize", "strata-storage", "strata-segment"]),
     ("strata-manifest", &["strata-storage"]),
     (
         "strata",
@@ -23,6 +24,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "strata-quantize",
             "strata-storage",
             "strata-memtable",
+            "strata-segment",
             "strata-segment-flat",
             "strata-segment-diskann",
             "strata-manifest",
@@ -35,6 +37,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "strata-quantize",
             "strata-storage",
             "strata-memtable",
+            "strata-segment",
             "strata-segment-flat",
             "strata-segment-diskann",
         ],

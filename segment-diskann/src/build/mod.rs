@@ -22,16 +22,7 @@ use crate::{Result, VamanaError};
 /// Rows of a kept graph's base read between releases of its resident pages.
 const RELEASE_EVERY: u32 = 1 << 16;
 
-/// What a finished segment object is: the facts a manifest records about it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct WrittenSegment {
-    /// Rows written.
-    pub rows: u64,
-    /// Object size in bytes.
-    pub size: u64,
-    /// The body checksum in the object's footer; a manifest keeps it to detect a swapped file.
-    pub crc32: u32,
-}
+pub use strata_segment::WrittenSegment;
 
 /// How a build went: where its time went and what it made.
 #[derive(Debug, Clone)]
@@ -100,7 +91,8 @@ impl VamanaBuilder {
             return Err(VamanaError::InvalidParameter("rows pushed after keep_graph"));
         }
         if vector.len() != self.dim {
-            return Err(VamanaError::DimensionMismatch { expected: self.dim, found: vector.len() });
+            let (expected, found) = (self.dim, vector.len());
+            return Err(crate::FileError::DimensionMismatch { expected, found }.into());
         }
         let row = self.ids.len() as u64;
         if let Some(index) = vector.iter().position(|x| !x.is_finite()) {
