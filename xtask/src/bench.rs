@@ -3,8 +3,7 @@
 //! `../shared/peers/peer_bench.py` so Strata and its peers compare side by side.
 
 use std::path::PathBuf;
-use std::sync::Barrier;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use serde_json::{Map, Value, json};
 use strata_quantize::{CodecKind, Metric, Neighbor};
@@ -12,17 +11,21 @@ use strata_quantize::{CodecKind, Metric, Neighbor};
 use strata_memtable::{Memtable, Params as MemtableParams};
 use strata_segment_diskann::BuildOptions;
 
-use crate::exact::{ExactIndex, ExactScratch};
-use crate::vecs::{Vectors, read_fvecs, read_ivecs};
+use crate::exact::ExactIndex;
+use crate::input::read_vectors;
+use crate::measure::{
+    BenchDir, BenchIndex, current_rss_bytes, directory_bytes, measure, peak_rss_bytes,
+};
+use crate::vecs::{Vectors, read_ivecs};
 use crate::{bench_codes, bench_diskann};
 
 /// What to measure.
 #[derive(Debug, Clone, clap::Args)]
 pub struct BenchArgs {
-    /// Base vectors (.fvecs).
+    /// Base vectors (.fvecs, .bvecs or .npy).
     #[arg(long)]
     pub base: PathBuf,
-    /// Query vectors (.fvecs).
+    /// Query vectors (.fvecs, .bvecs or .npy).
     #[arg(long)]
     pub query: PathBuf,
     /// Ground truth (.ivecs): per query, the ids of its nearest base rows, nearest first.
@@ -247,48 +250,6 @@ impl BenchIndex for EngineIndex {
     }
 }
 
-/// Total size of the files under `dir`.
-pub fn directory_bytes(dir: &std::path::Path) -> u64 {
-    let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
-    entries
-        .flatten()
-        .map(|entry| match entry.file_type() {
-            Ok(t) if t.is_dir() => directory_bytes(&entry.path()),
-            Ok(_) => entry.metadata().map_or(0, |m| m.len()),
-            Err(_) => 0,
-        })
-        .sum()
-}
-
-/// A directory for a benchmark database: `requested`, or a fresh one under target/bench-db that
-/// the returned guard removes.
-pub struct BenchDir {
-    pub path: PathBuf,
-    remove: bool,
-}
-
-impl BenchDir {
-    pub fn new(requested: Option<&PathBuf>, name: &str) -> Self {
-        match requested {
-            Some(path) => BenchDir { path: path.clone(), remove: false },
-            None => {
-                let path =
-                    PathBuf::from("target/bench-db").join(format!("{name}-{}", std::process::id()));
-                let _ = std::fs::remove_dir_all(&path);
-                BenchDir { path, remove: true }
-            }
-        }
-    }
-}
-
-impl Drop for BenchDir {
-    fn drop(&mut self) {
-        if self.remove {
-            let _ = std::fs::remove_dir_all(&self.path);
-        }
-    }
-}
-
 /// Upserts the base file through the engine with a commit every `args.commit_every` rows;
 /// returns the commit count.
 fn load_engine(
@@ -369,146 +330,6 @@ fn build_memtable(
     Ok(memtable)
 }
 
-/// An index under measurement.
-pub trait BenchIndex: Sync {
-    /// Per-thread buffers that make a search allocation-free.
-    type Scratch: Send;
-    /// New buffers for one searching thread.
-    fn scratch(&self) -> Self::Scratch;
-    /// The `k` nearest neighbours of `query`, nearest first, into `out`.
-    fn search(&self, query: &[f32], k: usize, scratch: &mut Self::Scratch, out: &mut Vec<Neighbor>);
-    /// Bytes the index keeps resident.
-    fn ram_bytes(&self) -> u64;
-    /// Bytes the index keeps on disk.
-    fn disk_bytes(&self) -> u64 {
-        0
-    }
-    /// Applies the search parameter of a sweep point (ef, L, ...); kinds without one ignore it.
-    fn set_sweep_point(&self, _point: usize) {}
-    /// Figures the index counted while searching since the last sweep point, added to its row.
-    fn sweep_stats(&self) -> Map<String, Value> {
-        Map::new()
-    }
-}
-
-impl BenchIndex for ExactIndex {
-    type Scratch = ExactScratch;
-
-    fn scratch(&self) -> ExactScratch {
-        ExactIndex::scratch(self)
-    }
-
-    fn search(&self, query: &[f32], k: usize, scratch: &mut ExactScratch, out: &mut Vec<Neighbor>) {
-        ExactIndex::search(self, query, k, scratch, out);
-    }
-
-    fn ram_bytes(&self) -> u64 {
-        ExactIndex::ram_bytes(self) as u64
-    }
-}
-
-/// The figures of one pass over the query set.
-#[derive(Debug, Clone)]
-struct Measurement {
-    /// Search threads actually used: at most one per query.
-    threads: usize,
-    recall: f64,
-    qps: f64,
-    p50_us: f64,
-    p99_us: f64,
-}
-
-/// Fraction of the true `k` nearest found among the `k` returned, over all queries.
-fn recall_at_k(found: &[u64], truth: &Vectors<i32>, k: usize) -> f64 {
-    let mut hits = 0usize;
-    for (q, got) in found.chunks_exact(k).enumerate() {
-        let expected = &truth.row(q)[..k];
-        hits += got.iter().filter(|&&id| id != u64::MAX && expected.contains(&(id as i32))).count();
-    }
-    hits as f64 / (truth.rows() * k) as f64
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> f64 {
-    let rank = ((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1;
-    sorted[rank].as_secs_f64() * 1e6
-}
-
-/// Runs every query once on `threads` threads, each one query at a time.
-fn measure<I: BenchIndex>(
-    index: &I,
-    queries: &Vectors<f32>,
-    truth: &Vectors<i32>,
-    k: usize,
-    threads: usize,
-) -> Measurement {
-    let per_thread = queries.rows().div_ceil(threads.clamp(1, queries.rows()));
-    // Rounding can leave fewer chunks than requested threads; the barrier must count the chunks.
-    let threads = queries.rows().div_ceil(per_thread);
-    let mut found = vec![u64::MAX; queries.rows() * k];
-    let mut latencies = vec![Duration::ZERO; queries.rows()];
-    let barrier = Barrier::new(threads);
-    let spans: Vec<(Instant, Instant)> = std::thread::scope(|scope| {
-        let workers: Vec<_> = found
-            .chunks_mut(per_thread * k)
-            .zip(latencies.chunks_mut(per_thread))
-            .enumerate()
-            .map(|(t, (found, latencies))| {
-                let barrier = &barrier;
-                scope.spawn(move || {
-                    let mut scratch = index.scratch();
-                    let mut out = Vec::with_capacity(k);
-                    barrier.wait();
-                    let start = Instant::now();
-                    for (i, (slots, latency)) in
-                        found.chunks_exact_mut(k).zip(latencies.iter_mut()).enumerate()
-                    {
-                        let query = queries.row(t * per_thread + i);
-                        let began = Instant::now();
-                        index.search(query, k, &mut scratch, &mut out);
-                        *latency = began.elapsed();
-                        for (slot, n) in slots.iter_mut().zip(&out) {
-                            *slot = n.id;
-                        }
-                    }
-                    (start, Instant::now())
-                })
-            })
-            .collect();
-        workers.into_iter().map(|w| w.join().expect("search thread panicked")).collect()
-    });
-    let start = spans.iter().map(|s| s.0).min().expect("one thread");
-    let end = spans.iter().map(|s| s.1).max().expect("one thread");
-    latencies.sort_unstable();
-    Measurement {
-        threads,
-        recall: recall_at_k(&found, truth, k),
-        qps: queries.rows() as f64 / (end - start).as_secs_f64(),
-        p50_us: percentile(&latencies, 0.50),
-        p99_us: percentile(&latencies, 0.99),
-    }
-}
-
-/// A `/proc/self/status` field in bytes (0 where unavailable).
-fn proc_status_bytes(field: &str) -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|status| {
-            let line = status.lines().find(|l| l.starts_with(field))?;
-            line.split_whitespace().nth(1)?.parse::<u64>().ok()
-        })
-        .map_or(0, |kib| kib * 1024)
-}
-
-/// Peak resident set size of this process.
-pub fn peak_rss_bytes() -> u64 {
-    proc_status_bytes("VmHWM:")
-}
-
-/// Current resident set size of this process.
-pub fn current_rss_bytes() -> u64 {
-    proc_status_bytes("VmRSS:")
-}
-
 fn check_inputs(
     args: &BenchArgs,
     base: &Vectors<f32>,
@@ -548,8 +369,8 @@ fn check_inputs(
 
 /// Runs `cargo xtask bench`.
 pub fn run(args: &BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
-    let base = read_fvecs(&args.base)?;
-    let queries = read_fvecs(&args.query)?;
+    let base = read_vectors(&args.base)?;
+    let queries = read_vectors(&args.query)?;
     let truth = read_ivecs(&args.gt)?;
     check_inputs(args, &base, &queries, &truth)?;
     let build_threads = args.threads.unwrap_or_else(crate::all_cores);
@@ -853,18 +674,10 @@ mod tests {
             out: dir.path().to_owned(),
         };
         crate::generate::run(&gen_args).unwrap();
-        let base = read_fvecs(&dir.path().join("base.fvecs")).unwrap();
-        let query = read_fvecs(&dir.path().join("query.fvecs")).unwrap();
+        let base = read_vectors(&dir.path().join("base.fvecs")).unwrap();
+        let query = read_vectors(&dir.path().join("query.fvecs")).unwrap();
         let truth = read_ivecs(&dir.path().join("groundtruth.ivecs")).unwrap();
         (dir, base, query, truth)
-    }
-
-    #[test]
-    fn recall_counts_hits_in_the_true_top_k() {
-        let truth = Vectors { dim: 3, data: vec![1, 2, 3, 4, 5, 6] };
-        assert_eq!(recall_at_k(&[1, 2, 4, 6], &truth, 2), 0.75);
-        assert_eq!(recall_at_k(&[2, 1, 5, 4], &truth, 2), 1.0);
-        assert_eq!(recall_at_k(&[u64::MAX, 1, 9, 9], &truth, 2), 0.25);
     }
 
     #[test]

@@ -10,7 +10,7 @@ use strata_quantize::{Codec, CodecKind, Metric, Neighbor, TopK, TrainOptions, no
 use strata_segment_flat::{CodeScratch, FlatSegment, FlatWriter};
 use strata_storage::LocalDir;
 
-use crate::bench::BenchIndex;
+use crate::measure::BenchIndex;
 use crate::vecs::Vectors;
 
 /// The object the segment is written to, inside the benchmark directory.

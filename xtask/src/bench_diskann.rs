@@ -12,7 +12,7 @@ use strata_segment_diskann::{
 };
 use strata_storage::LocalDir;
 
-use crate::bench::BenchIndex;
+use crate::measure::BenchIndex;
 use crate::vecs::Vectors;
 
 /// The object the segment is written to, inside the benchmark directory.

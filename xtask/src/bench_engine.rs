@@ -7,7 +7,7 @@ use std::time::Instant;
 use serde_json::json;
 use strata::{Db, Metric, Options};
 
-use crate::bench::{BenchDir, directory_bytes};
+use crate::measure::{BenchDir, current_rss_bytes, directory_bytes, percentile};
 use crate::rng::Rng;
 
 /// Measures commits of a fixed number of fresh rows each.
@@ -59,11 +59,6 @@ pub struct BenchOpenArgs {
 
 fn random_rows(rng: &mut Rng, rows: usize, dim: usize) -> Vec<f32> {
     (0..rows * dim).map(|_| rng.normal() as f32).collect()
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    let rank = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[rank.min(sorted.len() - 1)]
 }
 
 /// Runs `cargo xtask bench-commit`.
@@ -140,11 +135,11 @@ pub fn run_open(args: &BenchOpenArgs) -> Result<(), Box<dyn std::error::Error>> 
     let mut open_ms = Vec::with_capacity(args.opens);
     let mut rss_growth = 0;
     for _ in 0..args.opens.max(1) {
-        let before = crate::bench::current_rss_bytes();
+        let before = current_rss_bytes();
         let started = Instant::now();
         let db = Db::open(&dir.path)?;
         open_ms.push(started.elapsed().as_secs_f64() * 1000.0);
-        rss_growth = crate::bench::current_rss_bytes().saturating_sub(before);
+        rss_growth = current_rss_bytes().saturating_sub(before);
         assert_eq!(db.len(), args.n, "every row is live after open");
     }
     open_ms.sort_by(f64::total_cmp);

@@ -9,9 +9,9 @@ use std::time::Instant;
 use strata::compaction::SegmentKind;
 use strata::{Db, Metric, SearchParams};
 
-use crate::bench::directory_bytes;
 use crate::generate::{GenArgs, Kind};
 use crate::input::VectorFile;
+use crate::measure::directory_bytes;
 use crate::tools::{BulkLoadArgs, LoadPath, load, remove_dir, run_queries};
 use crate::vecs::read_ivecs;
 

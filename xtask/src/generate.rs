@@ -293,8 +293,8 @@ mod tests {
     fn ground_truth_is_exact_and_sorted() {
         let dir = tempfile::tempdir().unwrap();
         run(&args(dir.path(), 2)).unwrap();
-        let base = crate::vecs::read_fvecs(&dir.path().join("base.fvecs")).unwrap();
-        let queries = crate::vecs::read_fvecs(&dir.path().join("query.fvecs")).unwrap();
+        let base = crate::input::read_vectors(&dir.path().join("base.fvecs")).unwrap();
+        let queries = crate::input::read_vectors(&dir.path().join("query.fvecs")).unwrap();
         let truth = crate::vecs::read_ivecs(&dir.path().join("groundtruth.ivecs")).unwrap();
         assert_eq!((base.rows(), queries.rows(), truth.rows(), truth.dim), (3000, 50, 50, 100));
         for q in [0, 17, 49] {

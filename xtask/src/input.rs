@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 
 use memmap2::Mmap;
 
+use crate::vecs::Vectors;
+
 #[derive(Debug, thiserror::Error)]
 pub enum InputError {
     #[error("{path}: {source}")]
@@ -185,6 +187,13 @@ impl VectorFile {
     }
 }
 
+/// The whole vector file at `path` (`.fvecs`, `.bvecs` or `.npy`) in memory, row-major: how
+/// `bench` reads its base and query sets.
+pub fn read_vectors(path: &Path) -> Result<Vectors<f32>, InputError> {
+    let file = VectorFile::open(path)?;
+    Ok(Vectors { dim: file.dim(), data: file.read_all()? })
+}
+
 fn f32_le(bytes: &[u8]) -> f32 {
     f32::from_le_bytes(bytes.try_into().expect("4 bytes"))
 }
@@ -303,6 +312,10 @@ mod tests {
         let n = dir.path().join("a.npy");
         write_npy(&n, 3, &flat).unwrap();
         assert_eq!(VectorFile::open(&n).unwrap().read_all().unwrap(), flat);
+        // What `bench` reads its base and queries with: an .npy set benchmarks as an .fvecs one.
+        let expected = Vectors { dim: 3, data: flat.clone() };
+        assert_eq!(read_vectors(&n).unwrap(), expected);
+        assert_eq!(read_vectors(&f).unwrap(), expected);
 
         let b = dir.path().join("a.bvecs");
         let mut bytes = Vec::new();

@@ -11,6 +11,7 @@ mod demo;
 mod exact;
 mod generate;
 mod input;
+mod measure;
 mod rng;
 mod tools;
 mod vecs;

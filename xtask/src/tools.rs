@@ -8,6 +8,7 @@ use strata::compaction::SegmentKind;
 use strata::{Db, Metric, Options, SearchParams};
 
 use crate::input::VectorFile;
+use crate::measure::percentile;
 use crate::vecs::read_ivecs;
 
 type Result<T, E = Box<dyn std::error::Error>> = std::result::Result<T, E>;
@@ -306,8 +307,9 @@ pub fn run_queries(
         }
         each(i, &hits);
     }
-    latencies.sort_unstable();
-    let at = |q: f64| latencies[((latencies.len() - 1) as f64 * q).round() as usize];
+    let mut seconds: Vec<f64> = latencies.iter().map(Duration::as_secs_f64).collect();
+    seconds.sort_unstable_by(f64::total_cmp);
+    let at = |q: f64| Duration::from_secs_f64(percentile(&seconds, q));
     Ok(SearchReport {
         queries: latencies.len(),
         recall: truth.map(|_| found as f64 / (latencies.len() * params.k()).max(1) as f64),

@@ -1,5 +1,7 @@
 //! The `.fvecs` / `.ivecs` formats of the ANN benchmark data sets: per row, a little-endian `i32`
-//! dimension, then that many little-endian `f32` (fvecs) or `i32` (ivecs) values.
+//! dimension, then that many little-endian `f32` (fvecs) or `i32` (ivecs) values. Writers of
+//! both, and the reader of `.ivecs` ground truth; vectors are read by `input::VectorFile`, the
+//! one reader of `.fvecs` / `.bvecs` / `.npy` for every command.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -98,11 +100,6 @@ fn read_file(path: &Path) -> Result<Vec<u8>, VecsError> {
     std::fs::read(path).map_err(|source| VecsError::Io { path: path.to_owned(), source })
 }
 
-/// Reads an `.fvecs` file.
-pub fn read_fvecs(path: &Path) -> Result<Vectors<f32>, VecsError> {
-    parse(path, &read_file(path)?, f32::from_le_bytes)
-}
-
 /// Reads an `.ivecs` file.
 pub fn read_ivecs(path: &Path) -> Result<Vectors<i32>, VecsError> {
     parse(path, &read_file(path)?, i32::from_le_bytes)
@@ -150,7 +147,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let f = Vectors { dim: 3, data: vec![1.0f32, -2.5, 3.0, 0.0, f32::MAX, 1e-30] };
         write_fvecs(&dir.path().join("a.fvecs"), &f).unwrap();
-        assert_eq!(read_fvecs(&dir.path().join("a.fvecs")).unwrap(), f);
+        let read = crate::input::read_vectors(&dir.path().join("a.fvecs")).unwrap();
+        assert_eq!(read, f, "written here, read by the one reader of vector files");
         let i = Vectors { dim: 2, data: vec![1i32, -2, 7, i32::MAX] };
         write_ivecs(&dir.path().join("a.ivecs"), &i).unwrap();
         assert_eq!(read_ivecs(&dir.path().join("a.ivecs")).unwrap(), i);

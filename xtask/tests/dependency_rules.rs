@@ -229,3 +229,81 @@ fn engine_sources_stay_small() {
     long_files(&engine, 1, &mut all);
     assert!(all.iter().any(|(path, _)| path.ends_with("db/commit.rs")), "{all:?}");
 }
+
+/// The modules of `xtask/src` each names (`crate::module`), outside its tests.
+fn xtask_module_imports() -> BTreeMap<String, Vec<String>> {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let modules: Vec<String> = std::fs::read_dir(&src)
+        .expect("xtask/src")
+        .map(|e| e.expect("dir entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "rs"))
+        .map(|p| p.file_stem().expect("stem").to_string_lossy().into_owned())
+        .collect();
+    let mut imports = BTreeMap::new();
+    for module in &modules {
+        let source = std::fs::read_to_string(src.join(format!("{module}.rs"))).expect("source");
+        let code = source.split("#[cfg(test)]").next().unwrap_or_default();
+        // `crate::a::...` and `use crate::{a, b::...}`.
+        let mut named: Vec<String> = Vec::new();
+        for (at, _) in code.match_indices("crate::") {
+            let rest = &code[at + "crate::".len()..];
+            let words: Vec<&str> = match rest.strip_prefix('{') {
+                Some(group) => group.split('}').next().unwrap_or_default().split(',').collect(),
+                None => vec![rest],
+            };
+            for word in words {
+                let name: String = word
+                    .trim()
+                    .chars()
+                    .take_while(|c| c.is_ascii_lowercase() || *c == '_' || c.is_ascii_digit())
+                    .collect();
+                if modules.contains(&name) && name != *module && !named.contains(&name) {
+                    named.push(name);
+                }
+            }
+        }
+        imports.insert(module.clone(), named);
+    }
+    imports
+}
+
+/// A cycle in `graph`, if there is one.
+fn find_cycle(graph: &BTreeMap<String, Vec<String>>) -> Option<Vec<String>> {
+    fn visit(
+        node: &str,
+        graph: &BTreeMap<String, Vec<String>>,
+        path: &mut Vec<String>,
+        done: &mut Vec<String>,
+    ) -> Option<Vec<String>> {
+        if let Some(at) = path.iter().position(|n| n == node) {
+            let mut cycle = path[at..].to_vec();
+            cycle.push(node.to_owned());
+            return Some(cycle);
+        }
+        if done.iter().any(|n| n == node) {
+            return None;
+        }
+        path.push(node.to_owned());
+        for next in graph.get(node).into_iter().flatten() {
+            if let Some(cycle) = visit(next, graph, path, done) {
+                return Some(cycle);
+            }
+        }
+        path.pop();
+        done.push(node.to_owned());
+        None
+    }
+    let mut done = Vec::new();
+    graph.keys().find_map(|node| visit(node, graph, &mut Vec::new(), &mut done))
+}
+
+#[test]
+fn xtask_modules_import_without_a_circle() {
+    let imports = xtask_module_imports();
+    assert!(imports["bench"].contains(&"measure".to_owned()), "the scan sees imports: {imports:?}");
+    assert_eq!(find_cycle(&imports), None, "{imports:?}");
+    // The check itself finds a circle when there is one.
+    let mut circle = imports.clone();
+    circle.get_mut("measure").expect("measure").push("bench".to_owned());
+    assert!(find_cycle(&circle).is_some());
+}
