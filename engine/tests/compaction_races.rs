@@ -1,88 +1,12 @@
 //! Compactions racing garbage collection, under a small memory budget, and with broken plans:
 //! regressions found in review.
 
-use std::ops::Range;
 use std::sync::Arc;
-use std::sync::mpsc;
 
-use parking_lot::Mutex;
 use strata::compaction::{CompactionPolicy, Plan, PolicySettings, SegmentInfo, SegmentKind};
-use strata::storage::{MemoryStore, ObjectBytes, ObjectWriter, Storage};
+use strata::storage::{MemoryStore, Storage};
 use strata::{Db, Error, Metric, Options};
-
-/// Forwards to a store; the first `map` of a key starting with `prefix` maps, then tells the
-/// test and waits until it says go.
-#[derive(Debug)]
-struct PauseAfterMap {
-    inner: Arc<MemoryStore>,
-    prefix: Mutex<Option<String>>,
-    reached: Mutex<Option<mpsc::Sender<()>>>,
-    go: Mutex<Option<mpsc::Receiver<()>>>,
-    /// Like `prefix`, but pauses a `get` before it reads.
-    get_prefix: Mutex<Option<String>>,
-}
-
-/// A pausing store over a fresh memory store, the channel on which it says it paused, and the
-/// one that lets it go on.
-fn paused_store() -> (Arc<MemoryStore>, Arc<PauseAfterMap>, mpsc::Receiver<()>, mpsc::Sender<()>) {
-    let inner = Arc::new(MemoryStore::new());
-    let (reached_tx, reached_rx) = mpsc::channel();
-    let (go_tx, go_rx) = mpsc::channel();
-    let store = Arc::new(PauseAfterMap {
-        inner: Arc::clone(&inner),
-        prefix: Mutex::new(None),
-        reached: Mutex::new(Some(reached_tx)),
-        go: Mutex::new(Some(go_rx)),
-        get_prefix: Mutex::new(None),
-    });
-    (inner, store, reached_rx, go_tx)
-}
-
-impl PauseAfterMap {
-    fn pause(&self) {
-        self.reached.lock().take().unwrap().send(()).unwrap();
-        let go = self.go.lock().take().unwrap();
-        go.recv().unwrap();
-    }
-}
-
-impl Storage for PauseAfterMap {
-    fn put_if_absent(&self, key: &str, data: &[u8]) -> strata::storage::Result<()> {
-        self.inner.put_if_absent(key, data)
-    }
-    fn writer(&self, key: &str) -> strata::storage::Result<Box<dyn ObjectWriter + '_>> {
-        self.inner.writer(key)
-    }
-    fn get(&self, key: &str) -> strata::storage::Result<ObjectBytes> {
-        let hit = self.get_prefix.lock().as_ref().is_some_and(|p| key.starts_with(p.as_str()));
-        if hit {
-            *self.get_prefix.lock() = None;
-            self.pause();
-        }
-        self.inner.get(key)
-    }
-    fn get_range(&self, key: &str, range: Range<u64>) -> strata::storage::Result<ObjectBytes> {
-        self.inner.get_range(key, range)
-    }
-    fn map(&self, key: &str) -> strata::storage::Result<ObjectBytes> {
-        let bytes = self.inner.map(key)?;
-        let hit = self.prefix.lock().as_ref().is_some_and(|p| key.starts_with(p.as_str()));
-        if hit {
-            *self.prefix.lock() = None;
-            self.pause();
-        }
-        Ok(bytes)
-    }
-    fn size(&self, key: &str) -> strata::storage::Result<u64> {
-        self.inner.size(key)
-    }
-    fn list(&self, prefix: &str) -> strata::storage::Result<Vec<strata::storage::ObjectMeta>> {
-        self.inner.list(prefix)
-    }
-    fn delete(&self, key: &str) -> strata::storage::Result<()> {
-        self.inner.delete(key)
-    }
-}
+use strata_test_support::PausingStore;
 
 /// Merges segments 0 and 1 while both exist (one compaction, nothing after it).
 #[derive(Debug)]
@@ -100,7 +24,8 @@ impl CompactionPolicy for MergeFirstTwo {
 /// spare it, or the compaction commits a manifest naming a deleted file.
 #[test]
 fn gc_during_a_compaction_spares_its_output() {
-    let (inner, store, reached_rx, go_tx) = paused_store();
+    let inner = Arc::new(MemoryStore::new());
+    let (store, pause) = PausingStore::new(Arc::clone(&inner) as Arc<dyn Storage>);
     let options = Options::new(2, Metric::L2).background_compaction(false).keep_versions(1);
     let db = Db::create_in(Arc::clone(&store) as Arc<dyn Storage>, options).unwrap();
     db.upsert(1, &[1.0, 0.0]).unwrap();
@@ -109,16 +34,16 @@ fn gc_during_a_compaction_spares_its_output() {
     db.commit().unwrap(); // segment 1
     db.set_compaction_policy(Arc::new(MergeFirstTwo));
     // The compaction's output will be segment 2.
-    *store.prefix.lock() = Some("segments/0000000000000002-".to_owned());
+    store.pause_after_map("segments/0000000000000002-");
 
     std::thread::scope(|scope| {
         let compaction = scope.spawn(|| db.compact());
-        reached_rx.recv().unwrap(); // output written and opened, not committed
+        pause.wait(); // output written and opened, not committed
         db.upsert(3, &[3.0, 0.0]).unwrap();
         db.commit().unwrap(); // segment 3; the manifest's next_segment_id is now 4
         let stats = db.gc().unwrap();
         assert!(stats.manifests > 0, "{stats:?}");
-        go_tx.send(()).unwrap();
+        pause.resume();
         compaction.join().unwrap().unwrap();
     });
     for id in 1..=3 {
@@ -164,7 +89,8 @@ fn the_default_policy_plans_merges_the_build_budget_allows() {
 /// about to read.
 #[test]
 fn gc_during_a_compaction_spares_the_deletion_vectors_it_reads() {
-    let (inner, store, reached_rx, go_tx) = paused_store();
+    let inner = Arc::new(MemoryStore::new());
+    let (store, pause) = PausingStore::new(Arc::clone(&inner) as Arc<dyn Storage>);
     let options = Options::new(2, Metric::L2).background_compaction(false).keep_versions(1);
     let db = Db::create_in(Arc::clone(&store) as Arc<dyn Storage>, options).unwrap();
     for id in 1..=3 {
@@ -175,15 +101,15 @@ fn gc_during_a_compaction_spares_the_deletion_vectors_it_reads() {
     db.upsert(4, &[4.0, 0.0]).unwrap();
     db.commit().unwrap(); // segment 0 gets a deletion vector; segment 1
     db.set_compaction_policy(Arc::new(MergeFirstTwo));
-    *store.get_prefix.lock() = Some("deletes/0000000000000000-".to_owned());
+    store.pause_before_get("deletes/0000000000000000-");
 
     std::thread::scope(|scope| {
         let compaction = scope.spawn(|| db.compact());
-        reached_rx.recv().unwrap(); // about to read segment 0's deletion vector
+        pause.wait(); // about to read segment 0's deletion vector
         db.delete(2).unwrap();
         db.commit().unwrap(); // a newer deletion vector for segment 0
         eprintln!("gc: {:?}", db.gc().unwrap());
-        go_tx.send(()).unwrap();
+        pause.resume();
         let compacted = compaction.join().unwrap();
         assert!(compacted.is_ok(), "{compacted:?}");
     });

@@ -39,13 +39,20 @@ fn options() -> Options {
     Options::new(DIM, Metric::L2).background_compaction(false).diskann_min_rows(300)
 }
 
-fn scenario(fs: &SimFs) -> Outcome {
+/// Creates the database on `fs`, recording version 1 as in flight, then as acknowledged.
+fn create(fs: &SimFs) -> (Option<Db>, Outcome) {
     let mut outcome = Outcome::default();
-    let Some(store) = store(fs) else { return outcome };
+    let Some(store) = store(fs) else { return (None, outcome) };
     outcome.in_flight = Some((1, Records::new()));
-    let Ok(db) = Db::create_in(store, options()) else { return outcome };
+    let Ok(db) = Db::create_in(store, options()) else { return (None, outcome) };
     outcome.created = true;
     outcome.versions.insert(1, Records::new());
+    (Some(db), outcome)
+}
+
+fn scenario(fs: &SimFs) -> Outcome {
+    let (db, mut outcome) = create(fs);
+    let Some(db) = db else { return outcome };
     let mut records = Records::new();
     let rounds: [&Round; 4] = [
         // New segment.
@@ -167,12 +174,8 @@ fn every_crash_point_recovers_exactly_one_committed_version() {
 /// and commits, and compacts again into a Vamana segment (300 rows or more): a crash at any
 /// step of either compaction shows the version before or after it.
 fn compaction_scenario(fs: &SimFs) -> Outcome {
-    let mut outcome = Outcome::default();
-    let Some(store) = store(fs) else { return outcome };
-    outcome.in_flight = Some((1, Records::new()));
-    let Ok(db) = Db::create_in(store, options()) else { return outcome };
-    outcome.created = true;
-    outcome.versions.insert(1, Records::new());
+    let (db, mut outcome) = create(fs);
+    let Some(db) = db else { return outcome };
     let mut records = Records::new();
     let step = |db: &Db, records: &Records, outcome: &mut Outcome, compact: bool| -> bool {
         let next = db.version().0 + 1;

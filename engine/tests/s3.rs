@@ -61,18 +61,10 @@ fn storage(handle: &Arc<ObjectStoreBackend>) -> Arc<dyn Storage> {
     handle.clone()
 }
 
-/// A deterministic vector for `id` (SplitMix64 bits).
+/// A deterministic vector for `id`.
 fn vector(id: u64) -> Vec<f32> {
-    let mut state = id.wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    (0..DIM)
-        .map(|_| {
-            state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-            let mut z = state;
-            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-            ((z ^ (z >> 31)) >> 40) as f32 / (1u64 << 24) as f32
-        })
-        .collect()
+    let mut rng = strata_quantize::rng::SplitMix64::new(id, 0);
+    (0..DIM).map(|_| rng.uniform() as f32).collect()
 }
 
 fn upsert_range(db: &Db, ids: std::ops::Range<u64>) {

@@ -32,18 +32,12 @@ impl Aligned {
     }
 }
 
-/// Deterministic pseudo-random data in [-1, 1); a benchmark must not depend on an RNG crate.
+/// Deterministic pseudo-random data in [-1, 1), from the crate's own seeded generator.
 fn data(len: usize, seed: u64) -> Aligned {
     const FLOATS_PER_LINE: usize = 16;
-    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    let storage: Vec<f32> = (0..len + FLOATS_PER_LINE)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state >> 40) as f32 / (1u64 << 23) as f32 - 1.0
-        })
-        .collect();
+    let mut rng = strata_quantize::rng::SplitMix64::new(seed, 0);
+    let storage: Vec<f32> =
+        (0..len + FLOATS_PER_LINE).map(|_| rng.uniform() as f32 * 2.0 - 1.0).collect();
     let offset = storage.as_ptr().align_offset(64);
     assert!(offset < FLOATS_PER_LINE);
     Aligned { storage, offset, len }

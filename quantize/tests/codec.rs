@@ -4,57 +4,35 @@
 
 use proptest::prelude::*;
 use strata_quantize::codec::reference::decoded_distance;
+use strata_quantize::rng::SplitMix64;
 use strata_quantize::{
     Codec, CodecKind, Isa, Kernels, Metric, QuantizeError, QueryScratch, TrainOptions, normalize,
     scalar,
 };
-
-/// SplitMix64 with normal draws, so data sets reproduce from a seed.
-struct Rng(u64);
-
-impl Rng {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn uniform(&mut self) -> f32 {
-        (self.next_u64() >> 40) as f32 / (1u64 << 24) as f32
-    }
-
-    fn normal(&mut self) -> f32 {
-        let u1 = 1.0 - self.uniform();
-        let u2 = self.uniform();
-        (-2.0 * u1.ln()).sqrt() * (std::f32::consts::TAU * u2).cos()
-    }
-}
 
 /// `n` rows from a mixture shaped like embeddings, as `cargo xtask gen --kind clustered` makes
 /// them: clusters spread over low-rank subspaces plus a little isotropic noise. On top, each
 /// dimension gets its own offset and scale, and one row in 997 is an outlier: what a codec that
 /// assumes values in [-1, 1], or takes raw min/max as its range, gets wrong.
 fn clustered(n: usize, dim: usize, clusters: usize, seed: u64) -> Vec<f32> {
-    let mut rng = Rng(seed);
+    let mut rng = SplitMix64::new(seed, 0);
     let rank = (dim / 8).clamp(1, 32);
-    let scale: Vec<f32> = (0..dim).map(|_| 0.2 + 3.0 * rng.uniform()).collect();
-    let offset: Vec<f32> = (0..dim).map(|_| 4.0 * rng.normal()).collect();
-    let centres: Vec<f32> = (0..clusters * dim).map(|_| rng.normal()).collect();
+    let scale: Vec<f32> = (0..dim).map(|_| 0.2 + 3.0 * (rng.uniform() as f32)).collect();
+    let offset: Vec<f32> = (0..dim).map(|_| 4.0 * (rng.normal() as f32)).collect();
+    let centres: Vec<f32> = (0..clusters * dim).map(|_| rng.normal() as f32).collect();
     let bases: Vec<f32> =
-        (0..clusters * dim * rank).map(|_| rng.normal() / (rank as f32).sqrt()).collect();
-    let spreads: Vec<f32> = (0..clusters).map(|_| 0.1 * 6f32.powf(rng.uniform())).collect();
+        (0..clusters * dim * rank).map(|_| (rng.normal() as f32) / (rank as f32).sqrt()).collect();
+    let spreads: Vec<f32> = (0..clusters).map(|_| 0.1 * 6f32.powf(rng.uniform() as f32)).collect();
     let mut rows = Vec::with_capacity(n * dim);
     let mut latent = vec![0.0; rank];
     for r in 0..n {
         let c = (rng.next_u64() % clusters as u64) as usize;
-        latent.iter_mut().for_each(|z| *z = rng.normal());
+        latent.iter_mut().for_each(|z| *z = rng.normal() as f32);
         let spread = if r % 997 == 0 { 30.0 * spreads[c] } else { spreads[c] };
         for d in 0..dim {
             let basis = &bases[(c * dim + d) * rank..(c * dim + d + 1) * rank];
             let along: f32 = basis.iter().zip(&latent).map(|(b, z)| b * z).sum();
-            let x = centres[c * dim + d] + spread * along + 0.1 * spread * rng.normal();
+            let x = centres[c * dim + d] + spread * along + 0.1 * spread * (rng.normal() as f32);
             rows.push(offset[d] + scale[d] * x);
         }
     }
@@ -62,8 +40,8 @@ fn clustered(n: usize, dim: usize, clusters: usize, seed: u64) -> Vec<f32> {
 }
 
 fn uniform_rows(n: usize, dim: usize, seed: u64) -> Vec<f32> {
-    let mut rng = Rng(seed);
-    (0..n * dim).map(|_| rng.uniform() * 2.0 - 1.0).collect()
+    let mut rng = SplitMix64::new(seed, 0);
+    (0..n * dim).map(|_| (rng.uniform() as f32) * 2.0 - 1.0).collect()
 }
 
 fn normalized(mut rows: Vec<f32>, dim: usize) -> Vec<f32> {

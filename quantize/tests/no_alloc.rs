@@ -1,49 +1,14 @@
 //! Hot paths must not allocate in steady state. A counting global allocator (per thread, so
 //! the test harness's other threads do not interfere) proves it.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
-
 use strata_quantize::{
     Codec, CodecKind, Kernels, Metric, Neighbor, QueryScratch, TopK, TrainOptions, dot_batch,
     l2_squared, l2_squared_batch,
 };
-
-struct CountingAllocator;
-
-thread_local! {
-    static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
-}
-
-// SAFETY: forwards every call unchanged to `System`, which upholds the `GlobalAlloc`
-// contract; the counter is a const-initialized thread-local `Cell` that never allocates.
-unsafe impl GlobalAlloc for CountingAllocator {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.with(|count| count.set(count.get() + 1));
-        // SAFETY: the caller's obligations for `alloc` are passed through unchanged.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: `ptr` came from `System.alloc` with this `layout`, as the caller guarantees.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCATIONS.with(|count| count.set(count.get() + 1));
-        // SAFETY: the caller's obligations for `realloc` are passed through unchanged.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
+use strata_test_support::{CountingAllocator, allocations_during};
 
 #[global_allocator]
 static GLOBAL: CountingAllocator = CountingAllocator;
-
-fn allocations_during(f: impl FnOnce()) -> u64 {
-    let before = ALLOCATIONS.with(Cell::get);
-    f();
-    ALLOCATIONS.with(Cell::get) - before
-}
 
 #[test]
 fn counter_sees_allocations() {

@@ -2,6 +2,7 @@
 //! oracle, and damage to the codebook or codes giving clear errors.
 
 use proptest::prelude::*;
+use strata_quantize::rng::SplitMix64;
 use strata_quantize::{Codec, CodecKind, Metric, TopK, TrainOptions, normalize};
 use strata_segment_flat::format::{
     SECTION_CODEBOOK, SECTION_CODES, SectionEntry, TRAILER_LEN, Trailer,
@@ -12,15 +13,10 @@ use strata_storage::{MemoryStore, Storage};
 use zerocopy::FromBytes;
 
 fn rows(n: usize, dim: usize, metric: Metric, seed: u64) -> Vec<f32> {
-    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut rng = SplitMix64::new(seed, 0);
     let mut data: Vec<f32> = (0..n * dim)
-        .map(|i| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            // Clusters of 8 rows, so near neighbours exist and codes have ties to break.
-            ((state >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 0.1 + ((i / dim / 8) % 5) as f32
-        })
+        // Clusters of 8 rows, so near neighbours exist and codes have ties to break.
+        .map(|i| (rng.uniform() as f32 - 0.5) * 0.1 + ((i / dim / 8) % 5) as f32)
         .collect();
     if metric.needs_normalization() {
         data.chunks_exact_mut(dim).for_each(|v| normalize(v).unwrap());

@@ -2,6 +2,7 @@
 //! damage to the object giving a clear error instead of a panic or a wrong answer.
 
 use proptest::prelude::*;
+use strata_quantize::rng::SplitMix64;
 use strata_quantize::{Metric, TopK, normalize};
 use strata_segment_flat::format::{
     FORMAT, SECTION_ENTRY_LEN, SECTION_REQUIRED, SectionEntry, TRAILER_LEN, Trailer,
@@ -17,13 +18,8 @@ struct Rows {
 }
 
 fn rows(n: usize, dim: usize, metric: Metric, seed: u64) -> Rows {
-    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    let mut next = move || {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        (state >> 40) as f32 / (1u64 << 24) as f32 - 0.5
-    };
+    let mut rng = SplitMix64::new(seed, 0);
+    let mut next = move || rng.uniform() as f32 - 0.5;
     let vectors = (0..n)
         .map(|_| {
             let mut v: Vec<f32> = (0..dim).map(|_| next()).collect();

@@ -2,8 +2,8 @@
 //! exit status and output checked, including a truncated input, a wrong dimension and a bad
 //! row part-way through a load.
 
-use std::path::Path;
 use std::process::{Command, Output};
+use strata_test_support::{write_fvecs, write_ivecs};
 
 const DIM: usize = 8;
 
@@ -34,26 +34,6 @@ fn rows(n: usize, dim: usize) -> Vec<Vec<f32>> {
                 .collect()
         })
         .collect()
-}
-
-/// Writes `.fvecs` (f32 rows) or `.ivecs` (i32 rows): each row its length, then its values.
-fn write_vecs<T: Copy>(path: &Path, rows: &[Vec<T>], le_bytes: impl Fn(T) -> [u8; 4]) {
-    let mut out = Vec::new();
-    for row in rows {
-        out.extend_from_slice(&(row.len() as i32).to_le_bytes());
-        for &x in row {
-            out.extend_from_slice(&le_bytes(x));
-        }
-    }
-    std::fs::write(path, out).unwrap();
-}
-
-fn write_fvecs(path: &Path, rows: &[Vec<f32>]) {
-    write_vecs(path, rows, f32::to_le_bytes);
-}
-
-fn write_ivecs(path: &Path, rows: &[Vec<i32>]) {
-    write_vecs(path, rows, i32::to_le_bytes);
 }
 
 fn l2(a: &[f32], b: &[f32]) -> f32 {

@@ -18,6 +18,8 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("strata-segment-flat", &["strata-quantize", "strata-storage", "strata-segment"]),
     ("strata-segment-diskann", &["strata-quantize", "strata-storage", "strata-segment"]),
     ("strata-manifest", &["strata-storage"]),
+    // Tests' shared helpers: a dev-dependency only, which no crate's list below names.
+    ("strata-test-support", &["strata-storage"]),
     (
         "strata",
         &[

@@ -83,18 +83,22 @@ impl Inner {
         Ok(())
     }
 
-    pub(crate) fn upsert_batch(&self, ids: &[u64], vectors: &[f32]) -> Result<()> {
+    /// Checks a writable handle and a whole batch (row count, every vector) before any of it
+    /// is applied.
+    fn check_batch(&self, ids: &[u64], vectors: &[f32]) -> Result<()> {
         self.check_writable()?;
         if ids.len().checked_mul(self.dim) != Some(vectors.len()) {
-            return Err(Error::InvalidBatch {
-                ids: ids.len(),
-                floats: vectors.len(),
-                dim: self.dim,
-            });
+            let (ids, floats, dim) = (ids.len(), vectors.len(), self.dim);
+            return Err(Error::InvalidBatch { ids, floats, dim });
         }
         for row in vectors.chunks_exact(self.dim) {
             validate_vector(self.dim, self.metric, row)?;
         }
+        Ok(())
+    }
+
+    pub(crate) fn upsert_batch(&self, ids: &[u64], vectors: &[f32]) -> Result<()> {
+        self.check_batch(ids, vectors)?;
         // Rows whose id appears again later in the batch are skipped: the last one wins.
         let mut seen = HashSet::with_capacity(ids.len());
         let mut superseded = vec![false; ids.len()];
@@ -170,22 +174,12 @@ impl Inner {
     }
 
     pub(crate) fn ingest(&self, ids: &[u64], vectors: &[f32]) -> Result<Version> {
-        self.check_writable()?;
-        if ids.len().checked_mul(self.dim) != Some(vectors.len()) {
-            return Err(Error::InvalidBatch {
-                ids: ids.len(),
-                floats: vectors.len(),
-                dim: self.dim,
-            });
-        }
         // Segment rows are u32 and DROPPED marks a dropped row.
         let max = DROPPED as usize - 1;
         if ids.len() > max {
             return Err(Error::BatchTooLarge { rows: ids.len(), max });
         }
-        for row in vectors.chunks_exact(self.dim) {
-            validate_vector(self.dim, self.metric, row)?;
-        }
+        self.check_batch(ids, vectors)?;
         // The last row of each id wins, as in `upsert_batch`.
         let mut seen = HashSet::with_capacity(ids.len());
         let mut keep = vec![false; ids.len()];

@@ -1,32 +1,32 @@
 //! Data and the brute-force oracle shared by the memtable tests.
 #![allow(dead_code)]
 
+use strata_quantize::rng::SplitMix64;
 use strata_quantize::{Metric, normalize};
 
-/// SplitMix64 with Box-Muller normals: seeded, no dependency.
-pub struct Rng(u64);
+/// The workspace's seeded generator (`strata_quantize::rng`), with `f32` normals.
+pub struct Rng(SplitMix64);
 
 impl Rng {
+    /// Starts where this file's own SplitMix64 started before it shared quantize's (state
+    /// `seed * golden ^ mix`; `SplitMix64::new` adds one golden step), so every test's data,
+    /// and the recall each test asserts on them, stay as they were.
     pub fn new(seed: u64) -> Self {
-        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0xD1B5_4A32_D192_ED03)
+        const GOLDEN: u64 = 0x9E37_79B9_7F4A_7C15;
+        let start = (seed.wrapping_mul(GOLDEN) ^ 0xD1B5_4A32_D192_ED03).wrapping_sub(GOLDEN);
+        Rng(SplitMix64::new(start, 0))
     }
 
     pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        self.0.next_u64()
     }
 
     pub fn uniform(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+        self.0.uniform()
     }
 
     pub fn normal(&mut self) -> f32 {
-        let u1 = 1.0 - self.uniform();
-        let u2 = self.uniform();
-        ((-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()) as f32
+        self.0.normal() as f32
     }
 }
 
