@@ -11,14 +11,14 @@ pub type Result<T, E = VamanaError> = std::result::Result<T, E>;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum VamanaError {
+    /// Training the codec failed (too few rows for PQ, bad sub-space count, ...).
+    #[error("training the segment's codec: {0}")]
+    Codec(#[from] QuantizeError),
+
     /// What every segment kind reports: storage and framing failures, corrupt content, a file
     /// other than the one the manifest expects, an unknown required section, a wrong dimension.
     #[error(transparent)]
     File(#[from] FileError),
-
-    /// Training the codec failed (too few rows for PQ, bad sub-space count, ...).
-    #[error("training the segment's codec: {0}")]
-    Codec(#[from] QuantizeError),
 
     /// A vector given to the builder has a NaN or infinite component.
     #[error("row {row} (id {id}) has a non-finite component at index {index}")]
