@@ -22,7 +22,8 @@ impl Db {
     }
 
     /// Replaces the compaction policy of this handle (not stored: reopening restores
-    /// [`SizeTiered`]). See [`NoCompaction`](crate::compaction::NoCompaction) and
+    /// [`SizeTiered`](crate::compaction::SizeTiered)). See
+    /// [`NoCompaction`](crate::compaction::NoCompaction) and
     /// [`CompactAll`](crate::compaction::CompactAll).
     pub fn set_compaction_policy(&self, policy: Arc<dyn CompactionPolicy>) {
         *self.inner.policy.write() = policy;
