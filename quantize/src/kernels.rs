@@ -65,6 +65,18 @@ impl Isa {
         }
     }
 
+    /// The path named `name` (as [`name`](Self::name) spells it; `"avx2"` and `"portable"`
+    /// are accepted for `"avx2-fma"` and `"scalar"`), whether or not it is supported here.
+    pub fn from_name(name: &str) -> Option<Isa> {
+        match name.trim().to_ascii_lowercase().as_str() {
+            "avx512" => Some(Isa::Avx512),
+            "avx2-fma" | "avx2" => Some(Isa::Avx2Fma),
+            "neon" => Some(Isa::Neon),
+            "scalar" | "portable" => Some(Isa::Scalar),
+            _ => None,
+        }
+    }
+
     /// Whether this path is compiled into this build and the running CPU can execute it.
     pub fn is_supported(self) -> bool {
         Kernels::for_isa(self).is_some()
@@ -93,13 +105,35 @@ pub struct Kernels {
     isa: Isa,
 }
 
+/// The environment variable that forces the path [`Kernels::detected`] picks (`avx512`,
+/// `avx2-fma`, `neon`, `scalar`), so tests of every crate can run under each path this CPU
+/// supports, not only the best one (`.ci/run` does). A path this build or CPU lacks, or a name
+/// it does not know, is reported once on stderr and ignored.
+pub const ISA_OVERRIDE_VAR: &str = "STRATA_ISA";
+
 /// Detected once, so feature probing stays off the per-call path.
 static DETECTED: LazyLock<Kernels> = LazyLock::new(|| {
-    Isa::ALL.into_iter().find_map(Kernels::for_isa).expect("the scalar path is always available")
+    let forced =
+        std::env::var(ISA_OVERRIDE_VAR).ok().filter(|name| !name.is_empty()).and_then(|name| {
+            let kernels = Isa::from_name(&name).and_then(Kernels::for_isa);
+            if kernels.is_none() {
+                eprintln!(
+                    "{ISA_OVERRIDE_VAR}={name}: not a kernel path this build and CPU run; ignored"
+                );
+            }
+            kernels
+        });
+    forced.unwrap_or_else(|| {
+        Isa::ALL
+            .into_iter()
+            .find_map(Kernels::for_isa)
+            .expect("the scalar path is always available")
+    })
 });
 
 impl Kernels {
-    /// The best path for this CPU (cached after the first call).
+    /// The best path for this CPU, or the one [`ISA_OVERRIDE_VAR`] names (cached after the first
+    /// call).
     #[inline]
     pub fn detected() -> &'static Kernels {
         &DETECTED

@@ -51,8 +51,8 @@ pub use codec::{
 };
 pub use error::QuantizeError;
 pub use kernels::{
-    Isa, Kernels, dot, dot_batch, dot_simd, isa, l2_squared, l2_squared_batch, l2_squared_simd,
-    norm_squared, normalize, prefetch, prefetch_lines,
+    ISA_OVERRIDE_VAR, Isa, Kernels, dot, dot_batch, dot_simd, isa, l2_squared, l2_squared_batch,
+    l2_squared_simd, norm_squared, normalize, prefetch, prefetch_lines,
 };
 pub use metric::Metric;
 /// The SIMD abstraction the generic kernels are written over, re-exported so callers of

@@ -189,8 +189,11 @@ fn supported_paths_match_cpu_features() {
     assert!(Isa::Scalar.is_supported());
 
     let best = Isa::supported().next().expect("scalar is always supported");
-    assert_eq!(Kernels::detected().isa(), best);
-    assert_eq!(strata_quantize::isa(), best.name());
+    // Dispatch takes the best path unless STRATA_ISA forces another (checked by the test below).
+    if std::env::var_os(strata_quantize::ISA_OVERRIDE_VAR).is_none() {
+        assert_eq!(Kernels::detected().isa(), best);
+    }
+    assert_eq!(strata_quantize::isa(), Kernels::detected().isa().name());
     eprintln!(
         "dispatch uses {best}; paths under test: {:?}",
         paths().iter().map(|kernels| kernels.isa().name()).collect::<Vec<_>>()
@@ -428,4 +431,22 @@ fn batch_rejects_ragged_rows() {
 fn batch_rejects_rows_for_empty_query() {
     let mut out = [0.0f32; 2];
     strata_quantize::dot_batch(&[], &[1.0], &mut out);
+}
+
+/// `STRATA_ISA` forces the path dispatch uses (`.ci/run` runs the suites under each supported
+/// one); without it, or naming a path this build and CPU lack, dispatch takes the best.
+#[test]
+fn the_isa_override_forces_the_dispatched_path() {
+    for isa in Isa::ALL {
+        assert_eq!(Isa::from_name(isa.name()), Some(isa));
+    }
+    assert_eq!(Isa::from_name("AVX2"), Some(Isa::Avx2Fma));
+    assert_eq!(Isa::from_name("portable"), Some(Isa::Scalar));
+    assert_eq!(Isa::from_name("sse9"), None);
+    let forced = std::env::var(strata_quantize::ISA_OVERRIDE_VAR).ok();
+    match forced.as_deref().and_then(Isa::from_name).filter(|isa| isa.is_supported()) {
+        Some(isa) => assert_eq!(Kernels::detected().isa(), isa, "{forced:?}"),
+        None => assert_eq!(Some(Kernels::detected().isa()), Isa::supported().next()),
+    }
+    eprintln!("dispatching to {}", Kernels::detected().isa());
 }
