@@ -3,6 +3,7 @@
 use strata_manifest::ManifestError;
 use strata_memtable::MemtableError;
 use strata_segment_diskann::VamanaError;
+use strata_segment_flat::FileError;
 use strata_segment_flat::SegmentError;
 
 /// A result with the engine's [`Error`].
@@ -91,6 +92,36 @@ impl From<ManifestError> for Error {
             ManifestError::Conflict { version } => Error::Conflict { version },
             ManifestError::Storage(e) => Error::Storage(e),
             other => Error::Manifest(other),
+        }
+    }
+}
+
+impl Error {
+    /// Whether another writer committed first (this handle is fenced off; see
+    /// [`Error::Conflict`]).
+    pub fn is_conflict(&self) -> bool {
+        matches!(self, Error::Conflict { .. })
+    }
+
+    /// Whether a stored object is damaged or is not the one the manifest records: a checksum,
+    /// framing or content check failed, or a file was swapped. Committed data are never
+    /// silently read past such an error; see the object it names.
+    pub fn is_corruption(&self) -> bool {
+        let storage =
+            |e: &strata_storage::Error| matches!(e, strata_storage::Error::Corrupt { .. });
+        let file = |e: &FileError| match e {
+            FileError::Storage(e) => storage(e),
+            FileError::Corrupt { .. }
+            | FileError::Mismatch { .. }
+            | FileError::UnknownSection { .. } => true,
+            _ => false,
+        };
+        match self {
+            Error::Storage(e) => storage(e),
+            Error::Manifest(ManifestError::Corrupt { .. }) => true,
+            Error::Segment(SegmentError::File(e)) => file(e),
+            Error::Vamana(VamanaError::File(e)) => file(e),
+            _ => false,
         }
     }
 }

@@ -37,6 +37,13 @@ pub use crate::db::{Db, GcStats, Version};
 pub use crate::error::{Error, Result};
 pub use crate::options::{Options, SearchParams};
 
+// A handle is shared between threads (`Arc<Db>`), and errors cross threads: both must stay so.
+const _: () = {
+    const fn send_and_sync<T: Send + Sync>() {}
+    send_and_sync::<Db>();
+    send_and_sync::<Error>();
+};
+
 /// The storage seam, for opening a database on another backend with [`Db::create_in`] and
 /// [`Db::open_in`] (and, with the `testing` feature, its fault-injecting wrappers).
 pub use strata_storage as storage;

@@ -237,7 +237,9 @@ fn a_second_writer_on_an_object_store_is_fenced_by_the_commit() {
     first.upsert(1, &v(1.0)).unwrap();
     second.upsert(2, &v(2.0)).unwrap();
     assert_eq!(first.commit().unwrap(), Version(2));
-    assert!(matches!(second.commit(), Err(Error::Conflict { version: 2 })));
+    let conflict = second.commit().unwrap_err();
+    assert!(matches!(conflict, Error::Conflict { version: 2 }));
+    assert!(conflict.is_conflict() && !conflict.is_corruption());
     assert!(matches!(second.upsert(3, &v(3.0)), Err(Error::Poisoned { .. })));
     assert_eq!(second.search(&v(2.0), 1).unwrap()[0].id, 2, "reads keep working");
 
@@ -333,4 +335,35 @@ fn databases_open_by_url() {
 
     let error = Db::open("ftp://host/db").unwrap_err();
     assert!(error.to_string().contains("ftp://host/db"), "{error}");
+}
+
+/// `get_many` reads every id from one state, in order; `contains` reads no vector. Both see
+/// the memtable and segments alike, and deletes in each (`get` is `get_many` of one id, which
+/// the model test checks across rotations, commits and compactions).
+#[test]
+fn get_many_and_contains_see_every_tier() {
+    let db = Db::create_in(Arc::new(MemoryStore::new()), options()).unwrap();
+    for id in 0..10 {
+        db.upsert(id, &v(id as f32)).unwrap();
+    }
+    db.commit().unwrap(); // 0..10 in a segment
+    db.upsert(20, &v(20.0)).unwrap(); // in the memtable
+    db.upsert(3, &v(33.0)).unwrap(); // replaced: memtable over segment
+    db.delete(4).unwrap(); // deleted from the segment
+    let ids = [3, 4, 20, 5, 99, 3];
+    let got = db.get_many(&ids).unwrap();
+    let want: Vec<Option<Vec<f32>>> = vec![
+        Some(v(33.0).to_vec()),
+        None,
+        Some(v(20.0).to_vec()),
+        Some(v(5.0).to_vec()),
+        None,
+        Some(v(33.0).to_vec()),
+    ];
+    assert_eq!(got, want);
+    for (&id, want) in ids.iter().zip(&want) {
+        assert_eq!(db.get(id).unwrap().as_ref(), want.as_ref(), "get agrees with get_many");
+        assert_eq!(db.contains(id), want.is_some(), "contains({id})");
+    }
+    assert!(db.get_many(&[]).unwrap().is_empty());
 }

@@ -69,6 +69,8 @@ fn every_damaged_object_is_a_clear_error() {
             store.put(key, &damaged).unwrap();
             if let Err(e) = open_and_read(&store) {
                 let message = e.to_string();
+                assert!(e.is_corruption(), "{key} byte {at}: is_corruption() for {e:?}");
+                assert!(!e.is_conflict());
                 assert!(
                     message.contains(key.as_str()),
                     "{key} byte {at}: error must name it: {message}"

@@ -42,6 +42,17 @@ impl Db {
         self.inner.get(id)
     }
 
+    /// The vectors of records `ids`, in order (`None` for an id that does not exist), all read
+    /// from one state of the database: a write racing the call is seen by every id or by none.
+    pub fn get_many(&self, ids: &[u64]) -> Result<Vec<Option<Vec<f32>>>> {
+        self.inner.get_many(ids)
+    }
+
+    /// Whether record `id` exists (no vector is read).
+    pub fn contains(&self, id: u64) -> bool {
+        self.inner.contains(id)
+    }
+
     /// The `k` nearest live records to `query`, nearest first, at default effort.
     pub fn search(&self, query: &[f32], k: usize) -> Result<Vec<Neighbor>> {
         self.inner.search(query, k)
@@ -127,22 +138,42 @@ impl Inner {
     }
 
     pub(crate) fn get(&self, id: u64) -> Result<Option<Vec<f32>>> {
+        Ok(self.get_many(&[id])?.pop().flatten())
+    }
+
+    pub(crate) fn get_many(&self, ids: &[u64]) -> Result<Vec<Option<Vec<f32>>>> {
         // Under the gate no rotation moves records between the memtable and the index. The
         // index is read first: an upsert adds the new version to the memtable before it takes
         // the old one out of the index, so a record is always in one place or the other.
-        // Location and snapshot are read together (snapshot lock first, as everywhere): a
+        // Locations and snapshot are read together (snapshot lock first, as everywhere): a
         // compaction swaps both at once, and a location only makes sense in its snapshot.
         let _gate = self.write_gate.read();
-        let (location, snapshot) = {
+        let (locations, snapshot) = {
             let snapshot = self.snapshot.read();
-            (self.index.lock().get(id), Arc::clone(&snapshot))
+            let index = self.index.lock();
+            let locations: Vec<_> = ids.iter().map(|&id| index.get(id)).collect();
+            (locations, Arc::clone(&snapshot))
         };
-        if let Some(location) = location
-            && let Some(vector) = snapshot.vector_of(location.segment.into(), location.row)?
-        {
-            return Ok(Some(vector));
-        }
-        Ok(snapshot.active.get(id).map(<[f32]>::to_vec))
+        ids.iter()
+            .zip(locations)
+            .map(|(&id, location)| {
+                if let Some(location) = location
+                    && let Some(vector) =
+                        snapshot.vector_of(location.segment.into(), location.row)?
+                {
+                    return Ok(Some(vector));
+                }
+                Ok(snapshot.active.get(id).map(<[f32]>::to_vec))
+            })
+            .collect()
+    }
+
+    pub(crate) fn contains(&self, id: u64) -> bool {
+        // As in `get_many`: the gate keeps a record in the index or the memtable; a location in
+        // the index is a live row (deletes take ids out of it).
+        let _gate = self.write_gate.read();
+        let active = Arc::clone(&self.snapshot.read().active);
+        self.index.lock().get(id).is_some() || active.get(id).is_some()
     }
 
     pub(crate) fn search(&self, query: &[f32], k: usize) -> Result<Vec<Neighbor>> {
