@@ -323,9 +323,8 @@ fn layouts_match_the_spec() {
     );
     m.options.keep_for_secs = 3600;
     let b = m.encode();
-    let u16_at = |at: usize| u16::from_le_bytes(b[at..at + 2].try_into().unwrap());
-    let u32_at = |at: usize| u32::from_le_bytes(b[at..at + 4].try_into().unwrap());
-    let u64_at = |at: usize| u64::from_le_bytes(b[at..at + 8].try_into().unwrap());
+    let le = strata_test_support::LeBytes(&b);
+    let (u16_at, u32_at, u64_at) = (|at| le.u16(at), |at| le.u32(at), |at| le.u64(at));
     assert_eq!((u64_at(0), u64_at(8), u64_at(16)), (7, 7000, 5));
     assert_eq!((u32_at(24), b[28], u32_at(32), u32_at(36)), (128, 1, 16, 200));
     assert_eq!((u32_at(40), u64_at(48), u32_at(56), u32_at(60)), (3, 3600, 1, 1));

@@ -108,9 +108,13 @@ impl VamanaSegment {
         let field = |field, value: u64| corrupt(Problem::HeaderField { field, value });
         let (dim, rows) = (file.dim(), file.rows());
         let max_degree = header.max_degree.get() as usize;
-        let layout = NodeLayout::new(dim, max_degree)
-            .filter(|_| max_degree > 0)
-            .ok_or_else(|| field("max_degree", max_degree as u64))?;
+        let layout =
+            NodeLayout::new(dim, max_degree).filter(|_| max_degree > 0).ok_or_else(|| {
+                match max_degree {
+                    0 => field("max_degree", 0),
+                    _ => field("dim", dim as u64),
+                }
+            })?;
         if rows == 0 || rows > MAX_ROWS {
             return Err(field("rows", rows));
         }

@@ -299,9 +299,8 @@ fn layout_matches_the_spec() {
     writer.push(9, &[0.0, 1.0, 0.0]).unwrap();
     writer.finish().unwrap();
     let b = store.get("s").unwrap().to_vec();
-    let u16_at = |at: usize| u16::from_le_bytes(b[at..at + 2].try_into().unwrap());
-    let u32_at = |at: usize| u32::from_le_bytes(b[at..at + 4].try_into().unwrap());
-    let u64_at = |at: usize| u64::from_le_bytes(b[at..at + 8].try_into().unwrap());
+    let le = strata_test_support::LeBytes(&b);
+    let (u16_at, u32_at, u64_at) = (|at| le.u16(at), |at| le.u32(at), |at| le.u64(at));
     assert_eq!(&b[0..8], b"STRAFLAT");
     assert_eq!((u16_at(8), u16_at(10), u32_at(12)), (1, 1, 64));
     assert_eq!((u32_at(16), b[20], u64_at(24)), (3, 3, 2));

@@ -345,7 +345,8 @@ impl SegmentFile {
 
 /// The methods every segment kind exposes: opening (through the kind's `from_bytes`), the
 /// check against the manifest, and accessors delegating to its `file: SegmentFile` field.
-/// Expands inside the kind's `impl` block; `Result` is the kind's.
+/// Expands inside the kind's `impl` block; `Result` is the kind's, and the kind's crate depends on
+/// `strata_storage` and `strata_quantize` under those names (every segment kind does).
 #[macro_export]
 macro_rules! segment_file_methods {
     () => {

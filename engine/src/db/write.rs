@@ -174,12 +174,12 @@ impl Inner {
     }
 
     pub(crate) fn ingest(&self, ids: &[u64], vectors: &[f32]) -> Result<Version> {
+        self.check_batch(ids, vectors)?;
         // Segment rows are u32 and DROPPED marks a dropped row.
         let max = DROPPED as usize - 1;
         if ids.len() > max {
             return Err(Error::BatchTooLarge { rows: ids.len(), max });
         }
-        self.check_batch(ids, vectors)?;
         // The last row of each id wins, as in `upsert_batch`.
         let mut seen = HashSet::with_capacity(ids.len());
         let mut keep = vec![false; ids.len()];
