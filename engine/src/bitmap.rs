@@ -42,6 +42,11 @@ impl AtomicBitmap {
         self.words[(row / 64) as usize].load(Ordering::Acquire) & (1u64 << (row % 64)) != 0
     }
 
+    /// Rows it covers.
+    pub(crate) fn rows(&self) -> u64 {
+        self.rows
+    }
+
     /// Rows deleted so far (may lag a concurrent [`set`](Self::set) by a moment).
     pub(crate) fn count(&self) -> u64 {
         self.count.load(Ordering::Acquire)

@@ -1,5 +1,6 @@
 //! The engine's error type, wrapping each crate's own.
 
+use strata_attributes::AttributeError;
 use strata_manifest::ManifestError;
 use strata_memtable::MemtableError;
 use strata_segment_diskann::VamanaError;
@@ -26,9 +27,19 @@ pub enum Error {
     #[error("invalid batch: {ids} ids but {floats} floats for dimension {dim}")]
     InvalidBatch { ids: usize, floats: usize, dim: usize },
 
+    /// A batch whose attributes do not line up with its ids.
+    #[error("invalid batch: {ids} ids but {attributes} attribute sets")]
+    InvalidAttributeBatch { ids: usize, attributes: usize },
+
     /// An ingested batch with more rows than one segment holds.
     #[error("batch too large: {rows} rows, a segment holds at most {max}")]
     BatchTooLarge { rows: usize, max: usize },
+
+    /// Attributes, a schema or a filter were refused: an unknown attribute, a value of the
+    /// wrong type, a filter that does not parse (its byte offset named), a schema change that
+    /// retypes a column. Changes nothing.
+    #[error(transparent)]
+    Attribute(#[from] AttributeError),
 
     /// An option out of range.
     #[error("invalid option {name}: {reason}")]

@@ -31,6 +31,7 @@ mod options;
 mod segment;
 mod tiers;
 
+pub use strata_attributes::{AttrType, Attributes, Filter, Schema, Value};
 pub use strata_quantize::{CodecKind, Metric, Neighbor};
 
 pub use crate::db::{Db, GcStats, Version};

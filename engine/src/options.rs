@@ -1,8 +1,10 @@
 //! Database options (fixed at create time and stored in the manifest) and search parameters.
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use strata_manifest::{CompactionSettings as Stored, StoredOptions};
+use strata_attributes::{AttrType, AttributeError, Filter, Schema};
+use strata_manifest::{CompactionSettings as Stored, StoredColumn, StoredOptions};
 use strata_memtable::MAX_ROWS;
 use strata_quantize::{CodecKind, Metric};
 
@@ -18,7 +20,7 @@ use crate::{Error, Result};
 /// let options = Options::new(768, Metric::Cosine).hnsw_m(24).keep_versions(5);
 /// assert_eq!(options.dim(), 768);
 /// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Options {
     pub(crate) dim: usize,
     pub(crate) metric: Metric,
@@ -35,6 +37,7 @@ pub struct Options {
     pub(crate) compaction_memory_mib: u32,
     pub(crate) auto_flush_bytes: Option<u64>,
     pub(crate) background_compaction: bool,
+    pub(crate) attributes: Schema,
 }
 
 const DEFAULT_THRESHOLD: usize = 4;
@@ -65,7 +68,27 @@ impl Options {
             compaction_memory_mib: DEFAULT_COMPACTION_MEMORY_MIB,
             auto_flush_bytes: Some(DEFAULT_AUTO_FLUSH_BYTES),
             background_compaction: true,
+            attributes: Schema::new(),
         }
+    }
+
+    /// The attribute columns every record may carry (each optional per record; records may
+    /// also carry an opaque payload without any). Stored in the manifest: a database opened
+    /// later keeps them. Default: none.
+    ///
+    /// ```
+    /// use strata::{Metric, Options, Schema};
+    /// let options = Options::new(4, Metric::L2).attributes(Schema::new().u64("ts").keyword("lang"));
+    /// assert_eq!(options.schema().len(), 2);
+    /// ```
+    pub fn attributes(mut self, schema: Schema) -> Self {
+        self.attributes = schema;
+        self
+    }
+
+    /// The attribute schema.
+    pub fn schema(&self) -> &Schema {
+        &self.attributes
     }
 
     /// HNSW links per node in the memtable (level 0 keeps twice as many). Default 16.
@@ -212,6 +235,7 @@ impl Options {
         if self.auto_flush_bytes.is_some_and(|b| b < 1 << 20) {
             return invalid("auto_flush_bytes", "must be at least 1 MiB");
         }
+        self.attributes.validate()?;
         match self.vamana_codec {
             Some(CodecKind::Pq { subspaces } | CodecKind::Rpq { subspaces })
                 if subspaces == 0 || subspaces > self.dim || subspaces > usize::from(u16::MAX) =>
@@ -223,7 +247,7 @@ impl Options {
     }
 
     /// What the manifest stores.
-    pub(crate) fn to_stored(self) -> StoredOptions {
+    pub(crate) fn to_stored(&self) -> StoredOptions {
         let (codec, param) = match self.vamana_codec {
             None => (0, 0),
             Some(kind @ (CodecKind::Pq { subspaces } | CodecKind::Rpq { subspaces })) => {
@@ -256,6 +280,12 @@ impl Options {
                 auto_flush_bytes: self.auto_flush_bytes.unwrap_or(0),
                 flags,
             },
+            attributes: self
+                .attributes
+                .columns()
+                .iter()
+                .map(|c| StoredColumn { name: c.name.clone(), type_code: c.ty.code() })
+                .collect(),
         }
     }
 
@@ -294,6 +324,20 @@ impl Options {
             auto_flush_bytes: (c.flags & Stored::AUTO_FLUSH_OFF == 0)
                 .then(|| or(c.auto_flush_bytes, DEFAULT_AUTO_FLUSH_BYTES)),
             background_compaction: c.flags & Stored::COMPACTION_OFF == 0,
+            attributes: {
+                let mut schema = Schema::new();
+                for column in &stored.attributes {
+                    let ty = AttrType::from_code(column.type_code).ok_or_else(|| {
+                        AttributeError::Schema(format!(
+                            "column {:?} has type code {}, unknown to this build",
+                            column.name, column.type_code
+                        ))
+                    })?;
+                    schema = schema.with(column.name.clone(), ty);
+                }
+                schema.validate()?;
+                schema
+            },
         };
         Ok(options)
     }
@@ -359,12 +403,13 @@ pub(crate) const MEMTABLE_ROTATE_ROWS: usize =
 /// let params = SearchParams::new(10).ef(200);
 /// assert_eq!(params.k(), 10);
 /// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct SearchParams {
     pub(crate) k: usize,
     pub(crate) ef: usize,
     pub(crate) effort: VamanaEffort,
     pub(crate) beam_width: usize,
+    pub(crate) filter: Option<Arc<Filter>>,
 }
 
 /// How long a Vamana segment's candidate list is.
@@ -412,12 +457,19 @@ impl SearchParams {
             ef: Self::DEFAULT_EF,
             beam_width: 1,
             effort: Self::recall_effort(Self::DEFAULT_RECALL),
+            filter: None,
         }
     }
 
     /// The `k` nearest records, exactly: graph tiers scan every row.
     pub fn exact(k: usize) -> Self {
-        SearchParams { k, ef: usize::MAX, effort: VamanaEffort::List(usize::MAX), beam_width: 1 }
+        SearchParams {
+            k,
+            ef: usize::MAX,
+            effort: VamanaEffort::List(usize::MAX),
+            beam_width: 1,
+            filter: None,
+        }
     }
 
     /// Candidate list size of graph (memtable) searches: higher is more accurate and slower;
@@ -460,6 +512,22 @@ impl SearchParams {
     #[must_use]
     pub fn beam_width(mut self, beam_width: usize) -> Self {
         self.beam_width = beam_width.max(1);
+        self
+    }
+
+    /// Returns only records whose attributes match `filter`: still the `k` nearest matching
+    /// live records (fewer only when fewer match), at the recall of an unfiltered search. Each
+    /// tier plans by the filter's selectivity there: an exact scan of the matching rows when
+    /// they are few, a graph walk through non-matching rows otherwise.
+    ///
+    /// ```
+    /// use strata::{Filter, SearchParams};
+    /// let params = SearchParams::new(10).filter(Filter::parse("lang = 'de' AND ts >= 500000")?);
+    /// # Ok::<(), strata::Error>(())
+    /// ```
+    #[must_use]
+    pub fn filter(mut self, filter: Filter) -> Self {
+        self.filter = Some(Arc::new(filter));
         self
     }
 

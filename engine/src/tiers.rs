@@ -4,13 +4,14 @@
 use std::cell::RefCell;
 use std::sync::Arc;
 
+use strata_attributes::{Predicate, Record, SegmentPredicate};
 use strata_manifest::{Manifest, SegmentRecord};
 use strata_memtable::{FrozenMemtable, Memtable, MemtableError, MemtableView};
-use strata_quantize::{Metric, Neighbor, TopK, normalize};
+use strata_quantize::{Admission, AdmitAll, AdmitIf, Admitted, Metric, Neighbor, TopK, normalize};
 
 use crate::bitmap::AtomicBitmap;
 use crate::compaction::SegmentInfo;
-use crate::segment::{Segment, SegmentScratch, VamanaParams};
+use crate::segment::{Segment, SegmentData, SegmentScratch, VamanaParams};
 use crate::{Result, SearchParams};
 
 /// A segment with at most `1 / TAIL_RATIO` of the largest segment's rows is searched with the
@@ -46,7 +47,13 @@ pub(crate) enum PendingRows {
     },
     /// An ingested batch (validated, normalized for cosine, one row per id), scanned exactly:
     /// it lives only for the commit that writes it.
-    Batch { dim: usize, metric: Metric, vectors: Vec<f32> },
+    Batch {
+        dim: usize,
+        metric: Metric,
+        vectors: Vec<f32>,
+        /// Each row's attributes (empty: no row has any).
+        records: Vec<Option<Record>>,
+    },
 }
 
 impl Pending {
@@ -73,10 +80,31 @@ impl Pending {
         metric: Metric,
         ids: Vec<u64>,
         vectors: Vec<f32>,
+        records: Vec<Option<Record>>,
     ) -> Self {
         debug_assert_eq!(ids.len() * dim, vectors.len());
+        debug_assert!(records.is_empty() || records.len() == ids.len());
         let deleted = Arc::new(AtomicBitmap::new(ids.len() as u64));
-        Pending { segment_id, rows: PendingRows::Batch { dim, metric, vectors }, ids, deleted }
+        let rows = PendingRows::Batch { dim, metric, vectors, records };
+        Pending { segment_id, rows, ids, deleted }
+    }
+
+    /// Whether any row may have attributes.
+    pub(crate) fn has_records(&self) -> bool {
+        match &self.rows {
+            PendingRows::Memtable { memtable, rows, .. } => {
+                rows.iter().any(|&row| memtable.record(row).is_some())
+            }
+            PendingRows::Batch { records, .. } => records.iter().any(Option::is_some),
+        }
+    }
+
+    /// The attributes of row `row`, if it has any.
+    pub(crate) fn record(&self, row: u32) -> Option<&Record> {
+        match &self.rows {
+            PendingRows::Memtable { memtable, rows, .. } => memtable.record(rows[row as usize]),
+            PendingRows::Batch { records, .. } => records.get(row as usize)?.as_ref(),
+        }
     }
 
     /// Rows of the future segment.
@@ -98,33 +126,41 @@ impl Pending {
             PendingRows::Memtable { memtable, rows, segment_rows } => {
                 memtable.memory_bytes() + (rows.capacity() + segment_rows.capacity()) * 4
             }
-            PendingRows::Batch { vectors, .. } => vectors.capacity() * 4,
+            PendingRows::Batch { vectors, records, .. } => {
+                vectors.capacity() * 4
+                    + records.capacity() * size_of::<Option<Record>>()
+                    + records.iter().flatten().map(Record::heap_bytes).sum::<usize>()
+            }
         };
         rows + self.ids.capacity() * 8
     }
 
-    /// The best `k` live rows for `query` into `out` (nearest first).
+    /// The best `k` live rows for `query` that match `predicate` into `out` (nearest first).
     fn search(
         &self,
         query: &[f32],
         k: usize,
         ef: usize,
+        predicate: Option<&Predicate>,
         top: &mut TopK,
         out: &mut Vec<Neighbor>,
     ) -> Result<()> {
         match &self.rows {
             PendingRows::Memtable { memtable, segment_rows, .. } => {
-                let keep = |row: u32| {
+                let keep = AdmitIf(|row: u32| {
                     let segment_row = segment_rows[row as usize];
-                    segment_row != NOT_LIVE && !self.deleted.contains(segment_row)
-                };
+                    segment_row != NOT_LIVE
+                        && !self.deleted.contains(segment_row)
+                        && record_matches(predicate, memtable.record(row))
+                });
                 let live = self.ids.len() - self.deleted.count() as usize;
                 search_graph(memtable, query, k, ef, live, &keep, out)
             }
-            PendingRows::Batch { dim, metric, vectors } => {
+            PendingRows::Batch { dim, metric, vectors, records } => {
                 top.reset(k);
                 for (row, vector) in vectors.chunks_exact(*dim).enumerate() {
-                    if !self.deleted.contains(row as u32) {
+                    let record = records.get(row).and_then(Option::as_ref);
+                    if !self.deleted.contains(row as u32) && record_matches(predicate, record) {
                         top.push(self.ids[row], metric.distance(query, vector));
                     }
                 }
@@ -133,6 +169,118 @@ impl Pending {
             }
         }
     }
+}
+
+/// Whether a memtable or batch row with attributes `record` matches `predicate` (no
+/// predicate: every row; no attributes: as a record without any).
+#[inline]
+fn record_matches(predicate: Option<&Predicate>, record: Option<&Record>) -> bool {
+    // An empty record allocates nothing.
+    predicate.is_none_or(|p| record.map_or_else(|| p.matches(&Record::empty()), |r| p.matches(r)))
+}
+
+/// A segment's admission under a filter: rows not deleted that match the filter, and, when the
+/// planner listed them, the matching rows (deleted ones included; `admits` drops those).
+struct Filtered<'a> {
+    deleted: &'a AtomicBitmap,
+    filter: &'a SegmentPredicate<'a>,
+    listed: Option<Vec<u32>>,
+    estimate: u64,
+}
+
+impl Admission for Filtered<'_> {
+    #[inline]
+    fn admits(&self, row: u32) -> bool {
+        !self.deleted.contains(row) && self.filter.matches(row)
+    }
+
+    fn admitted(&self) -> Admitted {
+        match &self.listed {
+            Some(rows) => Admitted::AtMost(rows.len() as u64),
+            None => Admitted::AtMost(self.estimate),
+        }
+    }
+
+    fn rows(&self) -> Option<&[u32]> {
+        self.listed.as_deref()
+    }
+}
+
+/// A tier's live rows: those its deletion bitmap does not mark.
+struct NotDeleted<'a>(&'a AtomicBitmap);
+
+impl Admission for NotDeleted<'_> {
+    #[inline]
+    fn admits(&self, row: u32) -> bool {
+        !self.0.contains(row)
+    }
+
+    fn admitted(&self) -> Admitted {
+        Admitted::Exact(self.0.rows().saturating_sub(self.0.count()))
+    }
+}
+
+/// How a segment is searched under a filter.
+enum Strategy {
+    /// An exact scan of the listed matching rows.
+    Scan,
+    /// A graph walk through non-matching rows, its list scaled by `list_scale`.
+    Walk { list_scale: f32 },
+}
+
+struct Plan {
+    strategy: Strategy,
+    listed: Option<Vec<u32>>,
+    estimate: u64,
+}
+
+/// The scan-or-walk decision for one segment (ADR 0004). A scan of `n` matching rows costs
+/// `n` exact distances; a walk that must expand `L / s` nodes to meet `L` matching ones (at
+/// selectivity `s = n / N`) costs about [`WALK_COST`] exact distances per node (its codes and
+/// its node read). They break even at `n = sqrt(WALK_COST * L * N)`. Below it, and always for
+/// a flat segment (which scans anyway), the matching rows are listed and scanned.
+fn plan_filtered(
+    segment: &Segment,
+    filter: &SegmentPredicate<'_>,
+    k: usize,
+    vamana: &VamanaParams,
+) -> Plan {
+    let rows = segment.rows().max(1);
+    let estimate = filter.estimate();
+    let list = segment.search_list(k, vamana) as f64;
+    let scan_up_to = match &segment.data {
+        SegmentData::Flat(_) => rows,
+        SegmentData::Vamana(_) => ((WALK_COST * list * rows as f64).sqrt() as u64).max(k as u64),
+    };
+    // Listing costs about the rows listed: worth it when the estimate says a scan is near.
+    if estimate <= scan_up_to.saturating_mul(LIST_SLACK) {
+        let listed = filter.rows();
+        let matching = listed.len() as u64;
+        if matching <= scan_up_to {
+            return Plan { strategy: Strategy::Scan, listed: Some(listed), estimate: matching };
+        }
+        let list_scale = walk_scale(matching, rows);
+        return Plan { strategy: Strategy::Walk { list_scale }, listed: None, estimate: matching };
+    }
+    Plan {
+        strategy: Strategy::Walk { list_scale: walk_scale(estimate, rows) },
+        listed: None,
+        estimate,
+    }
+}
+
+/// Exact distances one walked node costs (its code distances and node read), relative to one
+/// scanned row. Measured: see docs/TUNING.md, "Filtered search".
+const WALK_COST: f64 = 8.0;
+/// A filter is listed when its estimate is within this factor of the scan threshold.
+const LIST_SLACK: u64 = 4;
+/// The largest factor a walk's list grows by under a selective filter.
+const MAX_LIST_SCALE: f32 = 64.0;
+
+/// How much longer a walk's list is at selectivity `matching / rows`: `1 / s`, capped.
+fn walk_scale(matching: u64, rows: u64) -> f32 {
+    let selectivity = (matching.max(1) as f64 / rows.max(1) as f64).min(1.0);
+    ((1.0 / selectivity) as f32).clamp(1.0, MAX_LIST_SCALE)
 }
 
 /// A committed segment, open.
@@ -191,7 +339,7 @@ fn search_graph(
     k: usize,
     ef: usize,
     live: usize,
-    keep: &(impl Fn(u32) -> bool + Sync),
+    keep: &impl Admission,
     out: &mut Vec<Neighbor>,
 ) -> Result<()> {
     memtable.search_filtered(query, k, ef, keep, out)?;
@@ -202,11 +350,25 @@ fn search_graph(
 }
 
 impl Snapshot {
-    /// The `params.k` nearest live records to `query`, which is already validated.
-    pub(crate) fn search(&self, query: &[f32], params: SearchParams) -> Result<Vec<Neighbor>> {
+    /// The `params.k` nearest live records to `query` (already validated) that match
+    /// `predicate` (the bound `params.filter`).
+    pub(crate) fn search(
+        &self,
+        query: &[f32],
+        params: &SearchParams,
+        predicate: Option<&Predicate>,
+    ) -> Result<Vec<Neighbor>> {
         let k = params.k;
         let ef = params.ef.max(k);
-        let vamana = VamanaParams { effort: params.effort, beam_width: params.beam_width.max(1) };
+        let vamana = VamanaParams {
+            effort: params.effort,
+            beam_width: params.beam_width.max(1),
+            list_scale: 1.0,
+        };
+        let predicate = predicate.filter(|p| !p.is_all());
+        if predicate.is_some_and(Predicate::is_none) {
+            return Ok(Vec::new());
+        }
         SCRATCH.with(|scratch| {
             let scratch = &mut *scratch.borrow_mut();
             let mut prepared = std::mem::take(&mut scratch.query);
@@ -215,7 +377,7 @@ impl Snapshot {
             if self.active.metric().needs_normalization() {
                 normalize(&mut prepared).map_err(|_| MemtableError::ZeroVector)?;
             }
-            let result = self.search_prepared(&prepared, k, ef, &vamana, scratch);
+            let result = self.search_prepared(&prepared, k, ef, &vamana, predicate, scratch);
             scratch.query = prepared;
             result
         })
@@ -227,6 +389,7 @@ impl Snapshot {
         k: usize,
         ef: usize,
         vamana: &VamanaParams,
+        predicate: Option<&Predicate>,
         scratch: &mut Scratch,
     ) -> Result<Vec<Neighbor>> {
         scratch.merged.clear();
@@ -248,15 +411,41 @@ impl Snapshot {
             // on the plateaus of its descent: at 10M rows in five graphs of 1.2-2.2M, recall
             // at L 16 was 0.71 bounded and 0.98 unbounded.
             let bounded = live.segment.rows().saturating_mul(TAIL_RATIO) <= largest;
-            live.segment.search(
-                query,
-                k,
-                vamana,
-                bounded,
-                |row| deleted.contains(row),
-                &mut scratch.top,
-                &mut scratch.segment,
-            )?;
+            let segment = &live.segment;
+            let Some(predicate) = predicate else {
+                let admission = NotDeleted(deleted);
+                segment.search(
+                    query,
+                    k,
+                    vamana,
+                    bounded,
+                    &admission,
+                    &mut scratch.top,
+                    &mut scratch.segment,
+                )?;
+                continue;
+            };
+            let filter = segment.columns.bind(predicate);
+            let plan = plan_filtered(segment, &filter, k, vamana);
+            let admission =
+                Filtered { deleted, filter: &filter, listed: plan.listed, estimate: plan.estimate };
+            match plan.strategy {
+                Strategy::Scan => {
+                    segment.scan(query, &admission, &mut scratch.top, &mut scratch.segment)?
+                }
+                Strategy::Walk { list_scale } => {
+                    let params = VamanaParams { list_scale, ..*vamana };
+                    segment.search(
+                        query,
+                        k,
+                        &params,
+                        bounded,
+                        &admission,
+                        &mut scratch.top,
+                        &mut scratch.segment,
+                    )?;
+                }
+            }
         }
         scratch.segment.order = order;
         // Segments offer exact distances (a Vamana search reranks with full vectors): one
@@ -264,11 +453,18 @@ impl Snapshot {
         scratch.top.sorted_into(&mut scratch.tier);
         scratch.merged.extend_from_slice(&scratch.tier);
         for pending in &self.pending {
-            pending.search(query, k, ef, &mut scratch.top, &mut scratch.tier)?;
+            pending.search(query, k, ef, predicate, &mut scratch.top, &mut scratch.tier)?;
             scratch.merged.extend_from_slice(&scratch.tier);
         }
         let live = self.active.len();
-        search_graph(&self.active, query, k, ef, live, &|_| true, &mut scratch.tier)?;
+        match predicate {
+            None => search_graph(&self.active, query, k, ef, live, &AdmitAll, &mut scratch.tier)?,
+            Some(_) => {
+                let active = &self.active;
+                let matching = AdmitIf(|row| record_matches(predicate, active.record(row)));
+                search_graph(active, query, k, ef, live, &matching, &mut scratch.tier)?;
+            }
+        }
         scratch.merged.extend_from_slice(&scratch.tier);
 
         // An upsert racing this search may leave an id in two tiers for a moment: keep the
@@ -295,6 +491,19 @@ impl Snapshot {
             Some(live) if !live.deleted.contains(row) => {
                 Ok(Some(live.segment.vector(row)?.to_vec()))
             }
+            _ => Ok(None),
+        }
+    }
+
+    /// The attributes of row `row` of the pending tier or segment `segment_id`, if the row is
+    /// live (a row without attributes: an empty record).
+    pub(crate) fn record_of(&self, segment_id: u64, row: u32) -> Result<Option<Record>> {
+        if let Some(pending) = self.pending.iter().find(|p| p.segment_id == segment_id) {
+            let record = || pending.record(row).cloned().unwrap_or_default();
+            return Ok((!pending.deleted.contains(row)).then(record));
+        }
+        match self.segments.iter().find(|s| s.record.id == segment_id) {
+            Some(live) if !live.deleted.contains(row) => Ok(Some(live.segment.record(row)?)),
             _ => Ok(None),
         }
     }

@@ -34,6 +34,9 @@ pub enum ManifestError {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum Problem {
+    /// The attribute schema block is malformed.
+    #[error("attribute schema block is malformed")]
+    Schema,
     /// The body is shorter than its fixed parts or its tables promise.
     #[error("body of {len} bytes, expected {expected}")]
     Length { len: u64, expected: u64 },

@@ -21,7 +21,7 @@ pub use crate::deletes::{DeletionVector, FORMAT as DELETES_FORMAT};
 pub use crate::error::{ManifestError, Problem, Result};
 pub use crate::manifest::{
     CompactionSettings, DeletesRecord, FORMAT as MANIFEST_FORMAT, FileRecord, Manifest,
-    SegmentKind, SegmentRecord, StoredOptions,
+    SegmentKind, SegmentRecord, StoredColumn, StoredOptions,
 };
 pub use crate::store::{
     GcPlan, Retention, commit, list_versions, load, load_latest, plan_gc, read_deletes,

@@ -8,8 +8,9 @@ use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
 use crate::{ManifestError, Problem, Result};
 
 /// What this build reads and writes.
+/// Minor 2 added the attribute schema after the file records.
 pub const FORMAT: FormatId =
-    FormatId { magic: *b"STRAMANI", major: 1, minor: 1, known_features: 0 };
+    FormatId { magic: *b"STRAMANI", major: 1, minor: 2, known_features: 0 };
 
 /// The kind of a segment, which decides its files and how the engine opens it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -107,7 +108,7 @@ impl SegmentRecord {
 }
 
 /// Settings fixed when the database was created, or changed only by a commit.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredOptions {
     /// Vector dimension.
     pub dim: u32,
@@ -125,6 +126,16 @@ pub struct StoredOptions {
     /// How segments are compacted and the memtable flushed (minor version 1; zeros in a minor 0
     /// manifest, which mean the engine's defaults).
     pub compaction: CompactionSettings,
+    /// The attribute schema: `(name, type code)` per column, in column order (minor version 2;
+    /// none before). The engine owns the type codes' meaning.
+    pub attributes: Vec<StoredColumn>,
+}
+
+/// One attribute column as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct StoredColumn {
+    pub name: String,
+    pub type_code: u8,
 }
 
 /// Compaction and flush settings as stored. Every zero field means "the engine's default", so
@@ -293,6 +304,14 @@ impl Manifest {
                 FileRaw { size: file.size.into(), crc32: file.crc32.into(), reserved: 0.into() };
             body.extend_from_slice(raw.as_bytes());
         }
+        // The schema: a column count, then per column its type code, name length and name.
+        let columns = &self.options.attributes;
+        body.extend_from_slice(&(columns.len() as u32).to_le_bytes());
+        for column in columns {
+            body.push(column.type_code);
+            body.push(column.name.len().min(255) as u8);
+            body.extend_from_slice(&column.name.as_bytes()[..column.name.len().min(255)]);
+        }
         frame(&FORMAT, 0, &body)
     }
 
@@ -314,10 +333,17 @@ impl Manifest {
         let segment_count = header.segment_count.get() as usize;
         let file_count = header.file_count.get() as usize;
         let expected = HEADER_LEN + segment_count * SEGMENT_LEN + file_count * FILE_LEN;
-        if body.len() != expected {
+        let minor = footer.minor.get();
+        if (minor < 2 && body.len() != expected) || body.len() < expected {
             return Err(length(expected as u64));
         }
-        let (segment_bytes, file_bytes) = rest.split_at(segment_count * SEGMENT_LEN);
+        let (records, schema_bytes) = rest.split_at(expected - HEADER_LEN);
+        let attributes = if minor < 2 {
+            Vec::new()
+        } else {
+            decode_schema(schema_bytes).ok_or_else(|| corrupt(Problem::Schema))?
+        };
+        let (segment_bytes, file_bytes) = records.split_at(segment_count * SEGMENT_LEN);
         let segments_raw = <[SegmentRaw]>::ref_from_bytes(segment_bytes).expect("whole entries");
         let files_raw = <[FileRaw]>::ref_from_bytes(file_bytes).expect("whole entries");
 
@@ -344,6 +370,7 @@ impl Manifest {
                     flags: header.compaction_flags,
                 }
             },
+            attributes,
         };
         if options.compaction.flags & !CompactionSettings::KNOWN_FLAGS != 0 {
             return Err(field("compaction flags", options.compaction.flags.into()));
@@ -411,4 +438,20 @@ impl Manifest {
             segments,
         })
     }
+}
+
+/// The schema block of a minor-2 manifest, if well formed: a u32 column count, then per column
+/// a type code, a name length and a UTF-8 name, and nothing after.
+fn decode_schema(mut bytes: &[u8]) -> Option<Vec<StoredColumn>> {
+    let count = u32::from_le_bytes(bytes.get(..4)?.try_into().ok()?) as usize;
+    bytes = &bytes[4..];
+    let mut columns = Vec::with_capacity(count.min(256));
+    for _ in 0..count {
+        let (&type_code, rest) = bytes.split_first()?;
+        let (&len, rest) = rest.split_first()?;
+        let name = std::str::from_utf8(rest.get(..len as usize)?).ok()?;
+        columns.push(StoredColumn { name: name.to_owned(), type_code });
+        bytes = &rest[len as usize..];
+    }
+    bytes.is_empty().then_some(columns)
 }

@@ -5,8 +5,8 @@ use proptest::prelude::*;
 use strata_manifest::keys::{deletes_key, manifest_key, segment_file_key};
 use strata_manifest::{
     CompactionSettings, DeletesRecord, DeletionVector, FileRecord, Manifest, ManifestError,
-    Retention, SegmentKind, SegmentRecord, StoredOptions, commit, list_versions, load, load_latest,
-    plan_gc, read_deletes, write_deletes,
+    Retention, SegmentKind, SegmentRecord, StoredColumn, StoredOptions, commit, list_versions,
+    load, load_latest, plan_gc, read_deletes, write_deletes,
 };
 use strata_storage::{MemoryStore, Storage};
 
@@ -18,6 +18,7 @@ fn options() -> StoredOptions {
         hnsw_ef_construction: 200,
         keep_versions: 3,
         keep_for_secs: 0,
+        attributes: Vec::new(),
         compaction: CompactionSettings {
             threshold: 6,
             deleted_rewrite_permille: 250,
@@ -322,6 +323,10 @@ fn layouts_match_the_spec() {
         )],
     );
     m.options.keep_for_secs = 3600;
+    m.options.attributes = vec![
+        StoredColumn { name: "ts".into(), type_code: 1 },
+        StoredColumn { name: "lang".into(), type_code: 5 },
+    ];
     let b = m.encode();
     let le = strata_test_support::LeBytes(&b);
     let (u16_at, u32_at, u64_at) = (|at| le.u16(at), |at| le.u32(at), |at| le.u64(at));
@@ -338,8 +343,13 @@ fn layouts_match_the_spec() {
     assert_eq!((u64_at(s + 52), u64_at(s + 60)), (m.segments[0].tag, 0xAB));
     let f = 96 + 80;
     assert_eq!((u64_at(f), u32_at(f + 8)), (1004, 28));
-    assert_eq!(b.len(), f + 16 + 32);
-    assert_eq!(&b[f + 16..f + 24], b"STRAMANI");
+    let a = f + 16;
+    assert_eq!(u32_at(a), 2, "schema: column count");
+    assert_eq!((b[a + 4], b[a + 5], &b[a + 6..a + 8]), (1, 2, &b"ts"[..]));
+    assert_eq!((b[a + 8], b[a + 9], &b[a + 10..a + 14]), (5, 4, &b"lang"[..]));
+    assert_eq!(b.len(), a + 14 + 32);
+    assert_eq!(&b[a + 14..a + 22], b"STRAMANI");
+    assert_eq!(Manifest::decode("m", &b, 7).unwrap(), m);
 
     let mut dv = DeletionVector::new(1000);
     dv.insert(2);
@@ -359,7 +369,8 @@ fn a_minor_0_manifest_reads_with_default_compaction_settings() {
     let m = manifest(3, vec![segment(1, 10, None)]);
     let framed = m.encode();
     let (body, _) = framed.split_at(framed.len() - strata_storage::framing::FOOTER_LEN);
-    let mut old = body.to_vec();
+    // Minor 0 had neither the compaction bytes nor the schema block (4 bytes: no columns).
+    let mut old = body[..body.len() - 4].to_vec();
     old[64..96].fill(0);
     let old_format =
         strata_storage::framing::FormatId { minor: 0, ..strata_manifest::MANIFEST_FORMAT };
@@ -370,6 +381,12 @@ fn a_minor_0_manifest_reads_with_default_compaction_settings() {
 
     let mut bad = body.to_vec();
     bad[73] = 0x80;
+    let mut damaged_schema = body.to_vec();
+    damaged_schema.extend_from_slice(&[1]);
+    let bytes =
+        strata_storage::framing::frame(&strata_manifest::MANIFEST_FORMAT, 0, &damaged_schema);
+    let error = Manifest::decode("m", &bytes, 3).unwrap_err();
+    assert!(error.to_string().contains("schema"), "{error}");
     let bytes = strata_storage::framing::frame(&strata_manifest::MANIFEST_FORMAT, 0, &bad);
     let error = Manifest::decode("m", &bytes, 3).unwrap_err();
     assert!(error.to_string().contains("compaction flags"), "{error}");

@@ -31,7 +31,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 use parking_lot::{Mutex, RwLock};
-use strata_quantize::{Kernels, Metric, Neighbor, Simd, WithSimd, normalize};
+pub use strata_attributes::Record;
+use strata_quantize::{Admission, AdmitAll, Kernels, Metric, Neighbor, Simd, WithSimd, normalize};
 
 pub use crate::error::MemtableError;
 use crate::hnsw::{Graph, Prefetch};
@@ -118,6 +119,8 @@ pub struct MemtableView {
     top_lock: Mutex<()>,
     ids: Mutex<IdMap>,
     live: AtomicUsize,
+    /// Heap bytes of the attribute records stored (superseded rows' included).
+    record_bytes: AtomicUsize,
     /// Set by the first delete or upsert that supersedes a row; until then searches skip the
     /// deletion check, as hnswlib does.
     has_deleted: std::sync::atomic::AtomicBool,
@@ -189,6 +192,7 @@ impl Memtable {
                 top_lock: Mutex::new(()),
                 ids: Mutex::new(IdMap::default()),
                 live: AtomicUsize::new(0),
+                record_bytes: AtomicUsize::new(0),
                 has_deleted: false.into(),
                 frozen: RwLock::new(false),
                 scratch_pool: Mutex::new(Vec::new()),
@@ -202,6 +206,18 @@ impl Memtable {
     /// nothing: an idempotent re-sync must not fill the graph with tombstoned copies, which would
     /// cut the live rows off from searches.
     pub fn upsert(&self, id: u64, vector: &[f32]) -> Result<(), MemtableError> {
+        self.upsert_with(id, vector, None)
+    }
+
+    /// [`upsert`](Self::upsert) with the record's attributes (`None`: it has none). Re-upserting
+    /// the current vector with other attributes stores a new row.
+    pub fn upsert_with(
+        &self,
+        id: u64,
+        vector: &[f32],
+        record: Option<Record>,
+    ) -> Result<(), MemtableError> {
+        let record = record.filter(|r| !r.is_empty());
         let view = &*self.view;
         let mut scratch = view.take_scratch();
         let result = view.prepare(vector, &mut scratch).and_then(|()| {
@@ -213,11 +229,12 @@ impl Memtable {
                 view.ids.lock().get(id, |row| view.graph.rows.id(row)).is_some_and(|row| {
                     let stored = view.graph.rows.vector(row);
                     stored.iter().zip(&scratch.query).all(|(a, b)| a.to_bits() == b.to_bits())
+                        && view.graph.rows.record(row) == record.as_ref()
                 });
             if unchanged {
                 return Ok(());
             }
-            view.insert(id, &mut scratch)
+            view.insert(id, record, &mut scratch)
         });
         view.put_scratch(scratch);
         result
@@ -278,13 +295,33 @@ impl MemtableView {
         Some(self.graph.rows.vector(row))
     }
 
-    /// Bytes this memtable holds (allocated chunks, upper-level lists, the id map and search
-    /// buffers), so the engine can decide when to flush.
+    /// The vector of record `id` and its attributes, if live.
+    pub fn get_with_record(&self, id: u64) -> Option<(&[f32], Option<&Record>)> {
+        let row = self.ids.lock().get(id, |row| self.graph.rows.id(row))?;
+        Some((self.graph.rows.vector(row), self.graph.rows.record(row)))
+    }
+
+    /// The attributes of row `row` (`None`: none). Rows a search or [`live_rows`] hands out
+    /// are published, which this requires.
+    ///
+    /// [`live_rows`]: FrozenMemtable::live_rows
+    #[inline]
+    pub fn record(&self, row: Row) -> Option<&Record> {
+        self.graph.rows.record(row)
+    }
+
+    /// Bytes this memtable holds (allocated chunks, upper-level lists, the id map, attribute
+    /// records and search buffers), so the engine can decide when to flush.
     pub fn memory_bytes(&self) -> usize {
         let ids = self.ids.lock().bytes();
         // A pooled scratch holds a visited mark (1 byte) per row, with headroom, and heaps.
         let scratch = self.scratch_pool.lock().len() * (self.rows() * 5 / 4 + 64 * 1024);
-        self.graph.rows.used_bytes(self.rows()) + self.graph.upper.used_bytes() + ids + scratch
+        let records = self.record_bytes.load(Ordering::Relaxed);
+        self.graph.rows.used_bytes(self.rows())
+            + self.graph.upper.used_bytes()
+            + ids
+            + scratch
+            + records
     }
 
     /// The `k` live records nearest to `query`, nearest first, exploring `ef` candidates
@@ -297,18 +334,19 @@ impl MemtableView {
         ef: usize,
     ) -> Result<Vec<Neighbor>, MemtableError> {
         let mut out = Vec::with_capacity(k.min(self.rows()));
-        self.search_filtered(query, k, ef, &|_| true, &mut out)?;
+        self.search_filtered(query, k, ef, &AdmitAll, &mut out)?;
         Ok(out)
     }
 
-    /// [`search`](Self::search) into `out` (cleared first), returning only rows that pass
-    /// `filter` (the hook attribute filters plug into). Allocates nothing in steady state.
-    pub fn search_filtered<F: Fn(Row) -> bool + Sync>(
+    /// [`search`](Self::search) into `out` (cleared first), returning only rows `admission`
+    /// admits (the engine's deletes of a frozen memtable's rows, attribute filters). Rows it
+    /// does not admit are walked through. Allocates nothing in steady state.
+    pub fn search_filtered<A: Admission>(
         &self,
         query: &[f32],
         k: usize,
         ef: usize,
-        filter: &F,
+        admission: &A,
         out: &mut Vec<Neighbor>,
     ) -> Result<(), MemtableError> {
         out.clear();
@@ -325,7 +363,13 @@ impl MemtableView {
                 // A candidate list covering every row gains nothing from the graph; a scan is
                 // exact by construction, even for a row whose in-links were all pruned away
                 // (which inner product makes likely for rows of small norm).
-                self.kernels.dispatch(ScanOp { view: self, k, filter, scratch: &mut scratch, out });
+                self.kernels.dispatch(ScanOp {
+                    view: self,
+                    k,
+                    admission,
+                    scratch: &mut scratch,
+                    out,
+                });
                 return;
             }
             self.kernels.dispatch(SearchOp {
@@ -333,7 +377,7 @@ impl MemtableView {
                 entry,
                 k,
                 ef: ef.max(k),
-                filter,
+                admission,
                 scratch: &mut scratch,
                 out,
             });
@@ -364,7 +408,12 @@ impl MemtableView {
     }
 
     /// Reserves a row for `scratch.query`, publishes `id` on it and links it into the graph.
-    fn insert(&self, id: u64, scratch: &mut Scratch) -> Result<(), MemtableError> {
+    fn insert(
+        &self,
+        id: u64,
+        record: Option<Record>,
+        scratch: &mut Scratch,
+    ) -> Result<(), MemtableError> {
         // Never past MAX_ROWS: a counter that kept counting refused inserts would wrap and hand
         // out a published row again.
         let row = self
@@ -380,7 +429,11 @@ impl MemtableView {
         if upper.is_none() {
             level = 0; // an exhausted arena only costs this row its upper levels
         }
-        rows.init(row, id, &scratch.query, level as u8, upper.unwrap_or(NO_UPPER));
+        if let Some(record) = &record {
+            let bytes = size_of::<Record>() + record.heap_bytes();
+            self.record_bytes.fetch_add(bytes, Ordering::Relaxed);
+        }
+        rows.init(row, id, &scratch.query, record, level as u8, upper.unwrap_or(NO_UPPER));
         {
             let mut ids = self.ids.lock();
             match ids.insert(id, row, |r| rows.id(r)) {
@@ -521,22 +574,22 @@ fn collect_unique_ids(
     }
 }
 
-struct SearchOp<'a, F> {
+struct SearchOp<'a, A> {
     view: &'a MemtableView,
     entry: (u32, usize),
     k: usize,
     ef: usize,
-    filter: &'a F,
+    admission: &'a A,
     scratch: &'a mut Scratch,
     out: &'a mut Vec<Neighbor>,
 }
 
-impl<F: Fn(Row) -> bool> WithSimd for SearchOp<'_, F> {
+impl<A: Admission> WithSimd for SearchOp<'_, A> {
     type Output = ();
 
     #[inline(always)]
     fn with_simd<S: Simd>(self, simd: S) {
-        let SearchOp { view, entry: (entry_row, top), k, ef, filter, scratch, out } = self;
+        let SearchOp { view, entry: (entry_row, top), k, ef, admission, scratch, out } = self;
         let graph = &view.graph;
         let query = std::mem::take(&mut scratch.query);
         let mut current = Scored {
@@ -548,10 +601,11 @@ impl<F: Fn(Row) -> bool> WithSimd for SearchOp<'_, F> {
         }
         scratch.visited.reset(view.rows());
         if view.has_deleted.load(Ordering::Relaxed) {
-            let returnable = |row: u32| !graph.rows.is_deleted(row) && filter(row);
+            let returnable = |row: u32| !graph.rows.is_deleted(row) && admission.admits(row);
             graph.search_level(simd, &query, current, ef, 0, scratch, &returnable);
         } else {
-            graph.search_level(simd, &query, current, ef, 0, scratch, filter);
+            let returnable = |row: u32| admission.admits(row);
+            graph.search_level(simd, &query, current, ef, 0, scratch, &returnable);
         }
         scratch.sort_results();
         // A search racing an upsert can meet the old row while it is still live and the new one
@@ -563,20 +617,20 @@ impl<F: Fn(Row) -> bool> WithSimd for SearchOp<'_, F> {
 }
 
 /// Every published, live, passing row: the exact answer.
-struct ScanOp<'a, F> {
+struct ScanOp<'a, A> {
     view: &'a MemtableView,
     k: usize,
-    filter: &'a F,
+    admission: &'a A,
     scratch: &'a mut Scratch,
     out: &'a mut Vec<Neighbor>,
 }
 
-impl<F: Fn(Row) -> bool> WithSimd for ScanOp<'_, F> {
+impl<A: Admission> WithSimd for ScanOp<'_, A> {
     type Output = ();
 
     #[inline(always)]
     fn with_simd<S: Simd>(self, simd: S) {
-        let ScanOp { view, k, filter, scratch, out } = self;
+        let ScanOp { view, k, admission, scratch, out } = self;
         let rows = &view.graph.rows;
         // Room for a superseded row per result that a racing upsert may leave live meanwhile.
         scratch.exact.reset(2 * k);
@@ -587,7 +641,7 @@ impl<F: Fn(Row) -> bool> WithSimd for ScanOp<'_, F> {
         loop {
             let end = view.rows() as u32;
             for row in start..end {
-                if !rows.is_published(row) || rows.is_deleted(row) || !filter(row) {
+                if !rows.is_published(row) || rows.is_deleted(row) || !admission.admits(row) {
                     continue;
                 }
                 let distance =

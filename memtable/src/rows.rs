@@ -13,6 +13,7 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use parking_lot::Mutex;
+use strata_attributes::Record;
 use zerocopy::FromZeros;
 
 use crate::pages::{HUGE_PAGE, HugeArray, huge_page_bytes};
@@ -68,6 +69,9 @@ struct Chunk {
     deleted: Box<[AtomicU64]>,
     /// Serializes writers of a row's neighbour lists (all levels).
     locks: Box<[Mutex<()>]>,
+    /// Each row's attributes, set before the row is published. Allocated with the first row of
+    /// the chunk that has any, so a memtable without attributes pays nothing per row.
+    records: OnceLock<Box<[OnceLock<Box<Record>>]>>,
 }
 
 // SAFETY: every field but `vectors` is `Sync`. A row of `vectors` is written only by the thread
@@ -118,13 +122,28 @@ impl RowStore {
             meta: zeroed(rows),
             deleted: zeroed(rows / 64),
             locks: (0..rows).map(|_| Mutex::new(())).collect(),
+            records: OnceLock::new(),
         });
     }
 
     /// Fills a freshly reserved row. Only the thread that reserved `row` may call this, once,
     /// before publishing the row.
-    pub fn init(&self, row: u32, id: u64, vector: &[f32], level: u8, upper: u32) {
+    pub fn init(
+        &self,
+        row: u32,
+        id: u64,
+        vector: &[f32],
+        record: Option<Record>,
+        level: u8,
+        upper: u32,
+    ) {
         let (chunk, offset) = self.chunk(row);
+        if let Some(record) = record.filter(|r| !r.is_empty()) {
+            let records =
+                chunk.records.get_or_init(|| (0..CHUNK_ROWS).map(|_| OnceLock::new()).collect());
+            // The row was reserved by this thread and is set once: this cannot fail.
+            let _ = records[offset].set(Box::new(record));
+        }
         assert_eq!(vector.len(), self.dim, "a row holds exactly `dim` floats");
         // Every byte of `vectors` is inside an `UnsafeCell`, so writing through a pointer
         // derived from the shared slice is allowed.
@@ -160,6 +179,13 @@ impl RowStore {
         // Release store that published it, which the caller's Acquire load observed, and they
         // are never written again.
         unsafe { std::slice::from_raw_parts(start, self.dim) }
+    }
+
+    /// The attributes of a published row (`None`: it has none).
+    #[inline]
+    pub fn record(&self, row: u32) -> Option<&Record> {
+        let (chunk, offset) = self.chunk(row);
+        chunk.records.get().and_then(|records| records[offset].get()).map(|r| &**r)
     }
 
     /// The level-0 neighbour list of a row: a count word, then `m0` slots.
@@ -216,7 +242,14 @@ impl RowStore {
         let per_row = self.dim * 4 + self.link_words * 4 + 8 + 4;
         let chunks = self.chunks.iter().filter(|c| c.get().is_some()).count();
         let per_chunk = CHUNK_ROWS * size_of::<Mutex<()>>() + CHUNK_ROWS / 8;
-        rows * per_row
+        let record_chunks = self
+            .chunks
+            .iter()
+            .filter(|c| c.get().is_some_and(|c| c.records.get().is_some()))
+            .count();
+        let record_slots = record_chunks * CHUNK_ROWS * size_of::<OnceLock<Box<Record>>>();
+        record_slots
+            + rows * per_row
             + self.huge_page_slack(rows)
             + chunks * per_chunk
             + CHUNKS * size_of::<OnceLock<Chunk>>()
@@ -335,7 +368,7 @@ mod tests {
             for row in [0, 1, 2, CHUNK_ROWS as u32 - 1, CHUNK_ROWS as u32] {
                 store.allocate(row);
                 let vector: Vec<f32> = (0..dim).map(|i| (row as usize * dim + i) as f32).collect();
-                store.init(row, u64::from(row), &vector, 0, NO_UPPER);
+                store.init(row, u64::from(row), &vector, None, 0, NO_UPPER);
                 assert_eq!(store.vector(row), vector, "dim {dim} row {row}");
                 if dim % 16 == 0 {
                     assert_eq!(store.vector(row).as_ptr() as usize % 64, 0, "dim {dim} row {row}");

@@ -4,7 +4,7 @@ mod common;
 
 use common::{brute_force, clustered};
 use strata_memtable::{Memtable, MemtableError, Params};
-use strata_quantize::Metric;
+use strata_quantize::{AdmitIf, Metric};
 
 #[test]
 fn bad_input_is_a_clear_error() {
@@ -90,7 +90,7 @@ fn the_filter_hook_restricts_results() {
     }
     let mut out = Vec::new();
     // Rows are inserted in id order here, so a row filter is an id filter.
-    memtable.search_filtered(&data[3], 10, 64, &|row| row % 3 == 0, &mut out).unwrap();
+    memtable.search_filtered(&data[3], 10, 64, &AdmitIf(|row| row % 3 == 0), &mut out).unwrap();
     assert_eq!(out.len(), 10);
     assert!(out.iter().all(|n| n.id % 3 == 0));
     assert_eq!(out[0].id, 3, "its own vector is the nearest that passes");

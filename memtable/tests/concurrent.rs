@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use common::{clustered, stored};
 use strata_memtable::{Memtable, Params};
+use strata_quantize::AdmitAll;
 use strata_quantize::Metric;
 
 const WRITERS: u64 = 3;
@@ -63,7 +64,7 @@ fn run(metric: Metric) {
                         break;
                     }
                     let query = &data[((round * 37 + s * 11) % data.len() as u64) as usize];
-                    memtable.search_filtered(query, 10, 32, &|_| true, &mut out).unwrap();
+                    memtable.search_filtered(query, 10, 32, &AdmitAll, &mut out).unwrap();
                     let ids: HashSet<u64> = out.iter().map(|n| n.id).collect();
                     assert_eq!(ids.len(), out.len(), "no id twice in one result");
                     assert!(out.windows(2).all(|w| w[0].distance <= w[1].distance));

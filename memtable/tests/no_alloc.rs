@@ -4,6 +4,7 @@ mod common;
 
 use common::clustered;
 use strata_memtable::{Memtable, Params};
+use strata_quantize::AdmitAll;
 use strata_quantize::Metric;
 use strata_test_support::{CountingAllocator, allocations_during};
 
@@ -27,11 +28,11 @@ fn steady_state_searches_do_not_allocate() {
         let mut out = Vec::with_capacity(10);
         // Warm up: the first searches size the pooled buffers.
         for query in &data[..20] {
-            memtable.search_filtered(query, 10, 100, &|_| true, &mut out).unwrap();
+            memtable.search_filtered(query, 10, 100, &AdmitAll, &mut out).unwrap();
         }
         let allocated = allocations_during(|| {
             for query in &data[20..220] {
-                memtable.search_filtered(query, 10, 100, &|_| true, &mut out).unwrap();
+                memtable.search_filtered(query, 10, 100, &AdmitAll, &mut out).unwrap();
             }
         });
         assert_eq!(allocated, 0, "{metric}: searches allocated");

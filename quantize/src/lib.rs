@@ -5,6 +5,7 @@
 //!   per call to AVX-512 / AVX2+FMA / NEON / portable code (see [`isa`]).
 //! - [`scalar`]: the naive reference implementations the SIMD paths are tested against.
 //! - [`Metric`]: L2, inner product and cosine as "smaller is better" distances.
+//! - [`Admission`]: the rows a tier search may return (deletes and filters alike).
 //! - [`TopK`]: the bounded k-nearest collector shared by every index tier; [`Visited`]: the
 //!   epoch-stamped set of rows a graph search has seen.
 //! - [`codec`]: trained vector codecs (SQ8, INT4, PQ) with SIMD asymmetric distances and a
@@ -37,6 +38,7 @@
 //! - `x86-v4` (default): also compile the AVX-512 kernels (pulp's x86 V4 level) and prefer them
 //!   when the CPU has AVX-512F/BW/CD/DQ/VL. Needs Rust ≥ 1.89.
 
+pub mod admission;
 pub mod codec;
 mod error;
 pub mod kernels;
@@ -46,6 +48,7 @@ pub mod scalar;
 pub mod topk;
 pub mod visited;
 
+pub use admission::{Admission, AdmitAll, AdmitIf, Admitted};
 pub use codec::{
     Codec, CodecKind, PreparedQuery, ProductQuantizer, QueryScratch, ScalarQuantizer, TrainOptions,
 };

@@ -18,7 +18,7 @@
 //! never returned.
 //!
 //! ```
-//! use strata_quantize::{Metric, TopK};
+//! use strata_quantize::{AdmitAll, Metric, TopK};
 //! use strata_segment_diskann::{BuildOptions, SearchParams, SearchScratch, VamanaBuilder, VamanaSegment};
 //! use strata_storage::MemoryStore;
 //!
@@ -34,7 +34,7 @@
 //! let mut top = TopK::new(3);
 //! let mut scratch = SearchScratch::default();
 //! let query = [43.0 * 4.2f32.cos(), 4.2f32.sin()]; // row 42
-//! segment.search(&query, &SearchParams::default(), |_| false, &mut top, &mut scratch)?;
+//! segment.search(&query, &SearchParams::default(), &AdmitAll, &mut top, &mut scratch)?;
 //! assert_eq!(top.into_sorted_vec()[0].id, 42);
 //! # Ok::<(), strata_segment_diskann::VamanaError>(())
 //! ```

@@ -3,7 +3,7 @@
 use std::ops::Range;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use strata_quantize::{Codec, Metric, Neighbor, QueryScratch, TopK, Visited};
+use strata_quantize::{Admission, Codec, Metric, Neighbor, QueryScratch, TopK, Visited};
 use strata_segment::{FileSpec, SectionSpec, SegmentFile};
 use strata_storage::ObjectBytes;
 use zerocopy::FromBytes;
@@ -61,6 +61,9 @@ pub struct SearchStats {
     pub sectors_read: u64,
     /// Rows scored by their codes.
     pub code_distances: u64,
+    /// Nodes expanded that the admission did not admit (deleted or filtered out): dead
+    /// weight under churn, wasted expansion under a filter (ADR 0004).
+    pub walked_not_admitted: u64,
 }
 
 /// Reusable buffers for [`VamanaSegment::search`], so a steady-state search allocates nothing.
@@ -311,23 +314,24 @@ impl VamanaSegment {
     /// Approximate search: a beam search over the codes from the medoid, keeping the
     /// `search_list` nearest candidates by code distance and expanding them nearest first, `beam_width`
     /// at a time. Expanding a row reads its node, which holds the full vector: its exact
-    /// distance is computed there, and the `top.k()` nearest expanded rows not rejected by
-    /// `skip` are offered to `top` as `(id, exact distance)`.
+    /// distance is computed there, and the `top.k()` nearest expanded rows that `admission`
+    /// admits are offered to `top` as `(id, exact distance)`.
     ///
-    /// Rows rejected by `skip` (deleted, filtered out) are still walked through, so the graph
+    /// Rows it does not admit (deleted, filtered out) are still walked through, so the graph
     /// stays connected. If fewer than k rows survive, the search repeats with a doubled list,
-    /// and finally scans every row, so k results come back whenever k rows pass `skip`.
+    /// and finally scans every admitted row, so k results come back whenever k rows are
+    /// admitted.
     ///
     /// `query` must be prepared for the metric (normalized for cosine).
     pub fn search(
         &self,
         query: &[f32],
         params: &SearchParams,
-        skip: impl Fn(u32) -> bool,
+        admission: &impl Admission,
         top: &mut TopK,
         scratch: &mut SearchScratch,
     ) -> Result<SearchStats> {
-        self.search_within(query, params, f32::INFINITY, skip, top, scratch)
+        self.search_within(query, params, f32::INFINITY, admission, top, scratch)
     }
 
     /// [`search`](Self::search) for a query whose k-th best distance elsewhere is already
@@ -346,7 +350,7 @@ impl VamanaSegment {
         query: &[f32],
         params: &SearchParams,
         bound: f32,
-        skip: impl Fn(u32) -> bool,
+        admission: &impl Admission,
         top: &mut TopK,
         scratch: &mut SearchScratch,
     ) -> Result<SearchStats> {
@@ -369,12 +373,13 @@ impl VamanaSegment {
         loop {
             scratch.best.reset(k);
             if search_list >= rows || (retries > 0 && scan_instead(search_list, rows, retries)) {
-                self.scan(query, &skip, scratch, &mut stats)?;
+                self.scan(query, admission, scratch, &mut stats)?;
                 break;
             }
             let cutoff = bound_cutoff(bound);
             let walk = Walk { search_list, beam_width: params.beam_width, cutoff };
-            let stopped = beam_search(&self.walk_index(), query, walk, &skip, scratch, &mut stats)?;
+            let stopped =
+                beam_search(&self.walk_index(), query, walk, admission, scratch, &mut stats)?;
             if stopped || scratch.best.len() >= k {
                 break;
             }
@@ -388,17 +393,28 @@ impl VamanaSegment {
         Ok(stats)
     }
 
-    /// Every row scored exactly: for a list as long as the segment, or when the graph search
-    /// found fewer than k rows that pass `skip`.
+    /// Every admitted row scored exactly: for a list as long as the segment, or when the graph
+    /// search found fewer than k admitted rows.
     fn scan(
         &self,
         query: &[f32],
-        skip: &impl Fn(u32) -> bool,
+        admission: &impl Admission,
         scratch: &mut SearchScratch,
         stats: &mut SearchStats,
     ) -> Result<()> {
+        if let Some(listed) = admission.rows() {
+            for &row in listed {
+                if u64::from(row) < self.rows() && admission.admits(row) {
+                    let (vector, _) = self.node(row)?;
+                    stats.hops += 1;
+                    stats.sectors_read += self.layout.sectors_per_node as u64;
+                    scratch.best.push(u64::from(row), self.metric().distance(query, vector));
+                }
+            }
+            return Ok(());
+        }
         for row in 0..self.rows() as u32 {
-            if skip(row) {
+            if !admission.admits(row) {
                 continue;
             }
             let (vector, _) = self.node(row)?;
@@ -407,6 +423,30 @@ impl VamanaSegment {
         }
         stats.sectors_read += self.layout.sectors(self.rows());
         Ok(())
+    }
+
+    /// An exact scan of the rows `admission` admits (only its listed rows, when it lists
+    /// them), each scored with its full vector: what the planner runs for a small admitted
+    /// set, where a walk would expand mostly rows it cannot return.
+    pub fn search_admitted(
+        &self,
+        query: &[f32],
+        admission: &impl Admission,
+        top: &mut TopK,
+        scratch: &mut SearchScratch,
+    ) -> Result<SearchStats> {
+        if query.len() != self.dim() {
+            let (expected, found) = (self.dim(), query.len());
+            return Err(FileError::DimensionMismatch { expected, found }.into());
+        }
+        let mut stats = SearchStats::default();
+        scratch.best.reset(top.k());
+        self.scan(query, admission, scratch, &mut stats)?;
+        scratch.best.sorted_into(&mut scratch.sorted);
+        for found in &scratch.sorted {
+            top.push(self.id(found.id as u32), found.distance);
+        }
+        Ok(stats)
     }
 
     fn walk_index(&self) -> WalkIndex<'_, Self> {

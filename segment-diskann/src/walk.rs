@@ -1,7 +1,7 @@
 //! The graph walk every search and the build's calibration share: a best-first beam search
 //! over the codes in RAM, expanding each candidate's node for its exact distance.
 
-use strata_quantize::{Codec, Metric};
+use strata_quantize::{Admission, Codec, Metric};
 
 use crate::Result;
 use crate::reader::{SearchScratch, SearchStats};
@@ -43,14 +43,14 @@ pub(crate) struct Walk {
     pub cutoff: f32,
 }
 
-/// Walks the graph from the medoid for `query`, pushing every expanded row that `skip` lets
-/// through into `scratch.best` by exact distance; returns whether a bounded walk stopped at
+/// Walks the graph from the medoid for `query`, pushing every expanded row that `admission`
+/// admits into `scratch.best` by exact distance; returns whether a bounded walk stopped at
 /// its cutoff.
 pub(crate) fn beam_search<N: Nodes>(
     index: &WalkIndex<'_, N>,
     query: &[f32],
     Walk { search_list, beam_width, cutoff }: Walk,
-    skip: &impl Fn(u32) -> bool,
+    admission: &impl Admission,
     scratch: &mut SearchScratch,
     stats: &mut SearchStats,
 ) -> Result<bool> {
@@ -99,8 +99,10 @@ pub(crate) fn beam_search<N: Nodes>(
             let (vector, neighbors) = index.nodes.node(row)?;
             stats.hops += 1;
             stats.sectors_read += u64::from(index.nodes.sectors_per_node());
-            if !skip(row) {
+            if admission.admits(row) {
                 best.push(u64::from(row), index.metric.distance(query, vector));
+            } else {
+                stats.walked_not_admitted += 1;
             }
             for &next in neighbors {
                 if visited.insert(next) {

@@ -5,6 +5,7 @@ mod common;
 
 use common::clustered;
 use proptest::prelude::*;
+use strata_quantize::AdmitAll;
 use strata_quantize::{Metric, TopK};
 use strata_segment_diskann::{
     BuildOptions, FileError, Problem, SearchParams, SearchScratch, VamanaBuilder, VamanaError,
@@ -35,7 +36,7 @@ fn read_everything(segment: &VamanaSegment) -> Result<(), VamanaError> {
     let mut top = TopK::new(5);
     let mut scratch = SearchScratch::default();
     let params = SearchParams { search_list: segment.rows() as usize, beam_width: 1 };
-    segment.search(&[0.0; DIM], &params, |_| false, &mut top, &mut scratch)?;
+    segment.search(&[0.0; DIM], &params, &AdmitAll, &mut top, &mut scratch)?;
     segment.verify()
 }
 

@@ -4,7 +4,7 @@
 mod common;
 
 use common::{brute_force, clustered, recall};
-use strata_quantize::{CodecKind, Metric, TopK};
+use strata_quantize::{AdmitAll, AdmitIf, CodecKind, Metric, TopK};
 use strata_segment_diskann::{
     BuildOptions, Expected, FileError, SearchParams, SearchScratch, VamanaBuilder, VamanaError,
     VamanaSegment,
@@ -44,11 +44,11 @@ fn search(
     query: &[f32],
     k: usize,
     params: &SearchParams,
-    skip: impl Fn(u32) -> bool,
+    skip: impl Fn(u32) -> bool + Sync,
     scratch: &mut SearchScratch,
 ) -> Vec<u64> {
     let mut top = TopK::new(k);
-    segment.search(query, params, skip, &mut top, scratch).unwrap();
+    segment.search(query, params, &AdmitIf(|row| !skip(row)), &mut top, scratch).unwrap();
     top.into_sorted_vec().iter().map(|n| n.id).collect()
 }
 
@@ -164,7 +164,9 @@ fn a_mostly_deleted_segment_scans_after_a_few_retries() {
     let deleted = |row: u32| !row.is_multiple_of(5_000);
     for query in queries.chunks_exact(dim) {
         let mut top = TopK::new(10);
-        let stats = segment.search(query, &params, deleted, &mut top, &mut scratch).unwrap();
+        let stats = segment
+            .search(query, &params, &AdmitIf(|row| !deleted(row)), &mut top, &mut scratch)
+            .unwrap();
         assert_eq!(top.len(), 4, "every live row comes back");
         // Walks of 16, 32, 64 and 128, each expanding at most its list (and its beam), then one
         // pass over the rows: the old ladder expanded about 2 * rows before it scanned.
@@ -310,14 +312,14 @@ fn bad_input_gets_clear_errors() {
     let mut top = TopK::new(3);
     let mut scratch = SearchScratch::default();
     let err = segment
-        .search(&[1.0], &SearchParams::default(), |_| false, &mut top, &mut scratch)
+        .search(&[1.0], &SearchParams::default(), &AdmitAll, &mut top, &mut scratch)
         .unwrap_err();
     assert!(
         matches!(err, VamanaError::File(FileError::DimensionMismatch { expected: 4, found: 1 })),
         "{err}"
     );
     let zero = SearchParams { search_list: 0, beam_width: 1 };
-    let err = segment.search(&vectors[..4], &zero, |_| false, &mut top, &mut scratch).unwrap_err();
+    let err = segment.search(&vectors[..4], &zero, &AdmitAll, &mut top, &mut scratch).unwrap_err();
     assert!(matches!(err, VamanaError::InvalidParameter(_)), "{err}");
 }
 
@@ -373,10 +375,10 @@ fn a_bounded_search_keeps_recall_and_walks_less() {
             let truth = brute_force(metric, vectors, dim, query, 10, |_| false);
             for bounded in [true, false] {
                 let mut top = TopK::new(10);
-                first.search(query, &params, |_| false, &mut top, &mut scratch).unwrap();
+                first.search(query, &params, &AdmitAll, &mut top, &mut scratch).unwrap();
                 let bound = if bounded { top.worst().unwrap() } else { f32::INFINITY };
                 let stats = second
-                    .search_within(query, &params, bound, |_| false, &mut top, &mut scratch)
+                    .search_within(query, &params, bound, &AdmitAll, &mut top, &mut scratch)
                     .unwrap();
                 let found: Vec<u64> = top.into_sorted_vec().iter().map(|n| n.id).collect();
                 let r = recall(&truth, &found);
@@ -412,7 +414,7 @@ fn a_bounded_search_keeps_recall_and_walks_less() {
         let mut top = TopK::new(10);
         let beyond_reach = -1e30;
         let stats = second
-            .search_within(query, &params, beyond_reach, |_| false, &mut top, &mut scratch)
+            .search_within(query, &params, beyond_reach, &AdmitAll, &mut top, &mut scratch)
             .unwrap();
         assert!((stats.hops as usize) < rows / 2 / 4, "{metric}: {} hops", stats.hops);
     }

@@ -25,3 +25,4 @@ mod writer;
 pub use crate::error::{FileError, Problem, Result, SegmentError};
 pub use crate::reader::{CodeScratch, Expected, FlatSegment};
 pub use crate::writer::{FlatWriter, WrittenSegment};
+pub use strata_segment::{AttributeSections, encode_payloads};

@@ -2,7 +2,7 @@
 
 use std::ops::Range;
 
-use strata_quantize::{Codec, Neighbor, QueryScratch, TopK};
+use strata_quantize::{Admission, Codec, Neighbor, QueryScratch, TopK};
 use strata_segment::{FileSpec, LazyCheck, SectionSpec, SegmentFile};
 use strata_storage::ObjectBytes;
 use zerocopy::FromBytes;
@@ -131,8 +131,8 @@ impl FlatSegment {
         self.codes.as_ref().map_or(0, |codes| codes.range.len() + codes.codec.memory_bytes())
     }
 
-    /// Approximate search through the codes: scores every row not rejected by `skip` by its
-    /// code, keeps the best `top.k() * rerank` (at least `top.k()`), computes their exact
+    /// Approximate search through the codes: scores every row `admission` admits (only its
+    /// listed rows, when it lists them) by its code, keeps the best `top.k() * rerank` (at least `top.k()`), computes their exact
     /// distances from the vectors, and offers those to `top` as `(id, distance)`.
     ///
     /// Distances offered are exact, so results merge with other tiers' in one `top`. `query`
@@ -145,7 +145,7 @@ impl FlatSegment {
         &self,
         query: &[f32],
         rerank: usize,
-        skip: impl Fn(u32) -> bool,
+        admission: &impl Admission,
         top: &mut TopK,
         scratch: &mut CodeScratch,
     ) -> Result<()> {
@@ -164,16 +164,27 @@ impl FlatSegment {
         }
         candidates.reset(top.k().saturating_mul(rerank.max(1)));
         let prepared = codec.prepare(query, query_scratch);
-        for (block, block_codes) in codes.chunks(SCAN_BLOCK * code_len).enumerate() {
-            let out = &mut distances[..block_codes.len() / code_len];
-            prepared.distances(block_codes, out);
-            let first_row = block * SCAN_BLOCK;
-            for (i, &distance) in out.iter().enumerate() {
-                let row = (first_row + i) as u32;
-                if candidates.worst().is_some_and(|worst| distance > worst) || skip(row) {
-                    continue;
+        if let Some(listed) = admission.rows() {
+            for &row in listed {
+                if (row as u64) < self.rows() && admission.admits(row) {
+                    let code = &codes[row as usize * code_len..(row as usize + 1) * code_len];
+                    candidates.push(u64::from(row), prepared.distance(code));
                 }
-                candidates.push(u64::from(row), distance);
+            }
+        } else {
+            for (block, block_codes) in codes.chunks(SCAN_BLOCK * code_len).enumerate() {
+                let out = &mut distances[..block_codes.len() / code_len];
+                prepared.distances(block_codes, out);
+                let first_row = block * SCAN_BLOCK;
+                for (i, &distance) in out.iter().enumerate() {
+                    let row = (first_row + i) as u32;
+                    if candidates.worst().is_some_and(|worst| distance > worst)
+                        || !admission.admits(row)
+                    {
+                        continue;
+                    }
+                    candidates.push(u64::from(row), distance);
+                }
             }
         }
         candidates.sorted_into(rows);
@@ -197,14 +208,15 @@ impl FlatSegment {
         self.codes().map(drop)
     }
 
-    /// Exact search: offers every row not rejected by `skip` to `top` as `(id, distance)`.
+    /// Exact search: offers every row `admission` admits (only its listed rows, when it lists
+    /// them) to `top` as `(id, distance)`.
     ///
     /// `query` must be prepared for the metric (normalized for cosine). `distances` is scratch
     /// space, grown once and reused, so a steady-state search allocates nothing.
     pub fn search(
         &self,
         query: &[f32],
-        skip: impl Fn(u32) -> bool,
+        admission: &impl Admission,
         top: &mut TopK,
         distances: &mut Vec<f32>,
     ) -> Result<()> {
@@ -217,13 +229,22 @@ impl FlatSegment {
             distances.resize(SCAN_BLOCK, 0.0);
         }
         let metric = self.metric();
+        if let Some(listed) = admission.rows() {
+            for &row in listed {
+                if (row as u64) < self.rows() && admission.admits(row) {
+                    let vector = &vectors[row as usize * dim..(row as usize + 1) * dim];
+                    top.push(self.file.id(row), metric.distance(query, vector));
+                }
+            }
+            return Ok(());
+        }
         for (block, rows) in vectors.chunks(SCAN_BLOCK * dim).enumerate() {
             let out = &mut distances[..rows.len() / dim];
             metric.distance_batch(query, rows, out);
             let first_row = block * SCAN_BLOCK;
             for (i, &distance) in out.iter().enumerate() {
                 let row = (first_row + i) as u32;
-                if top.worst().is_some_and(|worst| distance > worst) || skip(row) {
+                if top.worst().is_some_and(|worst| distance > worst) || !admission.admits(row) {
                     continue;
                 }
                 top.push(self.file.id(row), distance);

@@ -1,7 +1,7 @@
 //! Streaming a flat segment into storage.
 
 use strata_quantize::{Codec, Metric};
-use strata_segment::{OpenSection, SectionWriter};
+use strata_segment::{AttributeSections, OpenSection, SectionWriter};
 use strata_storage::Storage;
 use zerocopy::IntoBytes;
 
@@ -33,6 +33,7 @@ pub struct FlatWriter<'a> {
     vectors: Option<OpenSection>,
     codec: Option<Codec>,
     codes: Vec<u8>,
+    attributes: AttributeSections,
 }
 
 impl std::fmt::Debug for FlatWriter<'_> {
@@ -73,6 +74,7 @@ impl<'a> FlatWriter<'a> {
             vectors,
             codec: None,
             codes: Vec::new(),
+            attributes: AttributeSections::default(),
         })
     }
 
@@ -120,6 +122,12 @@ impl<'a> FlatWriter<'a> {
         Ok(())
     }
 
+    /// Adds the rows' attribute sections (columns and payloads, in push order), written by
+    /// [`finish`](Self::finish).
+    pub fn set_attributes(&mut self, sections: AttributeSections) {
+        self.attributes = sections;
+    }
+
     /// Writes the id column, the section directory and the footer, and publishes the object.
     pub fn finish(mut self) -> Result<WrittenSegment> {
         let rows = self.ids.len() as u64;
@@ -135,6 +143,7 @@ impl<'a> FlatWriter<'a> {
             self.out.section(SECTION_CODEBOOK, 0, 8, &codec.to_bytes())?;
             self.out.section(SECTION_CODES, 0, VECTOR_ALIGN, &self.codes)?;
         }
+        self.out.attribute_sections(&self.attributes)?;
         Ok(self.out.finish(rows)?)
     }
 

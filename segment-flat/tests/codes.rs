@@ -3,6 +3,7 @@
 
 use proptest::prelude::*;
 use strata_quantize::rng::SplitMix64;
+use strata_quantize::{AdmitAll, AdmitIf};
 use strata_quantize::{Codec, CodecKind, Metric, TopK, TrainOptions, normalize};
 use strata_segment_flat::format::{
     SECTION_CODEBOOK, SECTION_CODES, SectionEntry, TRAILER_LEN, Trailer,
@@ -106,12 +107,12 @@ proptest! {
 
         let mut scratch = CodeScratch::default();
         let mut top = TopK::new(k);
-        segment.search_codes(&query, n, skip, &mut top, &mut scratch).unwrap();
+        segment.search_codes(&query, n, &AdmitIf(|row| !skip(row)), &mut top, &mut scratch).unwrap();
         let got: Vec<(f32, u64)> = top.into_sorted_vec().iter().map(|n| (n.distance, n.id)).collect();
         prop_assert_eq!(got, exact[..k].to_vec());
 
         let mut top = TopK::new(k);
-        segment.search_codes(&query, 2, skip, &mut top, &mut scratch).unwrap();
+        segment.search_codes(&query, 2, &AdmitIf(|row| !skip(row)), &mut top, &mut scratch).unwrap();
         let found = top.into_sorted_vec();
         prop_assert_eq!(found.len(), k);
         for neighbor in found {
@@ -135,7 +136,7 @@ fn code_search_needs_codes_and_the_right_dimension() {
     let plain = FlatSegment::open(&store, "plain").unwrap();
     assert!(plain.codec().is_none() && plain.codes().unwrap().is_none());
     let err = plain
-        .search_codes(&[0.0; 4], 4, |_| false, &mut TopK::new(3), &mut CodeScratch::default())
+        .search_codes(&[0.0; 4], 4, &AdmitAll, &mut TopK::new(3), &mut CodeScratch::default())
         .unwrap_err();
     assert!(matches!(err, SegmentError::NoCodes { .. }), "{err}");
 
@@ -143,7 +144,7 @@ fn code_search_needs_codes_and_the_right_dimension() {
     write_with_codes(&store, "coded", CodecKind::Sq8, Metric::L2, 4, &data);
     let coded = FlatSegment::open(&store, "coded").unwrap();
     let err = coded
-        .search_codes(&[0.0; 5], 4, |_| false, &mut TopK::new(3), &mut CodeScratch::default())
+        .search_codes(&[0.0; 5], 4, &AdmitAll, &mut TopK::new(3), &mut CodeScratch::default())
         .unwrap_err();
     assert!(
         matches!(err, SegmentError::File(FileError::DimensionMismatch { expected: 4, found: 5 })),
@@ -197,7 +198,7 @@ fn every_flipped_byte_of_the_codebook_or_codes_is_an_error() {
                     .search_codes(
                         &[0.0; 6],
                         2,
-                        |_| false,
+                        &AdmitAll,
                         &mut TopK::new(3),
                         &mut CodeScratch::default(),
                     )

@@ -2,6 +2,20 @@
 //! damage to the object giving a clear error instead of a panic or a wrong answer.
 
 use proptest::prelude::*;
+use strata_quantize::{Admission, AdmitAll, AdmitIf};
+
+/// Admits the rows it lists.
+struct Listed(Vec<u32>);
+
+impl Admission for Listed {
+    fn admits(&self, row: u32) -> bool {
+        self.0.binary_search(&row).is_ok()
+    }
+
+    fn rows(&self) -> Option<&[u32]> {
+        Some(&self.0)
+    }
+}
 use strata_quantize::rng::SplitMix64;
 use strata_quantize::{Metric, TopK, normalize};
 use strata_segment_flat::format::{
@@ -96,7 +110,7 @@ fn empty_segments_are_valid() {
     let expected = write(&store, "e", Metric::Cosine, &data);
     let segment = FlatSegment::open_expected(&store, "e", &expected).unwrap();
     let mut top = TopK::new(3);
-    segment.search(&[1.0, 0.0, 0.0, 0.0], |_| false, &mut top, &mut Vec::new()).unwrap();
+    segment.search(&[1.0, 0.0, 0.0, 0.0], &AdmitAll, &mut top, &mut Vec::new()).unwrap();
     assert!(top.is_empty());
 }
 
@@ -143,9 +157,16 @@ proptest! {
 
         let mut top = TopK::new(k);
         let mut scratch = Vec::new();
-        segment.search(&query, |row| skip[row as usize], &mut top, &mut scratch).unwrap();
+        segment.search(&query, &AdmitIf(|row| !skip[row as usize]), &mut top, &mut scratch).unwrap();
         let got: Vec<u64> = top.into_sorted_vec().iter().map(|n| n.id).collect();
-        prop_assert_eq!(got, brute_force(&data, metric, &query, k, &skip));
+        prop_assert_eq!(&got, &brute_force(&data, metric, &query, k, &skip));
+
+        // The same rows listed: the scan reads only those.
+        let listed = Listed((0..n as u32).filter(|&row| !skip[row as usize]).collect());
+        let mut top = TopK::new(k);
+        segment.search(&query, &listed, &mut top, &mut scratch).unwrap();
+        let listed_got: Vec<u64> = top.into_sorted_vec().iter().map(|n| n.id).collect();
+        prop_assert_eq!(listed_got, got);
     }
 }
 
@@ -180,7 +201,7 @@ fn every_flipped_bit_is_an_error_at_open_first_use_or_scrub() {
             // Opening does not read vectors; the first use does, and refuses.
             let segment = opened.unwrap_or_else(|e| panic!("byte {at}: {e}"));
             let mut top = TopK::new(3);
-            let err = segment.search(&[0.1; 5], |_| false, &mut top, &mut Vec::new()).unwrap_err();
+            let err = segment.search(&[0.1; 5], &AdmitAll, &mut top, &mut Vec::new()).unwrap_err();
             assert!(
                 matches!(
                     &err,

@@ -76,6 +76,12 @@ pub enum Problem {
     /// A Vamana node's degree or a neighbour id is out of range.
     #[error("node {row} has an invalid neighbour list")]
     Node { row: u32 },
+    /// A row's payload offsets are out of order or past the section.
+    #[error("payload of row {row} is out of bounds")]
+    Payload { row: u32 },
+    /// The attribute section does not decode.
+    #[error("attribute section: {0}")]
+    Attributes(String),
     /// The Vamana calibration section is malformed.
     #[error("calibration section is malformed")]
     Calibration,

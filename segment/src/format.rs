@@ -17,6 +17,14 @@ pub const SECTION_CODEBOOK: u32 = 3;
 /// Section kind: one code per row, `rows x code_len` bytes. Present exactly when the codebook is.
 pub const SECTION_CODES: u32 = 4;
 
+/// Section kind: the attribute columns (`docs/format/attributes.md`), one value per schema
+/// column per row. Flagged required: a reader that predates attributes refuses the file rather
+/// than drop them in a compaction.
+pub const SECTION_ATTRIBUTES: u32 = 16;
+/// Section kind: per-row opaque payloads: `rows + 1` u64 offsets, then the bytes. Required, as
+/// the attribute section is.
+pub const SECTION_PAYLOADS: u32 = 17;
+
 /// Section flag: a reader that does not know the section's kind must refuse the file.
 pub const SECTION_REQUIRED: u32 = 1;
 

@@ -21,4 +21,6 @@ mod writer;
 
 pub use crate::error::{FileError, Problem};
 pub use crate::reader::{Expected, FileSpec, LazyCheck, Section, SectionSpec, SegmentFile};
-pub use crate::writer::{OpenSection, SectionWriter, WrittenSegment};
+pub use crate::writer::{
+    AttributeSections, OpenSection, SectionWriter, WrittenSegment, encode_payloads,
+};

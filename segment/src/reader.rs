@@ -10,8 +10,9 @@ use strata_storage::{Corruption, ObjectBytes};
 use zerocopy::FromBytes;
 
 use crate::format::{
-    CommonHeader, HEADER_LEN, SECTION_CODEBOOK, SECTION_CODES, SECTION_ENTRY_LEN, SECTION_IDS,
-    SECTION_REQUIRED, SectionEntry, TRAILER_LEN, Trailer, header_checksum,
+    CommonHeader, HEADER_LEN, SECTION_ATTRIBUTES, SECTION_CODEBOOK, SECTION_CODES,
+    SECTION_ENTRY_LEN, SECTION_IDS, SECTION_PAYLOADS, SECTION_REQUIRED, SectionEntry, TRAILER_LEN,
+    Trailer, header_checksum,
 };
 use crate::{FileError, Problem};
 
@@ -80,7 +81,15 @@ pub struct SegmentFile {
     footer_crc32: u32,
     sections: Vec<Section>,
     ids: Range<usize>,
+    /// The payload section's checksum, checked on the first payload read.
+    payloads_ok: LazyCheck,
 }
+
+/// Sections every kind knows: the attribute sections.
+const SHARED_SECTIONS: &[SectionSpec] = &[
+    SectionSpec { kind: SECTION_ATTRIBUTES, align: 8 },
+    SectionSpec { kind: SECTION_PAYLOADS, align: 8 },
+];
 
 impl SegmentFile {
     /// Checks the common parts of the object `object`, whose whole bytes are `bytes`.
@@ -140,7 +149,7 @@ impl SegmentFile {
         let mut sections: Vec<Section> = Vec::with_capacity(spec.sections.len());
         for entry in entries {
             let (kind, offset, len) = (entry.kind.get(), entry.offset.get(), entry.len.get());
-            let known = spec.sections.iter().find(|s| s.kind == kind);
+            let known = spec.sections.iter().chain(SHARED_SECTIONS).find(|s| s.kind == kind);
             let align = known.map_or(8, |s| s.align.max(8));
             let in_bounds = offset >= header_end
                 && offset.checked_add(len).is_some_and(|end| end <= dir_start)
@@ -172,12 +181,60 @@ impl SegmentFile {
             rows,
             sections,
             ids: 0..0,
+            payloads_ok: LazyCheck::default(),
         };
         let ids = file.require(SECTION_IDS)?.clone();
         file.check_len(&ids, rows.saturating_mul(8))?;
         file.check_crc(&ids)?;
         file.ids = ids.range;
+        if let Some(payloads) = file.section(SECTION_PAYLOADS) {
+            let offsets = (rows.saturating_add(1)).saturating_mul(8);
+            if (payloads.range.len() as u64) < offsets {
+                let (kind, found) = (SECTION_PAYLOADS, payloads.range.len() as u64);
+                return Err(file.corrupt(Problem::SectionLength {
+                    kind,
+                    expected: offsets,
+                    found,
+                }));
+            }
+        }
         Ok(file)
+    }
+
+    /// The attribute section's bytes, checksum-checked, if the file has one (the caller
+    /// decodes them against its schema).
+    pub fn attribute_bytes(&self) -> Result<Option<&[u8]>, FileError> {
+        let Some(section) = self.section(SECTION_ATTRIBUTES) else { return Ok(None) };
+        self.check_crc(section)?;
+        Ok(Some(self.bytes_of(section)))
+    }
+
+    /// Whether the file carries payloads.
+    pub fn has_payloads(&self) -> bool {
+        self.section(SECTION_PAYLOADS).is_some()
+    }
+
+    /// The payload of row `row` (`None`: the file or the row has none). The payload
+    /// section's checksum is checked on the first call.
+    pub fn payload(&self, row: u32) -> Result<Option<&[u8]>, FileError> {
+        let Some(section) = self.section(SECTION_PAYLOADS) else { return Ok(None) };
+        if u64::from(row) >= self.rows {
+            return Ok(None);
+        }
+        let bytes = self.bytes_of(section);
+        if !self.payloads_ok.passes(bytes, section.crc32) {
+            return Err(self.corrupt(Problem::SectionChecksum { kind: SECTION_PAYLOADS }));
+        }
+        let offsets_len = (self.rows as usize + 1) * 8;
+        let offset =
+            |i: usize| u64::from_le_bytes(bytes[i * 8..i * 8 + 8].try_into().expect("8 bytes"));
+        let (start, end) = (offset(row as usize), offset(row as usize + 1));
+        let data = (bytes.len() - offsets_len) as u64;
+        if start > end || end > data {
+            return Err(self.corrupt(Problem::Payload { row }));
+        }
+        let range = offsets_len + start as usize..offsets_len + end as usize;
+        Ok((!range.is_empty()).then(|| &bytes[range]))
     }
 
     /// The header's 64 bytes, for the kind to read its own fields from.
@@ -420,6 +477,21 @@ macro_rules! segment_file_methods {
         /// Every row's id, in row order. Reads only the id column.
         pub fn ids(&self) -> impl ExactSizeIterator<Item = u64> + '_ {
             self.file.ids()
+        }
+
+        /// The attribute section's bytes, checksum-checked, if the segment has attributes.
+        pub fn attribute_bytes(&self) -> Result<Option<&[u8]>> {
+            Ok(self.file.attribute_bytes()?)
+        }
+
+        /// The payload of row `row`, if it has one.
+        pub fn payload(&self, row: u32) -> Result<Option<&[u8]>> {
+            Ok(self.file.payload(row)?)
+        }
+
+        /// Whether the segment carries payloads.
+        pub fn has_payloads(&self) -> bool {
+            self.file.has_payloads()
         }
     };
 }

@@ -5,7 +5,9 @@ use strata_storage::framing::{FOOTER_LEN, FormatId, FramedWriter};
 use zerocopy::IntoBytes;
 
 use crate::FileError;
-use crate::format::{SectionEntry, Trailer};
+use crate::format::{
+    SECTION_ATTRIBUTES, SECTION_PAYLOADS, SECTION_REQUIRED, SectionEntry, Trailer,
+};
 
 /// What a finished segment object is: the facts a manifest records about it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,6 +50,44 @@ impl OpenSection {
     pub fn offset(&self) -> u64 {
         self.offset
     }
+}
+
+/// A segment's attribute sections, encoded by the caller: the attribute columns
+/// (`strata_attributes::ColumnSet::encode`) and the payloads ([`encode_payloads`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AttributeSections {
+    pub columns: Option<Vec<u8>>,
+    pub payloads: Option<Vec<u8>>,
+}
+
+impl AttributeSections {
+    pub fn is_empty(&self) -> bool {
+        self.columns.is_none() && self.payloads.is_none()
+    }
+}
+
+/// The payload section of rows whose payloads are `payloads` (in row order; `None` or empty:
+/// no payload): `rows + 1` little-endian u64 offsets into the bytes that follow. `None` when
+/// no row has one.
+pub fn encode_payloads<'p>(
+    payloads: impl ExactSizeIterator<Item = Option<&'p [u8]>> + Clone,
+) -> Option<Vec<u8>> {
+    if payloads.clone().all(|p| p.is_none_or(<[u8]>::is_empty)) {
+        return None;
+    }
+    let rows = payloads.len();
+    let total: usize = payloads.clone().map(|p| p.map_or(0, <[u8]>::len)).sum();
+    let mut out = Vec::with_capacity((rows + 1) * 8 + total);
+    let mut at = 0u64;
+    out.extend_from_slice(&at.to_le_bytes());
+    for payload in payloads.clone() {
+        at += payload.map_or(0, <[u8]>::len) as u64;
+        out.extend_from_slice(&at.to_le_bytes());
+    }
+    for payload in payloads.flatten() {
+        out.extend_from_slice(payload);
+    }
+    Some(out)
 }
 
 impl<'a> SectionWriter<'a> {
@@ -104,6 +144,17 @@ impl<'a> SectionWriter<'a> {
         let mut section = self.begin(align)?;
         self.append(&mut section, bytes)?;
         self.end(section, kind, flags);
+        Ok(())
+    }
+
+    /// Writes the attribute sections a segment carries, if any (both are required-flagged).
+    pub fn attribute_sections(&mut self, sections: &AttributeSections) -> Result<(), FileError> {
+        if let Some(columns) = &sections.columns {
+            self.section(SECTION_ATTRIBUTES, SECTION_REQUIRED, 8, columns)?;
+        }
+        if let Some(payloads) = &sections.payloads {
+            self.section(SECTION_PAYLOADS, SECTION_REQUIRED, 8, payloads)?;
+        }
         Ok(())
     }
 

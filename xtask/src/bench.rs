@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use serde_json::{Map, Value, json};
+use strata_quantize::AdmitAll;
 use strata_quantize::{CodecKind, Metric, Neighbor};
 
 use strata_memtable::{Memtable, Params as MemtableParams};
@@ -190,7 +191,7 @@ impl BenchIndex for MemtableIndex {
 
     fn search(&self, query: &[f32], k: usize, _: &mut (), out: &mut Vec<Neighbor>) {
         let ef = self.ef.load(std::sync::atomic::Ordering::Relaxed);
-        self.memtable.search_filtered(query, k, ef, &|_| true, out).expect("valid query");
+        self.memtable.search_filtered(query, k, ef, &AdmitAll, out).expect("valid query");
     }
 
     fn ram_bytes(&self) -> u64 {

@@ -6,6 +6,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
+use strata_quantize::AdmitAll;
 use strata_quantize::{Codec, CodecKind, Metric, Neighbor, TopK, TrainOptions, normalize};
 use strata_segment_flat::{CodeScratch, FlatSegment, FlatWriter};
 use strata_storage::LocalDir;
@@ -104,7 +105,7 @@ impl BenchIndex for CodedSegment {
         scratch.top.reset(k);
         let rerank = self.rerank.load(Ordering::Relaxed);
         self.segment
-            .search_codes(query, rerank, |_| false, &mut scratch.top, &mut scratch.codes)
+            .search_codes(query, rerank, &AdmitAll, &mut scratch.top, &mut scratch.codes)
             .expect("intact segment");
         scratch.top.sorted_into(out);
     }

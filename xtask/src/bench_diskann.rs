@@ -6,6 +6,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use serde_json::{Map, Value, json};
+use strata_quantize::AdmitAll;
 use strata_quantize::{Metric, Neighbor, TopK, normalize};
 use strata_segment_diskann::{
     BuildOptions, BuildReport, SearchParams, SearchScratch, VamanaBuilder, VamanaSegment,
@@ -117,7 +118,7 @@ impl BenchIndex for DiskannIndex {
         };
         let stats = self
             .segment
-            .search(query, &params, |_| false, &mut scratch.top, &mut scratch.search)
+            .search(query, &params, &AdmitAll, &mut scratch.top, &mut scratch.search)
             .expect("intact segment");
         scratch.top.sorted_into(out);
         self.searches.fetch_add(1, Ordering::Relaxed);

@@ -299,7 +299,7 @@ pub fn run_queries(
     let mut found = 0usize;
     for (i, query) in vectors.chunks_exact(queries.dim()).enumerate() {
         let started = Instant::now();
-        let hits = db.search_with(query, params)?;
+        let hits = db.search_with(query, params.clone())?;
         latencies.push(started.elapsed());
         if let Some(truth) = truth {
             let want = &truth.row(i)[..params.k()];

@@ -4,11 +4,13 @@
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use strata_attributes::Record;
 use strata_manifest::keys::{manifest_key, segment_file_key};
 use strata_manifest::{FileRecord, Manifest, SegmentKind, SegmentRecord};
 use strata_segment_flat::FlatWriter;
 
 use super::{DELETES_WRITERS, Db, Inner, Version, Work, segment_number};
+use crate::segment::attribute_sections;
 use crate::tiers::{LiveSegment, Snapshot};
 use crate::{Error, Result};
 
@@ -137,6 +139,12 @@ impl Inner {
             for (row, &id) in pending.ids.iter().enumerate() {
                 writer.push(id, pending.vector(row as u32))?;
             }
+            if pending.has_records() {
+                let records: Vec<Record> = (0..rows as u32)
+                    .map(|row| pending.record(row).cloned().unwrap_or_default())
+                    .collect();
+                writer.set_attributes(attribute_sections(&self.options.attributes, &records));
+            }
             let written = writer.finish()?;
             let deletes = (deletes.deleted() > 0)
                 .then(|| {
@@ -225,7 +233,7 @@ impl Inner {
         Manifest {
             version: base.version + 1,
             committed_at_ms: now_ms().max(base.committed_at_ms),
-            options: base.options,
+            options: base.options.clone(),
             next_segment_id: *self.next_segment_id.lock(),
             segments: records,
         }

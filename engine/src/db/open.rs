@@ -234,7 +234,7 @@ impl Inner {
     }
 
     pub(super) fn open_segment(&self, record: &SegmentRecord) -> Result<Segment> {
-        Segment::open(&*self.storage, record, self.dim, self.metric)
+        Segment::open(&*self.storage, record, self.dim, self.metric, &self.options.attributes)
     }
 
     pub(crate) fn register_segments(&self, segments: &[Arc<LiveSegment>]) {

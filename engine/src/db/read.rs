@@ -3,7 +3,8 @@
 
 use std::sync::Arc;
 
-use strata_memtable::validate_vector;
+use strata_attributes::{Attributes, Predicate};
+use strata_memtable::{MemtableView, validate_vector};
 use strata_quantize::{Metric, Neighbor};
 
 use super::{Db, Inner, Mode, Version};
@@ -46,6 +47,12 @@ impl Db {
     /// from one state of the database: a write racing the call is seen by every id or by none.
     pub fn get_many(&self, ids: &[u64]) -> Result<Vec<Option<Vec<f32>>>> {
         self.inner.get_many(ids)
+    }
+
+    /// The attributes and payload of record `id`, if it exists (a record written without any
+    /// has empty attributes).
+    pub fn get_attributes(&self, id: u64) -> Result<Option<Attributes>> {
+        self.inner.get_attributes(id)
     }
 
     /// Whether record `id` exists (no vector is read).
@@ -98,7 +105,7 @@ impl Db {
 
     /// The options in force (stored in the manifest at create time).
     pub fn options(&self) -> Options {
-        self.inner.options
+        self.inner.options.clone()
     }
 
     /// Bytes this handle holds in RAM: memtables, the id index, and each segment's in-memory
@@ -142,6 +149,30 @@ impl Inner {
     }
 
     pub(crate) fn get_many(&self, ids: &[u64]) -> Result<Vec<Option<Vec<f32>>>> {
+        self.read_many(
+            ids,
+            |snapshot, segment, row| snapshot.vector_of(segment, row),
+            |active, id| active.get(id).map(<[f32]>::to_vec),
+        )
+    }
+
+    pub(crate) fn get_attributes(&self, id: u64) -> Result<Option<Attributes>> {
+        let record = self.read_many(
+            &[id],
+            |snapshot, segment, row| snapshot.record_of(segment, row),
+            |active, id| active.get_with_record(id).map(|(_, r)| r.cloned().unwrap_or_default()),
+        )?;
+        Ok(record.into_iter().next().flatten().map(|r| r.to_attributes(&self.options.attributes)))
+    }
+
+    /// What `from_tier` (for a record in a pending tier or segment) or `from_active` (in the
+    /// active memtable) reads of each of `ids`, all from one state of the database.
+    fn read_many<T>(
+        &self,
+        ids: &[u64],
+        from_tier: impl Fn(&Snapshot, u64, u32) -> Result<Option<T>>,
+        from_active: impl Fn(&MemtableView, u64) -> Option<T>,
+    ) -> Result<Vec<Option<T>>> {
         // Under the gate no rotation moves records between the memtable and the index. The
         // index is read first: an upsert adds the new version to the memtable before it takes
         // the old one out of the index, so a record is always in one place or the other.
@@ -158,12 +189,12 @@ impl Inner {
             .zip(locations)
             .map(|(&id, location)| {
                 if let Some(location) = location
-                    && let Some(vector) =
-                        snapshot.vector_of(location.segment.into(), location.row)?
+                    && let Some(found) =
+                        from_tier(&snapshot, location.segment.into(), location.row)?
                 {
-                    return Ok(Some(vector));
+                    return Ok(Some(found));
                 }
-                Ok(snapshot.active.get(id).map(<[f32]>::to_vec))
+                Ok(from_active(&snapshot.active, id))
             })
             .collect()
     }
@@ -182,7 +213,9 @@ impl Inner {
 
     pub(crate) fn search_with(&self, query: &[f32], params: SearchParams) -> Result<Vec<Neighbor>> {
         validate_vector(self.dim, self.metric, query)?;
-        self.search_from(self.current_snapshot(), query, params)
+        let predicate =
+            params.filter.as_ref().map(|f| f.bind(&self.options.attributes)).transpose()?;
+        self.search_from(self.current_snapshot(), query, params, predicate.as_ref())
     }
 
     /// [`search_with`](Self::search_with) starting from `snapshot`, which may be stale by the
@@ -192,9 +225,10 @@ impl Inner {
         mut snapshot: Arc<Snapshot>,
         query: &[f32],
         params: SearchParams,
+        predicate: Option<&Predicate>,
     ) -> Result<Vec<Neighbor>> {
         loop {
-            let hits = snapshot.search(query, params)?;
+            let hits = snapshot.search(query, &params, predicate)?;
             // Deletion bitmaps are shared by every snapshot; memtables are not. If a rotation
             // replaced this snapshot's active memtable meanwhile, an upsert may have hidden the
             // old version this search skipped and put the new one in a memtable the snapshot
@@ -252,9 +286,9 @@ mod race_tests {
         let held = db.inner.current_snapshot();
         db.commit().unwrap();
         db.upsert(1, &[1.5, 0.0]).unwrap();
-        let stale = held.search(&[1.0, 0.0], SearchParams::exact(10)).unwrap();
+        let stale = held.search(&[1.0, 0.0], &SearchParams::exact(10), None).unwrap();
         assert!(!stale.iter().any(|n| n.id == 1), "the stale snapshot alone misses id 1");
-        let hits = db.inner.search_from(held, &[1.0, 0.0], SearchParams::exact(10)).unwrap();
+        let hits = db.inner.search_from(held, &[1.0, 0.0], SearchParams::exact(10), None).unwrap();
         let ids: Vec<u64> = hits.iter().map(|n| n.id).collect();
         assert_eq!(ids, [1, 2, 3], "{hits:?}");
     }

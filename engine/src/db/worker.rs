@@ -19,9 +19,11 @@ use strata_segment_flat::FlatWriter;
 use super::{DROPPED, Inner, STALL_FACTOR, WORKER_FAILED, Work, segment_number};
 use crate::bitmap::AtomicBitmap;
 use crate::compaction::Plan;
-use crate::segment::Segment;
+use crate::segment::{Segment, SegmentData, attribute_sections};
 use crate::tiers::LiveSegment;
 use crate::{Error, Result};
+use strata_attributes::Record;
+use strata_segment_flat::AttributeSections;
 
 /// A compaction's output, written but not yet committed.
 struct Output {
@@ -249,6 +251,15 @@ impl Inner {
                     .map(move |(row, _)| (live, row as u32))
             })
         };
+        // The rows' attributes, in output order, if any input has some.
+        let attributes = if inputs.iter().any(|live| live.segment.has_attributes()) {
+            let records = rows_each()
+                .map(|(live, row)| live.segment.record(row))
+                .collect::<Result<Vec<Record>>>()?;
+            attribute_sections(&self.options.attributes, &records)
+        } else {
+            AttributeSections::default()
+        };
         let (size, crc32) = match kind {
             SegmentKind::Flat => {
                 let mut writer =
@@ -257,6 +268,7 @@ impl Inner {
                     let id = live.segment.id(row);
                     writer.push(id, live.segment.vector(row)?)?;
                 }
+                writer.set_attributes(attributes);
                 let written = writer.finish()?;
                 (written.size, written.crc32)
             }
@@ -277,7 +289,7 @@ impl Inner {
                     }
                 }
                 if keep_graph {
-                    let Segment::Vamana(base) = &*inputs[0].segment else {
+                    let SegmentData::Vamana(base) = &inputs[0].segment.data else {
                         unreachable!("compact_once checked the base's kind");
                     };
                     let row_map: Vec<Option<u32>> =
@@ -285,6 +297,7 @@ impl Inner {
                     builder.keep_graph(base, &row_map)?;
                     base.release_resident();
                 }
+                builder.set_attributes(attributes);
                 let report = builder.finish(storage, &key)?;
                 (report.segment.size, report.segment.crc32)
             }
@@ -303,7 +316,13 @@ impl Inner {
     /// Commits a version in which `output` replaces `inputs`, then swaps it in.
     fn commit_compaction(&self, inputs: &[Arc<LiveSegment>], mut output: Output) -> Result<()> {
         let storage = &*self.storage;
-        let segment = Arc::new(Segment::open(storage, &output.record, self.dim, self.metric)?);
+        let segment = Arc::new(Segment::open(
+            storage,
+            &output.record,
+            self.dim,
+            self.metric,
+            &self.options.attributes,
+        )?);
         let _commit = self.commit_lock.lock();
         self.check_writable()?;
         let current = self.current_snapshot();

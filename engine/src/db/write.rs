@@ -5,6 +5,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
+use strata_attributes::{Attributes, Record};
 use strata_memtable::{MAX_ROWS, Memtable, MemtableError, validate_vector};
 use strata_quantize::normalize;
 
@@ -16,14 +17,14 @@ impl Db {
     /// Inserts `vector` under `id`, replacing any record with that id. Visible to searches on
     /// return; durable after the next [`commit`](Self::commit).
     pub fn upsert(&self, id: u64, vector: &[f32]) -> Result<()> {
-        self.inner.upsert(id, vector)
+        self.inner.upsert_record(id, vector, None)
     }
 
     /// Upserts `ids[i]` with the `i`-th `dim`-float row of `vectors` (row-major), for every
     /// `i`, inserting on every core. The whole batch is validated first: on any error nothing is
     /// applied. Within a batch, the last row with a given id wins.
     pub fn upsert_batch(&self, ids: &[u64], vectors: &[f32]) -> Result<()> {
-        self.inner.upsert_batch(ids, vectors)
+        self.inner.upsert_batch(ids, vectors, None)
     }
 
     /// The bulk path: upserts the batch (as [`upsert_batch`](Self::upsert_batch) does) and
@@ -37,9 +38,51 @@ impl Db {
     /// the last row with a given id wins. Until the commit returns, the batch is searched by
     /// an exact scan.
     pub fn ingest(&self, ids: &[u64], vectors: &[f32]) -> Result<Version> {
-        let version = self.inner.ingest(ids, vectors)?;
+        let version = self.inner.ingest(ids, vectors, None)?;
         self.inner.stall_while_compaction_is_behind();
         Ok(version)
+    }
+
+    /// [`upsert`](Self::upsert) with attributes (any subset of the schema's columns, and a
+    /// payload). Attributes the schema lacks, or of the wrong type, are refused and change
+    /// nothing.
+    pub fn upsert_with(&self, id: u64, vector: &[f32], attributes: &Attributes) -> Result<()> {
+        let record = self.inner.record_of(attributes)?;
+        self.inner.upsert_record(id, vector, record)
+    }
+
+    /// [`upsert_batch`](Self::upsert_batch) with the attributes of each row (`attributes[i]`
+    /// for row `i`; as many as `ids`). The whole batch is validated first.
+    pub fn upsert_batch_with(
+        &self,
+        ids: &[u64],
+        vectors: &[f32],
+        attributes: &[Attributes],
+    ) -> Result<()> {
+        let records = self.inner.records_of(ids.len(), attributes)?;
+        self.inner.upsert_batch(ids, vectors, Some(&records))
+    }
+
+    /// [`ingest`](Self::ingest) with the attributes of each row (as many as `ids`).
+    pub fn ingest_with(
+        &self,
+        ids: &[u64],
+        vectors: &[f32],
+        attributes: &[Attributes],
+    ) -> Result<Version> {
+        let records = self.inner.records_of(ids.len(), attributes)?;
+        let version = self.inner.ingest(ids, vectors, Some(records))?;
+        self.inner.stall_while_compaction_is_behind();
+        Ok(version)
+    }
+
+    /// Replaces the attributes (and payload) of record `id`, keeping its vector; returns
+    /// whether the record exists. Costs what an upsert of the same vector costs.
+    pub fn update_attributes(&self, id: u64, attributes: &Attributes) -> Result<bool> {
+        let record = self.inner.record_of(attributes)?;
+        let Some(vector) = self.inner.get(id)? else { return Ok(false) };
+        self.inner.upsert_record(id, &vector, record)?;
+        Ok(true)
     }
 
     /// Deletes record `id`; returns whether it existed. Visible to searches on return; durable
@@ -67,13 +110,33 @@ impl Inner {
         Ok(())
     }
 
-    pub(crate) fn upsert(&self, id: u64, vector: &[f32]) -> Result<()> {
+    /// `attributes` checked against the schema (`None`: nothing to store).
+    pub(crate) fn record_of(&self, attributes: &Attributes) -> Result<Option<Record>> {
+        let record = Record::from_attributes(&self.options.attributes, attributes)?;
+        Ok((!record.is_empty()).then_some(record))
+    }
+
+    /// The records of a batch of `rows` rows, all checked before any is applied.
+    fn records_of(&self, rows: usize, attributes: &[Attributes]) -> Result<Vec<Option<Record>>> {
+        if attributes.len() != rows {
+            let (ids, attributes) = (rows, attributes.len());
+            return Err(Error::InvalidAttributeBatch { ids, attributes });
+        }
+        attributes.iter().map(|a| self.record_of(a)).collect()
+    }
+
+    pub(crate) fn upsert_record(
+        &self,
+        id: u64,
+        vector: &[f32],
+        record: Option<Record>,
+    ) -> Result<()> {
         self.check_writable()?;
         validate_vector(self.dim, self.metric, vector)?;
         self.rotate_if_full()?;
         let _gate = self.write_gate.read();
         let active = Arc::clone(&self.snapshot.read().active);
-        active.upsert(id, vector)?;
+        active.upsert_with(id, vector, record)?;
         self.index.lock().delete(id);
         drop(_gate);
         // Memory is summed every 256 rows: exact enough, and off the per-write path.
@@ -97,7 +160,12 @@ impl Inner {
         Ok(())
     }
 
-    pub(crate) fn upsert_batch(&self, ids: &[u64], vectors: &[f32]) -> Result<()> {
+    pub(crate) fn upsert_batch(
+        &self,
+        ids: &[u64],
+        vectors: &[f32],
+        records: Option<&[Option<Record>]>,
+    ) -> Result<()> {
         self.check_batch(ids, vectors)?;
         // Rows whose id appears again later in the batch are skipped: the last one wins.
         let mut seen = HashSet::with_capacity(ids.len());
@@ -119,9 +187,9 @@ impl Inner {
                     if superseded[i] {
                         continue;
                     }
-                    if let Err(e) =
-                        active.upsert(ids[i], &vectors[i * self.dim..(i + 1) * self.dim])
-                    {
+                    let vector = &vectors[i * self.dim..(i + 1) * self.dim];
+                    let record = records.and_then(|r| r[i].clone());
+                    if let Err(e) = active.upsert_with(ids[i], vector, record) {
                         return (i, Err(e.into()));
                     }
                 }
@@ -173,7 +241,12 @@ impl Inner {
         Ok(())
     }
 
-    pub(crate) fn ingest(&self, ids: &[u64], vectors: &[f32]) -> Result<Version> {
+    pub(crate) fn ingest(
+        &self,
+        ids: &[u64],
+        vectors: &[f32],
+        records: Option<Vec<Option<Record>>>,
+    ) -> Result<Version> {
         self.check_batch(ids, vectors)?;
         // Segment rows are u32 and DROPPED marks a dropped row.
         let max = DROPPED as usize - 1;
@@ -190,8 +263,13 @@ impl Inner {
         let live = keep.iter().filter(|&&k| k).count();
         let mut batch_ids = Vec::with_capacity(live);
         let mut batch_vectors = Vec::with_capacity(live * self.dim);
+        let mut records = records;
+        let mut batch_records = Vec::with_capacity(if records.is_some() { live } else { 0 });
         for (i, row) in vectors.chunks_exact(self.dim).enumerate().filter(|(i, _)| keep[*i]) {
             batch_ids.push(ids[i]);
+            if let Some(records) = &mut records {
+                batch_records.push(records[i].take());
+            }
             let start = batch_vectors.len();
             batch_vectors.extend_from_slice(row);
             if self.metric.needs_normalization() {
@@ -220,6 +298,7 @@ impl Inner {
                 self.metric,
                 batch_ids,
                 batch_vectors,
+                batch_records,
             ));
             {
                 let mut snapshot = self.snapshot.write();

@@ -8,7 +8,7 @@
 //! build's graph and codes in memory, so what is measured is what a search does.
 
 use strata_quantize::rng::SplitMix64;
-use strata_quantize::{Codec, Metric, TopK};
+use strata_quantize::{AdmitIf, Codec, Metric, TopK};
 
 use super::vamana::Graph;
 use crate::reader::{SearchScratch, SearchStats};
@@ -92,8 +92,8 @@ pub(crate) fn calibrate(segment: &Segment<'_>, seed: u64, threads: usize) -> Vec
                 let query = &vectors[row as usize * dim..(row as usize + 1) * dim];
                 scratch.best.reset(K);
                 let mut stats = SearchStats::default();
-                let skip = |r: u32| r == row;
-                beam_search(&index, query, walk, &skip, &mut scratch, &mut stats)
+                let others = AdmitIf(|r: u32| r != row);
+                beam_search(&index, query, walk, &others, &mut scratch, &mut stats)
                     .expect("in-memory nodes never fail");
                 scratch.best.sorted_into(&mut scratch.sorted);
                 hits += scratch.sorted.iter().filter(|n| truth[i].contains(&n.id)).count();

@@ -8,6 +8,7 @@ mod vamana;
 mod writer;
 
 use std::time::{Duration, Instant};
+use strata_segment::AttributeSections;
 
 use strata_quantize::{Codec, Kernels, Metric};
 use strata_storage::Storage;
@@ -61,13 +62,22 @@ pub struct VamanaBuilder {
     /// The graph carried over from an existing segment, if [`keep_graph`](Self::keep_graph)
     /// was called.
     kept: Option<KeptGraph>,
+    attributes: AttributeSections,
 }
 
 impl VamanaBuilder {
     /// A builder of `dim`-dimensional rows for `metric`.
     pub fn new(dim: usize, metric: Metric, options: BuildOptions) -> Result<Self> {
         options.validate(dim).map_err(VamanaError::InvalidParameter)?;
-        Ok(VamanaBuilder { dim, metric, options, vectors: Vec::new(), ids: Vec::new(), kept: None })
+        Ok(VamanaBuilder {
+            dim,
+            metric,
+            options,
+            vectors: Vec::new(),
+            ids: Vec::new(),
+            kept: None,
+            attributes: AttributeSections::default(),
+        })
     }
 
     /// Reserves room for `rows` more rows (so a build of known size never reallocates), after
@@ -171,6 +181,12 @@ impl VamanaBuilder {
         Ok(())
     }
 
+    /// Adds the rows' attribute sections (columns and payloads, in push order), written by
+    /// [`finish`](Self::finish).
+    pub fn set_attributes(&mut self, sections: AttributeSections) {
+        self.attributes = sections;
+    }
+
     /// Trains the codec, encodes every row, builds the graph and writes the segment to `key`.
     pub fn finish(mut self, storage: &dyn Storage, key: &str) -> Result<BuildReport> {
         let rows = self.ids.len();
@@ -235,6 +251,7 @@ impl VamanaBuilder {
                 codec: &codec,
                 codes: &codes,
                 calibration: &calibration,
+                attributes: &self.attributes,
             },
         )?;
         Ok(BuildReport {

@@ -1,7 +1,7 @@
 //! Streaming a built graph into a segment object (layout: `docs/format/segment-diskann.md`).
 
 use strata_quantize::{Codec, Metric};
-use strata_segment::SectionWriter;
+use strata_segment::{AttributeSections, SectionWriter};
 use strata_storage::Storage;
 use zerocopy::IntoBytes;
 
@@ -27,6 +27,7 @@ pub(crate) struct Contents<'a> {
     pub codec: &'a Codec,
     pub codes: &'a [u8],
     pub calibration: &'a [Calibrated],
+    pub attributes: &'a AttributeSections,
 }
 
 pub(crate) fn write(
@@ -45,6 +46,7 @@ pub(crate) fn write(
         codec,
         codes,
         calibration,
+        attributes,
     } = *contents;
     let layout = NodeLayout::new(dim, max_degree)
         .ok_or(VamanaError::InvalidParameter("a node must fit in 4 GiB"))?;
@@ -113,6 +115,6 @@ pub(crate) fn write(
         }
         section(SECTION_CALIBRATION, 8, &bytes)?;
     }
-
+    out.attribute_sections(attributes)?;
     Ok(out.finish(rows)?)
 }
