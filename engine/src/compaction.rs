@@ -31,8 +31,11 @@ pub struct SegmentDetails {
     pub live_rows_now: u64,
     /// Bytes of its file.
     pub file_bytes: u64,
-    /// Bytes it holds in RAM (a Vamana segment's codes; the mapped file is not counted).
+    /// Bytes it holds in RAM (a Vamana segment's codes, attribute columns and indexes; the
+    /// mapped file is not counted).
     pub ram_bytes: u64,
+    /// Of `ram_bytes`, the attribute columns and their indexes.
+    pub attribute_bytes: u64,
     /// The in-RAM codes, e.g. `"sq8"` or `"rpq32"`; none for a plain flat segment.
     pub codes: Option<String>,
 }

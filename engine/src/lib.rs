@@ -28,6 +28,7 @@ mod db;
 mod error;
 mod index;
 mod options;
+mod search_params;
 mod segment;
 mod tiers;
 
@@ -36,7 +37,8 @@ pub use strata_quantize::{CodecKind, Metric, Neighbor};
 
 pub use crate::db::{Db, GcStats, Version};
 pub use crate::error::{Error, Result};
-pub use crate::options::{Options, SearchParams};
+pub use crate::options::Options;
+pub use crate::search_params::{FilterPlan, SearchParams};
 
 // A handle is shared between threads (`Arc<Db>`), and errors cross threads: both must stay so.
 const _: () = {

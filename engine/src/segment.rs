@@ -8,7 +8,7 @@ use strata_segment_flat::{self as flat, FlatSegment};
 use strata_segment_flat::{AttributeSections, FileError, Problem, encode_payloads};
 use strata_storage::Storage;
 
-use crate::options::VamanaEffort;
+use crate::search_params::{FilterPlan, VamanaEffort};
 use crate::{Error, Result};
 
 /// An open segment: a flat scan or a Vamana graph, and its attribute columns.
@@ -153,9 +153,14 @@ impl Segment {
         })
     }
 
-    /// Bytes held in RAM (mapped files excluded): a Vamana segment's codes and tables; for a
-    /// flat segment only its handle, unless it was read into memory rather than mapped.
+    /// Bytes held in RAM (mapped files excluded): the attribute columns and their indexes, a
+    /// Vamana segment's codes and tables; for a flat segment only its handle, unless it was
+    /// read into memory rather than mapped.
     pub(crate) fn memory_bytes(&self) -> usize {
+        self.columns.memory_bytes() + self.file_memory_bytes()
+    }
+
+    fn file_memory_bytes(&self) -> usize {
         match &self.data {
             SegmentData::Flat(s) if s.is_mapped() => size_of::<FlatSegment>(),
             SegmentData::Flat(s) => size_of::<FlatSegment>() + s.size() as usize,
@@ -267,6 +272,7 @@ pub(crate) struct VamanaParams {
     pub(crate) beam_width: usize,
     /// The list grows by this factor under a filter (1: no filter).
     pub(crate) list_scale: f32,
+    pub(crate) filter_plan: FilterPlan,
 }
 
 /// `list` times `scale`, saturating.

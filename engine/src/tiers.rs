@@ -11,6 +11,7 @@ use strata_quantize::{Admission, AdmitAll, AdmitIf, Admitted, Metric, Neighbor, 
 
 use crate::bitmap::AtomicBitmap;
 use crate::compaction::SegmentInfo;
+use crate::search_params::FilterPlan;
 use crate::segment::{Segment, SegmentData, SegmentScratch, VamanaParams};
 use crate::{Result, SearchParams};
 
@@ -189,9 +190,11 @@ struct Filtered<'a> {
 }
 
 impl Admission for Filtered<'_> {
+    /// A listed admission is only asked about its listed rows (the scan reads nothing else),
+    /// which match by construction: only the delete is checked then.
     #[inline]
     fn admits(&self, row: u32) -> bool {
-        !self.deleted.contains(row) && self.filter.matches(row)
+        !self.deleted.contains(row) && (self.listed.is_some() || self.filter.matches(row))
     }
 
     fn admitted(&self) -> Admitted {
@@ -244,13 +247,17 @@ fn plan_filtered(
     filter: &SegmentPredicate<'_>,
     k: usize,
     vamana: &VamanaParams,
+    forced: FilterPlan,
 ) -> Plan {
     let rows = segment.rows().max(1);
     let estimate = filter.estimate();
     let list = segment.search_list(k, vamana) as f64;
-    let scan_up_to = match &segment.data {
-        SegmentData::Flat(_) => rows,
-        SegmentData::Vamana(_) => ((WALK_COST * list * rows as f64).sqrt() as u64).max(k as u64),
+    let scan_up_to = match (&segment.data, forced) {
+        (SegmentData::Flat(_), _) | (_, FilterPlan::Scan) => rows,
+        (_, FilterPlan::Walk) => 0,
+        (SegmentData::Vamana(_), FilterPlan::Auto) => {
+            ((WALK_COST * list * rows as f64).sqrt() as u64).max(k as u64)
+        }
     };
     // Listing costs about the rows listed: worth it when the estimate says a scan is near.
     if estimate <= scan_up_to.saturating_mul(LIST_SLACK) {
@@ -364,6 +371,7 @@ impl Snapshot {
             effort: params.effort,
             beam_width: params.beam_width.max(1),
             list_scale: 1.0,
+            filter_plan: params.filter_plan,
         };
         let predicate = predicate.filter(|p| !p.is_all());
         if predicate.is_some_and(Predicate::is_none) {
@@ -426,7 +434,7 @@ impl Snapshot {
                 continue;
             };
             let filter = segment.columns.bind(predicate);
-            let plan = plan_filtered(segment, &filter, k, vamana);
+            let plan = plan_filtered(segment, &filter, k, vamana, vamana.filter_plan);
             let admission =
                 Filtered { deleted, filter: &filter, listed: plan.listed, estimate: plan.estimate };
             match plan.strategy {

@@ -632,8 +632,14 @@ impl<A: Admission> WithSimd for ScanOp<'_, A> {
     fn with_simd<S: Simd>(self, simd: S) {
         let ScanOp { view, k, admission, scratch, out } = self;
         let rows = &view.graph.rows;
-        // Room for a superseded row per result that a racing upsert may leave live meanwhile.
-        scratch.exact.reset(2 * k);
+        // Candidates by id, not row: the scan may take many versions of one record (each live
+        // when visited, then superseded by a row a later pass takes), as many as upserts of it
+        // run meanwhile, and a bounded collector of rows would let them crowd other records
+        // out. When 2k are held, they are cut to the k nearest distinct ids; a row farther than
+        // the k-th of those (`bound`) cannot make the result.
+        let candidates = &mut scratch.exact_sorted;
+        candidates.clear();
+        let mut bound = f32::INFINITY;
         // Rows reserved during the scan are scanned too, until no more arrive: an upsert
         // publishes its new row before it deletes the old one, so a scan that found the old row
         // deleted reads a row count that covers the new one, and never misses the record.
@@ -646,16 +652,39 @@ impl<A: Admission> WithSimd for ScanOp<'_, A> {
                 }
                 let distance =
                     view.graph.metric.distance_simd(simd, &scratch.query, rows.vector(row));
-                scratch.exact.push(u64::from(row), distance);
+                if distance > bound {
+                    continue;
+                }
+                if candidates.len() >= 2 * k {
+                    bound = keep_nearest_ids(candidates, k);
+                    if distance > bound {
+                        continue;
+                    }
+                }
+                candidates.push(Neighbor { id: rows.id(row), distance });
             }
             if view.rows() as u32 == end {
                 break;
             }
             start = end;
         }
-        scratch.exact.sorted_into(&mut scratch.exact_sorted);
-        // As in the graph search: one row per id, the nearest.
-        let nearest_first = scratch.exact_sorted.iter().map(|n| (n.id as u32, n.distance));
-        collect_unique_ids(rows, nearest_first, k, out);
+        keep_nearest_ids(candidates, k);
+        candidates.sort_unstable_by(Neighbor::rank_cmp);
+        out.extend_from_slice(candidates);
     }
+}
+
+/// Cuts `candidates` to the `k` nearest distinct ids, each at its nearest distance (ties by the
+/// smaller id, as `TopK`); returns the farthest kept distance once `k` are kept, else infinity.
+fn keep_nearest_ids(candidates: &mut Vec<Neighbor>, k: usize) -> f32 {
+    candidates.sort_unstable_by(|a, b| a.id.cmp(&b.id).then(a.distance.total_cmp(&b.distance)));
+    candidates.dedup_by_key(|n| n.id);
+    if candidates.len() > k {
+        candidates.select_nth_unstable_by(k - 1, Neighbor::rank_cmp);
+        candidates.truncate(k);
+    }
+    if candidates.len() < k {
+        return f32::INFINITY;
+    }
+    candidates.iter().map(|n| n.distance).fold(f32::NEG_INFINITY, f32::max)
 }

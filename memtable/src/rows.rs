@@ -69,10 +69,10 @@ struct Chunk {
     deleted: Box<[AtomicU64]>,
     /// Serializes writers of a row's neighbour lists (all levels).
     locks: Box<[Mutex<()>]>,
-    /// Each row's attributes, set before the row is published. Allocated with the first row of
-    /// the chunk that has any, so a memtable without attributes pays nothing per row.
-    records: OnceLock<Box<[OnceLock<Box<Record>>]>>,
 }
+
+/// One chunk's attribute records: a slot per row, set before the row is published.
+type RecordChunk = [OnceLock<Box<Record>>; CHUNK_ROWS];
 
 // SAFETY: every field but `vectors` is `Sync`. A row of `vectors` is written only by the thread
 // that reserved the row, before any other thread can learn the row exists (publication is a
@@ -86,6 +86,10 @@ pub struct RowStore {
     /// Words per row of level-0 links: 1 + m0.
     link_words: usize,
     chunks: Box<[OnceLock<Chunk>]>,
+    /// Per chunk, its rows' attribute records. The table is allocated with the first record
+    /// and each chunk's slots with its first record, so a memtable without attributes pays
+    /// nothing for them.
+    records: OnceLock<Box<[OnceLock<Box<RecordChunk>>]>>,
 }
 
 impl std::fmt::Debug for RowStore {
@@ -99,7 +103,12 @@ impl std::fmt::Debug for RowStore {
 
 impl RowStore {
     pub fn new(dim: usize, m0: usize) -> Self {
-        RowStore { dim, link_words: 1 + m0, chunks: (0..CHUNKS).map(|_| OnceLock::new()).collect() }
+        RowStore {
+            dim,
+            link_words: 1 + m0,
+            chunks: (0..CHUNKS).map(|_| OnceLock::new()).collect(),
+            records: OnceLock::new(),
+        }
     }
 
     #[inline(always)]
@@ -122,7 +131,6 @@ impl RowStore {
             meta: zeroed(rows),
             deleted: zeroed(rows / 64),
             locks: (0..rows).map(|_| Mutex::new(())).collect(),
-            records: OnceLock::new(),
         });
     }
 
@@ -139,10 +147,14 @@ impl RowStore {
     ) {
         let (chunk, offset) = self.chunk(row);
         if let Some(record) = record.filter(|r| !r.is_empty()) {
-            let records =
-                chunk.records.get_or_init(|| (0..CHUNK_ROWS).map(|_| OnceLock::new()).collect());
+            let table = self.records.get_or_init(|| (0..CHUNKS).map(|_| OnceLock::new()).collect());
+            let slots = table[locate(row as usize).0].get_or_init(|| {
+                let slots: Box<[OnceLock<Box<Record>>]> =
+                    (0..CHUNK_ROWS).map(|_| OnceLock::new()).collect();
+                slots.try_into().expect("CHUNK_ROWS slots")
+            });
             // The row was reserved by this thread and is set once: this cannot fail.
-            let _ = records[offset].set(Box::new(record));
+            let _ = slots[offset].set(Box::new(record));
         }
         assert_eq!(vector.len(), self.dim, "a row holds exactly `dim` floats");
         // Every byte of `vectors` is inside an `UnsafeCell`, so writing through a pointer
@@ -184,8 +196,9 @@ impl RowStore {
     /// The attributes of a published row (`None`: it has none).
     #[inline]
     pub fn record(&self, row: u32) -> Option<&Record> {
-        let (chunk, offset) = self.chunk(row);
-        chunk.records.get().and_then(|records| records[offset].get()).map(|r| &**r)
+        let (index, offset) = locate(row as usize);
+        let slots = self.records.get()?[index].get()?;
+        slots[offset].get().map(|r| &**r)
     }
 
     /// The level-0 neighbour list of a row: a count word, then `m0` slots.
@@ -242,12 +255,11 @@ impl RowStore {
         let per_row = self.dim * 4 + self.link_words * 4 + 8 + 4;
         let chunks = self.chunks.iter().filter(|c| c.get().is_some()).count();
         let per_chunk = CHUNK_ROWS * size_of::<Mutex<()>>() + CHUNK_ROWS / 8;
-        let record_chunks = self
-            .chunks
-            .iter()
-            .filter(|c| c.get().is_some_and(|c| c.records.get().is_some()))
-            .count();
-        let record_slots = record_chunks * CHUNK_ROWS * size_of::<OnceLock<Box<Record>>>();
+        let record_slots = self.records.get().map_or(0, |table| {
+            let chunks = table.iter().filter(|c| c.get().is_some()).count();
+            table.len() * size_of::<OnceLock<Box<RecordChunk>>>()
+                + chunks * size_of::<RecordChunk>()
+        });
         record_slots
             + rows * per_row
             + self.huge_page_slack(rows)

@@ -54,8 +54,7 @@ pub struct Scratch {
     pub prune_selected: Vec<Scored>,
     /// The query, normalized for cosine.
     pub query: Vec<f32>,
-    /// Exhaustive scans (when `ef` covers every row).
-    pub exact: strata_quantize::TopK,
+    /// Candidates `(id, distance)` of exhaustive scans (when `ef` covers every row).
     pub exact_sorted: Vec<strata_quantize::Neighbor>,
 }
 

@@ -197,3 +197,38 @@ fn re_upserting_an_unchanged_vector_changes_nothing_and_keeps_search_working() {
     memtable.upsert(7, &vector(8)).unwrap();
     assert_eq!((memtable.rows(), memtable.len()), (21, 20));
 }
+
+/// Records ride with their rows: read back by row, filtered on in a search, replaced by a
+/// re-upsert of the same vector with new attributes (which stores a new row), counted in
+/// the memory estimate, and absent for rows written without them.
+#[test]
+fn records_ride_with_rows() {
+    use strata_attributes::{Attributes, Record, Schema};
+    let schema = Schema::new().u64("n");
+    let record = |n: u64| Record::from_attributes(&schema, &Attributes::new().set("n", n)).unwrap();
+    let memtable = Memtable::new(2, Metric::L2, Params::default()).unwrap();
+    let before = memtable.memory_bytes();
+    for id in 0..40u64 {
+        let vector = [id as f32, 1.0];
+        if id % 4 == 0 {
+            memtable.upsert(id, &vector).unwrap();
+        } else {
+            memtable.upsert_with(id, &vector, Some(record(id % 3))).unwrap();
+        }
+    }
+    assert!(memtable.memory_bytes() > before);
+    let (_, found) = memtable.get_with_record(5).unwrap();
+    assert_eq!(found, Some(&record(2)));
+    assert_eq!(memtable.get_with_record(4).unwrap().1, None);
+    // The same vector with other attributes is a new row; the same vector and record is not.
+    let rows = memtable.rows();
+    memtable.upsert_with(5, &[5.0, 1.0], Some(record(2))).unwrap();
+    assert_eq!(memtable.rows(), rows);
+    memtable.upsert_with(5, &[5.0, 1.0], Some(record(0))).unwrap();
+    assert_eq!(memtable.rows(), rows + 1);
+    let mut out = Vec::new();
+    let matching = AdmitIf(|row| memtable.record(row).is_some_and(|r| *r == record(0)));
+    memtable.search_filtered(&[0.0, 1.0], 5, 64, &matching, &mut out).unwrap();
+    let ids: Vec<u64> = out.iter().map(|n| n.id).collect();
+    assert_eq!(ids, [3, 5, 6, 9, 15], "ids with n = 0, nearest first");
+}

@@ -202,3 +202,37 @@ fn freezing_while_writers_run_keeps_every_acknowledged_write() {
     assert_eq!(iterated, expected, "the frozen view holds exactly the acknowledged writes");
     assert_eq!(frozen.len(), expected.len());
 }
+
+/// An exact scan (`ef >= rows`) racing upserts that keep superseding one record: each new
+/// version lands in a row the scan reaches in a later pass, after it already took the previous
+/// version (live when visited). The upserts run from the search filter, so each one happens at
+/// a chosen point of the scan. The near record's versions must not crowd the others out of the
+/// result: every record is returned, once.
+#[test]
+fn an_exact_scan_racing_many_upserts_of_one_record_keeps_every_record() {
+    use std::sync::atomic::AtomicUsize;
+
+    let memtable = Memtable::new(2, Metric::L2, Params::default()).unwrap();
+    let n = 4u64;
+    for id in 0..n {
+        memtable.upsert(id, &[10.0 * id as f32, 0.0]).unwrap();
+    }
+    let k = n as usize;
+    let upserts = AtomicUsize::new(0);
+    // Called for every live row the scan takes: supersede record 0 (the nearest) again, with a
+    // vector that differs from its current one, 4k times in all.
+    let racing_upsert = |_row| {
+        let i = upserts.fetch_add(1, Ordering::Relaxed);
+        if i < 4 * k {
+            memtable.upsert(0, &[0.5 + (i % 2) as f32, 0.0]).unwrap();
+        }
+        true
+    };
+    let mut out = Vec::new();
+    let admission = strata_quantize::AdmitIf(racing_upsert);
+    memtable.search_filtered(&[0.0, 0.0], k, usize::MAX, &admission, &mut out).unwrap();
+    assert!(upserts.load(Ordering::Relaxed) > 4 * k, "the scan took the new versions");
+    let mut ids: Vec<u64> = out.iter().map(|n| n.id).collect();
+    ids.sort_unstable();
+    assert_eq!(ids, (0..n).collect::<Vec<_>>(), "{out:?}");
+}

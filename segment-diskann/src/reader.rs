@@ -372,8 +372,13 @@ impl VamanaSegment {
         let mut retries = 0;
         loop {
             scratch.best.reset(k);
-            if search_list >= rows || (retries > 0 && scan_instead(search_list, rows, retries)) {
+            if search_list >= rows {
+                // A list as long as the segment asks for an exact answer.
                 self.scan(query, admission, scratch, &mut stats)?;
+                break;
+            }
+            if retries > 0 && scan_instead(search_list, rows, retries, &stats) {
+                self.scan_codes(query, admission, scratch, &mut stats)?;
                 break;
             }
             let cutoff = bound_cutoff(bound);
@@ -425,9 +430,63 @@ impl VamanaSegment {
         Ok(())
     }
 
-    /// An exact scan of the rows `admission` admits (only its listed rows, when it lists
-    /// them), each scored with its full vector: what the planner runs for a small admitted
-    /// set, where a walk would expand mostly rows it cannot return.
+    /// The admitted rows (only the listed ones, when the admission lists them) scored by their
+    /// codes, in RAM, then the best `k * RERANK` reranked with their full vectors: a scan that
+    /// reads a node from disk only for the few rows that can make the top k.
+    fn scan_codes(
+        &self,
+        query: &[f32],
+        admission: &impl Admission,
+        scratch: &mut SearchScratch,
+        stats: &mut SearchStats,
+    ) -> Result<()> {
+        let k = scratch.best.k();
+        let SearchScratch { query: prepared_scratch, pending, distances, sorted, best, .. } =
+            scratch;
+        let prepared = self.codec.prepare(query, prepared_scratch);
+        let mut shortlist = TopK::new(k.saturating_mul(RERANK).max(RERANK_MIN));
+        let mut score = |rows: &[u32], distances: &mut Vec<f32>| {
+            distances.clear();
+            distances.resize(rows.len(), 0.0);
+            prepared.distances_of_rows(&self.codes, rows, distances);
+            for (&row, &distance) in rows.iter().zip(distances.iter()) {
+                shortlist.push(u64::from(row), distance);
+            }
+        };
+        pending.clear();
+        let total = self.rows() as u32;
+        let mut scored = 0u64;
+        let mut take = |row: u32, pending: &mut Vec<u32>, distances: &mut Vec<f32>| {
+            if row < total && admission.admits(row) {
+                pending.push(row);
+                if pending.len() == SCAN_BATCH {
+                    score(pending, distances);
+                    scored += pending.len() as u64;
+                    pending.clear();
+                }
+            }
+        };
+        match admission.rows() {
+            Some(listed) => listed.iter().for_each(|&row| take(row, pending, distances)),
+            None => (0..total).for_each(|row| take(row, pending, distances)),
+        }
+        score(pending, distances);
+        scored += pending.len() as u64;
+        stats.code_distances += scored;
+        shortlist.sorted_into(sorted);
+        for candidate in sorted.iter() {
+            let row = candidate.id as u32;
+            let (vector, _) = self.node(row)?;
+            stats.hops += 1;
+            stats.sectors_read += self.layout.sectors_per_node as u64;
+            best.push(u64::from(row), self.metric().distance(query, vector));
+        }
+        Ok(())
+    }
+
+    /// A scan of the rows `admission` admits (only its listed rows, when it lists them), by
+    /// their codes and then an exact rerank of the best (`scan_codes`): what the planner runs
+    /// for a small admitted set, where a walk would expand mostly rows it cannot return.
     pub fn search_admitted(
         &self,
         query: &[f32],
@@ -441,7 +500,13 @@ impl VamanaSegment {
         }
         let mut stats = SearchStats::default();
         scratch.best.reset(top.k());
-        self.scan(query, admission, scratch, &mut stats)?;
+        // A few listed rows are cheaper to read whole than to prepare the query's code tables.
+        match admission.rows() {
+            Some(listed) if listed.len() <= EXACT_SCAN_ROWS => {
+                self.scan(query, admission, scratch, &mut stats)?;
+            }
+            _ => self.scan_codes(query, admission, scratch, &mut stats)?,
+        }
         scratch.best.sorted_into(&mut scratch.sorted);
         for found in &scratch.sorted {
             top.push(self.id(found.id as u32), found.distance);
@@ -465,13 +530,24 @@ impl VamanaSegment {
 /// scans instead.
 const MAX_RETRIES: usize = 3;
 
-/// Whether a retry should scan every row rather than walk with `search_list`: after
-/// [`MAX_RETRIES`] doublings, or once the list reaches a sixteenth of the rows. A walk costs
-/// about `R` code distances per expanded row and a scan one exact distance per row, so a
-/// doubling ladder run up to `rows` (as it was) did about `2R` times a scan's work on a
-/// mostly-deleted segment before scanning anyway.
-fn scan_instead(search_list: usize, rows: usize, retries: usize) -> bool {
-    retries > MAX_RETRIES || search_list.saturating_mul(16) >= rows
+/// A code scan keeps `k * RERANK` rows (at least `RERANK_MIN`) by code distance for the exact
+/// rerank.
+const RERANK: usize = 4;
+const RERANK_MIN: usize = 32;
+/// Listed sets up to this size are scanned with full vectors, skipping the code tables.
+const EXACT_SCAN_ROWS: usize = 256;
+/// Rows scored by their codes per kernel call in a code scan.
+const SCAN_BATCH: usize = 1024;
+
+/// Whether a retry should scan the admitted rows' codes rather than walk with `search_list`:
+/// after [`MAX_RETRIES`] doublings, once the list reaches a sixteenth of the rows, or at once
+/// when nearly every row walked so far was not admitted (a filter whose matching rows lie
+/// away from the query, or a mostly deleted region: doubling the walk there only walks more
+/// rows it cannot return). A walk costs about `R` code distances per expanded row, so a
+/// doubling ladder run up to `rows` (as it was) did about `2R` times a code scan's work.
+fn scan_instead(search_list: usize, rows: usize, retries: usize, stats: &SearchStats) -> bool {
+    let hostile = stats.walked_not_admitted.saturating_mul(10) >= stats.hops.saturating_mul(9);
+    retries > MAX_RETRIES || search_list.saturating_mul(16) >= rows || hostile
 }
 
 /// The code distance past which a bounded search stops: `bound` plus a margin for the codes'

@@ -669,3 +669,61 @@ fn layout_matches_the_spec() {
     assert!((degree..4).all(|i| u32_at(node + 16 + 4 * i) == 0));
     assert_eq!(u64_at(ids.2 + 7 * 8), 7, "ids in row order");
 }
+
+/// Admits the rows it lists (a filter the planner materialized).
+struct Listed(Vec<u32>);
+
+impl strata_quantize::Admission for Listed {
+    fn admits(&self, row: u32) -> bool {
+        self.0.binary_search(&row).is_ok()
+    }
+
+    fn rows(&self) -> Option<&[u32]> {
+        Some(&self.0)
+    }
+}
+
+/// The planner's two mechanisms under admissions the graph walk finds hard: a scan of a small
+/// listed set (codes, then an exact rerank) and a walk whose admitted rows all lie away from
+/// the query (it gives up on walking at once and scans the codes). Both return k admitted
+/// rows at near-exact recall.
+#[test]
+fn listed_scans_and_hostile_walks_return_k_admitted_rows() {
+    let (rows, dim) = (4000, 16);
+    let vectors = clustered(rows, dim, 20, Metric::L2, 5);
+    let store = MemoryStore::new();
+    let segment = build(&store, "s", &vectors, dim, Metric::L2, BuildOptions::default());
+    let mut scratch = SearchScratch::default();
+    let (mut listed_recall, mut hostile_recall) = (0.0, 0.0);
+    let queries: Vec<usize> = (0..40).map(|i| i * 97 % rows).collect();
+    for &q in &queries {
+        let query = &vectors[q * dim..(q + 1) * dim];
+        // 3% of rows (read whole) and 25% (codes, then a rerank), spread out.
+        for every in [33u32, 4] {
+            let listed = Listed((0..rows as u32).filter(|r| r % every == 1).collect());
+            let mut top = TopK::new(10);
+            segment.search_admitted(query, &listed, &mut top, &mut scratch).unwrap();
+            let found: Vec<u64> = top.into_sorted_vec().iter().map(|n| n.id).collect();
+            let truth = brute_force(Metric::L2, &vectors, dim, query, 10, |r| r % every != 1);
+            assert!(found.iter().all(|&id| id % u64::from(every) == 1), "only listed rows");
+            listed_recall += recall(&truth, &found) / 2.0;
+        }
+
+        // Half the rows admitted, but none of the 1,000 nearest the query.
+        let near = brute_force(Metric::L2, &vectors, dim, query, 1000, |_| false);
+        let away = AdmitIf(|r: u32| r.is_multiple_of(2) && !near.contains(&u64::from(r)));
+        let mut top = TopK::new(10);
+        let params = SearchParams { search_list: 20, beam_width: 1 };
+        let stats = segment.search(query, &params, &away, &mut top, &mut scratch).unwrap();
+        let found: Vec<u64> = top.into_sorted_vec().iter().map(|n| n.id).collect();
+        assert_eq!(found.len(), 10);
+        let truth = brute_force(Metric::L2, &vectors, dim, query, 10, |r| {
+            r % 2 != 0 || near.contains(&u64::from(r))
+        });
+        hostile_recall += recall(&truth, &found);
+        assert!(stats.walked_not_admitted > 0 && stats.code_distances as usize >= rows / 4);
+    }
+    let n = queries.len() as f64;
+    assert!(listed_recall / n >= 0.98, "listed scan recall {}", listed_recall / n);
+    assert!(hostile_recall / n >= 0.95, "hostile walk recall {}", hostile_recall / n);
+}

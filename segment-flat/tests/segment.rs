@@ -2,7 +2,19 @@
 //! damage to the object giving a clear error instead of a panic or a wrong answer.
 
 use proptest::prelude::*;
+use strata_quantize::rng::SplitMix64;
 use strata_quantize::{Admission, AdmitAll, AdmitIf};
+use strata_quantize::{Metric, TopK, normalize};
+use strata_segment_flat::format::{
+    FORMAT, SECTION_ENTRY_LEN, SECTION_REQUIRED, SectionEntry, TRAILER_LEN, Trailer,
+};
+use strata_segment_flat::{
+    AttributeSections, Expected, FileError, FlatSegment, FlatWriter, Problem, SegmentError,
+    encode_payloads,
+};
+use strata_storage::framing::{FOOTER_LEN, frame};
+use strata_storage::{Error as StorageError, MemoryStore, Storage};
+use zerocopy::{FromBytes, IntoBytes};
 
 /// Admits the rows it lists.
 struct Listed(Vec<u32>);
@@ -16,15 +28,6 @@ impl Admission for Listed {
         Some(&self.0)
     }
 }
-use strata_quantize::rng::SplitMix64;
-use strata_quantize::{Metric, TopK, normalize};
-use strata_segment_flat::format::{
-    FORMAT, SECTION_ENTRY_LEN, SECTION_REQUIRED, SectionEntry, TRAILER_LEN, Trailer,
-};
-use strata_segment_flat::{Expected, FileError, FlatSegment, FlatWriter, Problem, SegmentError};
-use strata_storage::framing::{FOOTER_LEN, frame};
-use strata_storage::{Error as StorageError, MemoryStore, Storage};
-use zerocopy::{FromBytes, IntoBytes};
 
 struct Rows {
     ids: Vec<u64>,
@@ -337,4 +340,61 @@ fn layout_matches_the_spec() {
     assert_eq!((u64_at(208), u32_at(216), u32_at(220)), (144, 2, crc32fast::hash(&b[144..208])));
     assert_eq!(&b[224..232], b"STRAFLAT");
     assert_eq!(b.len(), 256);
+}
+
+/// The attribute and payload sections read back as written, and every flipped bit in them is
+/// caught when they are read (the attribute section's checksum, the payloads' on first read
+/// or by their offsets' bounds), never handed out as data.
+#[test]
+fn attribute_sections_round_trip_and_every_flip_is_caught() {
+    let store = MemoryStore::new();
+    let data = rows(30, 4, Metric::L2, 3);
+    let payloads: Vec<Option<Vec<u8>>> =
+        (0..30u8).map(|r| (r % 3 != 0).then(|| vec![r; usize::from(r % 5)])).collect();
+    let columns = b"opaque to this layer: the attributes crate encodes it".to_vec();
+    let write = |store: &MemoryStore| {
+        let mut writer = FlatWriter::new(store, "s", 4, Metric::L2, 30).unwrap();
+        for (id, vector) in data.ids.iter().zip(&data.vectors) {
+            writer.push(*id, vector).unwrap();
+        }
+        let payload_section = encode_payloads(payloads.iter().map(|p| p.as_deref()));
+        writer.set_attributes(AttributeSections {
+            columns: Some(columns.clone()),
+            payloads: payload_section,
+        });
+        writer.finish().unwrap()
+    };
+    let written = write(&store);
+    let segment = FlatSegment::open(&store, "s").unwrap();
+    assert_eq!(segment.attribute_bytes().unwrap(), Some(&columns[..]));
+    for (row, payload) in payloads.iter().enumerate() {
+        let want = payload.as_deref().filter(|p| !p.is_empty());
+        assert_eq!(segment.payload(row as u32).unwrap(), want, "row {row}");
+    }
+    assert_eq!(segment.payload(30).unwrap(), None, "past the last row");
+
+    let original = store.get("s").unwrap().to_vec();
+    let body_len = original.len() - FOOTER_LEN;
+    let trailer = Trailer::read_from_bytes(&original[body_len - TRAILER_LEN..body_len]).unwrap();
+    let dir = trailer.directory_offset.get() as usize;
+    let entries = <[SectionEntry]>::ref_from_bytes(&original[dir..body_len - TRAILER_LEN]).unwrap();
+    for kind in [16u32, 17] {
+        let entry = entries.iter().find(|e| e.kind.get() == kind).unwrap();
+        assert_eq!(entry.flags.get() & 1, 1, "kind {kind} is required");
+        let start = entry.offset.get() as usize;
+        for at in start..start + entry.len.get() as usize {
+            let mut bytes = original.clone();
+            bytes[at] ^= 1 << (at % 8);
+            store.put("s", &bytes).unwrap();
+            let segment = FlatSegment::open(&store, "s").unwrap();
+            if kind == 16 {
+                assert!(segment.attribute_bytes().is_err(), "byte {at}");
+            } else {
+                let reads: Vec<_> = (0..30).map(|row| segment.payload(row)).collect();
+                assert!(reads.iter().any(Result::is_err), "byte {at} flipped unnoticed");
+            }
+            assert!(segment.verify().is_err());
+        }
+    }
+    assert_eq!(written.rows, 30);
 }

@@ -130,6 +130,28 @@ pub struct BenchArgs {
     /// with --pq-subspaces].
     #[arg(long)]
     pub codec: Option<CodecKind>,
+    /// engine: attributes of the base rows (JSON Lines, one object per row), loaded with them.
+    #[arg(long)]
+    pub attributes: Option<PathBuf>,
+    /// engine: the attribute schema as `name:type,...` [default: inferred].
+    #[arg(long)]
+    pub schema: Option<String>,
+    /// engine: search with this filter (a WHERE clause); --gt must be its filtered ground
+    /// truth (`cargo xtask filtered-gt`).
+    #[arg(long)]
+    pub filter: Option<String>,
+    /// engine: force how Vamana segments are searched under --filter: `auto` (the planner),
+    /// `scan` (the matching rows exactly) or `walk` (the graph), to measure the break-even.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub filter_plan: FilterPlanArg,
+}
+
+/// `--filter-plan`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum FilterPlanArg {
+    Auto,
+    Scan,
+    Walk,
 }
 
 /// How the engine kind compacts while loading.
@@ -209,6 +231,8 @@ struct EngineIndex {
     dir: PathBuf,
     efforts: Vec<Effort>,
     point: std::sync::atomic::AtomicUsize,
+    filter: Option<strata::Filter>,
+    filter_plan: strata::FilterPlan,
 }
 
 /// How hard the engine searches its Vamana segments at one sweep point.
@@ -220,7 +244,14 @@ enum Effort {
 
 impl EngineIndex {
     fn new(db: strata::Db, dir: PathBuf, efforts: Vec<Effort>) -> Self {
-        EngineIndex { db, dir, efforts, point: 0.into() }
+        EngineIndex {
+            db,
+            dir,
+            efforts,
+            point: 0.into(),
+            filter: None,
+            filter_plan: strata::FilterPlan::Auto,
+        }
     }
 }
 
@@ -234,6 +265,10 @@ impl BenchIndex for EngineIndex {
         let params = match self.efforts[point] {
             Effort::List(l) => strata::SearchParams::new(k).search_list(l),
             Effort::Recall(recall) => strata::SearchParams::new(k).recall(recall),
+        };
+        let params = match &self.filter {
+            Some(filter) => params.filter(filter.clone()).filter_plan(self.filter_plan),
+            None => params,
         };
         *out = self.db.search_with(query, params).expect("valid query");
     }
@@ -258,7 +293,19 @@ fn load_engine(
     base: &Vectors<f32>,
     dir: &std::path::Path,
 ) -> Result<usize, String> {
+    let attributes = args
+        .attributes
+        .as_deref()
+        .map(|path| crate::attributes::read_attributes(path, args.schema.as_deref()))
+        .transpose()?;
+    if let Some((_, rows)) = &attributes
+        && rows.len() != base.rows()
+    {
+        return Err(format!("{} attribute rows for {} base rows", rows.len(), base.rows()));
+    }
+    let schema = attributes.as_ref().map(|(s, _)| s.clone()).unwrap_or_default();
     let options = strata::Options::new(base.dim, args.metric)
+        .attributes(schema)
         .hnsw_m(args.m)
         .hnsw_ef_construction(args.ef_construction)
         .compaction_threshold(args.compaction_threshold)
@@ -274,11 +321,22 @@ fn load_engine(
         let end = (start + every).min(base.rows());
         let ids: Vec<u64> = (start as u64..end as u64).collect();
         let rows = &base.data[start * base.dim..end * base.dim];
-        if args.ingest {
-            db.ingest(&ids, rows).map_err(|e| e.to_string())?;
-        } else {
-            db.upsert_batch(&ids, rows).map_err(|e| e.to_string())?;
-            db.commit().map_err(|e| e.to_string())?;
+        let attrs = attributes.as_ref().map(|(_, all)| &all[start..end]);
+        match (args.ingest, attrs) {
+            (true, Some(attrs)) => {
+                db.ingest_with(&ids, rows, attrs).map_err(|e| e.to_string())?;
+            }
+            (true, None) => {
+                db.ingest(&ids, rows).map_err(|e| e.to_string())?;
+            }
+            (false, attrs) => {
+                match attrs {
+                    Some(attrs) => db.upsert_batch_with(&ids, rows, attrs),
+                    None => db.upsert_batch(&ids, rows),
+                }
+                .map_err(|e| e.to_string())?;
+                db.commit().map_err(|e| e.to_string())?;
+            }
         }
         if args.compaction == CompactionMode::Sync {
             db.compact().map_err(|e| e.to_string())?;
@@ -439,7 +497,18 @@ pub fn run(args: &BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
             let efforts: Vec<Effort> = (args.l.iter().map(|&l| Effort::List(l)))
                 .chain(args.recall.iter().map(|&r| Effort::Recall(r)))
                 .collect();
-            let index = EngineIndex::new(db, dir.path.clone(), efforts.clone());
+            let mut index = EngineIndex::new(db, dir.path.clone(), efforts.clone());
+            index.filter = args
+                .filter
+                .as_deref()
+                .map(strata::Filter::parse)
+                .transpose()
+                .map_err(|e| format!("--filter: {e}"))?;
+            index.filter_plan = match args.filter_plan {
+                FilterPlanArg::Auto => strata::FilterPlan::Auto,
+                FilterPlanArg::Scan => strata::FilterPlan::Scan,
+                FilterPlanArg::Walk => strata::FilterPlan::Walk,
+            };
             let sweep = efforts
                 .iter()
                 .enumerate()
@@ -459,6 +528,8 @@ pub fn run(args: &BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
                         "segment_rows": segments.iter().map(|s| s.live_rows).collect::<Vec<_>>(),
                         "vamana_segments": vamana,
                         "open_ms": round(open_ms, 2),
+                        "filter": args.filter,
+                        "filter_plan": format!("{:?}", args.filter_plan).to_lowercase(),
                     });
                     (point, params.as_object().expect("object").clone())
                 })
@@ -729,6 +800,10 @@ mod tests {
             passes: None,
             alpha: 1.2,
             codec: None,
+            attributes: None,
+            schema: None,
+            filter: None,
+            filter_plan: FilterPlanArg::Auto,
         };
         let db_dir = dir.path().join("db");
         assert_eq!(load_engine(&args, &base, &db_dir).unwrap(), 5);
@@ -833,6 +908,10 @@ mod tests {
             passes: None,
             alpha: 1.2,
             codec: None,
+            attributes: None,
+            schema: None,
+            filter: None,
+            filter_plan: FilterPlanArg::Auto,
         };
         let base = Vectors { dim: 2, data: vec![0.0; 20] };
         let queries = Vectors { dim: 2, data: vec![0.0; 4] };

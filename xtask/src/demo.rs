@@ -107,6 +107,8 @@ pub fn demo(args: &DemoArgs, progress: bool) -> Result<DemoSummary, Box<dyn std:
             commit_every: args.commit_every,
             ids: "row".into(),
             wait_compaction: true,
+            attributes: None,
+            schema: None,
         },
         progress,
     )?;

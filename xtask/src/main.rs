@@ -2,6 +2,7 @@
 //! gc), data generation and benchmarks, as a plain binary crate reached through the alias in
 //! `.cargo/config.toml`.
 
+mod attributes;
 mod bench;
 mod bench_codes;
 mod bench_diskann;
@@ -44,6 +45,11 @@ enum Command {
     Compact(tools::CompactArgs),
     /// Delete manifest versions and files that retention no longer protects.
     Gc(tools::GcArgs),
+    /// Write filter-benchmark attributes (JSON Lines) for a base file: uniform tags at 50%,
+    /// 10%, 1% and 0.1% selectivity, and a percentile along a random direction (a region).
+    GenAttributes(attributes::GenAttributesArgs),
+    /// Exact top-k ground truth of queries under a filter (-1 past the matching rows).
+    FilteredGt(attributes::FilteredGtArgs),
     /// Generate a seeded data set (base, queries, exact top-100 ground truth) as .fvecs/.ivecs.
     Gen(generate::GenArgs),
     /// Build an index from a base file and measure recall, queries/s and latency per search
@@ -107,6 +113,8 @@ fn main() -> ExitCode {
         Command::Compact(args) => tools::compact(args),
         Command::Gc(args) => tools::gc(args),
         Command::Gen(args) => generate::run(args),
+        Command::GenAttributes(args) => attributes::gen_attributes(args),
+        Command::FilteredGt(args) => attributes::filtered_gt(args),
         Command::Bench(args) => bench::run(args),
         Command::BenchKernels(args) => bench_kernels::run(args),
         Command::BenchCommit(args) => bench_engine::run_commit(args),

@@ -63,13 +63,21 @@ pub struct Measurement {
 }
 
 /// Fraction of the true `k` nearest found among the `k` returned, over all queries.
+/// Recall@k over the valid ground-truth entries: a filtered ground truth pads with -1 where
+/// fewer than k rows match, and a query with no valid entry counts for nothing.
 fn recall_at_k(found: &[u64], truth: &Vectors<i32>, k: usize) -> f64 {
-    let mut hits = 0usize;
+    let (mut hits, mut wanted) = (0usize, 0usize);
     for (q, got) in found.chunks_exact(k).enumerate() {
         let expected = &truth.row(q)[..k];
-        hits += got.iter().filter(|&&id| id != u64::MAX && expected.contains(&(id as i32))).count();
+        wanted += expected.iter().filter(|&&id| id >= 0).count();
+        hits += got
+            .iter()
+            .filter(|&&id| {
+                id != u64::MAX && id <= i32::MAX as u64 && expected.contains(&(id as i32))
+            })
+            .count();
     }
-    hits as f64 / (truth.rows() * k) as f64
+    if wanted == 0 { 1.0 } else { hits as f64 / wanted as f64 }
 }
 
 /// The `p`-quantile of `sorted` (ascending, not empty) by the nearest-rank definition: the

@@ -13,7 +13,9 @@ use serde_json::Value;
 const ALLOWED: &[(&str, &[&str])] = &[
     ("strata-quantize", &[]),
     ("strata-storage", &[]),
-    ("strata-memtable", &["strata-quantize"]),
+    // Schemas, filters and attribute columns: a leaf, like quantize.
+    ("strata-attributes", &[]),
+    ("strata-memtable", &["strata-quantize", "strata-attributes"]),
     ("strata-segment", &["strata-quantize", "strata-storage"]),
     ("strata-segment-flat", &["strata-quantize", "strata-storage", "strata-segment"]),
     ("strata-segment-diskann", &["strata-quantize", "strata-storage", "strata-segment"]),
@@ -25,6 +27,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
         &[
             "strata-quantize",
             "strata-storage",
+            "strata-attributes",
             "strata-memtable",
             "strata-segment",
             "strata-segment-flat",
@@ -38,6 +41,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "strata",
             "strata-quantize",
             "strata-storage",
+            "strata-attributes",
             "strata-memtable",
             "strata-segment",
             "strata-segment-flat",
@@ -47,7 +51,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
 ];
 
 /// Crates that must do no I/O, and what they may therefore not depend on or name in source.
-const NO_IO_CRATES: &[&str] = &["strata-quantize", "strata-memtable"];
+const NO_IO_CRATES: &[&str] = &["strata-quantize", "strata-attributes", "strata-memtable"];
 const IO_DEPENDENCIES: &[&str] =
     &["memmap2", "object_store", "tokio", "strata-storage", "tempfile"];
 const IO_SOURCE_PATTERNS: &[&str] = &[

@@ -173,3 +173,45 @@ fn a_schema_column_the_segment_lacks_matches_nothing() {
         ColumnSet::decode(&bytes, 1, &changed).unwrap_err().to_string().contains("is u64 here")
     );
 }
+
+/// Holds docs/format/attributes.md to the code: offsets written out by hand.
+#[test]
+fn the_section_layout_matches_the_spec() {
+    let schema = Schema::new().u64("n").keyword("k").bool("unused");
+    let records: Vec<Record> = [
+        Attributes::new().set("n", 7u64).set("k", "b"),
+        Attributes::new().set("k", "a"),
+        Attributes::new().set("n", 9u64),
+    ]
+    .iter()
+    .map(|a| Record::from_attributes(&schema, a).unwrap())
+    .collect();
+    let b = ColumnSet::build(&schema, records.iter()).encode(&schema);
+    let u32_at = |at: usize| u32::from_le_bytes(b[at..at + 4].try_into().unwrap());
+    let u64_at = |at: usize| u64::from_le_bytes(b[at..at + 8].try_into().unwrap());
+    // Head: version, two columns (no row has "unused"), rows.
+    assert_eq!((u32_at(0), u32_at(4), u64_at(8)), (1, 2, 3));
+    // Column "n": type 1, name, presence 0b101, then the keys of rows 0 and 2.
+    let c = 16;
+    assert_eq!((b[c], b[c + 1], u16::from_le_bytes([b[c + 2], b[c + 3]])), (1, 0, 1));
+    assert_eq!((u32_at(c + 4), u64_at(c + 8)), (0, 24));
+    assert_eq!(b[c + 16], b'n');
+    let body = c + 17;
+    assert_eq!((u64_at(body), u64_at(body + 8), u64_at(body + 16)), (0b101, 7, 9));
+    // Column "k": type 5, presence 0b011, dictionary ["a", "b"], row ids [1], [0], [].
+    let c = body + 24;
+    assert_eq!((b[c], u64_at(c + 8)), (5, 8 + 4 + 12 + 4 + 16 + 8));
+    assert_eq!(b[c + 16], b'k');
+    let body = c + 17;
+    assert_eq!(u64_at(body), 0b011);
+    assert_eq!(
+        (u32_at(body + 8), u32_at(body + 12), u32_at(body + 16), u32_at(body + 20)),
+        (2, 0, 1, 2)
+    );
+    assert_eq!(&b[body + 24..body + 28], b"ab\0\0", "the text, padded to 4");
+    let offsets = body + 28;
+    let read: Vec<u32> = (0..4).map(|i| u32_at(offsets + 4 * i)).collect();
+    assert_eq!(read, [0, 1, 2, 2]);
+    assert_eq!((u32_at(offsets + 16), u32_at(offsets + 20)), (1, 0));
+    assert_eq!(b.len(), offsets + 24);
+}

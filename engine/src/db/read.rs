@@ -98,6 +98,7 @@ impl Db {
                 live_rows_now: info.rows - live.deleted.count(),
                 file_bytes: live.segment.file_bytes(),
                 ram_bytes: live.memory_bytes() as u64,
+                attribute_bytes: live.segment.columns.memory_bytes() as u64,
                 codes: live.segment.codes(),
             })
             .collect()
