@@ -600,8 +600,9 @@ impl SegmentPredicate<'_> {
         matches!(self.node, SNode::Const(true))
     }
 
-    /// The matching rows, ascending. Costs about the matching rows of its cheapest
-    /// conjunct, or one test per row under a `NOT` or a constant `true`.
+    /// The matching rows, each once, in no particular order (ascending, but for a range:
+    /// key order). Costs about the matching rows of its cheapest conjunct, or one test per
+    /// row under a `NOT` or a constant `true`.
     pub fn rows(&self) -> Vec<u32> {
         self.collect(&self.node)
     }
@@ -612,10 +613,10 @@ impl SegmentPredicate<'_> {
         match node {
             SNode::Const(false) => Vec::new(),
             SNode::Range { sorted, keys, low, high, .. } => {
+                // In key order: a scan needs no row order, and sorting cost as much as the copy
+                // ten times over.
                 let (from, to) = range_span(sorted, keys, *low, *high);
-                let mut out = sorted[from..to].to_vec();
-                out.sort_unstable();
-                out
+                sorted[from..to].to_vec()
             }
             SNode::Words { posting_offsets, postings, wanted, .. } => {
                 let mut out = Vec::new();

@@ -2,7 +2,7 @@
 //! committed segments, each with the deletion bitmap that hides superseded and deleted rows.
 
 use std::cell::RefCell;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use strata_attributes::{Predicate, Record, SegmentPredicate};
 use strata_manifest::{Manifest, SegmentRecord};
@@ -185,27 +185,33 @@ fn record_matches(predicate: Option<&Predicate>, record: Option<&Record>) -> boo
 struct Filtered<'a> {
     deleted: &'a AtomicBitmap,
     filter: &'a SegmentPredicate<'a>,
-    listed: Option<Vec<u32>>,
+    /// The matching rows: listed by the planner for a scan, or on first use by a walk that
+    /// gives up and scans them.
+    listed: OnceLock<Vec<u32>>,
     estimate: u64,
 }
 
 impl Admission for Filtered<'_> {
-    /// A listed admission is only asked about its listed rows (the scan reads nothing else),
-    /// which match by construction: only the delete is checked then.
     #[inline]
     fn admits(&self, row: u32) -> bool {
-        !self.deleted.contains(row) && (self.listed.is_some() || self.filter.matches(row))
+        !self.deleted.contains(row) && self.filter.matches(row)
+    }
+
+    /// A listed row matches by construction: only the delete is checked.
+    #[inline]
+    fn admits_listed(&self, row: u32) -> bool {
+        !self.deleted.contains(row)
     }
 
     fn admitted(&self) -> Admitted {
-        match &self.listed {
+        match self.listed.get() {
             Some(rows) => Admitted::AtMost(rows.len() as u64),
             None => Admitted::AtMost(self.estimate),
         }
     }
 
     fn rows(&self) -> Option<&[u32]> {
-        self.listed.as_deref()
+        Some(self.listed.get_or_init(|| self.filter.rows()))
     }
 }
 
@@ -238,10 +244,11 @@ struct Plan {
 }
 
 /// The scan-or-walk decision for one segment (ADR 0004). A scan of `n` matching rows costs
-/// `n` exact distances; a walk that must expand `L / s` nodes to meet `L` matching ones (at
-/// selectivity `s = n / N`) costs about [`WALK_COST`] exact distances per node (its codes and
-/// its node read). They break even at `n = sqrt(WALK_COST * L * N)`. Below it, and always for
-/// a flat segment (which scans anyway), the matching rows are listed and scanned.
+/// `n` code distances (then a short exact rerank); a walk that must expand `L / s` nodes to
+/// meet `L` matching ones (at selectivity `s = n / N`) costs about [`WALK_COST`] scanned rows
+/// per node (its neighbours' code distances and its node read). They break even at
+/// `n = sqrt(WALK_COST * L * N)`. Below it, and always for a flat segment (which scans
+/// anyway), the matching rows are listed and scanned.
 fn plan_filtered(
     segment: &Segment,
     filter: &SegmentPredicate<'_>,
@@ -267,7 +274,9 @@ fn plan_filtered(
             return Plan { strategy: Strategy::Scan, listed: Some(listed), estimate: matching };
         }
         let list_scale = walk_scale(matching, rows);
-        return Plan { strategy: Strategy::Walk { list_scale }, listed: None, estimate: matching };
+        // Kept for a walk that gives up: its scan then reads only these.
+        let strategy = Strategy::Walk { list_scale };
+        return Plan { strategy, listed: Some(listed), estimate: matching };
     }
     Plan {
         strategy: Strategy::Walk { list_scale: walk_scale(estimate, rows) },
@@ -276,11 +285,12 @@ fn plan_filtered(
     }
 }
 
-/// Exact distances one walked node costs (its code distances and node read), relative to one
-/// scanned row. Measured: see docs/TUNING.md, "Filtered search".
-const WALK_COST: f64 = 8.0;
-/// A filter is listed when its estimate is within this factor of the scan threshold.
-const LIST_SLACK: u64 = 4;
+/// Scanned rows one walked node costs. Measured with forced plans (`bench --filter-plan`) at
+/// 1-20% selectivity on 100k x 128: docs/BENCHMARKS.md, "Attributes and filtered search".
+const WALK_COST: f64 = 16.0;
+/// A filter is listed when its estimate is within this factor of the scan threshold (listing
+/// costs a copy per matching row: at 4x, listing 20k rows for a walk cost more than the walk).
+const LIST_SLACK: u64 = 2;
 /// The largest factor a walk's list grows by under a selective filter.
 const MAX_LIST_SCALE: f32 = 64.0;
 
@@ -435,8 +445,11 @@ impl Snapshot {
             };
             let filter = segment.columns.bind(predicate);
             let plan = plan_filtered(segment, &filter, k, vamana, vamana.filter_plan);
-            let admission =
-                Filtered { deleted, filter: &filter, listed: plan.listed, estimate: plan.estimate };
+            let listed = OnceLock::new();
+            if let Some(rows) = plan.listed {
+                let _ = listed.set(rows);
+            }
+            let admission = Filtered { deleted, filter: &filter, listed, estimate: plan.estimate };
             match plan.strategy {
                 Strategy::Scan => {
                     segment.scan(query, &admission, &mut scratch.top, &mut scratch.segment)?

@@ -20,11 +20,19 @@ pub trait Admission: Sync {
         Admitted::Unknown
     }
 
-    /// The admitted rows, ascending, when they are listed: an exact scan of a small admitted
-    /// set reads only these. Every listed row still passes [`admits`](Self::admits) before it is
-    /// returned (a delete may land after the list was made).
+    /// The admitted rows, each once and in any order, when they are listed: a scan of the
+    /// admitted set reads only these. Every listed row still passes
+    /// [`admits_listed`](Self::admits_listed) before it is returned (a delete may land after
+    /// the list was made).
     fn rows(&self) -> Option<&[u32]> {
         None
+    }
+
+    /// Whether `row`, taken from [`rows`](Self::rows), may be returned: the tests the listing
+    /// already passed (a filter's) need not run again.
+    #[inline]
+    fn admits_listed(&self, row: u32) -> bool {
+        self.admits(row)
     }
 }
 

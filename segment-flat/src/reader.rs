@@ -166,7 +166,7 @@ impl FlatSegment {
         let prepared = codec.prepare(query, query_scratch);
         if let Some(listed) = admission.rows() {
             for &row in listed {
-                if (row as u64) < self.rows() && admission.admits(row) {
+                if (row as u64) < self.rows() && admission.admits_listed(row) {
                     let code = &codes[row as usize * code_len..(row as usize + 1) * code_len];
                     candidates.push(u64::from(row), prepared.distance(code));
                 }
@@ -231,7 +231,7 @@ impl FlatSegment {
         let metric = self.metric();
         if let Some(listed) = admission.rows() {
             for &row in listed {
-                if (row as u64) < self.rows() && admission.admits(row) {
+                if (row as u64) < self.rows() && admission.admits_listed(row) {
                     let vector = &vectors[row as usize * dim..(row as usize + 1) * dim];
                     top.push(self.file.id(row), metric.distance(query, vector));
                 }
