@@ -89,7 +89,7 @@ impl CandidateList {
         }
     }
 
-    #[cfg(test)]
+    /// The candidates, nearest first.
     pub fn items(&self) -> &[Candidate] {
         &self.items
     }

@@ -17,7 +17,7 @@ use crate::format::{
     SECTION_SECTOR_CRCS, SECTOR_LEN,
 };
 use crate::list::CandidateList;
-use crate::walk::{Nodes, Walk, WalkIndex, beam_search};
+use crate::walk::{Nodes, Start, Walk, WalkIndex, beam_search};
 use crate::{FileError, Problem, Result, VamanaError};
 
 /// The Vamana segment's file: its magic and the sections it knows.
@@ -77,6 +77,8 @@ pub struct SearchScratch {
     pub(crate) distances: Vec<f32>,
     pub(crate) best: TopK,
     pub(crate) sorted: Vec<Neighbor>,
+    /// Where a walk inside the admitted rows starts.
+    pub(crate) seeds: Vec<u32>,
 }
 
 /// An open, immutable Vamana segment.
@@ -320,7 +322,9 @@ impl VamanaSegment {
     /// Rows it does not admit (deleted, filtered out) are still walked through, so the graph
     /// stays connected. If fewer than k rows survive, the search repeats with a doubled list,
     /// and finally scans every admitted row, so k results come back whenever k rows are
-    /// admitted.
+    /// admitted. A walk that met admitted rows far more rarely than their count predicts
+    /// (they lie away from the query) stops doubling at once: many listed rows are walked
+    /// within (`walk_within_admitted`), fewer are scanned by their codes.
     ///
     /// `query` must be prepared for the metric (normalized for cosine).
     pub fn search(
@@ -377,12 +381,24 @@ impl VamanaSegment {
                 self.scan(query, admission, scratch, &mut stats)?;
                 break;
             }
-            if retries > 0 && scan_instead(search_list, rows, retries, &stats, admission) {
-                self.scan_codes(query, admission, scratch, &mut stats)?;
+            let hostile = retries > 0 && met_too_few_admitted(rows, &stats, admission);
+            if hostile || (retries > 0 && scan_instead(search_list, rows, retries)) {
+                let walk = Walk {
+                    search_list,
+                    beam_width: params.beam_width,
+                    cutoff: f32::INFINITY,
+                    start: Start::WithinAdmitted,
+                };
+                if !(hostile
+                    && self.walk_within_admitted(query, walk, admission, scratch, &mut stats)?)
+                {
+                    self.scan_codes(query, admission, scratch, &mut stats)?;
+                }
                 break;
             }
             let cutoff = bound_cutoff(bound);
-            let walk = Walk { search_list, beam_width: params.beam_width, cutoff };
+            let walk =
+                Walk { search_list, beam_width: params.beam_width, cutoff, start: Start::Medoid };
             let stopped =
                 beam_search(&self.walk_index(), query, walk, admission, scratch, &mut stats)?;
             if stopped || scratch.best.len() >= k {
@@ -492,6 +508,57 @@ impl VamanaSegment {
         Ok(())
     }
 
+    /// For a walk that met almost no admitted row (a filter whose matches lie away from the
+    /// query): a walk through admitted rows only, started from the best of a sample of them by
+    /// code distance. Returns whether it found k rows; if not, the caller scans. A few listed
+    /// rows are scanned instead, as is an admission that lists none.
+    fn walk_within_admitted(
+        &self,
+        query: &[f32],
+        walk: Walk,
+        admission: &impl Admission,
+        scratch: &mut SearchScratch,
+        stats: &mut SearchStats,
+    ) -> Result<bool> {
+        let Some(listed) = admission.rows() else { return Ok(false) };
+        if listed.len() <= WITHIN_WALK_MIN_ROWS {
+            return Ok(false);
+        }
+        let step = listed.len().div_ceil(SEED_SAMPLE);
+        scratch.seeds.clear();
+        scratch.seeds.extend(
+            listed.iter().step_by(step).copied().filter(|&row| admission.admits_listed(row)),
+        );
+        // The failed walk's nearest rows lie by the query: their admitted neighbours, within
+        // two hops, are where the matching rows nearest the query are likely reached from.
+        for candidate in scratch.list.items().iter().take(NEAR_SEEDS) {
+            let (_, neighbors) = self.node(candidate.row)?;
+            for &next in neighbors {
+                if admission.admits(next) {
+                    scratch.seeds.push(next);
+                    continue;
+                }
+                let (_, second) = self.node(next)?;
+                scratch.seeds.extend(second.iter().copied().filter(|&far| admission.admits(far)));
+            }
+        }
+        let k = scratch.best.k();
+        scratch.best.reset(k);
+        // Every row expanded is admitted, so the caller's 1/selectivity scale (to meet enough
+        // admitted rows among the others) is taken back, and a list twice the plain walk's
+        // kept: the retried list (4L at 50% of rows) becomes 8L, at most 16L for few rows.
+        // Measured at 50%: 8L gave recall 0.984 / 0.914 (128-d / 768-d), 4L 0.978 / 0.877.
+        let selectivity = match admission.admitted() {
+            Admitted::Exact(n) | Admitted::AtMost(n) => n as f64 / self.rows().max(1) as f64,
+            Admitted::Unknown => 1.0,
+        };
+        let search_list =
+            ((walk.search_list as f64 * (8.0 * selectivity).min(2.0)) as usize).max(k);
+        let walk = Walk { search_list, ..walk };
+        beam_search(&self.walk_index(), query, walk, admission, scratch, stats)?;
+        Ok(scratch.best.len() >= k)
+    }
+
     /// A scan of the rows `admission` admits (only its listed rows, when it lists them), by
     /// their codes and then an exact rerank of the best (`scan_codes`): what the planner runs
     /// for a small admitted set, where a walk would expand mostly rows it cannot return.
@@ -546,30 +613,38 @@ const RERANK_MIN: usize = 64;
 const RERANK_SHARE: usize = 128;
 /// Listed sets up to this size are scanned with full vectors, skipping the code tables.
 const EXACT_SCAN_ROWS: usize = 256;
+/// Listed sets up to this size are scanned, not walked within, when a walk gives up. The
+/// walk-within costs about the same at any size and loses recall where the matching rows are
+/// few and scattered; the scan costs a code distance per row. Measured on 100k x 128 regions:
+/// at 10% (10k rows) the walk ran 2x the scan's rate at recall 0.951 against 0.9997; at 50%,
+/// 23x at 0.978 against 0.995.
+const WITHIN_WALK_MIN_ROWS: usize = 16_384;
+/// A walk-within is also seeded near the query: from the admitted rows within two hops of
+/// this many of the failed walk's nearest rows.
+const NEAR_SEEDS: usize = 32;
+/// Listed rows sampled (evenly) as a walk-within's seeds; the nearest by code fill its list.
+const SEED_SAMPLE: usize = 256;
 /// Rows scored by their codes per kernel call in a code scan.
 const SCAN_BATCH: usize = 1024;
 
-/// Whether a retry should scan the admitted rows' codes rather than walk with `search_list`:
-/// after [`MAX_RETRIES`] doublings, once the list reaches a sixteenth of the rows, or at once
-/// when the walk met admitted rows at under a quarter of the rate the admission's count
-/// predicts (a filter whose matching rows lie away from the query, or a mostly deleted
-/// region: doubling the walk there only walks more rows it cannot return). A walk costs about
-/// `R` code distances per expanded row, so a doubling ladder run up to `rows` (as it was) did
-/// about `2R` times a code scan's work.
-fn scan_instead(
-    search_list: usize,
-    rows: usize,
-    retries: usize,
-    stats: &SearchStats,
-    admission: &impl Admission,
-) -> bool {
+/// Whether a retry should stop walking with `search_list` (and scan the admitted rows'
+/// codes): after [`MAX_RETRIES`] doublings, or once the list reaches a sixteenth of the rows.
+/// A walk costs about `R` code distances per expanded row, so a doubling ladder run up to
+/// `rows` (as it was) did about `2R` times a code scan's work.
+fn scan_instead(search_list: usize, rows: usize, retries: usize) -> bool {
+    retries > MAX_RETRIES || search_list.saturating_mul(16) >= rows
+}
+
+/// Whether the walk met admitted rows at under a quarter of the rate the admission's count
+/// predicts: a filter whose matching rows lie away from the query, or a mostly deleted
+/// region. Doubling the walk there only walks more rows it cannot return.
+fn met_too_few_admitted(rows: usize, stats: &SearchStats, admission: &impl Admission) -> bool {
     let expected = match admission.admitted() {
         Admitted::Exact(n) | Admitted::AtMost(n) => n as f64 / rows.max(1) as f64,
         Admitted::Unknown => 1.0,
     };
     let met = stats.hops.saturating_sub(stats.walked_not_admitted) as f64;
-    let hostile = stats.hops > 0 && met < 0.25 * expected * stats.hops as f64;
-    retries > MAX_RETRIES || search_list.saturating_mul(16) >= rows || hostile
+    stats.hops > 0 && met < 0.25 * expected * stats.hops as f64
 }
 
 /// The code distance past which a bounded search stops: `bound` plus a margin for the codes'

@@ -34,28 +34,46 @@ impl<N: ?Sized> WalkIndex<'_, N> {
     }
 }
 
-/// How far one beam search walks: its list size, its beam width, and the code distance past
-/// which a bounded search may stop (the reader's `bound_cutoff`).
+/// How far one beam search walks: its list size, its beam width, the code distance past
+/// which a bounded search may stop (the reader's `bound_cutoff`), and where it starts.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Walk {
     pub search_list: usize,
     pub beam_width: usize,
     pub cutoff: f32,
+    pub start: Start,
 }
 
-/// Walks the graph from the medoid for `query`, pushing every expanded row that `admission`
+/// A walk inside the admitted rows goes two hops from a row with fewer admitted neighbours.
+const TWO_HOP_BELOW: usize = 16;
+
+/// Where a walk starts and which rows it may walk through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Start {
+    /// From the medoid, through every row, admitted or not (the graph stays connected around
+    /// deleted and filtered-out rows).
+    Medoid,
+    /// From the rows in `scratch.seeds` (admitted ones), through admitted rows only: a walk
+    /// inside a filter's matching rows, for a filter whose matches lie away from the query.
+    /// Where the matches form a region of the space, the graph among them stays connected and
+    /// the walk descends to the region's rows nearest the query.
+    WithinAdmitted,
+}
+
+/// Walks the graph from its start for `query`, pushing every expanded row that `admission`
 /// admits into `scratch.best` by exact distance; returns whether a bounded walk stopped at
 /// its cutoff.
 pub(crate) fn beam_search<N: Nodes>(
     index: &WalkIndex<'_, N>,
     query: &[f32],
-    Walk { search_list, beam_width, cutoff }: Walk,
+    Walk { search_list, beam_width, cutoff, start }: Walk,
     admission: &impl Admission,
     scratch: &mut SearchScratch,
     stats: &mut SearchStats,
 ) -> Result<bool> {
-    let SearchScratch { list, visited, query: prepared, beam, pending, distances, best, .. } =
-        scratch;
+    let SearchScratch {
+        list, visited, query: prepared, beam, pending, distances, best, seeds, ..
+    } = scratch;
     // The nearest code distance expanded so far: once the next candidate is no nearer, the
     // greedy descent has reached its local minimum.
     let mut nearest_expanded = f32::INFINITY;
@@ -65,10 +83,27 @@ pub(crate) fn beam_search<N: Nodes>(
     let prepared = index.codec.prepare(query, prepared);
     list.reset(search_list);
     visited.reset(index.rows);
-    visited.insert(index.medoid);
-    list.insert(index.medoid, prepared.distance(index.code(index.medoid)));
-    stats.code_distances += 1;
+    let within = start == Start::WithinAdmitted;
+    // The first round scores the walk's start: the medoid, or the seeds (the list keeps the
+    // nearest of them).
+    pending.clear();
+    if within {
+        let fresh = |row: &u32| (*row as usize) < index.rows && visited.insert(*row);
+        pending.extend(seeds.iter().copied().filter(fresh));
+    } else {
+        visited.insert(index.medoid);
+        pending.push(index.medoid);
+    }
     loop {
+        distances.clear();
+        distances.resize(pending.len(), 0.0);
+        prepared.distances_of_rows(index.codes, pending, distances);
+        stats.code_distances += pending.len() as u64;
+        for (&next, &distance) in pending.iter().zip(distances.iter()) {
+            if distance < list.bound() {
+                list.insert(next, distance);
+            }
+        }
         beam.clear();
         while beam.len() < beam_width {
             match list.expand_next() {
@@ -104,20 +139,37 @@ pub(crate) fn beam_search<N: Nodes>(
             } else {
                 stats.walked_not_admitted += 1;
             }
+            if !within {
+                for &next in neighbors {
+                    if visited.insert(next) {
+                        strata_quantize::prefetch(index.code(next));
+                        pending.push(next);
+                    }
+                }
+                continue;
+            }
+            // Inside the admitted rows: where few neighbours are admitted, go two hops through
+            // the others (ACORN-1's expansion), so a region's rows stay connected.
+            let admitted = neighbors.iter().filter(|&&next| admission.admits(next)).count();
+            let two_hop = admitted < TWO_HOP_BELOW;
             for &next in neighbors {
-                if visited.insert(next) {
+                if !visited.insert(next) {
+                    continue;
+                }
+                if admission.admits(next) {
                     strata_quantize::prefetch(index.code(next));
                     pending.push(next);
+                } else if two_hop {
+                    let (_, second) = index.nodes.node(next)?;
+                    stats.sectors_read += u64::from(index.nodes.sectors_per_node());
+                    stats.walked_not_admitted += 1;
+                    for &far in second {
+                        if admission.admits(far) && visited.insert(far) {
+                            strata_quantize::prefetch(index.code(far));
+                            pending.push(far);
+                        }
+                    }
                 }
-            }
-        }
-        distances.clear();
-        distances.resize(pending.len(), 0.0);
-        prepared.distances_of_rows(index.codes, pending, distances);
-        stats.code_distances += pending.len() as u64;
-        for (&next, &distance) in pending.iter().zip(distances.iter()) {
-            if distance < list.bound() {
-                list.insert(next, distance);
             }
         }
     }

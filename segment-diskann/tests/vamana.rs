@@ -673,9 +673,14 @@ fn layout_matches_the_spec() {
 /// Admits the rows it lists (a filter the planner materialized).
 struct Listed(Vec<u32>);
 
+/// Listed rows, counted exactly (as the engine's filter lists and counts them).
 impl strata_quantize::Admission for Listed {
     fn admits(&self, row: u32) -> bool {
         self.0.binary_search(&row).is_ok()
+    }
+
+    fn admitted(&self) -> strata_quantize::Admitted {
+        strata_quantize::Admitted::Exact(self.0.len() as u64)
     }
 
     fn rows(&self) -> Option<&[u32]> {
@@ -726,4 +731,50 @@ fn listed_scans_and_hostile_walks_return_k_admitted_rows() {
     let n = queries.len() as f64;
     assert!(listed_recall / n >= 0.98, "listed scan recall {}", listed_recall / n);
     assert!(hostile_recall / n >= 0.95, "hostile walk recall {}", hostile_recall / n);
+}
+
+/// A filter whose matching rows are a region of the space (half of it) away from the query,
+/// too many to scan cheaply: the walk from the medoid meets almost none of them and gives up,
+/// then walks inside the region from seeds (a sample of its rows and the admitted rows near
+/// the failed walk's nearest). k admitted rows come back at high recall, for far fewer code
+/// distances than a scan of the region.
+#[test]
+fn a_walk_that_meets_no_admitted_row_walks_inside_a_large_region() {
+    let (rows, dim) = (40_000, 8);
+    let vectors = clustered(rows, dim, 50, Metric::L2, 11);
+    let store = MemoryStore::new();
+    let segment = build(&store, "s", &vectors, dim, Metric::L2, BuildOptions::default());
+    let first = |r: usize| vectors[r * dim];
+    let mut order: Vec<usize> = (0..rows).collect();
+    order.sort_by(|&a, &b| first(a).total_cmp(&first(b)));
+    let region = {
+        let mut rows: Vec<u32> = order[..rows / 2].iter().map(|&r| r as u32).collect();
+        rows.sort_unstable();
+        Listed(rows)
+    };
+    // Queries from the far end of the other half.
+    let queries: Vec<usize> = order[rows - rows / 10..].iter().step_by(131).copied().collect();
+    let mut scratch = SearchScratch::default();
+    let (mut total_recall, mut code_distances) = (0.0, 0u64);
+    for &q in &queries {
+        let query = &vectors[q * dim..(q + 1) * dim];
+        let mut top = TopK::new(10);
+        let params = SearchParams { search_list: 40, beam_width: 1 };
+        let stats = segment.search(query, &params, &region, &mut top, &mut scratch).unwrap();
+        let found: Vec<u64> = top.into_sorted_vec().iter().map(|n| n.id).collect();
+        assert_eq!(found.len(), 10);
+        assert!(
+            found.iter().all(|&id| region.0.binary_search(&(id as u32)).is_ok()),
+            "only admitted"
+        );
+        let truth = brute_force(Metric::L2, &vectors, dim, query, 10, |r| {
+            region.0.binary_search(&r).is_err()
+        });
+        total_recall += recall(&truth, &found);
+        code_distances += stats.code_distances;
+    }
+    let n = queries.len() as f64;
+    assert!(total_recall / n >= 0.9, "recall {}", total_recall / n);
+    let per_query = code_distances as f64 / n;
+    assert!(per_query < region.0.len() as f64 / 4.0, "{per_query} code distances a query");
 }

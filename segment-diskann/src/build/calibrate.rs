@@ -12,7 +12,7 @@ use strata_quantize::{AdmitIf, Codec, Metric, TopK};
 
 use super::vamana::Graph;
 use crate::reader::{SearchScratch, SearchStats};
-use crate::walk::{Nodes, Walk, WalkIndex, beam_search};
+use crate::walk::{Nodes, Start, Walk, WalkIndex, beam_search};
 
 /// Rows sampled as queries.
 pub(crate) const QUERIES: usize = 100;
@@ -83,7 +83,12 @@ pub(crate) fn calibrate(segment: &Segment<'_>, seed: u64, threads: usize) -> Vec
     let order: Vec<usize> = (0..queries.len()).collect();
     let mut points = Vec::new();
     for search_list in LADDER {
-        let walk = Walk { search_list: search_list.max(K), beam_width: 1, cutoff: f32::INFINITY };
+        let walk = Walk {
+            search_list: search_list.max(K),
+            beam_width: 1,
+            cutoff: f32::INFINITY,
+            start: Start::Medoid,
+        };
         let found = parallel(&order, threads, |chunk| {
             let mut scratch = SearchScratch::default();
             let mut hits = 0usize;
