@@ -305,6 +305,22 @@ pub(crate) fn extend(
         step.insert_batch(&mut graph, &order[done..done + size], &mut scratches, &mut work);
         done += size;
     }
+    // Where a build makes two passes (wide vectors), the inserted rows are linked again once
+    // every one of them is in the graph, as a build's second pass does: one insertion each
+    // left 768-d loads that committed in ten parts 4 points of recall short at L 20 (0.939
+    // against 0.979 for one commit).
+    if params.passes > 1 {
+        let again: Vec<u32> = permutation(order.len(), params.seed, 3)
+            .into_iter()
+            .map(|i| order[i as usize])
+            .collect();
+        let limit = batch_limit(rows);
+        let mut done = 0;
+        for size in batch_sizes(again.len(), limit, limit) {
+            step.insert_batch(&mut graph, &again[done..done + size], &mut scratches, &mut work);
+            done += size;
+        }
+    }
     step.trim(&mut graph, &mut scratches, &mut work);
     (graph, medoid)
 }
