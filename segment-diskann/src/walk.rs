@@ -58,6 +58,10 @@ pub(crate) enum Start {
     /// Where the matches form a region of the space, the graph among them stays connected and
     /// the walk descends to the region's rows nearest the query.
     WithinAdmitted,
+    /// As `Medoid`, but never through `row`: the build's calibration searches for a row of the
+    /// graph as a query that is not in it (through its own list, a row's neighbours are one
+    /// hop away; a query's are not).
+    MedoidAvoiding(u32),
 }
 
 /// Walks the graph from its start for `query`, pushing every expanded row that `admission`
@@ -87,6 +91,9 @@ pub(crate) fn beam_search<N: Nodes>(
     // The first round scores the walk's start: the medoid, or the seeds (the list keeps the
     // nearest of them).
     pending.clear();
+    if let Start::MedoidAvoiding(row) = start {
+        visited.insert(row);
+    }
     if within {
         let fresh = |row: &u32| (*row as usize) < index.rows && visited.insert(*row);
         pending.extend(seeds.iter().copied().filter(fresh));

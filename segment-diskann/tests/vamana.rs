@@ -808,3 +808,30 @@ fn a_graph_of_wide_vectors_grown_by_merges_answers_like_a_rebuild() {
     eprintln!("recall@10 {kept:.4} grown by merges, {fresh:.4} rebuilt");
     assert!(kept >= fresh - 0.015, "{kept} vs {fresh}");
 }
+
+/// Wide vectors: the L the calibration gives for 0.9 and 0.95 holds on held-out queries
+/// within a point. (The calibration walks around the row it searches for, as a query not in
+/// the graph must: through its own list a row's neighbours are one hop away. At this size
+/// both ways pass; at 100k x 768 the old way gave 0.925 for a target of 0.95, the new 0.958:
+/// docs/BENCHMARKS.md.)
+#[test]
+fn the_calibration_of_wide_vectors_holds_on_held_out_queries() {
+    let (rows, dim, metric) = (6_000, 512, Metric::Cosine);
+    let data = clustered(rows + 200, dim, 60, metric, 43);
+    let (vectors, queries) = data.split_at(rows * dim);
+    let store = MemoryStore::new();
+    let segment = build(&store, "s", vectors, dim, metric, BuildOptions::default());
+    for target in [0.9f32, 0.95] {
+        let search_list = segment.search_list_for(target).unwrap();
+        let params = SearchParams { search_list, beam_width: 1 };
+        let mut scratch = SearchScratch::default();
+        let mut total = 0.0;
+        for query in queries.chunks_exact(dim) {
+            let truth = brute_force(metric, vectors, dim, query, 10, |_| false);
+            total += recall(&truth, &search(&segment, query, 10, &params, |_| false, &mut scratch));
+        }
+        let held_out = total / (queries.len() / dim) as f64;
+        eprintln!("target {target}: L {search_list}, held-out recall {held_out:.4}");
+        assert!(held_out >= f64::from(target) - 0.01, "{target}: {held_out} at L {search_list}");
+    }
+}

@@ -98,6 +98,7 @@ pub(crate) fn calibrate(segment: &Segment<'_>, seed: u64, threads: usize) -> Vec
                 scratch.best.reset(K);
                 let mut stats = SearchStats::default();
                 let others = AdmitIf(|r: u32| r != row);
+                let walk = Walk { start: Start::MedoidAvoiding(row), ..walk };
                 beam_search(&index, query, walk, &others, &mut scratch, &mut stats)
                     .expect("in-memory nodes never fail");
                 scratch.best.sorted_into(&mut scratch.sorted);
