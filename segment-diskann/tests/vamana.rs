@@ -543,6 +543,25 @@ fn keeping_a_graph_checks_its_rows() {
     invalid(builder.push(900, &vectors[500 * dim..501 * dim]).unwrap_err());
 }
 
+/// Mean recall@10 of `queries` (not in the segment) against an exact scan of `vectors`, at
+/// list size `search_list`.
+fn held_out_recall(
+    segment: &VamanaSegment,
+    vectors: &[f32],
+    queries: &[f32],
+    search_list: usize,
+) -> f64 {
+    let (dim, metric) = (segment.dim(), segment.metric());
+    let params = SearchParams { search_list, beam_width: 1 };
+    let mut scratch = SearchScratch::default();
+    let mut total = 0.0;
+    for query in queries.chunks_exact(dim) {
+        let truth = brute_force(metric, vectors, dim, query, 10, |_| false);
+        total += recall(&truth, &search(segment, query, 10, &params, |_| false, &mut scratch));
+    }
+    total / (queries.len() / dim) as f64
+}
+
 /// The build measures recall@10 at a ladder of list sizes and records it; the L it gives for
 /// a recall level holds that level on held-out queries from the same data, within a margin.
 #[test]
@@ -569,15 +588,7 @@ fn the_calibration_predicts_recall_on_held_out_queries() {
         assert!(last.recall >= 0.999 || last.search_list >= 1024, "{points:?}");
         for target in [0.9f32, 0.95, 0.99] {
             let search_list = segment.search_list_for(target).unwrap();
-            let params = SearchParams { search_list, beam_width: 1 };
-            let mut scratch = SearchScratch::default();
-            let mut total = 0.0;
-            for query in queries.chunks_exact(dim) {
-                let truth = brute_force(metric, vectors, dim, query, 10, |_| false);
-                total +=
-                    recall(&truth, &search(&segment, query, 10, &params, |_| false, &mut scratch));
-            }
-            let held_out = total / (queries.len() / dim) as f64;
+            let held_out = held_out_recall(&segment, vectors, queries, search_list);
             eprintln!("{metric}: target {target}: L {search_list}, held-out recall {held_out:.4}");
             assert!(
                 held_out >= f64::from(target) - 0.03,
@@ -823,14 +834,7 @@ fn the_calibration_of_wide_vectors_holds_on_held_out_queries() {
     let segment = build(&store, "s", vectors, dim, metric, BuildOptions::default());
     for target in [0.9f32, 0.95] {
         let search_list = segment.search_list_for(target).unwrap();
-        let params = SearchParams { search_list, beam_width: 1 };
-        let mut scratch = SearchScratch::default();
-        let mut total = 0.0;
-        for query in queries.chunks_exact(dim) {
-            let truth = brute_force(metric, vectors, dim, query, 10, |_| false);
-            total += recall(&truth, &search(&segment, query, 10, &params, |_| false, &mut scratch));
-        }
-        let held_out = total / (queries.len() / dim) as f64;
+        let held_out = held_out_recall(&segment, vectors, queries, search_list);
         eprintln!("target {target}: L {search_list}, held-out recall {held_out:.4}");
         assert!(held_out >= f64::from(target) - 0.01, "{target}: {held_out} at L {search_list}");
     }
