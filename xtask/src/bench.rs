@@ -144,6 +144,14 @@ pub struct BenchArgs {
     /// `scan` (the matching rows exactly) or `walk` (the graph), to measure the break-even.
     #[arg(long, value_enum, default_value = "auto")]
     pub filter_plan: FilterPlanArg,
+    /// engine: after the load, --churn-rounds times delete this share of the ids, commit,
+    /// upsert the same ids with the same vectors, commit and compact (per --compaction),
+    /// reporting recall, q/s, segments, disk and resident bytes after each round.
+    #[arg(long, requires = "gt", conflicts_with = "reuse")]
+    pub churn: Option<f64>,
+    /// engine: rounds of --churn.
+    #[arg(long, default_value_t = 5)]
+    pub churn_rounds: usize,
 }
 
 /// `--filter-plan`.
@@ -292,6 +300,7 @@ fn load_engine(
     args: &BenchArgs,
     base: &Vectors<f32>,
     dir: &std::path::Path,
+    measured: Option<(&Vectors<f32>, &Vectors<i32>)>,
 ) -> Result<usize, String> {
     let attributes = args
         .attributes
@@ -351,6 +360,22 @@ fn load_engine(
             db.compact().map_err(|e| e.to_string())?;
         }
         CompactionMode::Sync | CompactionMode::None => {}
+    }
+    if let (Some(fraction), Some((queries, truth))) = (args.churn, measured) {
+        if !(0.0..=1.0).contains(&fraction) {
+            return Err(format!("--churn {fraction}: a share of the ids, 0 to 1"));
+        }
+        let churn = crate::churn::Churn {
+            fraction,
+            rounds: args.churn_rounds,
+            queries,
+            truth,
+            k: args.k,
+            compact: args.compaction != CompactionMode::None,
+            json: args.json,
+        };
+        let attrs = attributes.as_ref().map(|(_, all)| all.as_slice());
+        crate::churn::run(&db, dir, base, attrs, &churn)?;
     }
     db.close().map_err(|e| e.to_string())?;
     Ok(commits)
@@ -478,7 +503,9 @@ pub fn run(args: &BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
         }
         IndexKind::Engine => {
             let dir = BenchDir::new(args.db.as_ref(), "engine");
-            let commits = if args.reuse { 0 } else { load_engine(args, &base, &dir.path)? };
+            let measured = Some((&queries, &truth));
+            let commits =
+                if args.reuse { 0 } else { load_engine(args, &base, &dir.path, measured)? };
             let build_s = started.elapsed().as_secs_f64();
             let opened = Instant::now();
             let db = strata::Db::open(&dir.path)?;
@@ -804,9 +831,11 @@ mod tests {
             schema: None,
             filter: None,
             filter_plan: FilterPlanArg::Auto,
+            churn: None,
+            churn_rounds: 5,
         };
         let db_dir = dir.path().join("db");
-        assert_eq!(load_engine(&args, &base, &db_dir).unwrap(), 5);
+        assert_eq!(load_engine(&args, &base, &db_dir, None).unwrap(), 5);
         let db = strata::Db::open(&db_dir).unwrap();
         assert_eq!(db.len(), 3000);
         let index = EngineIndex::new(db, db_dir, vec![Effort::List(10)]);
@@ -818,7 +847,7 @@ mod tests {
         // (each segment at the L its calibration gives for the default recall).
         let args = BenchArgs { compaction: CompactionMode::Full, diskann_min_rows: 1000, ..args };
         let db_dir = dir.path().join("compacted");
-        load_engine(&args, &base, &db_dir).unwrap();
+        load_engine(&args, &base, &db_dir, None).unwrap();
         let db = strata::Db::open(&db_dir).unwrap();
         let kinds: Vec<_> = db.segments().iter().map(|s| s.kind).collect();
         assert_eq!(kinds, [strata::compaction::SegmentKind::Vamana]);
@@ -830,6 +859,28 @@ mod tests {
         assert!(index.ram_bytes() > 0);
         let m = measure(&index, &queries, &truth, 10, 2);
         assert!(m.recall >= 0.95, "recall {} through a compacted Vamana segment", m.recall);
+
+        // Two rounds of 50% churn (delete, commit, the same rows again, commit, compact):
+        // every row is back under its id, in a Vamana segment and a tail, at the same recall.
+        let args = BenchArgs {
+            compaction: CompactionMode::Sync,
+            churn: Some(0.5),
+            churn_rounds: 2,
+            ..args
+        };
+        let db_dir = dir.path().join("churned");
+        load_engine(&args, &base, &db_dir, Some((&queries, &truth))).unwrap();
+        let db = strata::Db::open(&db_dir).unwrap();
+        assert_eq!(db.len(), 3000);
+        let live: u64 = db.segments().iter().map(|s| s.live_rows).sum();
+        assert_eq!(live, 3000, "superseded rows are dead in every segment");
+        let index = EngineIndex::new(
+            db,
+            db_dir,
+            vec![Effort::Recall(strata::SearchParams::DEFAULT_RECALL)],
+        );
+        let m = measure(&index, &queries, &truth, 10, 2);
+        assert!(m.recall >= 0.95, "recall {} after churn", m.recall);
     }
 
     #[test]
@@ -912,6 +963,8 @@ mod tests {
             schema: None,
             filter: None,
             filter_plan: FilterPlanArg::Auto,
+            churn: None,
+            churn_rounds: 5,
         };
         let base = Vectors { dim: 2, data: vec![0.0; 20] };
         let queries = Vectors { dim: 2, data: vec![0.0; 4] };

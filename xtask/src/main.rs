@@ -8,6 +8,7 @@ mod bench_codes;
 mod bench_diskann;
 mod bench_engine;
 mod bench_kernels;
+mod churn;
 mod demo;
 mod exact;
 mod generate;

@@ -65,7 +65,7 @@ pub struct Measurement {
 /// Fraction of the true `k` nearest found among the `k` returned, over all queries.
 /// Recall@k over the valid ground-truth entries: a filtered ground truth pads with -1 where
 /// fewer than k rows match, and a query with no valid entry counts for nothing.
-fn recall_at_k(found: &[u64], truth: &Vectors<i32>, k: usize) -> f64 {
+pub fn recall_at_k(found: &[u64], truth: &Vectors<i32>, k: usize) -> f64 {
     let (mut hits, mut wanted) = (0usize, 0usize);
     for (q, got) in found.chunks_exact(k).enumerate() {
         let expected = &truth.row(q)[..k];
