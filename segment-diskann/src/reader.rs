@@ -509,9 +509,11 @@ impl VamanaSegment {
     }
 
     /// For a walk that met almost no admitted row (a filter whose matches lie away from the
-    /// query): a walk through admitted rows only, started from the best of a sample of them by
-    /// code distance. Returns whether it found k rows; if not, the caller scans. A few listed
-    /// rows are scanned instead, as is an admission that lists none.
+    /// query): a walk through admitted rows only, seeded by an even sample of them and by the
+    /// admitted rows near the failed walk's nearest. Returns whether it found k rows; if not,
+    /// the caller scans, as it does for an admission that lists no rows, for at most
+    /// [`WITHIN_WALK_MIN_ROWS`] listed rows, or for under [`WITHIN_WALK_MIN_SHARE`] of the
+    /// segment.
     fn walk_within_admitted(
         &self,
         query: &[f32],
