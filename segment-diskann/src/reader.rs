@@ -462,9 +462,14 @@ impl VamanaSegment {
         let prepared = self.codec.prepare(query, prepared_scratch);
         // The codes rank a large set less surely than a walk's few candidates: the shortlist
         // grows with the rows scanned (at 768-d, reranking 160 of 50k matching rows gave
-        // recall 0.92).
-        let scanning = admission.rows().map_or(self.rows() as usize, <[u32]>::len);
-        let shortlist_len = k.saturating_mul(RERANK).max(RERANK_MIN).max(scanning / RERANK_SHARE);
+        // recall 0.92), up to a bound: each shortlisted row is a node read.
+        let scanning = match (admission.rows(), admission.admitted()) {
+            (Some(listed), _) => listed.len() as u64,
+            (None, Admitted::Exact(n) | Admitted::AtMost(n)) => n.min(self.rows()),
+            (None, Admitted::Unknown) => self.rows(),
+        };
+        let share = usize::try_from(scanning / RERANK_SHARE as u64).unwrap_or(usize::MAX);
+        let shortlist_len = k.saturating_mul(RERANK).max(RERANK_MIN).max(share.min(RERANK_MAX));
         let mut shortlist = TopK::new(shortlist_len);
         let mut score = |rows: &[u32], distances: &mut Vec<f32>| {
             distances.clear();
@@ -612,8 +617,10 @@ const MAX_RETRIES: usize = 3;
 /// rerank (4 was enough at 128-d; at 768-d cosine a 1% scan needed 16 for recall 0.999)...
 const RERANK: usize = 16;
 const RERANK_MIN: usize = 64;
-/// ...and at least one scanned row in `RERANK_SHARE`.
+/// ...and at least one scanned row in `RERANK_SHARE`, up to `RERANK_MAX` (a fallback scan of a
+/// mostly deleted 10M-row segment would otherwise read 78k nodes).
 const RERANK_SHARE: usize = 128;
+const RERANK_MAX: usize = 4096;
 /// Listed sets up to this size are scanned with full vectors, skipping the code tables.
 const EXACT_SCAN_ROWS: usize = 256;
 /// Listed sets up to this size are scanned, not walked within, when a walk gives up. The

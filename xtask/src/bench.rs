@@ -302,6 +302,11 @@ fn load_engine(
     dir: &std::path::Path,
     measured: Option<(&Vectors<f32>, &Vectors<i32>)>,
 ) -> Result<usize, String> {
+    if let Some(fraction) = args.churn
+        && !(0.0..=1.0).contains(&fraction)
+    {
+        return Err(format!("--churn {fraction}: a share of the ids, 0 to 1"));
+    }
     let attributes = args
         .attributes
         .as_deref()
@@ -362,9 +367,6 @@ fn load_engine(
         CompactionMode::Sync | CompactionMode::None => {}
     }
     if let (Some(fraction), Some((queries, truth))) = (args.churn, measured) {
-        if !(0.0..=1.0).contains(&fraction) {
-            return Err(format!("--churn {fraction}: a share of the ids, 0 to 1"));
-        }
         let churn = crate::churn::Churn {
             fraction,
             rounds: args.churn_rounds,
