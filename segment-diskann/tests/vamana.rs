@@ -508,6 +508,66 @@ fn a_merge_into_a_kept_graph_answers_like_a_rebuild() {
     }
 }
 
+/// Rows reached by following lists from the entry point (the medoid).
+fn reachable_from_entry(segment: &VamanaSegment) -> usize {
+    let rows = segment.rows() as usize;
+    let mut reached = vec![false; rows];
+    let mut stack = vec![segment.medoid()];
+    reached[segment.medoid() as usize] = true;
+    while let Some(row) = stack.pop() {
+        for &next in segment.neighbors(row).unwrap() {
+            if !std::mem::replace(&mut reached[next as usize], true) {
+                stack.push(next);
+            }
+        }
+    }
+    reached.iter().filter(|&&r| r).count()
+}
+
+/// FreshDiskANN's delete phase under churn: deleting half the rows of a kept graph (and, in
+/// later rounds, inserting them again) leaves every live row reachable from the entry point,
+/// round after round, and recall where a rebuild of the same rows has it.
+#[test]
+fn after_deleting_half_every_live_row_is_reachable_from_the_entry() {
+    let (rows, dim) = (4_000, 16);
+    for metric in METRICS {
+        let data = clustered(rows + 200, dim, 40, metric, 53);
+        let (vectors, queries) = data.split_at(rows * dim);
+        let store = MemoryStore::new();
+        let mut current = build(&store, "round-0", vectors, dim, metric, BuildOptions::default());
+        let mut rng = strata_quantize::rng::SplitMix64::new(7, metric as u64);
+        for round in 1..=4u64 {
+            let deleted: Vec<bool> = (0..current.rows()).map(|_| rng.uniform() < 0.5).collect();
+            let keep = |row: u32| !deleted[row as usize];
+            // Round 1 only deletes; later rounds put the deleted rows back, as an upsert of
+            // the same vectors under their ids would.
+            // (Under new ids: a segment's ids are whatever the engine gives it.)
+            let mut back = Vec::new();
+            if round > 1 {
+                for row in (0..current.rows() as u32).filter(|&r| !keep(r)) {
+                    back.extend_from_slice(current.vector(row).unwrap());
+                }
+            }
+            let (key, new_ids) = (format!("round-{round}"), round * 1_000_000);
+            let (next, live_vectors, ids) =
+                merge_into(&store, &key, &current, keep, &back, new_ids, true);
+            assert_eq!(next.rows() as usize, ids.len());
+            assert_eq!(
+                reachable_from_entry(&next),
+                ids.len(),
+                "{metric} round {round}: every live row reachable"
+            );
+            let (rebuilt, ..) =
+                merge_into(&store, "rebuilt", &current, keep, &back, new_ids, false);
+            let churned = recall_by_id(&next, &live_vectors, &ids, queries);
+            let fresh = recall_by_id(&rebuilt, &live_vectors, &ids, queries);
+            eprintln!("{metric} round {round}: recall@10 {churned:.4} kept, {fresh:.4} rebuilt");
+            assert!(churned >= fresh - 0.03, "{metric} round {round}: {churned} vs {fresh}");
+            current = next;
+        }
+    }
+}
+
 #[test]
 fn keeping_a_graph_checks_its_rows() {
     let dim = 8;

@@ -152,6 +152,15 @@ pub struct BenchArgs {
     /// engine: rounds of --churn.
     #[arg(long, default_value_t = 5)]
     pub churn_rounds: usize,
+    /// engine: `same` upserts churned ids with their own vectors; `replace` with rows the load
+    /// left out (it loads `rows / (1 + churn)` of the file) and recomputes the ground truth.
+    /// Either way a fresh database of the final rows is then loaded and measured beside it.
+    #[arg(long, value_enum, default_value = "same")]
+    pub churn_mode: crate::churn::ChurnMode,
+    /// engine: manifest versions the database keeps (what garbage collection spares)
+    /// [default: the engine's].
+    #[arg(long)]
+    pub keep_versions: Option<u32>,
 }
 
 /// `--filter-plan`.
@@ -294,14 +303,98 @@ impl BenchIndex for EngineIndex {
     }
 }
 
-/// Upserts the base file through the engine with a commit every `args.commit_every` rows;
-/// returns the commit count.
+/// Reopens the engine database in `dir` and reports the sweep of `--l` and `--recall` on it;
+/// `label` names the database in each row's params (`churned`, `fresh`).
+fn measure_engine(
+    args: &BenchArgs,
+    dir: &std::path::Path,
+    queries: &Vectors<f32>,
+    truth: &Vectors<i32>,
+    build_s: f64,
+    commits: usize,
+    label: Option<&str>,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let opened = Instant::now();
+    let db = strata::Db::open(dir)?;
+    let open_ms = opened.elapsed().as_secs_f64() * 1000.0;
+    let n = db.len();
+    let segments = db.segments();
+    let vamana =
+        segments.iter().filter(|s| s.kind == strata::compaction::SegmentKind::Vamana).count();
+    if !args.json {
+        println!(
+            "engine{}: {n} rows in {commits} commits, {build_s:.2} s; {} segments ({vamana} Vamana); reopened in {open_ms:.1} ms",
+            label.map(|l| format!(" ({l})")).unwrap_or_default(),
+            segments.len()
+        );
+    }
+    let efforts: Vec<Effort> = (args.l.iter().map(|&l| Effort::List(l)))
+        .chain(args.recall.iter().map(|&r| Effort::Recall(r)))
+        .collect();
+    let mut index = EngineIndex::new(db, dir.to_path_buf(), efforts.clone());
+    index.filter = args
+        .filter
+        .as_deref()
+        .map(strata::Filter::parse)
+        .transpose()
+        .map_err(|e| format!("--filter: {e}"))?;
+    index.filter_plan = match args.filter_plan {
+        FilterPlanArg::Auto => strata::FilterPlan::Auto,
+        FilterPlanArg::Scan => strata::FilterPlan::Scan,
+        FilterPlanArg::Walk => strata::FilterPlan::Walk,
+    };
+    let sweep = efforts
+        .iter()
+        .enumerate()
+        .map(|(point, effort)| {
+            let (l, recall_target) = match *effort {
+                Effort::List(l) => (Some(l), None),
+                Effort::Recall(r) => (None, Some(r)),
+            };
+            let mut params = json!({
+                "l": l,
+                "recall_target": recall_target,
+                "commit_every": args.commit_every,
+                "ingest": args.ingest,
+                "commits": commits,
+                "compaction": format!("{:?}", args.compaction).to_lowercase(),
+                "segments": segments.len(),
+                "segment_rows": segments.iter().map(|s| s.live_rows).collect::<Vec<_>>(),
+                "deleted_rows": segments.iter().map(|s| s.rows - s.live_rows).sum::<u64>(),
+                "vamana_segments": vamana,
+                "open_ms": round(open_ms, 2),
+                "filter": args.filter,
+                "filter_plan": format!("{:?}", args.filter_plan).to_lowercase(),
+            });
+            if let Some(label) = label {
+                params["database"] = json!(label);
+                params["churn"] = json!(args.churn);
+                params["churn_rounds"] = json!(args.churn_rounds);
+                params["churn_mode"] = json!(format!("{:?}", args.churn_mode).to_lowercase());
+            }
+            (point, params.as_object().expect("object").clone())
+        })
+        .collect();
+    // Upserts run on every core.
+    report(args, &index, queries, truth, n, build_s, crate::all_cores(), sweep, None);
+    Ok(())
+}
+
+/// What [`load_engine`] did.
+struct Loaded {
+    commits: usize,
+    /// After `--churn`: the base row of every id and the exact ground truth over them.
+    churned: Option<crate::churn::Churned>,
+}
+
+/// Creates the database and upserts the base file through it with a commit every
+/// `args.commit_every` rows (row `i` under id `i`); then runs the `--churn` rounds, if any.
 fn load_engine(
     args: &BenchArgs,
     base: &Vectors<f32>,
     dir: &std::path::Path,
     measured: Option<(&Vectors<f32>, &Vectors<i32>)>,
-) -> Result<usize, String> {
+) -> Result<Loaded, String> {
     if let Some(fraction) = args.churn
         && !(0.0..=1.0).contains(&fraction)
     {
@@ -317,8 +410,60 @@ fn load_engine(
     {
         return Err(format!("{} attribute rows for {} base rows", rows.len(), base.rows()));
     }
+    let loaded = match args.churn {
+        Some(fraction) => crate::churn::loaded_rows(base.rows(), args.churn_mode, fraction),
+        None => base.rows(),
+    };
     let schema = attributes.as_ref().map(|(s, _)| s.clone()).unwrap_or_default();
-    let options = strata::Options::new(base.dim, args.metric)
+    let attrs = attributes.as_ref().map(|(_, all)| all.as_slice());
+    let rows_of_ids: Vec<u32> = (0..loaded as u32).collect();
+    let db = create_and_load(args, base, dir, schema, attrs, &rows_of_ids)?;
+    let commits = loaded.div_ceil(args.commit_every.max(1));
+    let churned = match (args.churn, measured) {
+        (Some(fraction), Some((queries, truth))) => {
+            let churn = crate::churn::Churn {
+                fraction,
+                rounds: args.churn_rounds,
+                mode: args.churn_mode,
+                metric: args.metric,
+                queries,
+                k: args.k,
+                compact: args.compaction != CompactionMode::None,
+                threads: crate::all_cores(),
+                json: args.json,
+            };
+            let truth = match args.churn_mode {
+                crate::churn::ChurnMode::Same => truth.clone(),
+                // The file's truth counts rows the load left out.
+                crate::churn::ChurnMode::Replace => {
+                    let index = crate::exact::ExactIndex::new(
+                        args.metric,
+                        base.dim,
+                        base.data[..loaded * base.dim].to_vec(),
+                    )?;
+                    crate::generate::ground_truth(&index, queries, args.k, crate::all_cores())
+                }
+            };
+            Some(crate::churn::run(&db, dir, base, attrs, &truth, &churn)?)
+        }
+        _ => None,
+    };
+    db.close().map_err(|e| e.to_string())?;
+    Ok(Loaded { commits, churned })
+}
+
+/// Creates a database in `dir` with the options `args` give and loads id `i` with base row
+/// `rows_of_ids[i]` (and its attributes), committing every `args.commit_every` ids as `args`
+/// says (`--ingest`, `--compaction`).
+fn create_and_load(
+    args: &BenchArgs,
+    base: &Vectors<f32>,
+    dir: &std::path::Path,
+    schema: strata::Schema,
+    attributes: Option<&[strata::Attributes]>,
+    rows_of_ids: &[u32],
+) -> Result<strata::Db, String> {
+    let mut options = strata::Options::new(base.dim, args.metric)
         .attributes(schema)
         .hnsw_m(args.m)
         .hnsw_ef_construction(args.ef_construction)
@@ -328,25 +473,33 @@ fn load_engine(
             args.compaction,
             CompactionMode::Auto | CompactionMode::Full
         ));
+    if let Some(keep) = args.keep_versions {
+        options = options.keep_versions(keep);
+    }
     let db = strata::Db::create(dir, options).map_err(|e| e.to_string())?;
     let every = args.commit_every.max(1);
-    let mut commits = 0;
-    for start in (0..base.rows()).step_by(every) {
-        let end = (start + every).min(base.rows());
+    let mut rows = Vec::with_capacity(every.min(rows_of_ids.len()) * base.dim);
+    for start in (0..rows_of_ids.len()).step_by(every) {
+        let end = (start + every).min(rows_of_ids.len());
         let ids: Vec<u64> = (start as u64..end as u64).collect();
-        let rows = &base.data[start * base.dim..end * base.dim];
-        let attrs = attributes.as_ref().map(|(_, all)| &all[start..end]);
+        rows.clear();
+        for &row in &rows_of_ids[start..end] {
+            rows.extend_from_slice(base.row(row as usize));
+        }
+        let attrs: Option<Vec<strata::Attributes>> = attributes.map(|all| {
+            rows_of_ids[start..end].iter().map(|&row| all[row as usize].clone()).collect()
+        });
         match (args.ingest, attrs) {
             (true, Some(attrs)) => {
-                db.ingest_with(&ids, rows, attrs).map_err(|e| e.to_string())?;
+                db.ingest_with(&ids, &rows, &attrs).map_err(|e| e.to_string())?;
             }
             (true, None) => {
-                db.ingest(&ids, rows).map_err(|e| e.to_string())?;
+                db.ingest(&ids, &rows).map_err(|e| e.to_string())?;
             }
             (false, attrs) => {
                 match attrs {
-                    Some(attrs) => db.upsert_batch_with(&ids, rows, attrs),
-                    None => db.upsert_batch(&ids, rows),
+                    Some(attrs) => db.upsert_batch_with(&ids, &rows, &attrs),
+                    None => db.upsert_batch(&ids, &rows),
                 }
                 .map_err(|e| e.to_string())?;
                 db.commit().map_err(|e| e.to_string())?;
@@ -355,7 +508,6 @@ fn load_engine(
         if args.compaction == CompactionMode::Sync {
             db.compact().map_err(|e| e.to_string())?;
         }
-        commits += 1;
     }
     match args.compaction {
         // Let the worker finish what the policy still plans.
@@ -366,21 +518,7 @@ fn load_engine(
         }
         CompactionMode::Sync | CompactionMode::None => {}
     }
-    if let (Some(fraction), Some((queries, truth))) = (args.churn, measured) {
-        let churn = crate::churn::Churn {
-            fraction,
-            rounds: args.churn_rounds,
-            queries,
-            truth,
-            k: args.k,
-            compact: args.compaction != CompactionMode::None,
-            json: args.json,
-        };
-        let attrs = attributes.as_ref().map(|(_, all)| all.as_slice());
-        crate::churn::run(&db, dir, base, attrs, &churn)?;
-    }
-    db.close().map_err(|e| e.to_string())?;
-    Ok(commits)
+    Ok(db)
 }
 
 /// Inserts every base row (id = row number) from `threads` threads at once.
@@ -506,65 +644,51 @@ pub fn run(args: &BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
         IndexKind::Engine => {
             let dir = BenchDir::new(args.db.as_ref(), "engine");
             let measured = Some((&queries, &truth));
-            let commits =
-                if args.reuse { 0 } else { load_engine(args, &base, &dir.path, measured)? };
-            let build_s = started.elapsed().as_secs_f64();
-            let opened = Instant::now();
-            let db = strata::Db::open(&dir.path)?;
-            let open_ms = opened.elapsed().as_secs_f64() * 1000.0;
-            let segments = db.segments();
-            let vamana = segments
-                .iter()
-                .filter(|s| s.kind == strata::compaction::SegmentKind::Vamana)
-                .count();
-            if !args.json {
-                println!(
-                    "engine: {n} rows in {commits} commits, {build_s:.2} s; {} segments ({vamana} Vamana); reopened in {open_ms:.1} ms",
-                    segments.len()
-                );
-            }
-            let efforts: Vec<Effort> = (args.l.iter().map(|&l| Effort::List(l)))
-                .chain(args.recall.iter().map(|&r| Effort::Recall(r)))
-                .collect();
-            let mut index = EngineIndex::new(db, dir.path.clone(), efforts.clone());
-            index.filter = args
-                .filter
-                .as_deref()
-                .map(strata::Filter::parse)
-                .transpose()
-                .map_err(|e| format!("--filter: {e}"))?;
-            index.filter_plan = match args.filter_plan {
-                FilterPlanArg::Auto => strata::FilterPlan::Auto,
-                FilterPlanArg::Scan => strata::FilterPlan::Scan,
-                FilterPlanArg::Walk => strata::FilterPlan::Walk,
+            let loaded = if args.reuse {
+                Loaded { commits: 0, churned: None }
+            } else {
+                load_engine(args, &base, &dir.path, measured)?
             };
-            let sweep = efforts
-                .iter()
-                .enumerate()
-                .map(|(point, effort)| {
-                    let (l, recall_target) = match *effort {
-                        Effort::List(l) => (Some(l), None),
-                        Effort::Recall(r) => (None, Some(r)),
-                    };
-                    let params = json!({
-                        "l": l,
-                        "recall_target": recall_target,
-                        "commit_every": args.commit_every,
-                        "ingest": args.ingest,
-                        "commits": commits,
-                        "compaction": format!("{:?}", args.compaction).to_lowercase(),
-                        "segments": segments.len(),
-                        "segment_rows": segments.iter().map(|s| s.live_rows).collect::<Vec<_>>(),
-                        "vamana_segments": vamana,
-                        "open_ms": round(open_ms, 2),
-                        "filter": args.filter,
-                        "filter_plan": format!("{:?}", args.filter_plan).to_lowercase(),
-                    });
-                    (point, params.as_object().expect("object").clone())
-                })
-                .collect();
-            // Upserts run on every core.
-            report(args, &index, &queries, &truth, n, build_s, crate::all_cores(), sweep, None);
+            let build_s = started.elapsed().as_secs_f64();
+            let Some(churned) = loaded.churned else {
+                measure_engine(args, &dir.path, &queries, &truth, build_s, loaded.commits, None)?;
+                return Ok(());
+            };
+            measure_engine(
+                args,
+                &dir.path,
+                &queries,
+                &churned.truth,
+                build_s,
+                loaded.commits,
+                Some("churned"),
+            )?;
+            // The bars compare with a fresh database of the same rows, loaded the same way.
+            let fresh_dir = args.db.as_ref().map(|d| d.with_extension("fresh"));
+            let fresh = BenchDir::new(fresh_dir.as_ref(), "engine-fresh");
+            let _ = std::fs::remove_dir_all(&fresh.path);
+            let attributes = args
+                .attributes
+                .as_deref()
+                .map(|path| crate::attributes::read_attributes(path, args.schema.as_deref()))
+                .transpose()?;
+            let schema = attributes.as_ref().map(|(s, _)| s.clone()).unwrap_or_default();
+            let attrs = attributes.as_ref().map(|(_, all)| all.as_slice());
+            let started = Instant::now();
+            let db =
+                create_and_load(args, &base, &fresh.path, schema, attrs, &churned.rows_of_ids)?;
+            db.close()?;
+            let build_s = started.elapsed().as_secs_f64();
+            let commits = churned.rows_of_ids.len().div_ceil(args.commit_every.max(1));
+            measure_engine(
+                args,
+                &fresh.path,
+                &queries,
+                &churned.truth,
+                build_s,
+                commits,
+                Some("fresh"),
+            )?;
         }
         IndexKind::FlatSq8 | IndexKind::FlatInt4 | IndexKind::FlatPq => {
             let kind = match args.index {
@@ -796,7 +920,7 @@ mod tests {
 
     #[test]
     fn engine_kind_commits_reopens_and_finds_the_exact_neighbours() {
-        let (dir, base, queries, truth) = generated(3000, 8, 30, Metric::Cosine, 2);
+        let (dir, base, queries, truth) = generated(3000, 8, 300, Metric::Cosine, 2);
         let args = BenchArgs {
             base: "unused".into(),
             query: "unused".into(),
@@ -835,9 +959,11 @@ mod tests {
             filter_plan: FilterPlanArg::Auto,
             churn: None,
             churn_rounds: 5,
+            churn_mode: crate::churn::ChurnMode::Same,
+            keep_versions: None,
         };
         let db_dir = dir.path().join("db");
-        assert_eq!(load_engine(&args, &base, &db_dir, None).unwrap(), 5);
+        assert_eq!(load_engine(&args, &base, &db_dir, None).unwrap().commits, 5);
         let db = strata::Db::open(&db_dir).unwrap();
         assert_eq!(db.len(), 3000);
         let index = EngineIndex::new(db, db_dir, vec![Effort::List(10)]);
@@ -871,7 +997,10 @@ mod tests {
             ..args
         };
         let db_dir = dir.path().join("churned");
-        load_engine(&args, &base, &db_dir, Some((&queries, &truth))).unwrap();
+        let loaded = load_engine(&args, &base, &db_dir, Some((&queries, &truth))).unwrap();
+        let churned = loaded.churned.unwrap();
+        assert_eq!(churned.rows_of_ids, (0..3000).collect::<Vec<u32>>());
+        assert_eq!(churned.truth.data, truth.data, "the same rows: the same truth");
         let db = strata::Db::open(&db_dir).unwrap();
         assert_eq!(db.len(), 3000);
         let live: u64 = db.segments().iter().map(|s| s.live_rows).sum();
@@ -883,6 +1012,31 @@ mod tests {
         );
         let m = measure(&index, &queries, &truth, 10, 2);
         assert!(m.recall >= 0.95, "recall {} after churn", m.recall);
+
+        // Replace: 2000 ids loaded, each round moves half of them to rows the load left out;
+        // the database then holds exactly the rows the churn says, and the recomputed truth
+        // is what the engine finds.
+        let args = BenchArgs { churn_mode: crate::churn::ChurnMode::Replace, ..args };
+        let db_dir = dir.path().join("replaced");
+        let loaded = load_engine(&args, &base, &db_dir, Some((&queries, &truth))).unwrap();
+        let churned = loaded.churned.unwrap();
+        assert_eq!(churned.rows_of_ids.len(), 2000);
+        assert!(churned.rows_of_ids.iter().any(|&row| row >= 2000), "moved to held-out rows");
+        let db = strata::Db::open(&db_dir).unwrap();
+        assert_eq!(db.len(), 2000);
+        for (id, &row) in churned.rows_of_ids.iter().enumerate().step_by(97) {
+            let stored = db.get(id as u64).unwrap().unwrap();
+            let mut expected = base.row(row as usize).to_vec();
+            strata_quantize::normalize(&mut expected).unwrap();
+            assert!(stored.iter().zip(&expected).all(|(a, b)| (a - b).abs() < 1e-6), "id {id}");
+        }
+        let index = EngineIndex::new(
+            db,
+            db_dir,
+            vec![Effort::Recall(strata::SearchParams::DEFAULT_RECALL)],
+        );
+        let m = measure(&index, &queries, &churned.truth, 10, 2);
+        assert!(m.recall >= 0.95, "recall {} after replacing churn", m.recall);
     }
 
     #[test]
@@ -967,6 +1121,8 @@ mod tests {
             filter_plan: FilterPlanArg::Auto,
             churn: None,
             churn_rounds: 5,
+            churn_mode: crate::churn::ChurnMode::Same,
+            keep_versions: None,
         };
         let base = Vectors { dim: 2, data: vec![0.0; 20] };
         let queries = Vectors { dim: 2, data: vec![0.0; 4] };

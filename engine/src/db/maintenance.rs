@@ -17,6 +17,9 @@ impl Db {
     /// Runs compactions until the policy finds nothing to do, in this thread, and returns how
     /// many it ran. For tools and tests; the background worker does the same after commits.
     /// A failure poisons the handle for writes (see [`Error::Poisoned`]).
+    ///
+    /// After any compaction, this (and the worker) collects garbage as [`gc`](Self::gc) does:
+    /// the replaced segments' files go once retention no longer keeps a version naming them.
     pub fn compact(&self) -> Result<usize> {
         self.inner.compact_all()
     }
@@ -56,7 +59,8 @@ impl Db {
 
     /// Deletes what no retained version and no live snapshot of this handle uses: manifest
     /// versions outside retention, then segment files and deletion vectors only they (or failed
-    /// commits) referenced.
+    /// commits) referenced. Compaction runs this itself after it replaces segments; call it
+    /// after commits that only deleted, or after shortening retention.
     ///
     /// Read-only handles elsewhere rely on retention: one reading a version that falls out of
     /// it may fail on its next read of a removed file.

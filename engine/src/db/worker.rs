@@ -110,7 +110,12 @@ impl Inner {
             let segments = self.current_snapshot().segment_infos();
             let settings = self.options.policy_settings();
             let plan = self.policy.read().plan(&segments, &settings);
-            let Some(plan) = plan else { return Ok(done) };
+            let Some(plan) = plan else {
+                if done > 0 {
+                    self.collect_after_compaction();
+                }
+                return Ok(done);
+            };
             match self.compact_once(&plan) {
                 Ok(true) => {
                     done += 1;
@@ -136,6 +141,15 @@ impl Inner {
                 }
             }
         }
+    }
+
+    /// Deletes what compaction left behind and retention no longer keeps (see [`Inner::gc`]):
+    /// replaced segments would otherwise stay on disk until someone calls `gc`, so a database
+    /// under churn grew by a copy of its graph every round (issue 20: 358 MB -> 1.09 GB over
+    /// five rounds of 50% on 100k x 128). Best effort: a failure leaves files for the next
+    /// collection and is not a reason to refuse writes.
+    fn collect_after_compaction(&self) {
+        let _ = self.gc();
     }
 
     /// Carries out `plan`; returns false if its inputs are no longer all live.
