@@ -2,7 +2,8 @@
 # Churn side by side (issue 20's bars): the engine after N rounds of deleting and upserting a
 # share of its ids, in both modes, each beside a fresh database of the same final rows (the
 # bench loads one itself), then hnswlib under the same churn beside its own fresh build.
-# Prints JSON rows: per churn round, then per search setting of each database.
+# Prints JSON rows: per churn round, then per search setting of each database;
+# scripts/churn_summary.py turns them into the figures docs/BENCHMARKS.md quotes.
 #
 #   scripts/churn_bench.sh [--n 100000] [--dim 128] [--metric l2] [--churn 0.5] [--rounds 5]
 #                          [--modes "same replace"] [--peers hnswlib|none] [--keep-versions 1]
@@ -45,8 +46,8 @@ for mode in $modes; do
   "$bin" bench --base "$data/base.fvecs" --query "$data/query.fvecs" --gt "$data/groundtruth.ivecs" \
     --metric "$metric" --k 10 --index engine --ingest --db "$db" --keep-versions "$keep" \
     --churn "$churn" --churn-rounds "$rounds" --churn-mode "$mode" \
-    --l 8,10,12,16,20,24,32,48,64 --recall 0.95 --reps 3 --json
-  rm -rf "$db" "$db.fresh"
+    --l 10,12,16,20,24,32,48,64 --recall 0.95 --reps 3 --json
+  # Both databases stay, to be measured again: bench --reuse --db DIR (and DIR.fresh).
   if [[ $peers == *hnswlib* ]]; then
     python3 scripts/peer_churn.py --base "$data/base.fvecs" --query "$data/query.fvecs" \
       --gt "$data/groundtruth.ivecs" --metric "$metric" --churn "$churn" --rounds "$rounds" \

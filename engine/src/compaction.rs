@@ -95,7 +95,8 @@ pub fn output_kind(live_rows: u64, settings: &PolicySettings) -> SegmentKind {
 /// Size-tiered compaction around one growing graph (the default). In order:
 ///
 /// 1. **Rewrite** the segment most past the deleted fraction (a Vamana one keeps its graph and
-///    patches the deleted rows out).
+///    patches the deleted rows out; if step 2 would fold the tail into that graph, the fold
+///    runs instead and patches them out on the way).
 /// 2. **Fold** the tail into the largest graph: once the segments no larger than the largest
 ///    Vamana segment hold [`1 / FOLD_RATIO`](Self::FOLD_RATIO) of its rows, all of them
 ///    (smallest first, within the merge budget) are inserted into its graph (see
@@ -201,14 +202,20 @@ impl CompactionPolicy for SizeTiered {
             .filter(|s| s.live_rows > 0 && s.live_rows <= settings.max_merge_rows)
             .filter(|s| s.deleted_fraction() > settings.deleted_rewrite_fraction)
             .max_by(|a, b| a.deleted_fraction().total_cmp(&b.deleted_fraction()));
+        let fold = Self::fold(segments, settings);
         if let Some(segment) = rewrite {
             let output = output_kind(segment.live_rows, settings);
             if output == SegmentKind::Vamana && segment.kind == SegmentKind::Vamana {
+                // A graph about to take the tail patches its deleted rows out in the same
+                // merge: under churn (delete, commit, upsert again) one rewrite, not two.
+                if let Some(fold) = fold.filter(|plan| plan.into == Some(segment.id)) {
+                    return Some(fold);
+                }
                 return Some(Plan::merge_into(segment.id, []));
             }
             return Some(Plan::rebuild(vec![segment.id], output));
         }
-        if let Some(plan) = Self::fold(segments, settings) {
+        if let Some(plan) = fold {
             return Some(plan);
         }
         if let Some(plan) = Self::bucket(segments, settings) {
@@ -319,6 +326,24 @@ mod tests {
         });
         let plan = SizeTiered.plan(&segments, &s).unwrap();
         assert_eq!(plan, Plan::rebuild(vec![5], SegmentKind::Flat));
+    }
+
+    #[test]
+    fn a_mostly_deleted_graph_that_takes_the_tail_patches_and_folds_at_once() {
+        let s = settings();
+        let graph =
+            SegmentInfo { id: 5, kind: SegmentKind::Vamana, rows: 100_000, live_rows: 50_000 };
+        // Deleted, committed, not yet upserted again: a rewrite alone.
+        assert_eq!(SizeTiered.plan(&[graph], &s), Some(Plan::merge_into(5, [])));
+        // The rows are back in a new segment: one merge into the graph drops the deleted rows
+        // and inserts the new ones.
+        let segments = [graph, flat(9, 50_000)];
+        assert_eq!(SizeTiered.plan(&segments, &s), Some(Plan::merge_into(5, [9])));
+        // A mostly deleted segment that is not the fold's base is still rewritten first.
+        let small = SegmentInfo { id: 3, kind: SegmentKind::Flat, rows: 1000, live_rows: 100 };
+        let graph = SegmentInfo { live_rows: 100_000, ..graph };
+        let plan = SizeTiered.plan(&[graph, small, flat(9, 50_000)], &s).unwrap();
+        assert_eq!(plan, Plan::rebuild(vec![3], SegmentKind::Flat));
     }
 
     #[test]
