@@ -7,6 +7,7 @@
 #
 #   scripts/churn_bench.sh [--n 100000] [--dim 128] [--metric l2] [--churn 0.5] [--rounds 5]
 #                          [--modes "same replace"] [--peers hnswlib|none] [--keep-versions 1]
+#                          [--alternate 3]
 #
 # `same` uses the n-row set; `replace` a set of n * (1 + churn) rows, of which the bench loads
 # n and draws the replacements from the rest. Both are generated if missing.
@@ -14,7 +15,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-n=100000 dim=128 metric=l2 churn=0.5 rounds=5 modes="same replace" peers="hnswlib" keep=1
+n=100000 dim=128 metric=l2 churn=0.5 rounds=5 modes="same replace" peers="hnswlib" keep=1 alternate=3
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --n) n=$2; shift 2 ;;
@@ -25,6 +26,7 @@ while [[ $# -gt 0 ]]; do
     --modes) modes=$2; shift 2 ;;
     --peers) peers=$2; shift 2 ;;
     --keep-versions) keep=$2; shift 2 ;;
+    --alternate) alternate=$2; shift 2 ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -45,8 +47,22 @@ for mode in $modes; do
   rm -rf "$db" "$db.fresh"
   "$bin" bench --base "$data/base.fvecs" --query "$data/query.fvecs" --gt "$data/groundtruth.ivecs" \
     --metric "$metric" --k 10 --index engine --ingest --db "$db" --keep-versions "$keep" \
-    --churn "$churn" --churn-rounds "$rounds" --churn-mode "$mode" \
+    --churn "$churn" --churn-rounds "$rounds" --churn-mode "$mode" --write-gt "$db.gt.ivecs" \
     --l 10,12,16,20,24,32,48,64 --recall 0.95 --reps 3 --json
+  # q/s moves by 2x between runs on a shared machine: the two databases are searched again
+  # --alternate times each, alternately, and the summary takes medians (rows marked "requery").
+  for ((i = 0; i < alternate; i++)); do
+    for which in churned fresh; do
+      dir=$db; [[ $which == fresh ]] && dir=$db.fresh
+      "$bin" bench --base "$data/base.fvecs" --query "$data/query.fvecs" --gt "$db.gt.ivecs" \
+        --metric "$metric" --k 10 --index engine --reuse --db "$dir" \
+        --l 10,12,16,20,24,32,48,64 --recall 0.95 --reps 3 --json |
+        python3 -c "import json, sys
+for line in sys.stdin:
+    row = json.loads(line); row['params'].update(database='$which', churn_mode='$mode', requery=True)
+    print(json.dumps(row))"
+    done
+  done
   # Both databases stay, to be measured again: bench --reuse --db DIR (and DIR.fresh).
   if [[ $peers == *hnswlib* ]]; then
     python3 scripts/peer_churn.py --base "$data/base.fvecs" --query "$data/query.fvecs" \

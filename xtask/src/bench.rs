@@ -157,6 +157,14 @@ pub struct BenchArgs {
     /// Either way a fresh database of the final rows is then loaded and measured beside it.
     #[arg(long, value_enum, default_value = "same")]
     pub churn_mode: crate::churn::ChurnMode,
+    /// engine, with --churn: write the exact ground truth of the final rows here (for
+    /// `--reuse` runs on the churned database and its fresh twin).
+    #[arg(long, requires = "churn")]
+    pub write_gt: Option<PathBuf>,
+    /// engine: a segment with more than this share of its rows deleted is rewritten
+    /// [default: the engine's].
+    #[arg(long)]
+    pub deleted_rewrite: Option<f64>,
     /// engine: manifest versions the database keeps (what garbage collection spares)
     /// [default: the engine's].
     #[arg(long)]
@@ -476,6 +484,9 @@ fn create_and_load(
     if let Some(keep) = args.keep_versions {
         options = options.keep_versions(keep);
     }
+    if let Some(fraction) = args.deleted_rewrite {
+        options = options.deleted_rewrite_fraction(fraction);
+    }
     let db = strata::Db::create(dir, options).map_err(|e| e.to_string())?;
     let every = args.commit_every.max(1);
     let mut rows = Vec::with_capacity(every.min(rows_of_ids.len()) * base.dim);
@@ -654,6 +665,9 @@ pub fn run(args: &BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
                 measure_engine(args, &dir.path, &queries, &truth, build_s, loaded.commits, None)?;
                 return Ok(());
             };
+            if let Some(path) = &args.write_gt {
+                crate::vecs::write_ivecs(path, &churned.truth)?;
+            }
             measure_engine(
                 args,
                 &dir.path,
@@ -960,6 +974,8 @@ mod tests {
             churn: None,
             churn_rounds: 5,
             churn_mode: crate::churn::ChurnMode::Same,
+            write_gt: None,
+            deleted_rewrite: None,
             keep_versions: None,
         };
         let db_dir = dir.path().join("db");
@@ -1122,6 +1138,8 @@ mod tests {
             churn: None,
             churn_rounds: 5,
             churn_mode: crate::churn::ChurnMode::Same,
+            write_gt: None,
+            deleted_rewrite: None,
             keep_versions: None,
         };
         let base = Vectors { dim: 2, data: vec![0.0; 20] };
