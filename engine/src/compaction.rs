@@ -101,10 +101,11 @@ pub fn output_kind(live_rows: u64, settings: &PolicySettings) -> SegmentKind {
 ///    Vamana segment hold [`1 / FOLD_RATIO`](Self::FOLD_RATIO) of its rows, all of them
 ///    (smallest first, within the merge budget) are inserted into its graph (see
 ///    [`Plan::into`]). Inserting costs what the new rows cost, so a load ends in one graph
-///    plus a tail under 1/64 of it, whatever its commit sizes, and a bulk load that commits
-///    faster than the worker folds catches up in one fold instead of doubling the graph one
-///    rewrite at a time. A graph at the merge budget takes no more; the next largest grows
-///    instead.
+///    plus a tail under 1/64 of it, whatever its commit sizes. A tail holding as many rows as
+///    the graph is built with it from scratch instead: inserting it would cost about a build,
+///    and 768-d graphs grown that way (a bulk load that outran the worker, a round of 50%
+///    churn) found 6-19 points less at L 16 than one build. A graph at the merge budget
+///    takes no more; the next largest grows instead.
 /// 3. **Merge a bucket**: segments are bucketed by live size, each bucket holding sizes within
 ///    a factor [`BUCKET_RATIO`](Self::BUCKET_RATIO) of its smallest, and everything under
 ///    [`SMALL_ROWS`](Self::SMALL_ROWS) sharing the first bucket. When a bucket holds
@@ -153,6 +154,14 @@ impl SizeTiered {
                 others.push(s.id);
             }
             if !others.is_empty() && rows.saturating_mul(Self::FOLD_RATIO) >= base.live_rows {
+                if rows >= base.live_rows {
+                    // A tail as large as the graph is built with it from scratch: inserting it
+                    // costs about what a build does, and at 768-d graphs grown that way (a
+                    // load that outran the worker, a round of 50% churn) found 6-19 points
+                    // less at L 16 than one build (BENCHMARKS.md, "Churn").
+                    others.push(base.id);
+                    return Some(Plan::rebuild(others, SegmentKind::Vamana));
+                }
                 return Some(Plan::merge_into(base.id, others));
             }
         }
@@ -208,7 +217,7 @@ impl CompactionPolicy for SizeTiered {
             if output == SegmentKind::Vamana && segment.kind == SegmentKind::Vamana {
                 // A graph about to take the tail patches its deleted rows out in the same
                 // merge: under churn (delete, commit, upsert again) one rewrite, not two.
-                if let Some(fold) = fold.filter(|plan| plan.into == Some(segment.id)) {
+                if let Some(fold) = fold.filter(|plan| plan.inputs.contains(&segment.id)) {
                     return Some(fold);
                 }
                 return Some(Plan::merge_into(segment.id, []));
@@ -335,10 +344,16 @@ mod tests {
             SegmentInfo { id: 5, kind: SegmentKind::Vamana, rows: 100_000, live_rows: 50_000 };
         // Deleted, committed, not yet upserted again: a rewrite alone.
         assert_eq!(SizeTiered.plan(&[graph], &s), Some(Plan::merge_into(5, [])));
-        // The rows are back in a new segment: one merge into the graph drops the deleted rows
-        // and inserts the new ones.
-        let segments = [graph, flat(9, 50_000)];
+        // Some rows are back in a new segment: one merge into the graph drops the deleted
+        // rows and inserts the new ones.
+        let segments = [graph, flat(9, 20_000)];
         assert_eq!(SizeTiered.plan(&segments, &s), Some(Plan::merge_into(5, [9])));
+        // As many as the graph keeps: built anew with them.
+        let segments = [graph, flat(9, 50_000)];
+        assert_eq!(
+            SizeTiered.plan(&segments, &s),
+            Some(Plan::rebuild(vec![5, 9], SegmentKind::Vamana))
+        );
         // A mostly deleted segment that is not the fold's base is still rewritten first.
         let small = SegmentInfo { id: 3, kind: SegmentKind::Flat, rows: 1000, live_rows: 100 };
         let graph = SegmentInfo { live_rows: 100_000, ..graph };
@@ -462,7 +477,11 @@ mod tests {
         segments.push(flat(3, 600));
         assert_eq!(SizeTiered.plan(&segments, &s), Some(Plan::merge_into(1, [2, 3])));
         // The whole tail no larger than the graph goes at once; a larger segment stays out.
+        // A tail as large as the graph is built with it instead.
         let segments = [graph(1, 10_000), flat(2, 9_000), flat(3, 4_000), flat(4, 12_000)];
+        let rebuilt = Plan::rebuild(vec![1, 2, 3], SegmentKind::Vamana);
+        assert_eq!(SizeTiered.plan(&segments, &s), Some(rebuilt));
+        let segments = [graph(1, 10_000), flat(2, 5_000), flat(3, 4_000), flat(4, 12_000)];
         assert_eq!(SizeTiered.plan(&segments, &s), Some(Plan::merge_into(1, [2, 3])));
         // Within the budget, smallest first.
         let budget = PolicySettings { max_merge_rows: 15_000, ..settings() };
