@@ -98,6 +98,7 @@ fn check(db: &Db, model: &Records, metric: Metric, query: &[f32], k: usize) -> (
         ids.sort_unstable();
         ids.dedup();
         assert_eq!(ids.len(), found.len(), "an id twice: {found:?}");
+        // Counted for the last (L 64) search, whose recall the run holds to a floor.
         let kth = want.last().copied().unwrap_or(f32::INFINITY);
         matched = found.iter().filter(|n| n.distance <= kth + tolerance(kth)).count();
     }
