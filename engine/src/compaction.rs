@@ -160,7 +160,8 @@ impl SizeTiered {
                     // load that outran the worker, a round of 50% churn) found 6-19 points
                     // less at L 16 than one build (BENCHMARKS.md, "Churn").
                     others.push(base.id);
-                    return Some(Plan::rebuild(others, SegmentKind::Vamana));
+                    let output = output_kind(base.live_rows + rows, settings);
+                    return Some(Plan::rebuild(others, output));
                 }
                 return Some(Plan::merge_into(base.id, others));
             }
@@ -490,6 +491,10 @@ mod tests {
         let s = PolicySettings { max_merge_rows: 100_000, ..settings() };
         let segments = [graph(1, 100_000), graph(2, 20_000), flat(3, 1_000)];
         assert_eq!(SizeTiered.plan(&segments, &s), Some(Plan::merge_into(2, [3])));
+        // A rebuild too small for a graph is written flat, as any merge is.
+        let segments = [graph(1, 3_000), flat(2, 3_000)];
+        let rebuilt = Plan::rebuild(vec![1, 2], SegmentKind::Flat);
+        assert_eq!(SizeTiered.plan(&segments, &s), Some(rebuilt));
     }
 
     #[test]

@@ -79,7 +79,9 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 2048)]
     pub diskann_min_rows: u64,
     /// engine: database directory, which must not hold a database [default: a fresh directory
-    /// under target/bench-db, removed afterwards]. flat-sq8/int4/pq: the segment's directory.
+    /// under target/bench-db, removed afterwards]; with --churn the fresh database of the
+    /// final rows goes to DIR.fresh (replaced if present). flat-sq8/int4/pq: the segment's
+    /// directory.
     #[arg(long)]
     pub db: Option<PathBuf>,
     /// flat-sq8/int4/pq: rerank factors to sweep, one output row each; each query reranks its
@@ -678,7 +680,11 @@ pub fn run(args: &BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
                 Some("churned"),
             )?;
             // The bars compare with a fresh database of the same rows, loaded the same way.
-            let fresh_dir = args.db.as_ref().map(|d| d.with_extension("fresh"));
+            let fresh_dir = args.db.as_ref().map(|d| {
+                let mut name = d.clone().into_os_string();
+                name.push(".fresh");
+                PathBuf::from(name)
+            });
             let fresh = BenchDir::new(fresh_dir.as_ref(), "engine-fresh");
             let _ = std::fs::remove_dir_all(&fresh.path);
             let attributes = args
