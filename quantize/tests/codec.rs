@@ -2,64 +2,24 @@
 //! reconstruction bounds, ranking recall with and without rerank, the codebook format and its
 //! failure modes, and training errors.
 
+mod common;
+
+use common::{clustered, normalized, paths, quick, uniform_rows};
 use proptest::prelude::*;
 use strata_quantize::codec::reference::decoded_distance;
-use strata_quantize::rng::SplitMix64;
 use strata_quantize::{
-    Codec, CodecKind, Isa, Kernels, Metric, QuantizeError, QueryScratch, TrainOptions, normalize,
-    scalar,
+    Codec, CodecKind, Metric, QuantizeError, QueryScratch, TrainOptions, scalar,
 };
-
-/// `n` rows from a mixture shaped like embeddings, as `cargo xtask gen --kind clustered` makes
-/// them: clusters spread over low-rank subspaces plus a little isotropic noise. On top, each
-/// dimension gets its own offset and scale, and one row in 997 is an outlier: what a codec that
-/// assumes values in [-1, 1], or takes raw min/max as its range, gets wrong.
-fn clustered(n: usize, dim: usize, clusters: usize, seed: u64) -> Vec<f32> {
-    let mut rng = SplitMix64::new(seed, 0);
-    let rank = (dim / 8).clamp(1, 32);
-    let scale: Vec<f32> = (0..dim).map(|_| 0.2 + 3.0 * (rng.uniform() as f32)).collect();
-    let offset: Vec<f32> = (0..dim).map(|_| 4.0 * (rng.normal() as f32)).collect();
-    let centres: Vec<f32> = (0..clusters * dim).map(|_| rng.normal() as f32).collect();
-    let bases: Vec<f32> =
-        (0..clusters * dim * rank).map(|_| (rng.normal() as f32) / (rank as f32).sqrt()).collect();
-    let spreads: Vec<f32> = (0..clusters).map(|_| 0.1 * 6f32.powf(rng.uniform() as f32)).collect();
-    let mut rows = Vec::with_capacity(n * dim);
-    let mut latent = vec![0.0; rank];
-    for r in 0..n {
-        let c = (rng.next_u64() % clusters as u64) as usize;
-        latent.iter_mut().for_each(|z| *z = rng.normal() as f32);
-        let spread = if r % 997 == 0 { 30.0 * spreads[c] } else { spreads[c] };
-        for d in 0..dim {
-            let basis = &bases[(c * dim + d) * rank..(c * dim + d + 1) * rank];
-            let along: f32 = basis.iter().zip(&latent).map(|(b, z)| b * z).sum();
-            let x = centres[c * dim + d] + spread * along + 0.1 * spread * (rng.normal() as f32);
-            rows.push(offset[d] + scale[d] * x);
-        }
-    }
-    rows
-}
-
-fn uniform_rows(n: usize, dim: usize, seed: u64) -> Vec<f32> {
-    let mut rng = SplitMix64::new(seed, 0);
-    (0..n * dim).map(|_| (rng.uniform() as f32) * 2.0 - 1.0).collect()
-}
-
-fn normalized(mut rows: Vec<f32>, dim: usize) -> Vec<f32> {
-    rows.chunks_exact_mut(dim).for_each(|row| normalize(row).expect("nonzero row"));
-    rows
-}
-
-fn paths() -> Vec<Kernels> {
-    Isa::supported().filter_map(Kernels::for_isa).collect()
-}
 
 fn kinds(dim: usize) -> Vec<CodecKind> {
     let subspaces = (dim / 4).max(1);
-    vec![CodecKind::Sq8, CodecKind::Int4, CodecKind::Pq { subspaces }, CodecKind::Rpq { subspaces }]
-}
-
-fn quick() -> TrainOptions {
-    TrainOptions::default().iterations(4).threads(2)
+    vec![
+        CodecKind::Sq8,
+        CodecKind::Int4,
+        CodecKind::Pq { subspaces },
+        CodecKind::Rpq { subspaces },
+        CodecKind::RaBitQ { bits: 3 },
+    ]
 }
 
 /// The metric distance in f64 and the magnitude its rounding scales with.
@@ -141,7 +101,7 @@ proptest! {
     /// A valid codebook with any one byte changed or any suffix cut is refused, never
     /// accepted as a different codebook, and never panics.
     #[test]
-    fn damaged_codebooks_are_refused(kind in 0usize..3, at in any::<prop::sample::Index>(), flip in 1u8..=255) {
+    fn damaged_codebooks_are_refused(kind in 0usize..5, at in any::<prop::sample::Index>(), flip in 1u8..=255) {
         let dim = 12;
         let rows = clustered(400, dim, 4, 3);
         let codec = Codec::train(kinds(dim)[kind], Metric::L2, dim, &rows, &quick()).unwrap();
@@ -167,6 +127,9 @@ fn codebooks_round_trip_for_every_kind_and_metric() {
             CodecKind::Int4,
             CodecKind::Pq { subspaces: 6 },
             CodecKind::Rpq { subspaces: 6 },
+            CodecKind::RaBitQ { bits: 1 },
+            CodecKind::RaBitQ { bits: 5 },
+            CodecKind::RaBitQ { bits: 8 },
         ] {
             let codec = Codec::train(kind, metric, dim, &rows, &quick()).unwrap();
             let decoded = Codec::from_bytes(&codec.to_bytes()).unwrap();
@@ -191,7 +154,7 @@ fn codebook_layout_matches_the_spec() {
     let u64_at = |at: usize| u64::from_le_bytes(bytes[at..at + 8].try_into().unwrap());
     assert_eq!(&bytes[0..8], b"STRACODE");
     assert_eq!(u16_at(8), 1, "major");
-    assert_eq!(u16_at(10), 1, "minor");
+    assert_eq!(u16_at(10), 2, "minor");
     assert_eq!(u32_at(12), 64, "header_len");
     assert_eq!(bytes[16], 3, "kind: PQ");
     assert_eq!(bytes[17], Metric::InnerProduct.code(), "metric");
@@ -217,6 +180,23 @@ fn codebook_layout_matches_the_spec() {
     let Codec::Int4(int4) = &sq else { panic!("trained INT4") };
     let step0 = f32::from_le_bytes(bytes[64 + 4 * dim..64 + 4 * dim + 4].try_into().unwrap());
     assert_eq!(step0, int4.step()[0], "steps follow the dim lower bounds");
+
+    // RaBitQ: bits per coordinate, 64-multiple centroids, rounds at 48, the centroids and
+    // then the rotation's sign bits in the body.
+    let rows = clustered(500, 100, 4, 2);
+    let options = quick().coarse_centroids(128);
+    let codec = Codec::train(CodecKind::RaBitQ { bits: 3 }, Metric::L2, 100, &rows, &options).unwrap();
+    let bytes = codec.to_bytes();
+    let u32_at = |at: usize| u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap());
+    assert_eq!((bytes[16], bytes[18]), (5, 3), "RaBitQ: kind 5, 3 bits");
+    assert_eq!(u32_at(24), 16 + 128 * 3 / 8, "code_len: prefix and 128 padded coordinates");
+    assert_eq!((u32_at(28), u32_at(32), u32_at(48)), (0, 128, 3), "subspaces, centroids, rounds");
+    let Codec::RaBitQ(rabitq) = &codec else { panic!("trained RaBitQ") };
+    let signs = 3 * 128 / 8; // 128 coordinates: one power-of-two block per round
+    assert_eq!(bytes.len(), 64 + 128 * 100 * 4 + signs);
+    let centroid1 = f32::from_le_bytes(bytes[64 + 400..64 + 404].try_into().unwrap());
+    assert_eq!(centroid1, rabitq.centroids()[100]);
+    assert_eq!(&bytes[64 + 128 * 400..], rabitq.rotation().signs());
 }
 
 #[test]
@@ -280,12 +260,13 @@ fn codec_names_parse_and_print() {
         ("INT4", CodecKind::Int4),
         ("pq32", CodecKind::Pq { subspaces: 32 }),
         ("rpq32", CodecKind::Rpq { subspaces: 32 }),
+        ("rabitq4", CodecKind::RaBitQ { bits: 4 }),
     ] {
         let parsed: CodecKind = name.parse().unwrap();
         assert_eq!(parsed, kind);
         assert_eq!(parsed.to_string(), name.to_ascii_lowercase());
     }
-    for bad in ["sq4", "pq", "pqx", ""] {
+    for bad in ["sq4", "pq", "pqx", "rabitq", "rabitqx", ""] {
         assert!(bad.parse::<CodecKind>().is_err(), "{bad:?}");
     }
 }
@@ -377,7 +358,7 @@ fn training_is_deterministic_whatever_the_thread_count() {
         let two = Codec::train(kind, Metric::L2, dim, &rows, &quick().threads(2)).unwrap();
         assert_eq!(one, two, "{kind}");
         let other_seed = Codec::train(kind, Metric::L2, dim, &rows, &quick().seed(1)).unwrap();
-        if matches!(kind, CodecKind::Pq { .. } | CodecKind::Rpq { .. }) {
+        if !matches!(kind, CodecKind::Sq8 | CodecKind::Int4) {
             assert_ne!(one, other_seed, "{kind}: the seed drives k-means++");
         }
     }

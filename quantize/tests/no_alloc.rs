@@ -69,6 +69,9 @@ fn code_distances_do_not_allocate_once_the_scratch_is_grown() {
         CodecKind::Int4,
         CodecKind::Pq { subspaces: 10 },
         CodecKind::Rpq { subspaces: 10 },
+        CodecKind::RaBitQ { bits: 1 },
+        CodecKind::RaBitQ { bits: 5 },
+        CodecKind::RaBitQ { bits: 8 },
     ] {
         for metric in [Metric::L2, Metric::InnerProduct] {
             let codec = Codec::train(kind, metric, dim, &rows, &options).unwrap();

@@ -250,6 +250,39 @@ fn seed_plus_plus(points: &[f32], dim: usize, k: usize, rng: &mut Rng, threads: 
     centroids
 }
 
+/// The nearest coarse centroid, in one dispatch.
+pub(crate) struct Nearest<'a> {
+    pub(crate) x: &'a [f32],
+    pub(crate) centroids_t: &'a [f32],
+    pub(crate) distances: &'a mut [f32],
+}
+
+impl WithSimd for Nearest<'_> {
+    type Output = (u32, f32);
+
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, simd: S) -> (u32, f32) {
+        nearest(simd, self.x, self.centroids_t, self.distances)
+    }
+}
+
+/// The query's score against every coarse centroid, in one dispatch.
+pub(crate) struct CoarseTable<'a> {
+    pub(crate) score: Score,
+    pub(crate) query: &'a [f32],
+    pub(crate) centroids_t: &'a [f32],
+    pub(crate) out: &'a mut [f32],
+}
+
+impl WithSimd for CoarseTable<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, simd: S) {
+        scores_t(simd, self.score, self.query, self.centroids_t, self.out);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -47,7 +47,9 @@ mod codebook;
 mod kernels;
 mod kmeans;
 mod pq;
+mod rabitq;
 pub mod reference;
+mod rotation;
 mod rpq;
 mod sample;
 mod sq;
@@ -57,6 +59,10 @@ use std::str::FromStr;
 
 pub use codebook::{CODEBOOK_MAGIC, CODEBOOK_MAJOR};
 pub use pq::{CENTROIDS, ProductQuantizer};
+pub use rabitq::{
+    Factors, RABITQ_CENTROID_STEP, RABITQ_CENTROIDS, RABITQ_CONFIDENCE, RABITQ_PREFIX, RaBitQ,
+};
+pub use rotation::{Rotation, padded_dim};
 pub use rpq::{RPQ_PREFIX, ResidualPq};
 pub use sq::ScalarQuantizer;
 
@@ -84,26 +90,36 @@ pub enum CodecKind {
         /// Sub-spaces of the residual quantizer, in `1..=dim`.
         subspaces: usize,
     },
+    /// RaBitQ: the nearest of up to 256 coarse centroids, three f32 factors and `bits` bits per
+    /// coordinate of the randomly rotated residual (coordinates padded to a multiple of 64),
+    /// with an unbiased distance estimate and an error bound ([`PreparedQuery::error_bound`]).
+    /// 1 bit is the original RaBitQ, 2-8 its extension.
+    RaBitQ {
+        /// Bits per coordinate, in `1..=8`.
+        bits: u8,
+    },
 }
 
 impl CodecKind {
-    /// Stable on-disk code: 1 = SQ8, 2 = INT4, 3 = PQ, 4 = residual PQ.
+    /// Stable on-disk code: 1 = SQ8, 2 = INT4, 3 = PQ, 4 = residual PQ, 5 = RaBitQ.
     pub const fn code(self) -> u8 {
         match self {
             CodecKind::Sq8 => 1,
             CodecKind::Int4 => 2,
             CodecKind::Pq { .. } => 3,
             CodecKind::Rpq { .. } => 4,
+            CodecKind::RaBitQ { .. } => 5,
         }
     }
 
-    /// Short name: `"sq8"`, `"int4"`, `"pq"` or `"rpq"`.
+    /// Short name: `"sq8"`, `"int4"`, `"pq"`, `"rpq"` or `"rabitq"`.
     pub const fn family(self) -> &'static str {
         match self {
             CodecKind::Sq8 => "sq8",
             CodecKind::Int4 => "int4",
             CodecKind::Pq { .. } => "pq",
             CodecKind::Rpq { .. } => "rpq",
+            CodecKind::RaBitQ { .. } => "rabitq",
         }
     }
 
@@ -114,6 +130,7 @@ impl CodecKind {
             CodecKind::Int4 => dim.div_ceil(2),
             CodecKind::Pq { subspaces } => subspaces,
             CodecKind::Rpq { subspaces } => RPQ_PREFIX + subspaces,
+            CodecKind::RaBitQ { bits } => RaBitQ::code_len(dim, bits),
         }
     }
 }
@@ -123,6 +140,7 @@ impl fmt::Display for CodecKind {
         match self {
             CodecKind::Pq { subspaces } => write!(f, "pq{subspaces}"),
             CodecKind::Rpq { subspaces } => write!(f, "rpq{subspaces}"),
+            CodecKind::RaBitQ { bits } => write!(f, "rabitq{bits}"),
             other => f.pad(other.family()),
         }
     }
@@ -131,8 +149,8 @@ impl fmt::Display for CodecKind {
 impl FromStr for CodecKind {
     type Err = QuantizeError;
 
-    /// Parses `"sq8"`, `"int4"`, `"pq<subspaces>"` (`"pq32"`) or `"rpq<subspaces>"`, ignoring
-    /// ASCII case.
+    /// Parses `"sq8"`, `"int4"`, `"pq<subspaces>"` (`"pq32"`), `"rpq<subspaces>"` or
+    /// `"rabitq<bits>"` (`"rabitq4"`), ignoring ASCII case.
     fn from_str(name: &str) -> Result<Self, Self::Err> {
         let lower = name.to_ascii_lowercase();
         let unknown = || QuantizeError::UnknownCodec { name: name.to_owned() };
@@ -140,6 +158,10 @@ impl FromStr for CodecKind {
             "sq8" => Ok(CodecKind::Sq8),
             "int4" => Ok(CodecKind::Int4),
             _ => {
+                if let Some(bits) = lower.strip_prefix("rabitq") {
+                    let bits = bits.parse().map_err(|_| unknown())?;
+                    return Ok(CodecKind::RaBitQ { bits });
+                }
                 if let Some(subspaces) = lower.strip_prefix("rpq") {
                     let subspaces = subspaces.parse().map_err(|_| unknown())?;
                     return Ok(CodecKind::Rpq { subspaces });
@@ -160,6 +182,7 @@ pub struct TrainOptions {
     seed: u64,
     threads: Option<usize>,
     clip_tail: Option<f64>,
+    coarse_centroids: usize,
 }
 
 impl Default for TrainOptions {
@@ -170,6 +193,7 @@ impl Default for TrainOptions {
             seed: 0x5EED_C0DE,
             threads: None,
             clip_tail: None,
+            coarse_centroids: RABITQ_CENTROIDS,
         }
     }
 }
@@ -217,6 +241,24 @@ impl TrainOptions {
         self
     }
 
+    /// RaBitQ: coarse centroids to assign residuals to, a multiple of 64 up to 256 (the
+    /// default). Fewer make each query's centroid table cheaper and the codes coarser.
+    ///
+    /// # Panics
+    /// If `k` is not one of 64, 128, 192, 256.
+    pub fn coarse_centroids(mut self, k: usize) -> Self {
+        assert!(
+            rabitq::valid_centroid_count(k),
+            "coarse_centroids must be 64, 128, 192 or 256, got {k}"
+        );
+        self.coarse_centroids = k;
+        self
+    }
+
+    pub(crate) fn coarse_centroid_count(&self) -> usize {
+        self.coarse_centroids
+    }
+
     pub(crate) fn clip_tail_value(&self) -> Option<f64> {
         self.clip_tail
     }
@@ -250,6 +292,8 @@ pub enum Codec {
     Pq(ProductQuantizer),
     /// Residual product quantization.
     Rpq(ResidualPq),
+    /// RaBitQ codes of 1-8 bits per coordinate.
+    RaBitQ(RaBitQ),
 }
 
 impl Codec {
@@ -292,6 +336,9 @@ impl Codec {
             CodecKind::Rpq { subspaces } => {
                 ResidualPq::train(metric, dim, subspaces, rows, options).map(Codec::Rpq)
             }
+            CodecKind::RaBitQ { bits } => {
+                RaBitQ::train(metric, dim, bits, rows, options).map(Codec::RaBitQ)
+            }
         }
     }
 
@@ -302,6 +349,7 @@ impl Codec {
             Codec::Int4(_) => CodecKind::Int4,
             Codec::Pq(pq) => CodecKind::Pq { subspaces: pq.subspaces() },
             Codec::Rpq(rpq) => CodecKind::Rpq { subspaces: rpq.subspaces() },
+            Codec::RaBitQ(rabitq) => CodecKind::RaBitQ { bits: rabitq.bits() },
         }
     }
 
@@ -311,6 +359,7 @@ impl Codec {
             Codec::Sq8(sq) | Codec::Int4(sq) => sq.metric(),
             Codec::Pq(pq) => pq.metric(),
             Codec::Rpq(rpq) => rpq.metric(),
+            Codec::RaBitQ(rabitq) => rabitq.metric(),
         }
     }
 
@@ -320,6 +369,7 @@ impl Codec {
             Codec::Sq8(sq) | Codec::Int4(sq) => sq.dim(),
             Codec::Pq(pq) => pq.dim(),
             Codec::Rpq(rpq) => rpq.dim(),
+            Codec::RaBitQ(rabitq) => rabitq.dim(),
         }
     }
 
@@ -334,6 +384,7 @@ impl Codec {
             Codec::Sq8(sq) | Codec::Int4(sq) => sq.memory_bytes(),
             Codec::Pq(pq) => pq.memory_bytes(),
             Codec::Rpq(rpq) => rpq.memory_bytes(),
+            Codec::RaBitQ(rabitq) => rabitq.memory_bytes(),
         }
     }
 
@@ -348,6 +399,7 @@ impl Codec {
             Codec::Sq8(sq) | Codec::Int4(sq) => sq.encode(vector, code),
             Codec::Pq(pq) => pq.encode(vector, code),
             Codec::Rpq(rpq) => rpq.encode(vector, code),
+            Codec::RaBitQ(rabitq) => rabitq.encode(vector, code),
         }
     }
 
@@ -379,6 +431,7 @@ impl Codec {
             Codec::Sq8(sq) | Codec::Int4(sq) => sq.decode(code, out),
             Codec::Pq(pq) => pq.decode(code, out),
             Codec::Rpq(rpq) => rpq.decode(code, out),
+            Codec::RaBitQ(rabitq) => rabitq.decode(code, out),
         }
     }
 
@@ -397,6 +450,7 @@ impl Codec {
             Codec::Sq8(sq) | Codec::Int4(sq) => sq.prepare(query, scratch),
             Codec::Pq(pq) => pq.prepare(query, scratch),
             Codec::Rpq(rpq) => rpq.prepare(query, scratch),
+            Codec::RaBitQ(rabitq) => rabitq.prepare(query, scratch),
         };
         PreparedQuery {
             code_len: self.code_len(),
@@ -451,6 +505,12 @@ pub(crate) enum Form {
     /// `secondary[code[0]] + bias·f32(code[1..5]) + Σ primary[j·256 + code[5 + j]]`: residual
     /// PQ, whose `bias` weighs the stored correction.
     RpqTable,
+    /// `secondary[c] + add + mul·(Σ u_i·primary[i] - bias)` over a RaBitQ code of `bits` bits
+    /// per coordinate (see `rabitq.rs`).
+    RaBitQ {
+        /// Bits per coordinate.
+        bits: u8,
+    },
 }
 
 /// A query prepared against one codec: computes its distance to that codec's codes.
@@ -515,6 +575,24 @@ impl PreparedQuery<'_> {
             "distances_of_rows: codes are not whole codes"
         );
         kernels::dispatch(Kernels::detected(), Gather { query: self, codes, rows, out });
+    }
+
+    /// The error bound of a RaBitQ code's distance at confidence 1: the true distance lies
+    /// within `distance(code) ± ε·bound` with high probability for `ε` near
+    /// [`RABITQ_CONFIDENCE`] (1.9), and almost surely for larger `ε`. `None` for codecs that
+    /// give no bound.
+    ///
+    /// # Panics
+    /// If `code.len()` is not the codec's code length.
+    #[inline]
+    pub fn error_bound(&self, code: &[u8]) -> Option<f32> {
+        assert_eq!(code.len(), self.code_len, "error_bound: code has the wrong length");
+        matches!(self.form, Form::RaBitQ { .. }).then(|| rabitq::bound(code, self.secondary))
+    }
+
+    /// Whether [`error_bound`](Self::error_bound) gives bounds.
+    pub fn has_bounds(&self) -> bool {
+        matches!(self.form, Form::RaBitQ { .. })
     }
 
     /// The scalar reference of [`distance`](Self::distance): same formula, one plain loop.
@@ -595,6 +673,12 @@ impl<'o> CodeOp for Batch<'_, 'o> {
                         + kernels::pq_sum(simd, primary, residual);
                 }
             }
+            Form::RaBitQ { bits } => {
+                let layout = rabitq::layout_of(code_len, bits);
+                score_rows!(codes, code_len, out, |rows| rabitq::score_codes(
+                    simd, layout, bias, primary, secondary, rows
+                ));
+            }
         }
         self.out
     }
@@ -625,7 +709,7 @@ impl CodeOp for Gather<'_, '_> {
 /// One code's distance at one level: the single-row form of [`Batch`].
 #[inline(always)]
 fn score_one<S: CodeSimd>(simd: S, query: &PreparedQuery<'_>, code: &[u8]) -> f32 {
-    let PreparedQuery { form, bias, primary, secondary, .. } = *query;
+    let PreparedQuery { code_len, form, bias, primary, secondary } = *query;
     match form {
         Form::Sq8L2 => kernels::sq8_l2(simd, primary, secondary, [code])[0],
         Form::Sq8Dot => bias + kernels::sq8_dot(simd, primary, [code])[0],
@@ -638,6 +722,10 @@ fn score_one<S: CodeSimd>(simd: S, query: &PreparedQuery<'_>, code: &[u8]) -> f3
             secondary[usize::from(prefix[0])]
                 + bias * correction
                 + kernels::pq_sum(simd, primary, residual)
+        }
+        Form::RaBitQ { bits } => {
+            let layout = rabitq::layout_of(code_len, bits);
+            rabitq::score_codes(simd, layout, bias, primary, secondary, [code])[0]
         }
     }
 }

@@ -47,12 +47,58 @@ pub(crate) fn prepared_distance(
                 .fold(0.0, |acc, (j, &c)| acc + primary[j * 256 + usize::from(c)]);
             secondary[usize::from(code[0])] + bias * correction + residual
         }
+        Form::RaBitQ { bits } => {
+            let layout = super::rabitq::layout_of(code.len(), bits);
+            let mut levels = vec![0u8; layout.padded];
+            layout.unpack(&code[super::RABITQ_PREFIX..], &mut levels);
+            let dot =
+                levels.iter().enumerate().fold(0.0, |acc, (i, &u)| acc + primary[i] * f32::from(u));
+            let factors = super::Factors::read(code);
+            secondary[usize::from(factors.centroid)] + factors.add + factors.mul * (dot - bias)
+        }
     }
+}
+
+/// A RaBitQ code's estimate from its definition, in f64: rotate the query, take the grid
+/// vector `ȳ = u - h` the code stores, and evaluate
+/// `table(q, c) + add + mul·⟨Rq, ȳ⟩`, with `table` `‖q - c‖²` (L2), `½‖q - c‖²` (cosine)
+/// or `-⟨q, c⟩` (inner product). Returns the estimate and its bound at confidence 1,
+/// `‖q - c‖·err`.
+///
+/// # Panics
+/// If `codec` is not RaBitQ or a length is wrong.
+pub fn rabitq_estimate(codec: &Codec, query: &[f32], code: &[u8]) -> (f64, f64) {
+    let Codec::RaBitQ(rabitq) = codec else { panic!("rabitq_estimate: not a RaBitQ codec") };
+    let dim = rabitq.dim();
+    let rotation = rabitq.rotation();
+    let mut rotated = vec![0.0; rotation.padded()];
+    rotation.apply(query, &mut rotated);
+    let layout = super::rabitq::layout_of(code.len(), rabitq.bits());
+    let mut levels = vec![0u8; layout.padded];
+    layout.unpack(&code[super::RABITQ_PREFIX..], &mut levels);
+    let h = f64::from(layout.half_span());
+    let projection: f64 =
+        rotated.iter().zip(&levels).map(|(&w, &u)| f64::from(w) * (f64::from(u) - h)).sum();
+    let factors = super::Factors::read(code);
+    let c = usize::from(factors.centroid);
+    let centroid = &rabitq.centroids()[c * dim..(c + 1) * dim];
+    let l2: f64 =
+        query.iter().zip(centroid).map(|(&q, &c)| (f64::from(q) - f64::from(c)).powi(2)).sum();
+    let table = match codec.metric() {
+        Metric::L2 => l2,
+        Metric::Cosine => 0.5 * l2,
+        Metric::InnerProduct => {
+            -query.iter().zip(centroid).map(|(&q, &c)| f64::from(q) * f64::from(c)).sum::<f64>()
+        }
+    };
+    let estimate = table + f64::from(factors.add) + f64::from(factors.mul) * projection;
+    (estimate, l2.sqrt() * f64::from(factors.err))
 }
 
 /// The distance from `query` to the decoded `code`: what every code distance means. For L2 and
 /// inner product it is the metric's; for cosine it is `½‖q - x̂‖²`, which equals the cosine
-/// distance `1 - q·x̂` whenever `x̂` has unit norm (see [`Codec`] on why).
+/// distance `1 - q·x̂` whenever `x̂` has unit norm (see [`Codec`] on why). RaBitQ's estimates
+/// are not a decoded vector's distances (see [`rabitq_estimate`]).
 pub fn decoded_distance(codec: &Codec, query: &[f32], code: &[u8]) -> f32 {
     let mut decoded = vec![0.0; codec.dim()];
     codec.decode(code, &mut decoded);

@@ -12,9 +12,7 @@
 //! the decoded vector at encode time: `‖x̂‖² - ‖c‖²`), the third is a PQ inner-product table
 //! lookup per sub-space. Inner product needs no correction: `-⟨q, x̂⟩ = -⟨q, c⟩ - ⟨q, r⟩`.
 
-use pulp::{Simd, WithSimd};
-
-use super::kmeans::{self, Score};
+use super::kmeans::{self, CoarseTable, Nearest, Score};
 use super::pq::{CENTROIDS, ProductQuantizer};
 use super::sample::sample_rows;
 use super::{Form, QueryScratch, TrainOptions};
@@ -219,38 +217,5 @@ impl ResidualPq {
             secondary.iter_mut().for_each(|t| *t *= coarse_weight);
         }
         (Form::RpqTable, correction_weight)
-    }
-}
-
-/// The nearest coarse centroid, in one dispatch.
-struct Nearest<'a> {
-    x: &'a [f32],
-    centroids_t: &'a [f32],
-    distances: &'a mut [f32; CENTROIDS],
-}
-
-impl WithSimd for Nearest<'_> {
-    type Output = (u32, f32);
-
-    #[inline(always)]
-    fn with_simd<S: Simd>(self, simd: S) -> (u32, f32) {
-        kmeans::nearest(simd, self.x, self.centroids_t, self.distances)
-    }
-}
-
-/// The query's score against every coarse centroid, in one dispatch.
-struct CoarseTable<'a> {
-    score: Score,
-    query: &'a [f32],
-    centroids_t: &'a [f32],
-    out: &'a mut [f32],
-}
-
-impl WithSimd for CoarseTable<'_> {
-    type Output = ();
-
-    #[inline(always)]
-    fn with_simd<S: Simd>(self, simd: S) {
-        kmeans::scores_t(simd, self.score, self.query, self.centroids_t, self.out);
     }
 }
