@@ -149,8 +149,9 @@ impl Options {
 
     /// The codes Vamana segments keep in RAM: residual PQ (`CodecKind::Rpq`, default with one
     /// sub-space per 2 dimensions, `dim / 2 + 5` bytes a vector, or per 4 from 512
-    /// dimensions), PQ, SQ8 (`dim` bytes) or INT4 (`dim / 2`). Finer codes need fewer disk
-    /// reads per query and more RAM.
+    /// dimensions), PQ, SQ8 (`dim` bytes), INT4 (`dim / 2`) or RaBitQ
+    /// (`CodecKind::RaBitQ { bits }`, `bits` per coordinate of the dimension rounded up to 64,
+    /// plus 16 bytes). Finer codes need fewer disk reads per query and more RAM.
     #[must_use]
     pub fn vamana_codec(mut self, codec: CodecKind) -> Self {
         self.vamana_codec = Some(codec);
@@ -241,6 +242,9 @@ impl Options {
             {
                 invalid("vamana_codec", "sub-spaces must be between 1 and dim")
             }
+            Some(CodecKind::RaBitQ { bits }) if !(1..=8).contains(&bits) => {
+                invalid("vamana_codec", "RaBitQ takes 1 to 8 bits per coordinate")
+            }
             _ => Ok(()),
         }
     }
@@ -252,6 +256,7 @@ impl Options {
             Some(kind @ (CodecKind::Pq { subspaces } | CodecKind::Rpq { subspaces })) => {
                 (kind.code(), subspaces as u16)
             }
+            Some(kind @ CodecKind::RaBitQ { bits }) => (kind.code(), u16::from(bits)),
             Some(kind) => (kind.code(), 0),
         };
         let mut flags = 0;
@@ -301,6 +306,10 @@ impl Options {
             2 => Some(CodecKind::Int4),
             3 => Some(CodecKind::Pq { subspaces: param }),
             4 => Some(CodecKind::Rpq { subspaces: param }),
+            5 => match u8::try_from(param) {
+                Ok(bits @ 1..=8) => Some(CodecKind::RaBitQ { bits }),
+                _ => return Err(Error::UnknownCodec { code: 5 }),
+            },
             code => return Err(Error::UnknownCodec { code }),
         };
         let options = Options {

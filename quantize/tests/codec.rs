@@ -185,7 +185,8 @@ fn codebook_layout_matches_the_spec() {
     // then the rotation's sign bits in the body.
     let rows = clustered(500, 100, 4, 2);
     let options = quick().coarse_centroids(128);
-    let codec = Codec::train(CodecKind::RaBitQ { bits: 3 }, Metric::L2, 100, &rows, &options).unwrap();
+    let codec =
+        Codec::train(CodecKind::RaBitQ { bits: 3 }, Metric::L2, 100, &rows, &options).unwrap();
     let bytes = codec.to_bytes();
     let u32_at = |at: usize| u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap());
     assert_eq!((bytes[16], bytes[18]), (5, 3), "RaBitQ: kind 5, 3 bits");

@@ -5,7 +5,7 @@
 //! place as `&[f32]`, the id column, optional sections for later columns, a section directory and
 //! the framing footer. Byte layout and versioning: `docs/format/segment-flat.md`.
 //!
-//! A segment may also carry quantized codes of its rows (SQ8, INT4 or PQ, from
+//! A segment may also carry quantized codes of its rows (SQ8, INT4, PQ or RaBitQ, from
 //! `strata-quantize`) with their codebook: [`FlatSegment::search_codes`] then scans the codes,
 //! a fraction of the vectors' bytes, and reranks the best candidates with the exact vectors.
 //!
@@ -23,6 +23,6 @@ mod reader;
 mod writer;
 
 pub use crate::error::{FileError, Problem, Result, SegmentError};
-pub use crate::reader::{CodeScratch, Expected, FlatSegment};
+pub use crate::reader::{CodeScratch, Expected, FlatSegment, Rerank};
 pub use crate::writer::{FlatWriter, WrittenSegment};
 pub use strata_segment::{AttributeSections, encode_payloads};

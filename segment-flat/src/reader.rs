@@ -2,7 +2,7 @@
 
 use std::ops::Range;
 
-use strata_quantize::{Admission, Codec, Neighbor, QueryScratch, TopK};
+use strata_quantize::{Admission, Codec, Neighbor, QueryScratch, RABITQ_CONFIDENCE, TopK};
 use strata_segment::{FileSpec, LazyCheck, SectionSpec, SegmentFile};
 use strata_storage::ObjectBytes;
 use zerocopy::FromBytes;
@@ -61,6 +61,40 @@ pub struct CodeScratch {
     candidates: TopK,
     query: QueryScratch,
     rows: Vec<Neighbor>,
+    /// Candidates as `(lower bound, row)`, for codecs with error bounds.
+    bounded: Vec<(f32, u32)>,
+    reranked: usize,
+}
+
+impl CodeScratch {
+    /// Rows the last [`FlatSegment::search_codes`] read exact vectors for.
+    pub fn reranked(&self) -> usize {
+        self.reranked
+    }
+}
+
+/// How far a code search goes past the codes.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Rerank {
+    /// Candidates kept by code distance, as a multiple of `k` (at least 1).
+    pub factor: usize,
+    /// For codecs with error bounds (RaBitQ): a candidate is reranked only while its lower
+    /// bound, `estimate - confidence * bound`, could still beat the k-th exact distance found.
+    /// The bound is about one standard deviation of the estimate's error: 1.9 skips a
+    /// candidate that had about a 3% chance of belonging; `f32::INFINITY` reranks them all.
+    pub confidence: f32,
+}
+
+impl Rerank {
+    /// Rerank the best `k * factor` by code, pruned by the bound at [`RABITQ_CONFIDENCE`].
+    pub fn by(factor: usize) -> Self {
+        Rerank { factor, confidence: RABITQ_CONFIDENCE }
+    }
+
+    /// The same at another confidence.
+    pub fn with_confidence(self, confidence: f32) -> Self {
+        Rerank { confidence, ..self }
+    }
 }
 
 impl FlatSegment {
@@ -132,8 +166,11 @@ impl FlatSegment {
     }
 
     /// Approximate search through the codes: scores every row `admission` admits (only its
-    /// listed rows, when it lists them) by its code, keeps the best `top.k() * rerank` (at least `top.k()`), computes their exact
-    /// distances from the vectors, and offers those to `top` as `(id, distance)`.
+    /// listed rows, when it lists them) by its code, keeps the best `top.k() * rerank.factor`
+    /// (at least `top.k()`), computes their exact distances from the vectors, and offers those
+    /// to `top` as `(id, distance)`. With a codec that bounds its error (RaBitQ), candidates
+    /// are reranked in order of their lower bound, and the rest skipped once that bound exceeds
+    /// the k-th distance in `top` ([`Rerank::confidence`]).
     ///
     /// Distances offered are exact, so results merge with other tiers' in one `top`. `query`
     /// must be prepared for the metric (normalized for cosine).
@@ -144,7 +181,7 @@ impl FlatSegment {
     pub fn search_codes(
         &self,
         query: &[f32],
-        rerank: usize,
+        rerank: Rerank,
         admission: &impl Admission,
         top: &mut TopK,
         scratch: &mut CodeScratch,
@@ -158,11 +195,13 @@ impl FlatSegment {
         };
         let codec = &self.codes.as_ref().expect("codes present").codec;
         let code_len = codec.code_len();
-        let CodeScratch { distances, candidates, query: query_scratch, rows } = scratch;
+        let CodeScratch { distances, candidates, query: query_scratch, rows, bounded, reranked } =
+            scratch;
+        *reranked = 0;
         if distances.len() < SCAN_BLOCK {
             distances.resize(SCAN_BLOCK, 0.0);
         }
-        candidates.reset(top.k().saturating_mul(rerank.max(1)));
+        candidates.reset(top.k().saturating_mul(rerank.factor.max(1)));
         let prepared = codec.prepare(query, query_scratch);
         if let Some(listed) = admission.rows() {
             for &row in listed {
@@ -192,10 +231,34 @@ impl FlatSegment {
             return Ok(());
         }
         let vectors = self.vectors()?;
-        for candidate in rows.iter() {
-            let row = candidate.id as usize;
-            let vector = &vectors[row * dim..(row + 1) * dim];
-            top.push(self.id(row as u32), self.metric().distance(query, vector));
+        let metric = self.metric();
+        let exact = |row: u32| {
+            let vector = &vectors[row as usize * dim..(row as usize + 1) * dim];
+            (self.id(row), metric.distance(query, vector))
+        };
+        if !prepared.has_bounds() {
+            for candidate in rows.iter() {
+                let (id, distance) = exact(candidate.id as u32);
+                top.push(id, distance);
+            }
+            *reranked = rows.len();
+            return Ok(());
+        }
+        bounded.clear();
+        bounded.extend(rows.iter().map(|candidate| {
+            let row = candidate.id as u32;
+            let code = &codes[row as usize * code_len..(row as usize + 1) * code_len];
+            let bound = prepared.error_bound(code).expect("bounded codec");
+            (candidate.distance - rerank.confidence * bound, row)
+        }));
+        bounded.sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+        for &(lower, row) in bounded.iter() {
+            if top.worst().is_some_and(|worst| lower > worst) {
+                break;
+            }
+            let (id, distance) = exact(row);
+            top.push(id, distance);
+            *reranked += 1;
         }
         Ok(())
     }

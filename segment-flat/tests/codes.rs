@@ -8,7 +8,9 @@ use strata_quantize::{Codec, CodecKind, Metric, TopK, TrainOptions, normalize};
 use strata_segment_flat::format::{
     SECTION_CODEBOOK, SECTION_CODES, SectionEntry, TRAILER_LEN, Trailer,
 };
-use strata_segment_flat::{CodeScratch, FileError, FlatSegment, FlatWriter, Problem, SegmentError};
+use strata_segment_flat::{
+    CodeScratch, FileError, FlatSegment, FlatWriter, Problem, Rerank, SegmentError,
+};
 use strata_storage::framing::FOOTER_LEN;
 use strata_storage::{MemoryStore, Storage};
 use zerocopy::FromBytes;
@@ -49,8 +51,13 @@ fn write_with_codes(
     codec
 }
 
-fn kinds(dim: usize) -> [CodecKind; 3] {
-    [CodecKind::Sq8, CodecKind::Int4, CodecKind::Pq { subspaces: dim / 2 }]
+fn kinds(dim: usize) -> [CodecKind; 4] {
+    [
+        CodecKind::Sq8,
+        CodecKind::Int4,
+        CodecKind::Pq { subspaces: dim / 2 },
+        CodecKind::RaBitQ { bits: 2 },
+    ]
 }
 
 #[test]
@@ -85,7 +92,7 @@ proptest! {
     /// With a small rerank, every result is still a live row at its exact distance.
     #[test]
     fn code_search_with_full_rerank_is_exact(
-        kind in 0usize..3,
+        kind in 0usize..4,
         metric in prop::sample::select(Metric::ALL.to_vec()),
         k in 1usize..12,
         seed in any::<u64>(),
@@ -107,12 +114,12 @@ proptest! {
 
         let mut scratch = CodeScratch::default();
         let mut top = TopK::new(k);
-        segment.search_codes(&query, n, &AdmitIf(|row| !skip(row)), &mut top, &mut scratch).unwrap();
+        segment.search_codes(&query, Rerank::by(n).with_confidence(f32::INFINITY), &AdmitIf(|row| !skip(row)), &mut top, &mut scratch).unwrap();
         let got: Vec<(f32, u64)> = top.into_sorted_vec().iter().map(|n| (n.distance, n.id)).collect();
         prop_assert_eq!(got, exact[..k].to_vec());
 
         let mut top = TopK::new(k);
-        segment.search_codes(&query, 2, &AdmitIf(|row| !skip(row)), &mut top, &mut scratch).unwrap();
+        segment.search_codes(&query, Rerank::by(2), &AdmitIf(|row| !skip(row)), &mut top, &mut scratch).unwrap();
         let found = top.into_sorted_vec();
         prop_assert_eq!(found.len(), k);
         for neighbor in found {
@@ -136,7 +143,13 @@ fn code_search_needs_codes_and_the_right_dimension() {
     let plain = FlatSegment::open(&store, "plain").unwrap();
     assert!(plain.codec().is_none() && plain.codes().unwrap().is_none());
     let err = plain
-        .search_codes(&[0.0; 4], 4, &AdmitAll, &mut TopK::new(3), &mut CodeScratch::default())
+        .search_codes(
+            &[0.0; 4],
+            Rerank::by(4),
+            &AdmitAll,
+            &mut TopK::new(3),
+            &mut CodeScratch::default(),
+        )
         .unwrap_err();
     assert!(matches!(err, SegmentError::NoCodes { .. }), "{err}");
 
@@ -144,7 +157,13 @@ fn code_search_needs_codes_and_the_right_dimension() {
     write_with_codes(&store, "coded", CodecKind::Sq8, Metric::L2, 4, &data);
     let coded = FlatSegment::open(&store, "coded").unwrap();
     let err = coded
-        .search_codes(&[0.0; 5], 4, &AdmitAll, &mut TopK::new(3), &mut CodeScratch::default())
+        .search_codes(
+            &[0.0; 5],
+            Rerank::by(4),
+            &AdmitAll,
+            &mut TopK::new(3),
+            &mut CodeScratch::default(),
+        )
         .unwrap_err();
     assert!(
         matches!(err, SegmentError::File(FileError::DimensionMismatch { expected: 4, found: 5 })),
@@ -197,7 +216,7 @@ fn every_flipped_byte_of_the_codebook_or_codes_is_an_error() {
                 let err = segment
                     .search_codes(
                         &[0.0; 6],
-                        2,
+                        Rerank::by(2),
                         &AdmitAll,
                         &mut TopK::new(3),
                         &mut CodeScratch::default(),
@@ -217,4 +236,37 @@ fn every_flipped_byte_of_the_codebook_or_codes_is_an_error() {
             }
         }
     }
+}
+
+/// RaBitQ's bound skips most of a large rerank pool and keeps nearly every result a full rerank
+/// of that pool finds; with an infinite confidence it reranks the whole pool.
+#[test]
+fn error_bounds_prune_the_rerank() {
+    let (dim, n, k) = (32, 3000, 10);
+    let store = MemoryStore::new();
+    let data = rows(n, dim, Metric::L2, 8);
+    write_with_codes(&store, "s", CodecKind::RaBitQ { bits: 4 }, Metric::L2, dim, &data);
+    let segment = FlatSegment::open(&store, "s").unwrap();
+    let mut scratch = CodeScratch::default();
+    let (mut found, mut kept, mut reranked) = (0, 0, 0);
+    for q in 0..50 {
+        let query = rows(1, dim, Metric::L2, 1000 + q);
+        let search = |rerank: Rerank, scratch: &mut CodeScratch| {
+            let mut top = TopK::new(k);
+            segment.search_codes(&query, rerank, &AdmitAll, &mut top, scratch).unwrap();
+            top.into_sorted_vec().iter().map(|n| n.id).collect::<Vec<_>>()
+        };
+        let full = search(Rerank::by(20).with_confidence(f32::INFINITY), &mut scratch);
+        assert_eq!(scratch.reranked(), 20 * k, "an infinite confidence reranks the pool");
+        let pruned = search(Rerank::by(20).with_confidence(3.0), &mut scratch);
+        reranked += scratch.reranked();
+        found += full.len();
+        kept += pruned.iter().filter(|id| full.contains(id)).count();
+    }
+    let (kept, reranked) = (kept as f64 / found as f64, reranked as f64 / (50 * 20 * k) as f64);
+    println!(
+        "confidence 3: {kept:.3} of the full rerank's results, {reranked:.3} of the pool reranked"
+    );
+    assert!(kept >= 0.99, "kept {kept}");
+    assert!(reranked <= 0.25, "reranked {reranked} of the pool");
 }

@@ -84,10 +84,19 @@ pub struct BenchArgs {
     /// directory.
     #[arg(long)]
     pub db: Option<PathBuf>,
-    /// flat-sq8/int4/pq: rerank factors to sweep, one output row each; each query reranks its
-    /// best `k * rerank` rows by code with the exact vectors (1: the codes' own ranking).
+    /// flat-sq8/int4/pq/rabitq: rerank factors to sweep, one output row each; each query
+    /// reranks its best `k * rerank` rows by code with the exact vectors (1: the codes' own
+    /// ranking); flat-rabitq skips those whose error bound rules them out (--confidence).
     #[arg(long, value_delimiter = ',', default_value = "1,2,4,8,16")]
     pub rerank: Vec<usize>,
+    /// flat-rabitq: bits per coordinate, 1-8.
+    #[arg(long, default_value_t = 4)]
+    pub bits: u8,
+    /// flat-rabitq: a candidate is reranked only while `estimate - confidence * bound` could
+    /// still beat the k-th exact distance (the bound is about one standard deviation of the
+    /// estimate's error; `inf` reranks every candidate).
+    #[arg(long, default_value_t = strata_quantize::RABITQ_CONFIDENCE)]
+    pub confidence: f32,
     /// flat-pq, diskann: PQ sub-spaces (bytes per code) [default: flat-pq dim / 4; diskann
     /// the builder's default, dim / 2 below 512 dimensions].
     #[arg(long)]
@@ -208,6 +217,9 @@ pub enum IndexKind {
     FlatInt4,
     /// As flat-sq8, with PQ codes of --pq-subspaces bytes.
     FlatPq,
+    /// As flat-sq8, with RaBitQ codes of --bits bits per coordinate; the rerank is pruned by
+    /// the codes' error bounds at --confidence.
+    FlatRabitq,
     /// A Vamana (DiskANN) segment built with --threads threads into a directory and mapped:
     /// codes in RAM, nodes read a sector per hop; sweeps --l.
     Diskann,
@@ -222,6 +234,7 @@ impl IndexKind {
             IndexKind::FlatSq8 => "flat-sq8",
             IndexKind::FlatInt4 => "flat-int4",
             IndexKind::FlatPq => "flat-pq",
+            IndexKind::FlatRabitq => "flat-rabitq",
             IndexKind::Diskann => "diskann",
         }
     }
@@ -710,14 +723,16 @@ pub fn run(args: &BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
                 Some("fresh"),
             )?;
         }
-        IndexKind::FlatSq8 | IndexKind::FlatInt4 | IndexKind::FlatPq => {
+        IndexKind::FlatSq8 | IndexKind::FlatInt4 | IndexKind::FlatPq | IndexKind::FlatRabitq => {
             let kind = match args.index {
                 IndexKind::FlatSq8 => CodecKind::Sq8,
                 IndexKind::FlatInt4 => CodecKind::Int4,
+                IndexKind::FlatRabitq => CodecKind::RaBitQ { bits: args.bits },
                 _ => CodecKind::Pq { subspaces: args.pq_subspaces.unwrap_or(dim / 4).max(1) },
             };
             let dir = BenchDir::new(args.db.as_ref(), args.index.name());
             let built = bench_codes::build(kind, args.metric, &base, &dir.path, build_threads)?;
+            built.segment.set_confidence(args.confidence);
             let build_s = started.elapsed().as_secs_f64();
             let index = built.segment;
             if !args.json {
@@ -732,12 +747,15 @@ pub fn run(args: &BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
                 .rerank
                 .iter()
                 .map(|&rerank| {
-                    let params = json!({
+                    let mut params = json!({
                         "codec": kind.to_string(),
                         "rerank": rerank,
                         "code_bytes": index.code_len(),
                         "train_s": round(built.train_s, 3),
                     });
+                    if args.index == IndexKind::FlatRabitq {
+                        params["confidence"] = json!(args.confidence);
+                    }
                     (rerank, params.as_object().expect("object").clone())
                 })
                 .collect();
@@ -961,6 +979,8 @@ mod tests {
             diskann_min_rows: 2048,
             db: None,
             rerank: vec![1],
+            bits: 4,
+            confidence: strata_quantize::RABITQ_CONFIDENCE,
             pq_subspaces: None,
             l: vec![64],
             recall: Vec::new(),
@@ -1065,9 +1085,12 @@ mod tests {
     fn coded_kinds_reach_the_rerank_bar_on_the_generated_data() {
         for metric in Metric::ALL {
             let (dir, base, queries, truth) = generated(3000, 32, 30, metric, 3);
-            for (kind, rerank) in
-                [(CodecKind::Sq8, 4), (CodecKind::Int4, 8), (CodecKind::Pq { subspaces: 8 }, 32)]
-            {
+            for (kind, rerank) in [
+                (CodecKind::Sq8, 4),
+                (CodecKind::Int4, 8),
+                (CodecKind::Pq { subspaces: 8 }, 32),
+                (CodecKind::RaBitQ { bits: 2 }, 16),
+            ] {
                 let path = dir.path().join(kind.to_string());
                 let built = bench_codes::build(kind, metric, &base, &path, 2).unwrap();
                 let index = built.segment;
@@ -1125,6 +1148,8 @@ mod tests {
             diskann_min_rows: 2048,
             db: None,
             rerank: vec![1],
+            bits: 4,
+            confidence: strata_quantize::RABITQ_CONFIDENCE,
             pq_subspaces: None,
             l: vec![64],
             recall: Vec::new(),

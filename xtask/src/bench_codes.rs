@@ -1,14 +1,15 @@
-//! The `flat-sq8`, `flat-int4` and `flat-pq` index kinds of `cargo xtask bench`: a flat segment
-//! carrying quantized codes, written through the storage seam into a directory, opened (mapped)
-//! and searched by a code scan plus an exact rerank of the best `k * rerank` rows.
+//! The `flat-sq8`, `flat-int4`, `flat-pq` and `flat-rabitq` index kinds of `cargo xtask bench`:
+//! a flat segment carrying quantized codes, written through the storage seam into a directory,
+//! opened (mapped) and searched by a code scan plus an exact rerank of the best `k * rerank`
+//! rows (for RaBitQ, those its error bounds do not rule out).
 
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::time::Instant;
 
 use strata_quantize::AdmitAll;
 use strata_quantize::{Codec, CodecKind, Metric, Neighbor, TopK, TrainOptions, normalize};
-use strata_segment_flat::{CodeScratch, FlatSegment, FlatWriter};
+use strata_segment_flat::{CodeScratch, FlatSegment, FlatWriter, Rerank};
 use strata_storage::LocalDir;
 
 use crate::measure::BenchIndex;
@@ -31,6 +32,8 @@ pub struct CodedSegment {
     segment: FlatSegment,
     metric: Metric,
     rerank: AtomicUsize,
+    /// The bound's confidence multiplier, as f32 bits.
+    confidence: AtomicU32,
 }
 
 /// Trains `kind` on `base` (normalized first for cosine), writes every row with its code into
@@ -66,7 +69,12 @@ pub fn build(
     // Check both lazily verified blocks now, so the first query is not charged for it.
     segment.verify()?;
     Ok(Built {
-        segment: CodedSegment { segment, metric, rerank: AtomicUsize::new(1) },
+        segment: CodedSegment {
+            segment,
+            metric,
+            rerank: AtomicUsize::new(1),
+            confidence: AtomicU32::new(strata_quantize::RABITQ_CONFIDENCE.to_bits()),
+        },
         train_s,
         write_s,
     })
@@ -76,6 +84,11 @@ impl CodedSegment {
     /// Bytes per row the codes take.
     pub fn code_len(&self) -> usize {
         self.segment.codec().map_or(0, Codec::code_len)
+    }
+
+    /// The error-bound confidence of later searches (codecs with bounds only).
+    pub fn set_confidence(&self, confidence: f32) {
+        self.confidence.store(confidence.to_bits(), Ordering::Relaxed);
     }
 }
 
@@ -103,7 +116,8 @@ impl BenchIndex for CodedSegment {
             query
         };
         scratch.top.reset(k);
-        let rerank = self.rerank.load(Ordering::Relaxed);
+        let confidence = f32::from_bits(self.confidence.load(Ordering::Relaxed));
+        let rerank = Rerank::by(self.rerank.load(Ordering::Relaxed)).with_confidence(confidence);
         self.segment
             .search_codes(query, rerank, &AdmitAll, &mut scratch.top, &mut scratch.codes)
             .expect("intact segment");

@@ -183,6 +183,17 @@ pub(crate) fn dispatch<Op: CodeOp>(kernels: &Kernels, op: Op) -> Op::Output {
     }
 }
 
+/// Each accumulator's lane sum. A loop, not `acc.map(..)`: the closure `map` takes is compiled
+/// without the level's target features, so the reduction's intrinsics would become calls.
+#[inline(always)]
+fn reduce<S: CodeSimd, const R: usize>(simd: S, acc: [S::f32s; R]) -> [f32; R] {
+    let mut sums = [0.0; R];
+    for (sum, acc) in sums.iter_mut().zip(acc) {
+        *sum = simd.reduce_sum_f32s(acc);
+    }
+    sums
+}
+
 // The scalar-quantizer kernels score `R` rows at once: each query-side vector is loaded once for
 // all of them, and the rows' accumulators form `R` independent FMA chains, so the loop runs at
 // instruction throughput instead of waiting on one chain's latency. Batches use R = 4; a
@@ -208,7 +219,7 @@ pub(crate) fn sq8_l2<S: CodeSimd, const R: usize>(
             *acc = simd.mul_add_e_f32s(diff, diff, *acc);
         }
     }
-    let mut sums = acc.map(|acc| simd.reduce_sum_f32s(acc));
+    let mut sums = reduce(simd, acc);
     for (sum, row) in sums.iter_mut().zip(rows) {
         for i in whole..dim {
             let diff = offset[i] - scale[i] * f32::from(row[i]);
@@ -235,7 +246,7 @@ pub(crate) fn sq8_dot<S: CodeSimd, const R: usize>(
             *acc = simd.mul_add_e_f32s(w, simd.widen_u8(&row[at..]), *acc);
         }
     }
-    let mut sums = acc.map(|acc| simd.reduce_sum_f32s(acc));
+    let mut sums = reduce(simd, acc);
     for (sum, row) in sums.iter_mut().zip(rows) {
         for i in whole..dim {
             *sum += weight[i] * f32::from(row[i]);
@@ -273,7 +284,7 @@ pub(crate) fn int4_l2<S: CodeSimd, const R: usize>(
             *acc = simd.mul_add_e_f32s(diff_high, diff_high, *acc);
         }
     }
-    let mut sums = acc.map(|acc| simd.reduce_sum_f32s(acc));
+    let mut sums = reduce(simd, acc);
     for (sum, row) in sums.iter_mut().zip(rows) {
         for j in whole..half {
             let low = offset_low[j] - scale_low[j] * f32::from(row[j] & 0x0f);
@@ -305,7 +316,7 @@ pub(crate) fn int4_dot<S: CodeSimd, const R: usize>(
             *acc = simd.mul_add_e_f32s(wh, high, *acc);
         }
     }
-    let mut sums = acc.map(|acc| simd.reduce_sum_f32s(acc));
+    let mut sums = reduce(simd, acc);
     for (sum, row) in sums.iter_mut().zip(rows) {
         for j in whole..half {
             *sum +=

@@ -458,6 +458,7 @@ impl Codec {
             bias,
             primary: &scratch.primary,
             secondary: &scratch.secondary,
+            bits: &scratch.bits,
         }
     }
 
@@ -487,6 +488,7 @@ pub(crate) fn invalid(name: &'static str, problem: String) -> QuantizeError {
 pub struct QueryScratch {
     primary: Vec<f32>,
     secondary: Vec<f32>,
+    bits: Vec<u64>,
 }
 
 /// How a prepared query's buffers are read.
@@ -521,6 +523,8 @@ pub struct PreparedQuery<'a> {
     bias: f32,
     primary: &'a [f32],
     secondary: &'a [f32],
+    /// RaBitQ: the quantized query's bit planes.
+    bits: &'a [u64],
 }
 
 impl PreparedQuery<'_> {
@@ -598,7 +602,7 @@ impl PreparedQuery<'_> {
     /// The scalar reference of [`distance`](Self::distance): same formula, one plain loop.
     pub fn distance_reference(&self, code: &[u8]) -> f32 {
         assert_eq!(code.len(), self.code_len, "distance: code has the wrong length");
-        reference::prepared_distance(self.form, self.bias, self.primary, self.secondary, code)
+        reference::prepared_distance(self, code)
     }
 }
 
@@ -636,7 +640,7 @@ impl<'o> CodeOp for Batch<'_, 'o> {
 
     #[inline(always)]
     fn run<S: CodeSimd>(self, simd: S) -> &'o mut [f32] {
-        let PreparedQuery { code_len, form, bias, primary, secondary } = *self.query;
+        let PreparedQuery { code_len, form, bias, primary, secondary, bits } = *self.query;
         let codes = self.codes;
         let out = &mut *self.out;
         match form {
@@ -673,10 +677,10 @@ impl<'o> CodeOp for Batch<'_, 'o> {
                         + kernels::pq_sum(simd, primary, residual);
                 }
             }
-            Form::RaBitQ { bits } => {
-                let layout = rabitq::layout_of(code_len, bits);
+            Form::RaBitQ { bits: code_bits } => {
+                let layout = rabitq::layout_of(code_len, code_bits);
                 score_rows!(codes, code_len, out, |rows| rabitq::score_codes(
-                    simd, layout, bias, primary, secondary, rows
+                    simd, layout, bias, primary, secondary, bits, rows
                 ));
             }
         }
@@ -709,7 +713,7 @@ impl CodeOp for Gather<'_, '_> {
 /// One code's distance at one level: the single-row form of [`Batch`].
 #[inline(always)]
 fn score_one<S: CodeSimd>(simd: S, query: &PreparedQuery<'_>, code: &[u8]) -> f32 {
-    let PreparedQuery { code_len, form, bias, primary, secondary } = *query;
+    let PreparedQuery { code_len, form, bias, primary, secondary, bits } = *query;
     match form {
         Form::Sq8L2 => kernels::sq8_l2(simd, primary, secondary, [code])[0],
         Form::Sq8Dot => bias + kernels::sq8_dot(simd, primary, [code])[0],
@@ -723,15 +727,28 @@ fn score_one<S: CodeSimd>(simd: S, query: &PreparedQuery<'_>, code: &[u8]) -> f3
                 + bias * correction
                 + kernels::pq_sum(simd, primary, residual)
         }
-        Form::RaBitQ { bits } => {
-            let layout = rabitq::layout_of(code_len, bits);
-            rabitq::score_codes(simd, layout, bias, primary, secondary, [code])[0]
+        Form::RaBitQ { bits: code_bits } => {
+            let layout = rabitq::layout_of(code_len, code_bits);
+            rabitq::score_codes(simd, layout, bias, primary, secondary, bits, [code])[0]
         }
     }
 }
 
 /// Prepared buffers are written through here so each codec fills them in place.
 impl QueryScratch {
+    /// As [`buffers`](Self::buffers), with `bits` zeroed words as well.
+    pub(crate) fn buffers_and_bits(
+        &mut self,
+        primary: usize,
+        secondary: usize,
+        bits: usize,
+    ) -> (&mut [f32], &mut [f32], &mut [u64]) {
+        self.bits.clear();
+        self.bits.resize(bits, 0);
+        let _ = self.buffers(primary, secondary);
+        (&mut self.primary, &mut self.secondary, &mut self.bits)
+    }
+
     pub(crate) fn buffers(&mut self, primary: usize, secondary: usize) -> (&mut [f32], &mut [f32]) {
         self.primary.clear();
         self.primary.resize(primary, 0.0);

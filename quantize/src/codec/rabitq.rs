@@ -46,6 +46,16 @@ pub const RABITQ_PREFIX: usize = 16;
 /// within `estimate ± 1.9·bound` with high probability.
 pub const RABITQ_CONFIDENCE: f32 = 1.9;
 
+/// Bits the query is quantized to for 1-3-bit codes' planes: each plane's sum is then
+/// `QUERY_BITS` popcounts of ANDed 64-bit words, 3.5x faster than a float byte table (gathers)
+/// at 768-d. At 6 bits the rounding cost 1-bit codes 3 points of code-only recall@10 on
+/// 128-d data and left 2-bit estimates outside 3 bounds 1.3% of the time instead of 0.6%; at
+/// 8 bits the recall was within a point of a float query's and the bounds held as well.
+pub(crate) const QUERY_BITS: usize = 8;
+
+/// Where the quantized query's offset and step sit in the secondary buffer.
+const QUERY_GRID: usize = 2 * TABLE;
+
 /// Rounds of sign flips and Hadamard transforms in a new codec's rotation.
 const ROUNDS: usize = 3;
 
@@ -55,6 +65,19 @@ const ROWS_PER_CENTROID: usize = 64;
 /// Entries of each per-query centroid table: one per possible centroid byte, so a damaged
 /// code cannot index past it (entries past the trained centroids score `+inf`).
 const TABLE: usize = 256;
+
+/// How a code's bit planes are scored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Planes {
+    /// 8 bits and 4 bits: no planes.
+    None,
+    /// 1-3 bits: popcounts against the query quantized to [`QUERY_BITS`] bits.
+    Popcount,
+    /// 5-7 bits: the planes above the nibbles weigh 16-64 times more than a level step, which
+    /// would magnify the query's rounding, so each is scored by a byte table of the float
+    /// query (one lookup per 8 coordinates).
+    Tables,
+}
 
 /// How a code's bits are laid out after the prefix.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,6 +104,24 @@ impl Layout {
             8 => 8..8,
             4..=7 => 4..self.bits,
             bits => 0..bits,
+        }
+    }
+
+    /// How the planes are scored.
+    pub(crate) fn scoring(self) -> Planes {
+        match self.bits {
+            4 | 8 => Planes::None,
+            1..=3 => Planes::Popcount,
+            _ => Planes::Tables,
+        }
+    }
+
+    /// The bits of a level the byte or nibble part holds.
+    pub(crate) fn wide_mask(self) -> u8 {
+        match self.bits {
+            8 => 0xff,
+            4..=7 => 0x0f,
+            _ => 0,
         }
     }
 
@@ -173,6 +214,7 @@ pub struct Factors {
 
 impl Factors {
     /// Reads a code's prefix.
+    #[inline(always)]
     pub fn read(code: &[u8]) -> Factors {
         let float =
             |at: usize| f32::from_le_bytes([code[at], code[at + 1], code[at + 2], code[at + 3]]);
@@ -391,17 +433,27 @@ impl RaBitQ {
         out.iter_mut().zip(c).for_each(|(x, c)| *x += c);
     }
 
-    /// Fills the query's buffers: `primary` is `w = Rq` (`padded` floats), then, when the code
-    /// has bit planes, a 256-entry table per 8 coordinates of `w`'s partial sums; `secondary` is
-    /// the centroid table, then `‖q - c‖` per centroid. The bias returned is `h·Σ w`.
+    /// Fills the query's buffers: `primary` is `w = Rq` (`padded` floats), then for 5-7 bits a
+    /// 256-entry table per 8 coordinates of `w`'s partial sums; `secondary` the centroid table,
+    /// then `‖q - c‖` per centroid, then the quantized query's offset and step; `bits`, for 1-3
+    /// bits, `w` quantized to [`QUERY_BITS`] bits in planes. The bias returned is `h·Σ w`.
     pub(crate) fn prepare(&self, query: &[f32], scratch: &mut QueryScratch) -> (Form, f32) {
         let layout = self.layout();
         let padded = layout.padded;
-        let plane_tables =
-            if layout.plane_bits().is_empty() { 0 } else { layout.plane_len() * 256 };
-        let (primary, secondary) = scratch.buffers(padded + plane_tables, 2 * TABLE);
+        let (words, tables) = match layout.scoring() {
+            Planes::None => (0, 0),
+            Planes::Popcount => (QUERY_BITS * padded / 64, 0),
+            Planes::Tables => (0, layout.plane_len() * 256),
+        };
+        let (primary, secondary, bits) =
+            scratch.buffers_and_bits(padded + tables, QUERY_GRID + 2, words);
         let (rotated, tables) = primary.split_at_mut(padded);
         self.rotation.apply(query, rotated);
+        if words > 0 {
+            let (lower, step) = quantize_query(rotated, bits);
+            secondary[QUERY_GRID] = lower;
+            secondary[QUERY_GRID + 1] = step;
+        }
         for (table, chunk) in tables.chunks_exact_mut(256).zip(rotated.chunks_exact(8)) {
             // Entry b = Σ of the coordinates whose bit is set in b: each entry is a smaller one
             // plus one coordinate.
@@ -435,6 +487,66 @@ impl RaBitQ {
         norms[..k].iter_mut().for_each(|n| *n = n.max(0.0).sqrt());
         (Form::RaBitQ { bits: self.bits }, (f64::from(layout.half_span()) * sum) as f32)
     }
+}
+
+/// The query's grid for the bit planes: [`QUERY_BITS`] bits per coordinate, evenly from its
+/// least to its largest coordinate. Returns the offset, the step and a rounding function.
+pub(crate) fn query_grid(rotated: &[f32]) -> (f32, f32, impl Fn(f32) -> u32) {
+    let lower = rotated.iter().fold(f32::INFINITY, |m, &w| m.min(w));
+    let upper = rotated.iter().fold(f32::NEG_INFINITY, |m, &w| m.max(w));
+    let top = ((1u32 << QUERY_BITS) - 1) as f32;
+    let step = (upper - lower) / top;
+    let inverse = if step > 0.0 { 1.0 / step } else { 0.0 };
+    (lower, step, move |w: f32| ((w - lower) * inverse + 0.5).clamp(0.0, top) as u32)
+}
+
+/// Quantizes the rotated query on [`query_grid`] into bit planes: plane `j`, word `t`, bit `i`
+/// is bit `j` of coordinate `64t + i`'s level. Returns the grid's offset and step.
+fn quantize_query(rotated: &[f32], planes: &mut [u64]) -> (f32, f32) {
+    let (lower, step, level_of) = query_grid(rotated);
+    let words = rotated.len() / 64;
+    for (i, &w) in rotated.iter().enumerate() {
+        let level = level_of(w);
+        for (j, plane) in planes.chunks_exact_mut(words).enumerate() {
+            plane[i / 64] |= u64::from((level >> j) & 1) << (i % 64);
+        }
+    }
+    (lower, step)
+}
+
+/// The quantized query the bit planes are scored against, coordinate by coordinate, read back
+/// from a prepared query's planes (for the folded reference).
+pub(crate) fn quantized_query(padded: usize, bits: &[u64], secondary: &[f32]) -> Vec<f32> {
+    if bits.is_empty() {
+        return vec![0.0; padded];
+    }
+    let (lower, step) = (secondary[QUERY_GRID], secondary[QUERY_GRID + 1]);
+    let words = padded / 64;
+    (0..padded)
+        .map(|i| {
+            let level = (0..QUERY_BITS)
+                .map(|j| ((bits[j * words + i / 64] >> (i % 64)) & 1) << j)
+                .sum::<u64>();
+            lower + step * level as f32
+        })
+        .collect()
+}
+
+/// `(popcount(plane), Σ_j 2^j popcount(plane & query_j))` for one bit plane of a code against
+/// the query's planes: the plane's set coordinates counted, and their quantized levels summed.
+#[inline(always)]
+fn plane_sums(plane: &[u8], query: &[u64], words: usize) -> (u32, u32) {
+    let mut count = 0;
+    let mut weighted = [0u32; QUERY_BITS];
+    for (t, chunk) in plane.chunks_exact(8).enumerate() {
+        let x = u64::from_le_bytes(chunk.try_into().expect("8 bytes"));
+        count += x.count_ones();
+        for (j, sum) in weighted.iter_mut().enumerate() {
+            *sum += (x & query[j * words + t]).count_ones();
+        }
+    }
+    let weighted = weighted.iter().enumerate().map(|(j, &sum)| sum << j).sum();
+    (count, weighted)
 }
 
 /// Whether a codec may keep `k` coarse centroids.
@@ -503,32 +615,44 @@ fn level_at(x: f32, h: f32) -> f32 {
     (floor + 0.5).clamp(-h, h)
 }
 
-/// `Σ u_i w_i` over `R` codes' bodies.
+/// `Σ u_i w_i` over `R` codes' bodies: the byte or nibble part against the rotated query in
+/// `primary`, each bit plane against the quantized query's planes in `bits`.
 #[inline(always)]
 pub(crate) fn code_dots<S: CodeSimd, const R: usize>(
     simd: S,
     layout: Layout,
     primary: &[f32],
+    secondary: &[f32],
+    bits: &[u64],
     bodies: [&[u8]; R],
 ) -> [f32; R] {
     let wide = layout.wide_len();
     let weights = &primary[..layout.padded];
     let mut sums = match layout.bits {
         8 => kernels::sq8_dot(simd, weights, bodies),
-        4..=7 => kernels::int4_dot(simd, weights, bodies.map(|body| &body[..wide])),
+        4..=7 => kernels::int4_dot(simd, weights, std::array::from_fn(|i| &bodies[i][..wide])),
         _ => [0.0; R],
     };
     let planes = layout.plane_bits();
-    if !planes.is_empty() {
-        let tables = &primary[layout.padded..];
-        let plane_len = layout.plane_len();
-        for (sum, body) in sums.iter_mut().zip(bodies) {
-            let mut at = wide;
-            for bit in planes.clone() {
-                let plane = kernels::pq_sum(simd, tables, &body[at..at + plane_len]);
-                *sum += (1u32 << bit) as f32 * plane;
-                at += plane_len;
-            }
+    let (lower, step) = (secondary[QUERY_GRID], secondary[QUERY_GRID + 1]);
+    let (plane_len, words) = (layout.plane_len(), layout.padded / 64);
+    let tables = &primary[layout.padded..];
+    let scoring = layout.scoring();
+    if scoring == Planes::None {
+        return sums;
+    }
+    for (sum, body) in sums.iter_mut().zip(bodies) {
+        let mut at = wide;
+        for bit in planes.clone() {
+            let plane = &body[at..at + plane_len];
+            let plane = if scoring == Planes::Popcount {
+                let (count, weighted) = plane_sums(plane, bits, words);
+                lower * count as f32 + step * weighted as f32
+            } else {
+                kernels::pq_sum(simd, tables, plane)
+            };
+            *sum += (1u32 << bit) as f32 * plane;
+            at += plane_len;
         }
     }
     sums
@@ -542,9 +666,11 @@ pub(crate) fn score_codes<S: CodeSimd, const R: usize>(
     bias: f32,
     primary: &[f32],
     secondary: &[f32],
+    bits: &[u64],
     codes: [&[u8]; R],
 ) -> [f32; R] {
-    let dots = code_dots(simd, layout, primary, codes.map(|code| &code[RABITQ_PREFIX..]));
+    let bodies: [&[u8]; R] = std::array::from_fn(|i| &codes[i][RABITQ_PREFIX..]);
+    let dots = code_dots(simd, layout, primary, secondary, bits, bodies);
     let mut out = [0.0; R];
     for ((out, code), dot) in out.iter_mut().zip(codes).zip(dots) {
         *out = estimate(code, dot, bias, secondary);

@@ -5,17 +5,12 @@
 //! decodes the code and applies the metric's scalar reference: the definition the folded
 //! formulas must equal up to rounding.
 
-use super::{Codec, Form};
+use super::{Codec, Form, PreparedQuery};
 use crate::{Metric, scalar};
 
 /// The folded formula of a prepared query, in one plain loop.
-pub(crate) fn prepared_distance(
-    form: Form,
-    bias: f32,
-    primary: &[f32],
-    secondary: &[f32],
-    code: &[u8],
-) -> f32 {
+pub(crate) fn prepared_distance(query: &PreparedQuery<'_>, code: &[u8]) -> f32 {
+    let PreparedQuery { form, bias, primary, secondary, bits, .. } = *query;
     let half = code.len();
     let nibble = |i: usize| {
         if i < half { f32::from(code[i] & 0x0f) } else { f32::from(code[i - half] >> 4) }
@@ -47,12 +42,21 @@ pub(crate) fn prepared_distance(
                 .fold(0.0, |acc, (j, &c)| acc + primary[j * 256 + usize::from(c)]);
             secondary[usize::from(code[0])] + bias * correction + residual
         }
-        Form::RaBitQ { bits } => {
-            let layout = super::rabitq::layout_of(code.len(), bits);
+        Form::RaBitQ { bits: code_bits } => {
+            let layout = super::rabitq::layout_of(code.len(), code_bits);
             let mut levels = vec![0u8; layout.padded];
             layout.unpack(&code[super::RABITQ_PREFIX..], &mut levels);
-            let dot =
-                levels.iter().enumerate().fold(0.0, |acc, (i, &u)| acc + primary[i] * f32::from(u));
+            // The wide part weighs the rotated query, the planes its quantized form.
+            let wide_mask = layout.wide_mask();
+            let quantized = if layout.scoring() == super::rabitq::Planes::Popcount {
+                super::rabitq::quantized_query(layout.padded, bits, secondary)
+            } else {
+                primary[..layout.padded].to_vec()
+            };
+            let dot = levels.iter().enumerate().fold(0.0, |acc, (i, &u)| {
+                let planes = u & !wide_mask;
+                acc + primary[i] * f32::from(u & wide_mask) + quantized[i] * f32::from(planes)
+            });
             let factors = super::Factors::read(code);
             secondary[usize::from(factors.centroid)] + factors.add + factors.mul * (dot - bias)
         }
@@ -60,8 +64,8 @@ pub(crate) fn prepared_distance(
 }
 
 /// A RaBitQ code's estimate from its definition, in f64: rotate the query, take the grid
-/// vector `ȳ = u - h` the code stores, and evaluate
-/// `table(q, c) + add + mul·⟨Rq, ȳ⟩`, with `table` `‖q - c‖²` (L2), `½‖q - c‖²` (cosine)
+/// vector `ȳ = u - h` the code stores, and evaluate `table(q, c) + add + mul·⟨w, ȳ⟩` with
+/// `w = Rq` (the planes of 1-3-bit codes weigh `w` rounded to its 8-bit grid), with `table` `‖q - c‖²` (L2), `½‖q - c‖²` (cosine)
 /// or `-⟨q, c⟩` (inner product). Returns the estimate and its bound at confidence 1,
 /// `‖q - c‖·err`.
 ///
@@ -76,9 +80,24 @@ pub fn rabitq_estimate(codec: &Codec, query: &[f32], code: &[u8]) -> (f64, f64) 
     let layout = super::rabitq::layout_of(code.len(), rabitq.bits());
     let mut levels = vec![0u8; layout.padded];
     layout.unpack(&code[super::RABITQ_PREFIX..], &mut levels);
+    // Bit planes are scored against the query on its grid (`rabitq::query_grid`); the byte
+    // or nibble part against the rotated query itself.
+    let (lower, step, level_of) = super::rabitq::query_grid(&rotated);
+    let on_grid = |w: f32| f64::from(lower) + f64::from(step) * f64::from(level_of(w));
+    let wide_mask = layout.wide_mask();
     let h = f64::from(layout.half_span());
-    let projection: f64 =
-        rotated.iter().zip(&levels).map(|(&w, &u)| f64::from(w) * (f64::from(u) - h)).sum();
+    let projection: f64 = rotated
+        .iter()
+        .zip(&levels)
+        .map(|(&w, &u)| {
+            let planes = match layout.scoring() {
+                super::rabitq::Planes::Popcount => on_grid(w),
+                _ => f64::from(w),
+            };
+            f64::from(w) * f64::from(u & wide_mask) + planes * f64::from(u & !wide_mask)
+                - h * f64::from(w)
+        })
+        .sum();
     let factors = super::Factors::read(code);
     let c = usize::from(factors.centroid);
     let centroid = &rabitq.centroids()[c * dim..(c + 1) * dim];
