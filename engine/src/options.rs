@@ -147,11 +147,11 @@ impl Options {
         self
     }
 
-    /// The codes Vamana segments keep in RAM: residual PQ (`CodecKind::Rpq`, default with one
-    /// sub-space per 2 dimensions, `dim / 2 + 5` bytes a vector, or per 4 from 512
-    /// dimensions), PQ, SQ8 (`dim` bytes), INT4 (`dim / 2`) or RaBitQ
-    /// (`CodecKind::RaBitQ { bits }`, `bits` per coordinate of the dimension rounded up to 64,
-    /// plus 16 bytes). Finer codes need fewer disk reads per query and more RAM.
+    /// The codes Vamana segments keep in RAM: RaBitQ (`CodecKind::RaBitQ { bits }`, `bits` per
+    /// coordinate of the dimension rounded up to 64, plus 16 bytes, 8 for 1 bit; the default
+    /// from 32,768 rows takes 4 bits, 2 from 512 dimensions), residual PQ (`CodecKind::Rpq`),
+    /// PQ, SQ8 (`dim` bytes, the default below 32,768 rows) or INT4 (`dim / 2`). Finer codes
+    /// need fewer disk reads per query and more RAM.
     #[must_use]
     pub fn vamana_codec(mut self, codec: CodecKind) -> Self {
         self.vamana_codec = Some(codec);

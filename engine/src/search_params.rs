@@ -19,6 +19,7 @@ pub struct SearchParams {
     pub(crate) beam_width: usize,
     pub(crate) filter: Option<Arc<Filter>>,
     pub(crate) filter_plan: FilterPlan,
+    pub(crate) rerank_confidence: f32,
 }
 
 /// How a filtered search treats each Vamana segment. `Auto` (the default) decides by the
@@ -81,6 +82,7 @@ impl SearchParams {
             effort: Self::recall_effort(Self::DEFAULT_RECALL),
             filter: None,
             filter_plan: FilterPlan::Auto,
+            rerank_confidence: strata_segment_diskann::DEFAULT_RERANK_CONFIDENCE,
         }
     }
 
@@ -93,6 +95,7 @@ impl SearchParams {
             beam_width: 1,
             filter: None,
             filter_plan: FilterPlan::Auto,
+            rerank_confidence: f32::INFINITY,
         }
     }
 
@@ -129,6 +132,18 @@ impl SearchParams {
     fn recall_effort(recall: f32) -> VamanaEffort {
         let recall = if recall.is_nan() { 1.0 } else { recall.clamp(0.0, 1.0) };
         VamanaEffort::Recall((recall * 1e6).round() as u32)
+    }
+
+    /// Vamana segments with RaBitQ codes (`Options::vamana_codec`): how many standard
+    /// deviations of a code's error must put a node beyond the k-th best before the search
+    /// skips its exact distance (and the read of its vector). Higher reranks more: slower and
+    /// surer; `f32::INFINITY` scores every node expanded. Default 3 (a 0.13% chance, one-sided,
+    /// that a skipped node belonged). Other codecs give no bound and score every node.
+    #[must_use]
+    pub fn rerank_confidence(mut self, confidence: f32) -> Self {
+        self.rerank_confidence =
+            if confidence.is_nan() { f32::INFINITY } else { confidence.max(0.0) };
+        self
     }
 
     /// Vamana nodes expanded per round (W): wider rounds overlap reads on slow storage;

@@ -243,6 +243,7 @@ impl Segment {
                 let params = diskann::SearchParams {
                     search_list: scaled_list(params.effort.search_list(s, k), params.list_scale),
                     beam_width: params.beam_width,
+                    rerank_confidence: params.rerank_confidence,
                 };
                 s.search_within(query, &params, bound, admission, top, &mut scratch.vamana)?;
             }
@@ -273,6 +274,9 @@ pub(crate) struct VamanaParams {
     /// The list grows by this factor under a filter (1: no filter).
     pub(crate) list_scale: f32,
     pub(crate) filter_plan: FilterPlan,
+    /// Bounded codes: how sure a code must be that a node is out of the top k before its
+    /// exact distance is skipped (`SearchParams::rerank_confidence`).
+    pub(crate) rerank_confidence: f32,
 }
 
 /// `list` times `scale`, saturating.

@@ -381,6 +381,7 @@ impl Snapshot {
             effort: params.effort,
             beam_width: params.beam_width.max(1),
             list_scale: 1.0,
+            rerank_confidence: params.rerank_confidence,
             filter_plan: params.filter_plan,
         };
         let predicate = predicate.filter(|p| !p.is_all());

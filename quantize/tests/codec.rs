@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{clustered, normalized, paths, quick, uniform_rows};
+use common::{clustered, normalized, paths, quick, uniform_rows, varied_rows};
 use proptest::prelude::*;
 use strata_quantize::codec::reference::decoded_distance;
 use strata_quantize::{
@@ -53,11 +53,7 @@ proptest! {
     ) {
         let kind = kinds(dim)[kind];
         let n = 300;
-        let mut rows = uniform_rows(n, dim, seed);
-        rows.iter_mut().enumerate().for_each(|(i, x)| *x = *x * (1 + i % 5) as f32 + (i % 3) as f32);
-        if metric == Metric::Cosine {
-            rows = normalized(rows, dim);
-        }
+        let rows = varied_rows(n, dim, metric, seed);
         let codec = Codec::train(kind, metric, dim, &rows, &quick()).unwrap();
         let code_len = codec.code_len();
         let mut codes = vec![0u8; n * code_len];

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{clustered, normalized, paths, quick, uniform_rows};
+use common::{clustered, normalized, paths, quick, uniform_rows, varied_rows};
 use proptest::prelude::*;
 use strata_quantize::codec::reference::rabitq_estimate;
 use strata_quantize::{Codec, CodecKind, Metric, QueryScratch, RABITQ_CONFIDENCE, TrainOptions};
@@ -28,11 +28,7 @@ proptest! {
         seed in any::<u64>(),
     ) {
         let n = 150;
-        let mut rows = uniform_rows(n, dim, seed);
-        rows.iter_mut().enumerate().for_each(|(i, x)| *x = *x * (1 + i % 5) as f32 + (i % 3) as f32);
-        if metric == Metric::Cosine {
-            rows = normalized(rows, dim);
-        }
+        let rows = varied_rows(n, dim, metric, seed);
         let codec = Codec::train(CodecKind::RaBitQ { bits }, metric, dim, &rows, &quick()).unwrap();
         let code_len = codec.code_len();
         let codes = encode_all(&codec, &rows);

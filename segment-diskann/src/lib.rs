@@ -55,4 +55,6 @@ pub use crate::build::{
     BuildOptions, BuildReport, Calibrated, VamanaBuilder, WIDE_DIM, WrittenSegment,
 };
 pub use crate::error::{FileError, Problem, Result, VamanaError};
-pub use crate::reader::{Expected, SearchParams, SearchScratch, SearchStats, VamanaSegment};
+pub use crate::reader::{
+    DEFAULT_RERANK_CONFIDENCE, Expected, SearchParams, SearchScratch, SearchStats, VamanaSegment,
+};

@@ -35,7 +35,7 @@ static SPEC: FileSpec = FileSpec {
 };
 
 /// How hard a search works.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct SearchParams {
     /// L: candidates kept while walking the graph, at least k. The bound that trades recall for
     /// speed: every one of them is expanded (its sector read, its exact distance computed).
@@ -44,11 +44,26 @@ pub struct SearchParams {
     /// parallel reads (DiskANN uses 4 on SSDs); from the page cache one node at a time is
     /// fastest (measured: W 4 costs 12-20% more hops for the same recall).
     pub beam_width: usize,
+    /// For codes with error bounds (RaBitQ): an expanded node's exact distance is computed
+    /// only while `code distance - rerank_confidence * bound` could still beat the k-th exact
+    /// distance found; the others are walked through without reading their vectors. The bound
+    /// is about one standard deviation of the code's error; `f32::INFINITY` scores every
+    /// expanded node. Ignored for other codecs. Default [`DEFAULT_RERANK_CONFIDENCE`].
+    pub rerank_confidence: f32,
 }
+
+/// The default [`SearchParams::rerank_confidence`]: a node is left unscored only when its
+/// code puts it three standard deviations beyond the k-th best (a 0.13% chance, one-sided,
+/// that it belonged).
+pub const DEFAULT_RERANK_CONFIDENCE: f32 = 3.0;
 
 impl Default for SearchParams {
     fn default() -> Self {
-        SearchParams { search_list: 64, beam_width: 1 }
+        SearchParams {
+            search_list: 64,
+            beam_width: 1,
+            rerank_confidence: DEFAULT_RERANK_CONFIDENCE,
+        }
     }
 }
 
@@ -64,6 +79,9 @@ pub struct SearchStats {
     /// Nodes expanded that the admission did not admit (deleted or filtered out): dead
     /// weight under churn, wasted expansion under a filter (ADR 0004).
     pub walked_not_admitted: u64,
+    /// Nodes expanded whose exact distance was not computed: their code's error bound put them
+    /// beyond the k-th best ([`SearchParams::rerank_confidence`]).
+    pub exact_skipped: u64,
 }
 
 /// Reusable buffers for [`VamanaSegment::search`], so a steady-state search allocates nothing.
@@ -72,7 +90,8 @@ pub struct SearchScratch {
     pub(crate) list: CandidateList,
     pub(crate) visited: Visited,
     pub(crate) query: QueryScratch,
-    pub(crate) beam: Vec<u32>,
+    /// The round's nodes to expand, with their code distances.
+    pub(crate) beam: Vec<(u32, f32)>,
     pub(crate) pending: Vec<u32>,
     pub(crate) distances: Vec<f32>,
     pub(crate) best: TopK,
@@ -388,6 +407,7 @@ impl VamanaSegment {
                     beam_width: params.beam_width,
                     cutoff: f32::INFINITY,
                     start: Start::WithinAdmitted,
+                    confidence: params.rerank_confidence,
                 };
                 if !(hostile
                     && self.walk_within_admitted(query, walk, admission, scratch, &mut stats)?)
@@ -397,8 +417,13 @@ impl VamanaSegment {
                 break;
             }
             let cutoff = bound_cutoff(bound);
-            let walk =
-                Walk { search_list, beam_width: params.beam_width, cutoff, start: Start::Medoid };
+            let walk = Walk {
+                search_list,
+                beam_width: params.beam_width,
+                cutoff,
+                start: Start::Medoid,
+                confidence: params.rerank_confidence,
+            };
             let stopped =
                 beam_search(&self.walk_index(), query, walk, admission, scratch, &mut stats)?;
             if stopped || scratch.best.len() >= k {

@@ -42,6 +42,9 @@ pub(crate) struct Walk {
     pub beam_width: usize,
     pub cutoff: f32,
     pub start: Start,
+    /// Bounded codes: skip an expanded node's exact distance when its lower bound at this
+    /// confidence is beyond the k-th best (`SearchParams::rerank_confidence`).
+    pub confidence: f32,
 }
 
 /// A walk inside the admitted rows goes two hops from a row with fewer admitted neighbours.
@@ -70,7 +73,7 @@ pub(crate) enum Start {
 pub(crate) fn beam_search<N: Nodes>(
     index: &WalkIndex<'_, N>,
     query: &[f32],
-    Walk { search_list, beam_width, cutoff, start }: Walk,
+    Walk { search_list, beam_width, cutoff, start, confidence }: Walk,
     admission: &impl Admission,
     scratch: &mut SearchScratch,
     stats: &mut SearchStats,
@@ -85,6 +88,7 @@ pub(crate) fn beam_search<N: Nodes>(
     // recall.
     let least_hops = (search_list / 4) as u64;
     let prepared = index.codec.prepare(query, prepared);
+    let bounded = prepared.has_bounds() && confidence.is_finite();
     list.reset(search_list);
     visited.reset(index.rows);
     let within = start == Start::WithinAdmitted;
@@ -123,7 +127,7 @@ pub(crate) fn beam_search<N: Nodes>(
                 }
                 Some(candidate) => {
                     nearest_expanded = nearest_expanded.min(candidate.distance);
-                    beam.push(candidate.row);
+                    beam.push((candidate.row, candidate.distance));
                 }
                 None => break,
             }
@@ -137,14 +141,22 @@ pub(crate) fn beam_search<N: Nodes>(
         if let Some(next) = list.peek_unexpanded() {
             index.nodes.prefetch_node(next);
         }
-        for &row in beam.iter() {
+        for &(row, code_distance) in beam.iter() {
             let (vector, neighbors) = index.nodes.node(row)?;
             stats.hops += 1;
             stats.sectors_read += u64::from(index.nodes.sectors_per_node());
-            if admission.admits(row) {
-                best.push(u64::from(row), index.metric.distance(query, vector));
-            } else {
+            if !admission.admits(row) {
                 stats.walked_not_admitted += 1;
+            } else if bounded
+                && best.worst().is_some_and(|worst| {
+                    let bound = prepared.error_bound(index.code(row)).unwrap_or(0.0);
+                    code_distance - confidence * bound > worst
+                })
+            {
+                // Its code rules it out of the top k: its vector is never read.
+                stats.exact_skipped += 1;
+            } else {
+                best.push(u64::from(row), index.metric.distance(query, vector));
             }
             if !within {
                 for &next in neighbors {

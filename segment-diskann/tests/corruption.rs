@@ -35,7 +35,11 @@ fn open(bytes: &[u8]) -> Result<VamanaSegment, VamanaError> {
 fn read_everything(segment: &VamanaSegment) -> Result<(), VamanaError> {
     let mut top = TopK::new(5);
     let mut scratch = SearchScratch::default();
-    let params = SearchParams { search_list: segment.rows() as usize, beam_width: 1 };
+    let params = SearchParams {
+        search_list: segment.rows() as usize,
+        beam_width: 1,
+        ..SearchParams::default()
+    };
     segment.search(&[0.0; DIM], &params, &AdmitAll, &mut top, &mut scratch)?;
     segment.verify()
 }

@@ -95,6 +95,8 @@ fn every_codec_reaches_the_recall_floor() {
         CodecKind::Int4,
         CodecKind::Pq { subspaces: 12 },
         CodecKind::Rpq { subspaces: 6 },
+        CodecKind::RaBitQ { bits: 1 },
+        CodecKind::RaBitQ { bits: 4 },
     ] {
         let store = MemoryStore::new();
         let options = BuildOptions::default().codec(codec);
@@ -105,6 +107,67 @@ fn every_codec_reaches_the_recall_floor() {
     }
 }
 
+/// RaBitQ's error bound lets a walk skip the exact distance of nodes its code puts beyond the
+/// k-th best. An infinite confidence scores every node; the default one keeps what scoring
+/// every node finds (it skips few: the nodes a walk expands are the code's nearest, so few lie
+/// three deviations out); a confidence of 0 skips many, and still returns only exact distances.
+#[test]
+fn rabitq_bounds_skip_exact_distances_without_losing_results() {
+    let (rows, dim) = (3_000, 256);
+    for metric in METRICS {
+        let data = clustered(rows + 40, dim, 30, metric, 21);
+        let (vectors, queries) = data.split_at(rows * dim);
+        let store = MemoryStore::new();
+        let options = BuildOptions::default().codec(CodecKind::RaBitQ { bits: 1 });
+        let segment = build(&store, "s", vectors, dim, metric, options);
+        let mut scratch = SearchScratch::default();
+        let confidences = [strata_segment_diskann::DEFAULT_RERANK_CONFIDENCE, 0.0];
+        let (mut kept, mut skipped, mut hops, mut total) = ([0; 2], [0; 2], [0; 2], 0);
+        for query in queries.chunks_exact(dim) {
+            let mut run = |confidence: f32| {
+                let params = SearchParams {
+                    search_list: 48,
+                    rerank_confidence: confidence,
+                    ..SearchParams::default()
+                };
+                let mut top = TopK::new(10);
+                let stats =
+                    segment.search(query, &params, &AdmitAll, &mut top, &mut scratch).unwrap();
+                (top.into_sorted_vec(), stats)
+            };
+            let (all, stats) = run(f32::INFINITY);
+            assert_eq!(stats.exact_skipped, 0);
+            total += all.len();
+            for (i, &confidence) in confidences.iter().enumerate() {
+                let (pruned, stats) = run(confidence);
+                skipped[i] += stats.exact_skipped;
+                hops[i] += stats.hops;
+                kept[i] += pruned.iter().filter(|n| all.iter().any(|a| a.id == n.id)).count();
+                for neighbor in &pruned {
+                    let at = neighbor.id as usize * dim;
+                    let exact = metric.distance(query, &vectors[at..at + dim]);
+                    assert_eq!(neighbor.distance, exact, "exact distances only");
+                }
+            }
+        }
+        for (i, confidence) in confidences.iter().enumerate() {
+            let share = kept[i] as f64 / total as f64;
+            let unscored = skipped[i] as f64 / hops[i] as f64;
+            eprintln!(
+                "{metric} at {confidence}: {share:.4} of the results kept, {unscored:.3} of the hops unscored"
+            );
+        }
+        assert!(
+            kept[0] as f64 >= 0.995 * total as f64,
+            "{metric}: default confidence lost results"
+        );
+        assert!(
+            skipped[1] as f64 >= 0.1 * hops[1] as f64,
+            "{metric}: confidence 0 skipped too few"
+        );
+    }
+}
+
 #[test]
 fn a_list_as_long_as_the_segment_is_exact() {
     let (rows, dim) = (500, 8);
@@ -112,7 +175,7 @@ fn a_list_as_long_as_the_segment_is_exact() {
     let (vectors, queries) = data.split_at(rows * dim);
     let store = MemoryStore::new();
     let segment = build(&store, "s", vectors, dim, Metric::L2, BuildOptions::default());
-    let params = SearchParams { search_list: rows, beam_width: 2 };
+    let params = SearchParams { search_list: rows, beam_width: 2, ..SearchParams::default() };
     let mut scratch = SearchScratch::default();
     for query in queries.chunks_exact(dim) {
         let truth = brute_force(Metric::L2, vectors, dim, query, 10, |_| false);
@@ -236,7 +299,7 @@ fn check_degree_bound_and_in_edges(segment: &VamanaSegment, vectors: &[f32], dim
 #[test]
 fn small_and_degenerate_segments() {
     let store = MemoryStore::new();
-    // One row; fewer rows than k; fewer than R; too few for PQ (the default falls back to SQ8).
+    // One row; fewer rows than k; fewer than R; below 256 rows (the default falls back to SQ8).
     for rows in [1usize, 3, 40, 255] {
         let dim = 4;
         let vectors = clustered(rows, dim, 2, Metric::L2, rows as u64);
@@ -318,7 +381,7 @@ fn bad_input_gets_clear_errors() {
         matches!(err, VamanaError::File(FileError::DimensionMismatch { expected: 4, found: 1 })),
         "{err}"
     );
-    let zero = SearchParams { search_list: 0, beam_width: 1 };
+    let zero = SearchParams { search_list: 0, beam_width: 1, ..SearchParams::default() };
     let err = segment.search(&vectors[..4], &zero, &AdmitAll, &mut top, &mut scratch).unwrap_err();
     assert!(matches!(err, VamanaError::InvalidParameter(_)), "{err}");
 }
@@ -366,7 +429,7 @@ fn a_bounded_search_keeps_recall_and_walks_less() {
         builder.finish(&store, "b").unwrap();
         let second = VamanaSegment::open(&store, "b").unwrap();
 
-        let params = SearchParams { search_list: 32, beam_width: 1 };
+        let params = SearchParams { search_list: 32, beam_width: 1, ..SearchParams::default() };
         let mut scratch = SearchScratch::default();
         let (mut bounded_recall, mut plain_recall) = (0.0, 0.0);
         let (mut bounded_hops, mut plain_hops) = (0u64, 0u64);
@@ -460,7 +523,7 @@ fn merge_into(
 /// `ids`.
 fn recall_by_id(segment: &VamanaSegment, vectors: &[f32], ids: &[u64], queries: &[f32]) -> f64 {
     let dim = segment.dim();
-    let params = SearchParams { search_list: 12, beam_width: 1 };
+    let params = SearchParams { search_list: 12, beam_width: 1, ..SearchParams::default() };
     let mut scratch = SearchScratch::default();
     let mut total = 0.0;
     for query in queries.chunks_exact(dim) {
@@ -612,7 +675,7 @@ fn held_out_recall(
     search_list: usize,
 ) -> f64 {
     let (dim, metric) = (segment.dim(), segment.metric());
-    let params = SearchParams { search_list, beam_width: 1 };
+    let params = SearchParams { search_list, beam_width: 1, ..SearchParams::default() };
     let mut scratch = SearchScratch::default();
     let mut total = 0.0;
     for query in queries.chunks_exact(dim) {
@@ -789,7 +852,7 @@ fn listed_scans_and_hostile_walks_return_k_admitted_rows() {
         let near = brute_force(Metric::L2, &vectors, dim, query, 1000, |_| false);
         let away = AdmitIf(|r: u32| r.is_multiple_of(2) && !near.contains(&u64::from(r)));
         let mut top = TopK::new(10);
-        let params = SearchParams { search_list: 20, beam_width: 1 };
+        let params = SearchParams { search_list: 20, beam_width: 1, ..SearchParams::default() };
         let stats = segment.search(query, &params, &away, &mut top, &mut scratch).unwrap();
         let found: Vec<u64> = top.into_sorted_vec().iter().map(|n| n.id).collect();
         assert_eq!(found.len(), 10);
@@ -830,7 +893,7 @@ fn a_walk_that_meets_no_admitted_row_walks_inside_a_large_region() {
     for &q in &queries {
         let query = &vectors[q * dim..(q + 1) * dim];
         let mut top = TopK::new(10);
-        let params = SearchParams { search_list: 40, beam_width: 1 };
+        let params = SearchParams { search_list: 40, beam_width: 1, ..SearchParams::default() };
         let stats = segment.search(query, &params, &region, &mut top, &mut scratch).unwrap();
         let found: Vec<u64> = top.into_sorted_vec().iter().map(|n| n.id).collect();
         assert_eq!(found.len(), 10);

@@ -94,9 +94,11 @@ pub struct BenchArgs {
     pub bits: u8,
     /// flat-rabitq: a candidate is reranked only while `estimate - confidence * bound` could
     /// still beat the k-th exact distance (the bound is about one standard deviation of the
-    /// estimate's error; `inf` reranks every candidate).
-    #[arg(long, default_value_t = strata_quantize::RABITQ_CONFIDENCE)]
-    pub confidence: f32,
+    /// estimate's error; `inf` reranks every candidate). diskann with RaBitQ codes: an
+    /// expanded node's exact distance is skipped past the same bound [default: 1.9 for
+    /// flat-rabitq, 3 for diskann].
+    #[arg(long)]
+    pub confidence: Option<f32>,
     /// flat-pq, diskann: PQ sub-spaces (bytes per code) [default: flat-pq dim / 4; diskann
     /// the builder's default, dim / 2 below 512 dimensions].
     #[arg(long)]
@@ -137,8 +139,9 @@ pub struct BenchArgs {
     /// diskann: the build's seed (insertion order, codec sample) [default: the builder's].
     #[arg(long)]
     pub seed: Option<u64>,
-    /// diskann: codes kept in RAM: sq8, int4, pq<subspaces> or rpq<subspaces> [default: rpq
-    /// with --pq-subspaces].
+    /// diskann: codes kept in RAM: sq8, int4, pq<subspaces>, rpq<subspaces> or rabitq<bits>
+    /// [default: rpq with --pq-subspaces if given, else the builder's: rabitq4, rabitq2 from
+    /// 512 dimensions].
     #[arg(long)]
     pub codec: Option<CodecKind>,
     /// engine: attributes of the base rows (JSON Lines, one object per row), loaded with them.
@@ -732,7 +735,8 @@ pub fn run(args: &BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
             };
             let dir = BenchDir::new(args.db.as_ref(), args.index.name());
             let built = bench_codes::build(kind, args.metric, &base, &dir.path, build_threads)?;
-            built.segment.set_confidence(args.confidence);
+            let confidence = args.confidence.unwrap_or(strata_quantize::RABITQ_CONFIDENCE);
+            built.segment.set_confidence(confidence);
             let build_s = started.elapsed().as_secs_f64();
             let index = built.segment;
             if !args.json {
@@ -754,7 +758,7 @@ pub fn run(args: &BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
                         "train_s": round(built.train_s, 3),
                     });
                     if args.index == IndexKind::FlatRabitq {
-                        params["confidence"] = json!(args.confidence);
+                        params["confidence"] = json!(confidence);
                     }
                     (rerank, params.as_object().expect("object").clone())
                 })
@@ -762,6 +766,8 @@ pub fn run(args: &BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
             report(args, &index, &queries, &truth, n, build_s, build_threads, sweep, None);
         }
         IndexKind::Diskann => {
+            let confidence =
+                args.confidence.unwrap_or(strata_segment_diskann::DEFAULT_RERANK_CONFIDENCE);
             let mut options = BuildOptions::default().alpha(args.alpha).threads(build_threads);
             if let Some(r) = args.max_degree {
                 options = options.max_degree(r);
@@ -784,10 +790,16 @@ pub fn run(args: &BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
             options = options.codec(codec);
             let dir = BenchDir::new(args.db.as_ref(), args.index.name());
             let (index, built) = if args.reuse {
-                (bench_diskann::open(args.metric, &dir.path, args.beam_width)?, None)
+                (bench_diskann::open(args.metric, &dir.path, args.beam_width, confidence)?, None)
             } else {
-                let (index, built) =
-                    bench_diskann::build(options, args.metric, &base, &dir.path, args.beam_width)?;
+                let (index, built) = bench_diskann::build(
+                    options,
+                    args.metric,
+                    &base,
+                    &dir.path,
+                    args.beam_width,
+                    confidence,
+                )?;
                 (index, Some(built))
             };
             let build_s = started.elapsed().as_secs_f64();
@@ -980,7 +992,7 @@ mod tests {
             db: None,
             rerank: vec![1],
             bits: 4,
-            confidence: strata_quantize::RABITQ_CONFIDENCE,
+            confidence: None,
             pq_subspaces: None,
             l: vec![64],
             recall: Vec::new(),
@@ -1112,9 +1124,15 @@ mod tests {
         for metric in Metric::ALL {
             let (dir, base, queries, truth) = generated(3000, 32, 30, metric, 4);
             let options = BuildOptions::default().threads(2);
-            let (index, report) =
-                bench_diskann::build(options, metric, &base, &dir.path().join("vamana"), 1)
-                    .unwrap();
+            let (index, report) = bench_diskann::build(
+                options,
+                metric,
+                &base,
+                &dir.path().join("vamana"),
+                1,
+                strata_segment_diskann::DEFAULT_RERANK_CONFIDENCE,
+            )
+            .unwrap();
             assert_eq!(report.segment.rows, 3000);
             assert!(index.segment().is_mapped(), "opened through the storage seam's map");
             assert!(index.ram_bytes() < index.disk_bytes() / 4, "codes only in RAM");
@@ -1149,7 +1167,7 @@ mod tests {
             db: None,
             rerank: vec![1],
             bits: 4,
-            confidence: strata_quantize::RABITQ_CONFIDENCE,
+            confidence: None,
             pq_subspaces: None,
             l: vec![64],
             recall: Vec::new(),

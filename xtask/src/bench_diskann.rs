@@ -26,6 +26,7 @@ pub struct DiskannIndex {
     metric: Metric,
     search_list: AtomicUsize,
     beam_width: usize,
+    rerank_confidence: f32,
     searches: AtomicU64,
     sectors: AtomicU64,
     hops: AtomicU64,
@@ -39,6 +40,7 @@ pub fn build(
     base: &Vectors<f32>,
     dir: &Path,
     beam_width: usize,
+    rerank_confidence: f32,
 ) -> Result<(DiskannIndex, BuildReport), Box<dyn std::error::Error>> {
     let dim = base.dim;
     let storage = LocalDir::open(dir)?;
@@ -54,7 +56,7 @@ pub fn build(
         builder.push(id as u64, &row)?;
     }
     let report = builder.finish(&storage, SEGMENT_KEY)?;
-    Ok((open(metric, dir, beam_width)?, report))
+    Ok((open(metric, dir, beam_width, rerank_confidence)?, report))
 }
 
 /// Opens the segment a build left in `dir`.
@@ -62,6 +64,7 @@ pub fn open(
     metric: Metric,
     dir: &Path,
     beam_width: usize,
+    rerank_confidence: f32,
 ) -> Result<DiskannIndex, Box<dyn std::error::Error>> {
     let storage = LocalDir::open(dir)?;
     let segment = VamanaSegment::open(&storage, SEGMENT_KEY)?;
@@ -75,6 +78,7 @@ pub fn open(
         metric,
         search_list: AtomicUsize::new(SearchParams::default().search_list),
         beam_width,
+        rerank_confidence,
         searches: AtomicU64::new(0),
         sectors: AtomicU64::new(0),
         hops: AtomicU64::new(0),
@@ -115,6 +119,7 @@ impl BenchIndex for DiskannIndex {
         let params = SearchParams {
             search_list: self.search_list.load(Ordering::Relaxed),
             beam_width: self.beam_width,
+            rerank_confidence: self.rerank_confidence,
         };
         let stats = self
             .segment

@@ -29,6 +29,34 @@ pub(crate) trait CodeSimd: Simd {
     /// # Panics
     /// If `table` does not hold `(first + LANES) * 256` entries.
     fn lookup(self, table: &[f32], first: usize, codes: &[u8]) -> Self::f32s;
+
+    /// `Σ_i bit_i(plane)·levels[i]`: the query's 8-bit levels summed over the coordinates a
+    /// code's bit plane sets. `planes` holds the same levels as 8 bit planes (plane `j`, word
+    /// `t`, bit `i`: bit `j` of `levels[64t + i]`), which the one-lane form reads as popcounts;
+    /// AVX-512 masks the level bytes by the plane's bits and sums them with `vpsadbw` instead.
+    /// Exact in integers on every level.
+    ///
+    /// # Panics
+    /// If `plane` is not whole 64-bit words, or `levels` and `planes` do not hold its bits.
+    fn plane_dot(self, plane: &[u8], levels: &[u8], planes: &[u64]) -> u32 {
+        plane_dot_popcount(plane, levels, planes)
+    }
+}
+
+/// The popcount form of [`CodeSimd::plane_dot`].
+#[inline(always)]
+pub(crate) fn plane_dot_popcount(plane: &[u8], levels: &[u8], planes: &[u64]) -> u32 {
+    let words = plane.len() / 8;
+    assert!(plane.len() == 8 * words && levels.len() == 64 * words, "plane_dot: lengths");
+    assert_eq!(planes.len(), 8 * words, "plane_dot: eight query planes");
+    let mut weighted = [0u32; 8];
+    for (t, chunk) in plane.chunks_exact(8).enumerate() {
+        let x = u64::from_le_bytes(chunk.try_into().expect("8 bytes"));
+        for (j, sum) in weighted.iter_mut().enumerate() {
+            *sum += (x & planes[j * words + t]).count_ones();
+        }
+    }
+    weighted.iter().enumerate().map(|(j, &sum)| sum << j).sum()
 }
 
 impl CodeSimd for pulp::Scalar {
@@ -101,7 +129,7 @@ mod x86 {
     mod v4 {
         use pulp::x86::V4;
         use pulp::{Simd, cast};
-        use pulp::{f32x16, i32x16, u8x16, u32x16};
+        use pulp::{f32x16, i32x16, u8x16, u8x64, u32x16};
 
         use super::super::CodeSimd;
 
@@ -144,6 +172,28 @@ mod x86 {
                 // SAFETY: lane i reads base[i * 256 + codes[i]] < 16 * 256 floats past `base`,
                 // and the assert above puts all of those inside `table`.
                 cast(unsafe { self.avx512f._mm512_i32gather_ps::<4>(cast(index), base) })
+            }
+
+            #[inline(always)]
+            fn plane_dot(self, plane: &[u8], levels: &[u8], _planes: &[u64]) -> u32 {
+                let words = plane.len() / 8;
+                assert!(
+                    plane.len() == 8 * words && levels.len() == 64 * words,
+                    "plane_dot: lengths"
+                );
+                let (bw, f) = (self.avx512bw, self.avx512f);
+                let zero = f._mm512_setzero_si512();
+                let mut acc = zero;
+                for (word, levels) in plane.chunks_exact(8).zip(levels.chunks_exact(64)) {
+                    let mask = u64::from_le_bytes(word.try_into().expect("8 bytes"));
+                    let levels: u8x64 = cast(<[u8; 64]>::try_from(levels).expect("64 bytes"));
+                    // The levels of the coordinates the plane sets, then each 8 bytes summed
+                    // into a 64-bit lane.
+                    let picked = bw._mm512_maskz_mov_epi8(mask, cast(levels));
+                    acc = f._mm512_add_epi64(acc, bw._mm512_sad_epu8(picked, zero));
+                }
+                let lanes: [u64; 8] = cast(acc);
+                lanes.iter().sum::<u64>() as u32
             }
         }
     }

@@ -60,7 +60,7 @@ use std::str::FromStr;
 pub use codebook::{CODEBOOK_MAGIC, CODEBOOK_MAJOR};
 pub use pq::{CENTROIDS, ProductQuantizer};
 pub use rabitq::{
-    Factors, RABITQ_CENTROID_STEP, RABITQ_CENTROIDS, RABITQ_CONFIDENCE, RABITQ_PREFIX, RaBitQ,
+    Factors, RABITQ_CENTROID_STEP, RABITQ_CENTROIDS, RABITQ_CONFIDENCE, RaBitQ, rabitq_prefix_len,
 };
 pub use rotation::{Rotation, padded_dim};
 pub use rpq::{RPQ_PREFIX, ResidualPq};
@@ -459,6 +459,7 @@ impl Codec {
             primary: &scratch.primary,
             secondary: &scratch.secondary,
             bits: &scratch.bits,
+            levels: &scratch.levels,
         }
     }
 
@@ -489,6 +490,7 @@ pub struct QueryScratch {
     primary: Vec<f32>,
     secondary: Vec<f32>,
     bits: Vec<u64>,
+    levels: Vec<u8>,
 }
 
 /// How a prepared query's buffers are read.
@@ -525,6 +527,8 @@ pub struct PreparedQuery<'a> {
     secondary: &'a [f32],
     /// RaBitQ: the quantized query's bit planes.
     bits: &'a [u64],
+    /// RaBitQ: the same levels, one byte per coordinate.
+    levels: &'a [u8],
 }
 
 impl PreparedQuery<'_> {
@@ -591,7 +595,10 @@ impl PreparedQuery<'_> {
     #[inline]
     pub fn error_bound(&self, code: &[u8]) -> Option<f32> {
         assert_eq!(code.len(), self.code_len, "error_bound: code has the wrong length");
-        matches!(self.form, Form::RaBitQ { .. }).then(|| rabitq::bound(code, self.secondary))
+        match self.form {
+            Form::RaBitQ { bits } => Some(rabitq::bound(code, bits, self.secondary)),
+            _ => None,
+        }
     }
 
     /// Whether [`error_bound`](Self::error_bound) gives bounds.
@@ -640,7 +647,7 @@ impl<'o> CodeOp for Batch<'_, 'o> {
 
     #[inline(always)]
     fn run<S: CodeSimd>(self, simd: S) -> &'o mut [f32] {
-        let PreparedQuery { code_len, form, bias, primary, secondary, bits } = *self.query;
+        let PreparedQuery { code_len, form, bias, primary, secondary, bits, levels } = *self.query;
         let codes = self.codes;
         let out = &mut *self.out;
         match form {
@@ -680,7 +687,10 @@ impl<'o> CodeOp for Batch<'_, 'o> {
             Form::RaBitQ { bits: code_bits } => {
                 let layout = rabitq::layout_of(code_len, code_bits);
                 score_rows!(codes, code_len, out, |rows| rabitq::score_codes(
-                    simd, layout, bias, primary, secondary, bits, rows
+                    simd,
+                    layout,
+                    rabitq::Query { bias, primary, secondary, bits, levels },
+                    rows
                 ));
             }
         }
@@ -713,7 +723,7 @@ impl CodeOp for Gather<'_, '_> {
 /// One code's distance at one level: the single-row form of [`Batch`].
 #[inline(always)]
 fn score_one<S: CodeSimd>(simd: S, query: &PreparedQuery<'_>, code: &[u8]) -> f32 {
-    let PreparedQuery { code_len, form, bias, primary, secondary, bits } = *query;
+    let PreparedQuery { code_len, form, bias, primary, secondary, bits, levels } = *query;
     match form {
         Form::Sq8L2 => kernels::sq8_l2(simd, primary, secondary, [code])[0],
         Form::Sq8Dot => bias + kernels::sq8_dot(simd, primary, [code])[0],
@@ -729,24 +739,28 @@ fn score_one<S: CodeSimd>(simd: S, query: &PreparedQuery<'_>, code: &[u8]) -> f3
         }
         Form::RaBitQ { bits: code_bits } => {
             let layout = rabitq::layout_of(code_len, code_bits);
-            rabitq::score_codes(simd, layout, bias, primary, secondary, bits, [code])[0]
+            let query = rabitq::Query { bias, primary, secondary, bits, levels };
+            rabitq::score_codes(simd, layout, query, [code])[0]
         }
     }
 }
 
 /// Prepared buffers are written through here so each codec fills them in place.
 impl QueryScratch {
-    /// As [`buffers`](Self::buffers), with `bits` zeroed words as well.
-    pub(crate) fn buffers_and_bits(
+    /// As [`buffers`](Self::buffers), with `bits` zeroed words and `levels` zeroed bytes.
+    pub(crate) fn all_buffers(
         &mut self,
         primary: usize,
         secondary: usize,
         bits: usize,
-    ) -> (&mut [f32], &mut [f32], &mut [u64]) {
+        levels: usize,
+    ) -> (&mut [f32], &mut [f32], &mut [u64], &mut [u8]) {
         self.bits.clear();
         self.bits.resize(bits, 0);
+        self.levels.clear();
+        self.levels.resize(levels, 0);
         let _ = self.buffers(primary, secondary);
-        (&mut self.primary, &mut self.secondary, &mut self.bits)
+        (&mut self.primary, &mut self.secondary, &mut self.bits, &mut self.levels)
     }
 
     pub(crate) fn buffers(&mut self, primary: usize, secondary: usize) -> (&mut [f32], &mut [f32]) {

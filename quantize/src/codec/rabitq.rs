@@ -21,6 +21,8 @@
 //! SQ8 kernel (8 bits), the INT4 kernel (the low 4 bits), and one byte-table lookup per 8
 //! coordinates for each further bit plane (1-3 bits, and 5-7 above the nibbles).
 
+use std::sync::OnceLock;
+
 use super::kernels::{self, CodeSimd};
 use super::kmeans::{self, CoarseTable, Nearest, Score};
 use super::rotation::{Rotation, padded_dim};
@@ -38,20 +40,41 @@ pub const RABITQ_CENTROIDS: usize = 256;
 /// A codec's coarse centroids are a multiple of this (the width the centroid kernels need).
 pub const RABITQ_CENTROID_STEP: usize = 64;
 
-/// Bytes before a code's bits: the centroid (byte 0, then 3 zero bytes) and three f32s
-/// (`add`, `mul`, `err`).
-pub const RABITQ_PREFIX: usize = 16;
+/// Bytes before the bits of a code of `bits` bits per coordinate: the centroid (byte 0), zero
+/// padding and the three factors `add`, `mul`, `err`: as f32 (16 bytes), or for 1-bit codes as
+/// bfloat16 (8 bytes). A 1-bit estimate's own error is about 3% of the distances it separates
+/// (at 768-d), against bfloat16's 0.4% rounding; at 768-d the 8 bytes saved are 7% of the code.
+pub const fn rabitq_prefix_len(bits: u8) -> usize {
+    if bits == 1 { 8 } else { 16 }
+}
+
+/// Rounds to bfloat16 (the high half of an f32), to nearest even.
+fn to_bf16(x: f32) -> u16 {
+    if x.is_nan() {
+        return 0x7fc0;
+    }
+    let bits = x.to_bits();
+    let round = 0x7fff + ((bits >> 16) & 1);
+    (bits.wrapping_add(round) >> 16) as u16
+}
+
+fn from_bf16(half: u16) -> f32 {
+    f32::from_bits(u32::from(half) << 16)
+}
 
 /// The confidence multiplier of the error bound the RaBitQ paper uses: a true distance lies
 /// within `estimate ± 1.9·bound` with high probability.
 pub const RABITQ_CONFIDENCE: f32 = 1.9;
 
-/// Bits the query is quantized to for 1-3-bit codes' planes: each plane's sum is then
-/// `QUERY_BITS` popcounts of ANDed 64-bit words, 3.5x faster than a float byte table (gathers)
-/// at 768-d. At 6 bits the rounding cost 1-bit codes 3 points of code-only recall@10 on
-/// 128-d data and left 2-bit estimates outside 3 bounds 1.3% of the time instead of 0.6%; at
-/// 8 bits the recall was within a point of a float query's and the bounds held as well.
+/// Bits the query is quantized to for 1-3-bit codes' planes, one byte per coordinate: a
+/// plane's sum is then the level bytes its bits select (AVX-512: a masked move and `vpsadbw`
+/// per 64 coordinates), or popcounts of the code's words ANDed with the query's 8 bit planes.
+/// At 6 bits the rounding cost 1-bit codes 3 points of code-only recall@10 on 128-d data and
+/// left 2-bit estimates outside 3 bounds 1.3% of the time instead of 0.6%; at 8 bits recall
+/// was within a point of a float query's and the bounds held as well. The kernels read bytes:
+/// this is not a tuning knob.
 pub(crate) const QUERY_BITS: usize = 8;
+const _: () = assert!(QUERY_BITS == 8, "plane kernels read one level byte per coordinate");
 
 /// Where the quantized query's offset and step sit in the secondary buffer.
 const QUERY_GRID: usize = 2 * TABLE;
@@ -183,7 +206,12 @@ impl Layout {
 }
 
 /// A trained RaBitQ codec.
-#[derive(Debug, Clone, PartialEq)]
+///
+/// A search needs only the transposed centroids; the row-major ones and the rotated ones
+/// serve encoding (and decoding) and are built on first use, so a segment opened to be
+/// searched holds one copy (at 768-d and 256 centroids, 0.8 MB instead of 2.4 MB: 8 B a
+/// vector on 100k rows).
+#[derive(Debug, Clone)]
 pub struct RaBitQ {
     metric: Metric,
     dim: usize,
@@ -191,12 +219,21 @@ pub struct RaBitQ {
     rotation: Rotation,
     /// Coarse centroids: a multiple of 64, at most 256.
     k: usize,
-    /// The coarse centroids, row-major.
-    centroids: Vec<f32>,
-    /// The same, transposed (`dim x k`), for the nearest-centroid and table kernels.
+    /// The coarse centroids, transposed (`dim x k`), for the nearest-centroid and table
+    /// kernels.
     centroids_t: Vec<f32>,
+    /// The same, row-major (`k x dim`).
+    centroids: OnceLock<Vec<f32>>,
     /// Each centroid rotated (`k x padded`), for the encode-time term `⟨Rc, ȳ⟩`.
-    rotated: Vec<f32>,
+    rotated: OnceLock<Vec<f32>>,
+}
+
+impl PartialEq for RaBitQ {
+    fn eq(&self, other: &Self) -> bool {
+        (self.metric, self.dim, self.bits, self.k) == (other.metric, other.dim, other.bits, other.k)
+            && self.rotation == other.rotation
+            && self.centroids_t == other.centroids_t
+    }
 }
 
 /// Per-code factors, as stored in the prefix.
@@ -213,15 +250,26 @@ pub struct Factors {
 }
 
 impl Factors {
-    /// Reads a code's prefix.
+    /// Reads the prefix of a code of `bits` bits per coordinate.
     #[inline(always)]
-    pub fn read(code: &[u8]) -> Factors {
+    pub fn read(code: &[u8], bits: u8) -> Factors {
+        if bits == 1 {
+            let half = |at: usize| from_bf16(u16::from_le_bytes([code[at], code[at + 1]]));
+            return Factors { centroid: code[0], add: half(2), mul: half(4), err: half(6) };
+        }
         let float =
             |at: usize| f32::from_le_bytes([code[at], code[at + 1], code[at + 2], code[at + 3]]);
         Factors { centroid: code[0], add: float(4), mul: float(8), err: float(12) }
     }
 
-    fn write(self, code: &mut [u8]) {
+    fn write(self, code: &mut [u8], bits: u8) {
+        if bits == 1 {
+            code[..2].copy_from_slice(&[self.centroid, 0]);
+            code[2..4].copy_from_slice(&to_bf16(self.add).to_le_bytes());
+            code[4..6].copy_from_slice(&to_bf16(self.mul).to_le_bytes());
+            code[6..8].copy_from_slice(&to_bf16(self.err).to_le_bytes());
+            return;
+        }
         code[..4].copy_from_slice(&[self.centroid, 0, 0, 0]);
         code[4..8].copy_from_slice(&self.add.to_le_bytes());
         code[8..12].copy_from_slice(&self.mul.to_le_bytes());
@@ -299,12 +347,8 @@ impl RaBitQ {
         }
         let mut centroids_t = vec![0.0; centroids.len()];
         kmeans::transpose(&centroids, dim, k, &mut centroids_t);
-        let padded = rotation.padded();
-        let mut rotated = vec![0.0; k * padded];
-        for (centroid, out) in centroids.chunks_exact(dim).zip(rotated.chunks_exact_mut(padded)) {
-            rotation.apply(centroid, out);
-        }
-        Ok(RaBitQ { metric, dim, bits, rotation, k, centroids, centroids_t, rotated })
+        let (centroids, rotated) = (OnceLock::new(), OnceLock::new());
+        Ok(RaBitQ { metric, dim, bits, rotation, k, centroids_t, centroids, rotated })
     }
 
     /// The metric distances are estimated for.
@@ -334,7 +378,26 @@ impl RaBitQ {
 
     /// The coarse centroids, row-major.
     pub fn centroids(&self) -> &[f32] {
-        &self.centroids
+        self.centroids.get_or_init(|| {
+            let (dim, k) = (self.dim, self.k);
+            let mut rows = vec![0.0; k * dim];
+            kmeans::transpose(&self.centroids_t, k, dim, &mut rows);
+            rows
+        })
+    }
+
+    /// Each centroid rotated, row-major (`k x padded`).
+    fn rotated_centroids(&self) -> &[f32] {
+        self.rotated.get_or_init(|| {
+            let padded = self.rotation.padded();
+            let mut rotated = vec![0.0; self.k * padded];
+            for (centroid, out) in
+                self.centroids().chunks_exact(self.dim).zip(rotated.chunks_exact_mut(padded))
+            {
+                self.rotation.apply(centroid, out);
+            }
+            rotated
+        })
     }
 
     pub(crate) fn layout(&self) -> Layout {
@@ -343,11 +406,12 @@ impl RaBitQ {
 
     /// Bytes per code of `bits` bits at dimension `dim`.
     pub(crate) const fn code_len(dim: usize, bits: u8) -> usize {
-        RABITQ_PREFIX + padded_dim(dim) * bits as usize / 8
+        rabitq_prefix_len(bits) + padded_dim(dim) * bits as usize / 8
     }
 
     pub(crate) fn memory_bytes(&self) -> usize {
-        (self.centroids.len() + self.centroids_t.len() + self.rotated.len()) * size_of::<f32>()
+        let lazy = |table: &OnceLock<Vec<f32>>| table.get().map_or(0, Vec::len);
+        (self.centroids_t.len() + lazy(&self.centroids) + lazy(&self.rotated)) * size_of::<f32>()
             + self.rotation.memory_bytes()
     }
 
@@ -370,7 +434,7 @@ impl RaBitQ {
             distances: &mut distances[..self.k],
         });
         let nearest = nearest as usize;
-        let centroid = &self.centroids[nearest * dim..(nearest + 1) * dim];
+        let centroid = &self.centroids()[nearest * dim..(nearest + 1) * dim];
         let residual: Vec<f32> = vector.iter().zip(centroid).map(|(x, c)| x - c).collect();
         let mut rotated = vec![0.0; padded];
         self.rotation.apply(&residual, &mut rotated);
@@ -382,7 +446,7 @@ impl RaBitQ {
         let norm2: f64 = rotated.iter().map(|&r| f64::from(r) * f64::from(r)).sum();
         let ip: f64 = rotated.iter().zip(&levels).map(|(&r, &u)| f64::from(r) * grid(u)).sum();
         let grid2: f64 = levels.iter().map(|&u| grid(u) * grid(u)).sum();
-        let centroid_rotated = &self.rotated[nearest * padded..(nearest + 1) * padded];
+        let centroid_rotated = &self.rotated_centroids()[nearest * padded..(nearest + 1) * padded];
         let ip_centroid: f64 =
             centroid_rotated.iter().zip(&levels).map(|(&c, &u)| f64::from(c) * grid(u)).sum();
         let (scale, err) = if norm2 > 0.0 && ip > 0.0 {
@@ -413,23 +477,23 @@ impl RaBitQ {
             mul: (-g * scale) as f32,
             err: (g * err) as f32,
         };
-        factors.write(code);
-        layout.pack(&levels, &mut code[RABITQ_PREFIX..]);
+        factors.write(code, self.bits);
+        layout.pack(&levels, &mut code[rabitq_prefix_len(self.bits)..]);
     }
 
     /// The vector the estimator treats a code as: `c + Rᵀ(f·ȳ)` (its L2 and inner-product
     /// estimates differ from this vector's distances by a per-code constant, `‖r‖² - ‖f·ȳ‖²`).
     pub(crate) fn decode(&self, code: &[u8], out: &mut [f32]) {
         let layout = self.layout();
-        let factors = Factors::read(code);
+        let factors = Factors::read(code, self.bits);
         let centroid = usize::from(factors.centroid).min(self.k - 1);
         let scale = -factors.mul / self.metric_weight() as f32;
         let mut levels = vec![0u8; layout.padded];
-        layout.unpack(&code[RABITQ_PREFIX..], &mut levels);
+        layout.unpack(&code[rabitq_prefix_len(self.bits)..], &mut levels);
         let h = layout.half_span();
         let scaled: Vec<f32> = levels.iter().map(|&u| scale * (f32::from(u) - h)).collect();
         self.rotation.apply_inverse(&scaled, out);
-        let c = &self.centroids[centroid * self.dim..(centroid + 1) * self.dim];
+        let c = &self.centroids()[centroid * self.dim..(centroid + 1) * self.dim];
         out.iter_mut().zip(c).for_each(|(x, c)| *x += c);
     }
 
@@ -445,12 +509,13 @@ impl RaBitQ {
             Planes::Popcount => (QUERY_BITS * padded / 64, 0),
             Planes::Tables => (0, layout.plane_len() * 256),
         };
-        let (primary, secondary, bits) =
-            scratch.buffers_and_bits(padded + tables, QUERY_GRID + 2, words);
+        let levels = if words > 0 { padded } else { 0 };
+        let (primary, secondary, bits, levels) =
+            scratch.all_buffers(padded + tables, QUERY_GRID + 2, words, levels);
         let (rotated, tables) = primary.split_at_mut(padded);
         self.rotation.apply(query, rotated);
         if words > 0 {
-            let (lower, step) = quantize_query(rotated, bits);
+            let (lower, step) = quantize_query(rotated, bits, levels);
             secondary[QUERY_GRID] = lower;
             secondary[QUERY_GRID + 1] = step;
         }
@@ -500,13 +565,15 @@ pub(crate) fn query_grid(rotated: &[f32]) -> (f32, f32, impl Fn(f32) -> u32) {
     (lower, step, move |w: f32| ((w - lower) * inverse + 0.5).clamp(0.0, top) as u32)
 }
 
-/// Quantizes the rotated query on [`query_grid`] into bit planes: plane `j`, word `t`, bit `i`
-/// is bit `j` of coordinate `64t + i`'s level. Returns the grid's offset and step.
-fn quantize_query(rotated: &[f32], planes: &mut [u64]) -> (f32, f32) {
+/// Quantizes the rotated query on [`query_grid`] into `levels` (a byte per coordinate) and bit
+/// planes (plane `j`, word `t`, bit `i` is bit `j` of coordinate `64t + i`'s level). Returns the
+/// grid's offset and step.
+fn quantize_query(rotated: &[f32], planes: &mut [u64], levels: &mut [u8]) -> (f32, f32) {
     let (lower, step, level_of) = query_grid(rotated);
     let words = rotated.len() / 64;
     for (i, &w) in rotated.iter().enumerate() {
         let level = level_of(w);
+        levels[i] = level as u8;
         for (j, plane) in planes.chunks_exact_mut(words).enumerate() {
             plane[i / 64] |= u64::from((level >> j) & 1) << (i % 64);
         }
@@ -530,23 +597,6 @@ pub(crate) fn quantized_query(padded: usize, bits: &[u64], secondary: &[f32]) ->
             lower + step * level as f32
         })
         .collect()
-}
-
-/// `(popcount(plane), Σ_j 2^j popcount(plane & query_j))` for one bit plane of a code against
-/// the query's planes: the plane's set coordinates counted, and their quantized levels summed.
-#[inline(always)]
-fn plane_sums(plane: &[u8], query: &[u64], words: usize) -> (u32, u32) {
-    let mut count = 0;
-    let mut weighted = [0u32; QUERY_BITS];
-    for (t, chunk) in plane.chunks_exact(8).enumerate() {
-        let x = u64::from_le_bytes(chunk.try_into().expect("8 bytes"));
-        count += x.count_ones();
-        for (j, sum) in weighted.iter_mut().enumerate() {
-            *sum += (x & query[j * words + t]).count_ones();
-        }
-    }
-    let weighted = weighted.iter().enumerate().map(|(j, &sum)| sum << j).sum();
-    (count, weighted)
 }
 
 /// Whether a codec may keep `k` coarse centroids.
@@ -615,17 +665,27 @@ fn level_at(x: f32, h: f32) -> f32 {
     (floor + 0.5).clamp(-h, h)
 }
 
+/// A prepared query's buffers, as the RaBitQ kernels read them.
+#[derive(Clone, Copy)]
+pub(crate) struct Query<'a> {
+    pub(crate) bias: f32,
+    pub(crate) primary: &'a [f32],
+    pub(crate) secondary: &'a [f32],
+    pub(crate) bits: &'a [u64],
+    pub(crate) levels: &'a [u8],
+}
+
 /// `Σ u_i w_i` over `R` codes' bodies: the byte or nibble part against the rotated query in
-/// `primary`, each bit plane against the quantized query's planes in `bits`.
+/// `primary`, bit planes against the query's 8-bit levels (1-3 bits) or byte tables of the
+/// float query (5-7 bits).
 #[inline(always)]
 pub(crate) fn code_dots<S: CodeSimd, const R: usize>(
     simd: S,
     layout: Layout,
-    primary: &[f32],
-    secondary: &[f32],
-    bits: &[u64],
+    query: Query<'_>,
     bodies: [&[u8]; R],
 ) -> [f32; R] {
+    let Query { primary, secondary, bits, levels, .. } = query;
     let wide = layout.wide_len();
     let weights = &primary[..layout.padded];
     let mut sums = match layout.bits {
@@ -633,21 +693,24 @@ pub(crate) fn code_dots<S: CodeSimd, const R: usize>(
         4..=7 => kernels::int4_dot(simd, weights, std::array::from_fn(|i| &bodies[i][..wide])),
         _ => [0.0; R],
     };
-    let planes = layout.plane_bits();
-    let (lower, step) = (secondary[QUERY_GRID], secondary[QUERY_GRID + 1]);
-    let (plane_len, words) = (layout.plane_len(), layout.padded / 64);
-    let tables = &primary[layout.padded..];
     let scoring = layout.scoring();
     if scoring == Planes::None {
         return sums;
     }
+    let (lower, step) = (secondary[QUERY_GRID], secondary[QUERY_GRID + 1]);
+    let plane_len = layout.plane_len();
+    let tables = &primary[layout.padded..];
     for (sum, body) in sums.iter_mut().zip(bodies) {
         let mut at = wide;
-        for bit in planes.clone() {
+        for bit in layout.plane_bits() {
             let plane = &body[at..at + plane_len];
             let plane = if scoring == Planes::Popcount {
-                let (count, weighted) = plane_sums(plane, bits, words);
-                lower * count as f32 + step * weighted as f32
+                // Each set coordinate's level on the query's grid: `lower + step * level`.
+                let count: u32 = plane
+                    .chunks_exact(8)
+                    .map(|w| u64::from_le_bytes(w.try_into().expect("8")).count_ones())
+                    .sum();
+                lower * count as f32 + step * simd.plane_dot(plane, levels, bits) as f32
             } else {
                 kernels::pq_sum(simd, tables, plane)
             };
@@ -663,17 +726,15 @@ pub(crate) fn code_dots<S: CodeSimd, const R: usize>(
 pub(crate) fn score_codes<S: CodeSimd, const R: usize>(
     simd: S,
     layout: Layout,
-    bias: f32,
-    primary: &[f32],
-    secondary: &[f32],
-    bits: &[u64],
+    query: Query<'_>,
     codes: [&[u8]; R],
 ) -> [f32; R] {
-    let bodies: [&[u8]; R] = std::array::from_fn(|i| &codes[i][RABITQ_PREFIX..]);
-    let dots = code_dots(simd, layout, primary, secondary, bits, bodies);
+    let prefix = rabitq_prefix_len(layout.bits);
+    let bodies: [&[u8]; R] = std::array::from_fn(|i| &codes[i][prefix..]);
+    let dots = code_dots(simd, layout, query, bodies);
     let mut out = [0.0; R];
     for ((out, code), dot) in out.iter_mut().zip(codes).zip(dots) {
-        *out = estimate(code, dot, bias, secondary);
+        *out = estimate(code, layout.bits, dot, query.bias, query.secondary);
     }
     out
 }
@@ -681,19 +742,19 @@ pub(crate) fn score_codes<S: CodeSimd, const R: usize>(
 /// The layout of codes `code_len` bytes long at `bits` bits.
 #[inline(always)]
 pub(crate) fn layout_of(code_len: usize, bits: u8) -> Layout {
-    Layout { padded: (code_len - RABITQ_PREFIX) * 8 / usize::from(bits), bits }
+    Layout { padded: (code_len - rabitq_prefix_len(bits)) * 8 / usize::from(bits), bits }
 }
 
 /// The estimate of one code from its `Σ u_i w_i`.
 #[inline(always)]
-pub(crate) fn estimate(code: &[u8], dot: f32, bias: f32, secondary: &[f32]) -> f32 {
-    let factors = Factors::read(code);
+pub(crate) fn estimate(code: &[u8], bits: u8, dot: f32, bias: f32, secondary: &[f32]) -> f32 {
+    let factors = Factors::read(code, bits);
     secondary[usize::from(factors.centroid)] + factors.add + factors.mul * (dot - bias)
 }
 
 /// The error bound of one code at confidence 1.
 #[inline]
-pub(crate) fn bound(code: &[u8], secondary: &[f32]) -> f32 {
-    let factors = Factors::read(code);
+pub(crate) fn bound(code: &[u8], bits: u8, secondary: &[f32]) -> f32 {
+    let factors = Factors::read(code, bits);
     secondary[TABLE + usize::from(factors.centroid)] * factors.err
 }

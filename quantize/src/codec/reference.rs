@@ -45,7 +45,7 @@ pub(crate) fn prepared_distance(query: &PreparedQuery<'_>, code: &[u8]) -> f32 {
         Form::RaBitQ { bits: code_bits } => {
             let layout = super::rabitq::layout_of(code.len(), code_bits);
             let mut levels = vec![0u8; layout.padded];
-            layout.unpack(&code[super::RABITQ_PREFIX..], &mut levels);
+            layout.unpack(&code[super::rabitq_prefix_len(code_bits)..], &mut levels);
             // The wide part weighs the rotated query, the planes its quantized form.
             let wide_mask = layout.wide_mask();
             let quantized = if layout.scoring() == super::rabitq::Planes::Popcount {
@@ -57,7 +57,7 @@ pub(crate) fn prepared_distance(query: &PreparedQuery<'_>, code: &[u8]) -> f32 {
                 let planes = u & !wide_mask;
                 acc + primary[i] * f32::from(u & wide_mask) + quantized[i] * f32::from(planes)
             });
-            let factors = super::Factors::read(code);
+            let factors = super::Factors::read(code, code_bits);
             secondary[usize::from(factors.centroid)] + factors.add + factors.mul * (dot - bias)
         }
     }
@@ -79,7 +79,7 @@ pub fn rabitq_estimate(codec: &Codec, query: &[f32], code: &[u8]) -> (f64, f64) 
     rotation.apply(query, &mut rotated);
     let layout = super::rabitq::layout_of(code.len(), rabitq.bits());
     let mut levels = vec![0u8; layout.padded];
-    layout.unpack(&code[super::RABITQ_PREFIX..], &mut levels);
+    layout.unpack(&code[super::rabitq_prefix_len(rabitq.bits())..], &mut levels);
     // Bit planes are scored against the query on its grid (`rabitq::query_grid`); the byte
     // or nibble part against the rotated query itself.
     let (lower, step, level_of) = super::rabitq::query_grid(&rotated);
@@ -98,7 +98,7 @@ pub fn rabitq_estimate(codec: &Codec, query: &[f32], code: &[u8]) -> (f64, f64) 
                 - h * f64::from(w)
         })
         .sum();
-    let factors = super::Factors::read(code);
+    let factors = super::Factors::read(code, rabitq.bits());
     let c = usize::from(factors.centroid);
     let centroid = &rabitq.centroids()[c * dim..(c + 1) * dim];
     let l2: f64 =

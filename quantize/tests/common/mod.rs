@@ -50,3 +50,14 @@ pub fn paths() -> Vec<Kernels> {
 pub fn quick() -> TrainOptions {
     TrainOptions::default().iterations(4).threads(2)
 }
+
+/// `n` uniform rows with every fifth scaled up to 5x and offsets of 0-2, normalized under cosine:
+/// magnitudes and offsets a codec must not assume away.
+pub fn varied_rows(n: usize, dim: usize, metric: strata_quantize::Metric, seed: u64) -> Vec<f32> {
+    let mut rows = uniform_rows(n, dim, seed);
+    rows.iter_mut().enumerate().for_each(|(i, x)| *x = *x * (1 + i % 5) as f32 + (i % 3) as f32);
+    if metric == strata_quantize::Metric::Cosine {
+        rows = normalized(rows, dim);
+    }
+    rows
+}

@@ -88,6 +88,7 @@ pub(crate) fn calibrate(segment: &Segment<'_>, seed: u64, threads: usize) -> Vec
             beam_width: 1,
             cutoff: f32::INFINITY,
             start: Start::Medoid,
+            confidence: crate::DEFAULT_RERANK_CONFIDENCE,
         };
         let found = parallel(&order, threads, |chunk| {
             let mut scratch = SearchScratch::default();

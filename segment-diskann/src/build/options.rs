@@ -101,9 +101,8 @@ impl BuildOptions {
         self.passes.unwrap_or(if dim >= WIDE_DIM { 2 } else { 1 })
     }
 
-    /// The codes kept in RAM. Default: residual PQ with one sub-space per two dimensions
-    /// (`dim / 2 + 5` bytes a vector), or per four from [`WIDE_DIM`] dimensions, or SQ8 when
-    /// there are too few rows to train its 256 centroids (see [`codec_for`](Self::codec_for)).
+    /// The codes kept in RAM. Default: RaBitQ, 4 bits a dimension, 2 from [`WIDE_DIM`]
+    /// dimensions, or SQ8 below 256 rows (see [`codec_for`](Self::codec_for)).
     pub fn codec(mut self, codec: CodecKind) -> Self {
         self.codec = Some(codec);
         self
@@ -139,16 +138,16 @@ impl BuildOptions {
     /// The codec a build of `rows` rows of `dim` dimensions uses.
     ///
     /// The code's precision decides how long a search list must be: the walk ranks
-    /// candidates by code distance and only expands (and scores exactly) the best L. On 1M x
-    /// 128 clustered rows, 32-byte codes needed L 160 for recall@10 0.95 and 64-byte codes
-    /// L 16 (docs/BENCHMARKS.md): ten times fewer hops for 32 more bytes a row, still about
-    /// 5% of an in-memory HNSW's RAM. From [`WIDE_DIM`] up a quarter byte per dimension
-    /// already resolves neighbours (0.95 at L 20 on 768-d) and half would double the RAM of
-    /// the largest vectors.
+    /// candidates by code distance and only expands (and scores exactly) the best L; each
+    /// code scored costs little, each expansion a node read and an exact distance. The default
+    /// is RaBitQ at the bytes residual PQ used to take: 4 bits a dimension (`dim / 2` bytes)
+    /// below [`WIDE_DIM`], 2 bits (`dim / 4`) from it. On 100k clustered rows it searched at
+    /// recall@10 0.95 1.7x faster than residual PQ of about the same bytes at 128-d (44.9k
+    /// against 26.1k q/s) and 1.8x at 768-d (18.2k against 10.0k), docs/BENCHMARKS.md (issue 21).
+    /// Below 256 rows, SQ8: no per-query tables, and its extra bytes are few.
     pub fn codec_for(&self, dim: usize, rows: u64) -> CodecKind {
         self.codec.unwrap_or(if rows >= strata_quantize::codec::CENTROIDS as u64 {
-            let per_subspace = if dim >= WIDE_DIM { 4 } else { 2 };
-            CodecKind::Rpq { subspaces: (dim / per_subspace).max(1) }
+            CodecKind::RaBitQ { bits: if dim >= WIDE_DIM { 2 } else { 4 } }
         } else {
             CodecKind::Sq8
         })
