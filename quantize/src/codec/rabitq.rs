@@ -18,8 +18,9 @@
 //!
 //! (inner product: `-⟨q, x⟩ = -⟨q, c⟩ - ⟨c, x - c⟩ - ⟨q - c, x - c⟩`, the same form; cosine:
 //! half the L2 form, as every codec here scores it). Each code's `Σ u_i w_i` is one pass of the
-//! SQ8 kernel (8 bits), the INT4 kernel (the low 4 bits), and one byte-table lookup per 8
-//! coordinates for each further bit plane (1-3 bits, and 5-7 above the nibbles).
+//! SQ8 kernel (8 bits) or the INT4 kernel (the low 4 of 4-7 bits) against `w`, plus per bit
+//! plane a sum of the query's 8-bit levels the plane selects (1-3 bits, [`QUERY_BITS`]) or one
+//! byte-table lookup per 8 coordinates of `w` (the planes above a nibble).
 
 use std::sync::OnceLock;
 
@@ -33,8 +34,8 @@ use crate::{Kernels, Metric, QuantizeError};
 /// Most coarse centroids a RaBitQ codec assigns residuals to, and the default. A codec keeps
 /// a multiple of [`RABITQ_CENTROID_STEP`] up to this ([`TrainOptions::coarse_centroids`]):
 /// on clustered 256-d cosine data 256 centroids gave 4-bit codes 2 points more recall@10 than
-/// 64, but each query scores every centroid (`centroids x dim` multiply-adds), which a graph
-/// search, scoring few codes per segment, may not repay.
+/// 64, and a 768-d Vamana walk over 1-bit codes reached 0.947 at L 16 with 256 against 0.750
+/// with 64, although each query scores every centroid (`centroids x dim` multiply-adds).
 pub const RABITQ_CENTROIDS: usize = 256;
 
 /// A codec's coarse centroids are a multiple of this (the width the centroid kernels need).
