@@ -1,4 +1,5 @@
-//! Distance metrics, SIMD f32 kernels dispatched at run time, and vector codecs (SQ8, INT4, PQ).
+//! Distance metrics, SIMD f32 kernels dispatched at run time, and vector codecs (SQ8, INT4, PQ,
+//! residual PQ, RaBitQ).
 //! Does no I/O.
 //!
 //! - [`kernels`]: `dot`, `l2_squared`, `norm_squared` and their batch forms, dispatched once
@@ -8,7 +9,7 @@
 //! - [`Admission`]: the rows a tier search may return (deletes and filters alike).
 //! - [`TopK`]: the bounded k-nearest collector shared by every index tier; [`Visited`]: the
 //!   epoch-stamped set of rows a graph search has seen.
-//! - [`codec`]: trained vector codecs (SQ8, INT4, PQ) with SIMD asymmetric distances and a
+//! - [`codec`]: trained vector codecs (SQ8, INT4, PQ, residual PQ, RaBitQ) with SIMD asymmetric distances and a
 //!   versioned codebook format.
 //!
 //! ```

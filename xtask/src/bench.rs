@@ -832,6 +832,7 @@ pub fn run(args: &BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
                         "alpha": args.alpha,
                         "W": args.beam_width,
                         "L": l,
+                        "rerank_confidence": confidence,
                     });
                     (l, params.as_object().expect("object").clone())
                 })

@@ -1,17 +1,22 @@
-//! Vector codecs: calibrated scalar quantization (SQ8, INT4) and product quantization (PQ).
+//! Vector codecs: calibrated scalar quantization (SQ8, INT4), product quantization (PQ, residual
+//! PQ) and RaBitQ.
 //!
 //! A [`Codec`] is trained on a sample of rows, then encodes each vector to a short code and
 //! answers *asymmetric* distances: an `f32` query against codes, through a [`PreparedQuery`]
 //! built once per query (a lookup table for PQ, folded scales and offsets for SQ). Every
 //! distance is the metric's distance between the query and the *decoded* code, so ranking by
 //! codes approximates ranking by vectors, and an exact rerank of the best candidates recovers
-//! the rest. (Cosine is scored a little differently; see below.)
+//! the rest. (Cosine is scored a little differently; see below. RaBitQ's estimate differs from
+//! its decoded vector's distance by a per-code constant, and comes with an error bound:
+//! `rabitq.rs`.)
 //!
 //! | codec | bytes per vector | trained | distance kernel |
 //! |-------|------------------|---------|-----------------|
 //! | [`Codec::Sq8`] | `dim` | per-dimension range from the 0.1% to the 99.9% quantile (inner product: min to max) | widen bytes to f32; 2 FMAs per dimension (L2, cosine) or 1 (inner product) |
 //! | [`Codec::Int4`] | `⌈dim / 2⌉` | as SQ8, 16 levels, 1% clipped per tail | widen nibbles to f32; as SQ8 |
 //! | [`Codec::Pq`] | `subspaces` | k-means (k-means++ then Lloyd) per sub-space, 256 centroids | one gathered table lookup per sub-space |
+//! | [`Codec::Rpq`] | `5 + subspaces` | 256 coarse centroids, then PQ of the residuals | a coarse-table entry plus PQ's lookups |
+//! | [`Codec::RaBitQ`] | `8 + dim/8` (1 bit), `16 + bits·dim/8` (dimension padded to 64) | up to 256 coarse centroids, a seeded rotation | SQ8/INT4 kernels, or summed query levels per bit plane |
 //!
 //! Cosine codecs expect unit-normalized rows and queries, as [`Metric::Cosine`] does, and score a
 //! code by `½‖q - x̂‖²` rather than `1 - q·x̂`. The two agree when the decoded `x̂` has unit norm,
@@ -280,7 +285,7 @@ impl TrainOptions {
     }
 }
 
-/// A trained codec. Closed over the three kinds so that segment formats and search loops
+/// A trained codec. Closed over its kinds so that segment formats and search loops
 /// match on it without dynamic dispatch.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Codec {

@@ -95,8 +95,9 @@ const TABLE: usize = 256;
 pub(crate) enum Planes {
     /// 8 bits and 4 bits: no planes.
     None,
-    /// 1-3 bits: popcounts against the query quantized to [`QUERY_BITS`] bits.
-    Popcount,
+    /// 1-3 bits: against the query rounded to [`QUERY_BITS`]-bit levels
+    /// ([`CodeSimd::plane_dot`]).
+    Levels,
     /// 5-7 bits: the planes above the nibbles weigh 16-64 times more than a level step, which
     /// would magnify the query's rounding, so each is scored by a byte table of the float
     /// query (one lookup per 8 coordinates).
@@ -135,7 +136,7 @@ impl Layout {
     pub(crate) fn scoring(self) -> Planes {
         match self.bits {
             4 | 8 => Planes::None,
-            1..=3 => Planes::Popcount,
+            1..=3 => Planes::Levels,
             _ => Planes::Tables,
         }
     }
@@ -507,7 +508,7 @@ impl RaBitQ {
         let padded = layout.padded;
         let (words, tables) = match layout.scoring() {
             Planes::None => (0, 0),
-            Planes::Popcount => (QUERY_BITS * padded / 64, 0),
+            Planes::Levels => (QUERY_BITS * padded / 64, 0),
             Planes::Tables => (0, layout.plane_len() * 256),
         };
         let levels = if words > 0 { padded } else { 0 };
@@ -705,7 +706,7 @@ pub(crate) fn code_dots<S: CodeSimd, const R: usize>(
         let mut at = wide;
         for bit in layout.plane_bits() {
             let plane = &body[at..at + plane_len];
-            let plane = if scoring == Planes::Popcount {
+            let plane = if scoring == Planes::Levels {
                 // Each set coordinate's level on the query's grid: `lower + step * level`.
                 let count: u32 = plane
                     .chunks_exact(8)

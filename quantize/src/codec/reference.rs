@@ -48,7 +48,7 @@ pub(crate) fn prepared_distance(query: &PreparedQuery<'_>, code: &[u8]) -> f32 {
             layout.unpack(&code[super::rabitq_prefix_len(code_bits)..], &mut levels);
             // The wide part weighs the rotated query, the planes its quantized form.
             let wide_mask = layout.wide_mask();
-            let quantized = if layout.scoring() == super::rabitq::Planes::Popcount {
+            let quantized = if layout.scoring() == super::rabitq::Planes::Levels {
                 super::rabitq::quantized_query(layout.padded, bits, secondary)
             } else {
                 primary[..layout.padded].to_vec()
@@ -91,7 +91,7 @@ pub fn rabitq_estimate(codec: &Codec, query: &[f32], code: &[u8]) -> (f64, f64) 
         .zip(&levels)
         .map(|(&w, &u)| {
             let planes = match layout.scoring() {
-                super::rabitq::Planes::Popcount => on_grid(w),
+                super::rabitq::Planes::Levels => on_grid(w),
                 _ => f64::from(w),
             };
             f64::from(w) * f64::from(u & wide_mask) + planes * f64::from(u & !wide_mask)
