@@ -65,6 +65,11 @@ proptest! {
             for kernels in paths() {
                 let mut batch = vec![0.0; n];
                 prepared.distances_on(&kernels, &codes, &mut batch);
+                // The same rows gathered in reverse order, four at a time and then singly.
+                let reversed: Vec<u32> = (0..n as u32).rev().collect();
+                let mut gathered = vec![0.0; n];
+                prepared.distances_of_rows_on(&kernels, &codes, &reversed, &mut gathered);
+                gathered.reverse();
                 for (row, &got) in batch.iter().enumerate().step_by(13) {
                     let code = &codes[row * code_len..(row + 1) * code_len];
                     let mut decoded = vec![0.0; dim];
@@ -74,8 +79,13 @@ proptest! {
                     let single = prepared.distance_on(&kernels, code);
                     let folded = prepared.distance_reference(code);
                     let decoded_ref = decoded_distance(&codec, query, code);
-                    for (what, value) in
-                        [("batch", got), ("single", single), ("folded", folded), ("decoded", decoded_ref)]
+                    for (what, value) in [
+                        ("batch", got),
+                        ("gathered", gathered[row]),
+                        ("single", single),
+                        ("folded", folded),
+                        ("decoded", decoded_ref),
+                    ]
                     {
                         prop_assert!(
                             (f64::from(value) - exact).abs() <= tolerance,

@@ -39,6 +39,11 @@ proptest! {
             for kernels in paths() {
                 let mut batch = vec![0.0; n];
                 prepared.distances_on(&kernels, &codes, &mut batch);
+                // The same rows gathered in reverse order, four at a time and then singly.
+                let reversed: Vec<u32> = (0..n as u32).rev().collect();
+                let mut gathered = vec![0.0; n];
+                prepared.distances_of_rows_on(&kernels, &codes, &reversed, &mut gathered);
+                gathered.reverse();
                 for (row, &got) in batch.iter().enumerate().step_by(7) {
                     let code = &codes[row * code_len..(row + 1) * code_len];
                     let (exact, bound) = rabitq_estimate(&codec, query, code);
@@ -46,7 +51,9 @@ proptest! {
                     let tolerance = 1e-4 * magnitude;
                     let single = prepared.distance_on(&kernels, code);
                     let folded = prepared.distance_reference(code);
-                    for (what, value) in [("batch", got), ("single", single), ("folded", folded)] {
+                    for (what, value) in
+                        [("batch", got), ("gathered", gathered[row]), ("single", single), ("folded", folded)]
+                    {
                         prop_assert!(
                             (f64::from(value) - exact).abs() <= tolerance,
                             "{} rabitq{bits} {metric} dim {dim} row {row}: {what} {value} vs {exact}",

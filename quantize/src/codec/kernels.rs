@@ -30,20 +30,43 @@ pub(crate) trait CodeSimd: Simd {
     /// If `table` does not hold `(first + LANES) * 256` entries.
     fn lookup(self, table: &[f32], first: usize, codes: &[u8]) -> Self::f32s;
 
-    /// `Σ_i bit_i(plane)·levels[i]`: the query's 8-bit levels summed over the coordinates a
-    /// code's bit plane sets. `planes` holds the same levels as 8 bit planes (plane `j`, word
-    /// `t`, bit `i`: bit `j` of `levels[64t + i]`), which the one-lane form reads as popcounts;
-    /// AVX-512 masks the level bytes by the plane's bits and sums them with `vpsadbw` instead.
-    /// Exact in integers on every level.
+    /// For each of `R` codes' bit planes: the bits it sets, and `Σ_i bit_i(plane)·levels[i]`,
+    /// the query's 8-bit levels summed over the coordinates the plane sets. `planes` holds the
+    /// same levels as 8 bit planes (plane `j`, word `t`, bit `i`: bit `j` of `levels[64t + i]`),
+    /// which the one-lane form reads as popcounts; AVX-512 masks the level bytes by the plane's
+    /// bits and sums them with `vpsadbw` instead, `R` rows at once so their reductions overlap
+    /// and each 64 levels are loaded once. Exact in integers on every level.
     ///
     /// # Panics
-    /// If `plane` is not whole 64-bit words, or `levels` and `planes` do not hold its bits.
-    fn plane_dot(self, plane: &[u8], levels: &[u8], planes: &[u64]) -> u32 {
-        plane_dot_popcount(plane, levels, planes)
+    /// If a plane is not whole 64-bit words, the planes differ in length, or `levels` and
+    /// `planes` do not hold their bits.
+    #[inline(always)]
+    fn plane_dots<const R: usize>(
+        self,
+        code_planes: [&[u8]; R],
+        levels: &[u8],
+        planes: &[u64],
+    ) -> [(u32, u32); R] {
+        // A loop, not `array::map`: a closure may be compiled outside the caller's target
+        // features, which would turn the popcounts into bit tricks.
+        let mut out = [(0, 0); R];
+        for (out, plane) in out.iter_mut().zip(code_planes) {
+            *out = (plane_count(plane), plane_dot_popcount(plane, levels, planes));
+        }
+        out
     }
 }
 
-/// The popcount form of [`CodeSimd::plane_dot`].
+/// Bits set in a bit plane of whole 64-bit words.
+#[inline(always)]
+pub(crate) fn plane_count(plane: &[u8]) -> u32 {
+    plane
+        .chunks_exact(8)
+        .map(|w| u64::from_le_bytes(w.try_into().expect("8 bytes")).count_ones())
+        .sum()
+}
+
+/// The popcount form of [`CodeSimd::plane_dots`]' level sum for one plane.
 #[inline(always)]
 pub(crate) fn plane_dot_popcount(plane: &[u8], levels: &[u8], planes: &[u64]) -> u32 {
     let words = plane.len() / 8;
@@ -175,25 +198,40 @@ mod x86 {
             }
 
             #[inline(always)]
-            fn plane_dot(self, plane: &[u8], levels: &[u8], _planes: &[u64]) -> u32 {
-                let words = plane.len() / 8;
+            fn plane_dots<const R: usize>(
+                self,
+                code_planes: [&[u8]; R],
+                levels: &[u8],
+                _planes: &[u64],
+            ) -> [(u32, u32); R] {
+                let words = levels.len() / 64;
                 assert!(
-                    plane.len() == 8 * words && levels.len() == 64 * words,
-                    "plane_dot: lengths"
+                    levels.len() == 64 * words
+                        && code_planes.iter().all(|plane| plane.len() == 8 * words),
+                    "plane_dots: lengths"
                 );
                 let (bw, f) = (self.avx512bw, self.avx512f);
                 let zero = f._mm512_setzero_si512();
-                let mut acc = zero;
-                for (word, levels) in plane.chunks_exact(8).zip(levels.chunks_exact(64)) {
-                    let mask = u64::from_le_bytes(word.try_into().expect("8 bytes"));
+                let mut acc = [zero; R];
+                let mut counts = [0u32; R];
+                for (t, levels) in levels.chunks_exact(64).enumerate() {
                     let levels: u8x64 = cast(<[u8; 64]>::try_from(levels).expect("64 bytes"));
-                    // The levels of the coordinates the plane sets, then each 8 bytes summed
-                    // into a 64-bit lane.
-                    let picked = bw._mm512_maskz_mov_epi8(mask, cast(levels));
-                    acc = f._mm512_add_epi64(acc, bw._mm512_sad_epu8(picked, zero));
+                    for ((acc, count), plane) in acc.iter_mut().zip(&mut counts).zip(code_planes) {
+                        let word = &plane[8 * t..8 * t + 8];
+                        let mask = u64::from_le_bytes(word.try_into().expect("8 bytes"));
+                        *count += mask.count_ones();
+                        // The levels of the coordinates the plane sets, then each 8 bytes
+                        // summed into a 64-bit lane.
+                        let picked = bw._mm512_maskz_mov_epi8(mask, cast(levels));
+                        *acc = f._mm512_add_epi64(*acc, bw._mm512_sad_epu8(picked, zero));
+                    }
                 }
-                let lanes: [u64; 8] = cast(acc);
-                lanes.iter().sum::<u64>() as u32
+                let mut out = [(0, 0); R];
+                for ((out, acc), count) in out.iter_mut().zip(acc).zip(counts) {
+                    let lanes: [u64; 8] = cast(acc);
+                    *out = (count, lanes.iter().sum::<u64>() as u32);
+                }
+                out
             }
         }
     }

@@ -582,12 +582,24 @@ impl PreparedQuery<'_> {
     /// out of range.
     #[inline]
     pub fn distances_of_rows(&self, codes: &[u8], rows: &[u32], out: &mut [f32]) {
+        self.distances_of_rows_on(Kernels::detected(), codes, rows, out);
+    }
+
+    /// [`distances_of_rows`](Self::distances_of_rows) on a chosen instruction-set path.
+    #[inline]
+    pub fn distances_of_rows_on(
+        &self,
+        kernels: &Kernels,
+        codes: &[u8],
+        rows: &[u32],
+        out: &mut [f32],
+    ) {
         assert_eq!(rows.len(), out.len(), "distances_of_rows: one output per row");
         assert!(
             codes.len().is_multiple_of(self.code_len),
             "distances_of_rows: codes are not whole codes"
         );
-        kernels::dispatch(Kernels::detected(), Gather { query: self, codes, rows, out });
+        kernels::dispatch(kernels, Gather { query: self, codes, rows, out });
     }
 
     /// The error bound of a RaBitQ code's distance at confidence 1: the true distance lies
@@ -703,7 +715,7 @@ impl<'o> CodeOp for Batch<'_, 'o> {
     }
 }
 
-/// Distances to scattered codes, one at a time, at one level.
+/// Distances to scattered codes, four at a time and then one at a time, at one level.
 struct Gather<'q, 'o> {
     query: &'q PreparedQuery<'q>,
     codes: &'q [u8],
@@ -717,35 +729,58 @@ impl CodeOp for Gather<'_, '_> {
     #[inline(always)]
     fn run<S: CodeSimd>(self, simd: S) {
         let code_len = self.query.code_len;
-        for (&row, out) in self.rows.iter().zip(self.out.iter_mut()) {
+        let code = |row: u32| {
             let start = row as usize * code_len;
-            let code = &self.codes[start..start + code_len];
-            *out = score_one(simd, self.query, code);
+            &self.codes[start..start + code_len]
+        };
+        let mut quads = self.rows.chunks_exact(4);
+        let mut slots = self.out.chunks_exact_mut(4);
+        for (quad, slots) in (&mut quads).zip(&mut slots) {
+            let codes = [code(quad[0]), code(quad[1]), code(quad[2]), code(quad[3])];
+            slots.copy_from_slice(&score_codes(simd, self.query, codes));
+        }
+        for (&row, out) in quads.remainder().iter().zip(slots.into_remainder()) {
+            *out = score_codes(simd, self.query, [code(row)])[0];
         }
     }
 }
 
-/// One code's distance at one level: the single-row form of [`Batch`].
+/// `R` codes' distances at one level: the scattered-row form of [`Batch`]'s kernels, for codes
+/// that are not laid end to end. Table codecs score one row at a time within it.
 #[inline(always)]
-fn score_one<S: CodeSimd>(simd: S, query: &PreparedQuery<'_>, code: &[u8]) -> f32 {
+fn score_codes<S: CodeSimd, const R: usize>(
+    simd: S,
+    query: &PreparedQuery<'_>,
+    codes: [&[u8]; R],
+) -> [f32; R] {
     let PreparedQuery { code_len, form, bias, primary, secondary, bits, levels } = *query;
+    // Loops, not closures: a closure may be compiled outside the level's target features.
+    let mut out = [0.0; R];
     match form {
-        Form::Sq8L2 => kernels::sq8_l2(simd, primary, secondary, [code])[0],
-        Form::Sq8Dot => bias + kernels::sq8_dot(simd, primary, [code])[0],
-        Form::Int4L2 => kernels::int4_l2(simd, primary, secondary, [code])[0],
-        Form::Int4Dot => bias + kernels::int4_dot(simd, primary, [code])[0],
-        Form::PqTable => bias + kernels::pq_sum(simd, primary, code),
+        Form::Sq8L2 => kernels::sq8_l2(simd, primary, secondary, codes),
+        Form::Sq8Dot => kernels::sq8_dot(simd, primary, codes).map(|d| bias + d),
+        Form::Int4L2 => kernels::int4_l2(simd, primary, secondary, codes),
+        Form::Int4Dot => kernels::int4_dot(simd, primary, codes).map(|d| bias + d),
+        Form::PqTable => {
+            for (out, code) in out.iter_mut().zip(codes) {
+                *out = bias + kernels::pq_sum(simd, primary, code);
+            }
+            out
+        }
         Form::RpqTable => {
-            let (prefix, residual) = code.split_at(RPQ_PREFIX);
-            let correction = f32::from_le_bytes([prefix[1], prefix[2], prefix[3], prefix[4]]);
-            secondary[usize::from(prefix[0])]
-                + bias * correction
-                + kernels::pq_sum(simd, primary, residual)
+            for (out, code) in out.iter_mut().zip(codes) {
+                let (prefix, residual) = code.split_at(RPQ_PREFIX);
+                let correction = f32::from_le_bytes([prefix[1], prefix[2], prefix[3], prefix[4]]);
+                *out = secondary[usize::from(prefix[0])]
+                    + bias * correction
+                    + kernels::pq_sum(simd, primary, residual);
+            }
+            out
         }
         Form::RaBitQ { bits: code_bits } => {
             let layout = rabitq::layout_of(code_len, code_bits);
             let query = rabitq::Query { bias, primary, secondary, bits, levels };
-            rabitq::score_codes(simd, layout, query, [code])[0]
+            rabitq::score_codes(simd, layout, query, codes)
         }
     }
 }

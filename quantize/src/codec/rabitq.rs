@@ -96,7 +96,7 @@ pub(crate) enum Planes {
     /// 8 bits and 4 bits: no planes.
     None,
     /// 1-3 bits: against the query rounded to [`QUERY_BITS`]-bit levels
-    /// ([`CodeSimd::plane_dot`]).
+    /// ([`CodeSimd::plane_dots`]).
     Levels,
     /// 5-7 bits: the planes above the nibbles weigh 16-64 times more than a level step, which
     /// would magnify the query's rounding, so each is scored by a byte table of the float
@@ -702,23 +702,22 @@ pub(crate) fn code_dots<S: CodeSimd, const R: usize>(
     let (lower, step) = (secondary[QUERY_GRID], secondary[QUERY_GRID + 1]);
     let plane_len = layout.plane_len();
     let tables = &primary[layout.padded..];
-    for (sum, body) in sums.iter_mut().zip(bodies) {
-        let mut at = wide;
-        for bit in layout.plane_bits() {
-            let plane = &body[at..at + plane_len];
-            let plane = if scoring == Planes::Levels {
-                // Each set coordinate's level on the query's grid: `lower + step * level`.
-                let count: u32 = plane
-                    .chunks_exact(8)
-                    .map(|w| u64::from_le_bytes(w.try_into().expect("8")).count_ones())
-                    .sum();
-                lower * count as f32 + step * simd.plane_dot(plane, levels, bits) as f32
-            } else {
-                kernels::pq_sum(simd, tables, plane)
-            };
-            *sum += (1u32 << bit) as f32 * plane;
-            at += plane_len;
+    let mut at = wide;
+    for bit in layout.plane_bits() {
+        let weight = (1u32 << bit) as f32;
+        let planes: [&[u8]; R] = std::array::from_fn(|i| &bodies[i][at..at + plane_len]);
+        if scoring == Planes::Levels {
+            // Each set coordinate's level on the query's grid: `lower + step * level`.
+            let dots = simd.plane_dots(planes, levels, bits);
+            for (sum, (count, dot)) in sums.iter_mut().zip(dots) {
+                *sum += weight * (lower * count as f32 + step * dot as f32);
+            }
+        } else {
+            for (sum, plane) in sums.iter_mut().zip(planes) {
+                *sum += weight * kernels::pq_sum(simd, tables, plane);
+            }
         }
+        at += plane_len;
     }
     sums
 }
