@@ -51,8 +51,8 @@ pub mod visited;
 
 pub use admission::{Admission, AdmitAll, AdmitIf, Admitted};
 pub use codec::{
-    Codec, CodecKind, PreparedQuery, ProductQuantizer, QueryScratch, RABITQ_CONFIDENCE, RaBitQ,
-    ScalarQuantizer, TrainOptions,
+    Codec, CodecKind, FASTSCAN_BLOCK, FastScanCodes, FastScanQuery, PreparedQuery,
+    ProductQuantizer, QueryScratch, RABITQ_CONFIDENCE, RaBitQ, ScalarQuantizer, TrainOptions,
 };
 pub use error::QuantizeError;
 pub use kernels::{

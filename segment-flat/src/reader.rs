@@ -1,8 +1,12 @@
 //! Opening and searching a flat segment.
 
 use std::ops::Range;
+use std::sync::OnceLock;
 
-use strata_quantize::{Admission, Codec, Neighbor, QueryScratch, RABITQ_CONFIDENCE, TopK};
+use strata_quantize::{
+    Admission, Codec, FASTSCAN_BLOCK, FastScanCodes, FastScanQuery, Neighbor, QueryScratch,
+    RABITQ_CONFIDENCE, TopK,
+};
 use strata_segment::{FileSpec, LazyCheck, SectionSpec, SegmentFile};
 use strata_storage::ObjectBytes;
 use zerocopy::FromBytes;
@@ -17,6 +21,8 @@ use crate::{FileError, Problem, Result, SegmentError};
 /// Rows scored per kernel call: enough to amortize dispatch, few enough that the distances stay
 /// in L1.
 const SCAN_BLOCK: usize = 256;
+const _: () =
+    assert!(SCAN_BLOCK.is_multiple_of(FASTSCAN_BLOCK), "scan blocks are whole FastScan blocks");
 
 /// The flat segment's file: its magic and the sections it knows.
 static SPEC: FileSpec = FileSpec {
@@ -51,6 +57,9 @@ struct Codes {
     range: Range<usize>,
     crc32: u32,
     ok: LazyCheck,
+    /// 1-bit RaBitQ codes re-laid for scans, built on the first full scan (`None` inside for
+    /// other codecs).
+    blocked: OnceLock<Option<FastScanCodes>>,
 }
 
 /// Reusable buffers for [`FlatSegment::search_codes`], so a steady-state search allocates
@@ -60,6 +69,7 @@ pub struct CodeScratch {
     distances: Vec<f32>,
     candidates: TopK,
     query: QueryScratch,
+    blocked: FastScanQuery,
     rows: Vec<Neighbor>,
     /// Candidates as `(lower bound, row)`, for codecs with error bounds.
     bounded: Vec<(f32, u32)>,
@@ -108,6 +118,7 @@ impl FlatSegment {
             range: section.range,
             crc32: section.crc32,
             ok: LazyCheck::default(),
+            blocked: OnceLock::new(),
         });
         Ok(FlatSegment {
             vectors: vectors.range,
@@ -160,9 +171,16 @@ impl FlatSegment {
 
     /// Bytes a code search keeps hot: the codes and the codec's tables. Past the vector block's
     /// one-time checksum on first use (which reads it all once), the vectors are read only for
-    /// the rows reranked.
+    /// the rows reranked. Once a full scan has built the FastScan copy of 1-bit codes, that
+    /// copy is what scans read, and the mapped row-major codes only serve listed admissions.
     pub fn code_bytes(&self) -> usize {
-        self.codes.as_ref().map_or(0, |codes| codes.range.len() + codes.codec.memory_bytes())
+        self.codes.as_ref().map_or(0, |codes| {
+            let scanned = match codes.blocked.get().and_then(Option::as_ref) {
+                Some(blocked) => blocked.memory_bytes(),
+                None => codes.range.len(),
+            };
+            scanned + codes.codec.memory_bytes()
+        })
     }
 
     /// Approximate search through the codes: scores every row `admission` admits (only its
@@ -195,8 +213,15 @@ impl FlatSegment {
         };
         let codec = &self.codes.as_ref().expect("codes present").codec;
         let code_len = codec.code_len();
-        let CodeScratch { distances, candidates, query: query_scratch, rows, bounded, reranked } =
-            scratch;
+        let CodeScratch {
+            distances,
+            candidates,
+            query: query_scratch,
+            blocked: query_blocked,
+            rows,
+            bounded,
+            reranked,
+        } = scratch;
         *reranked = 0;
         if distances.len() < SCAN_BLOCK {
             distances.resize(SCAN_BLOCK, 0.0);
@@ -211,18 +236,29 @@ impl FlatSegment {
                 }
             }
         } else {
+            let codes_meta = self.codes.as_ref().expect("codes present");
+            let blocked =
+                codes_meta.blocked.get_or_init(|| FastScanCodes::build(codec, codes)).as_ref();
+            if let Some(blocked) = blocked {
+                blocked.prepare(&prepared, query_blocked);
+            }
             for (block, block_codes) in codes.chunks(SCAN_BLOCK * code_len).enumerate() {
                 let out = &mut distances[..block_codes.len() / code_len];
-                prepared.distances(block_codes, out);
                 let first_row = block * SCAN_BLOCK;
+                match blocked {
+                    Some(blocked) => blocked.distances(&prepared, query_blocked, first_row, out),
+                    None => prepared.distances(block_codes, out),
+                }
+                // The bar to beat, re-read only when a candidate gets in.
+                let mut worst = candidates.worst().unwrap_or(f32::INFINITY);
                 for (i, &distance) in out.iter().enumerate() {
                     let row = (first_row + i) as u32;
-                    if candidates.worst().is_some_and(|worst| distance > worst)
-                        || !admission.admits(row)
-                    {
+                    if distance > worst || !admission.admits(row) {
                         continue;
                     }
-                    candidates.push(u64::from(row), distance);
+                    if candidates.push(u64::from(row), distance) {
+                        worst = candidates.worst().unwrap_or(f32::INFINITY);
+                    }
                 }
             }
         }
@@ -245,10 +281,22 @@ impl FlatSegment {
             return Ok(());
         }
         bounded.clear();
+        // Estimates from the blocked codes carry their tables' rounding in their bounds.
+        let blocked = match admission.rows() {
+            Some(_) => None,
+            None => {
+                self.codes.as_ref().and_then(|codes| codes.blocked.get()).and_then(Option::as_ref)
+            }
+        };
         bounded.extend(rows.iter().map(|candidate| {
             let row = candidate.id as u32;
-            let code = &codes[row as usize * code_len..(row as usize + 1) * code_len];
-            let bound = prepared.error_bound(code).expect("bounded codec");
+            let bound = match blocked {
+                Some(blocked) => blocked.error_bound(&prepared, query_blocked, row as usize),
+                None => {
+                    let code = &codes[row as usize * code_len..(row as usize + 1) * code_len];
+                    prepared.error_bound(code).expect("bounded codec")
+                }
+            };
             (candidate.distance - rerank.confidence * bound, row)
         }));
         bounded.sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));

@@ -51,12 +51,14 @@ fn write_with_codes(
     codec
 }
 
-fn kinds(dim: usize) -> [CodecKind; 4] {
+/// 1-bit RaBitQ codes are scanned through their FastScan copy, the others in place.
+fn kinds(dim: usize) -> [CodecKind; 5] {
     [
         CodecKind::Sq8,
         CodecKind::Int4,
         CodecKind::Pq { subspaces: dim / 2 },
         CodecKind::RaBitQ { bits: 2 },
+        CodecKind::RaBitQ { bits: 1 },
     ]
 }
 
@@ -92,7 +94,7 @@ proptest! {
     /// With a small rerank, every result is still a live row at its exact distance.
     #[test]
     fn code_search_with_full_rerank_is_exact(
-        kind in 0usize..4,
+        kind in 0usize..5,
         metric in prop::sample::select(Metric::ALL.to_vec()),
         k in 1usize..12,
         seed in any::<u64>(),
@@ -239,34 +241,38 @@ fn every_flipped_byte_of_the_codebook_or_codes_is_an_error() {
 }
 
 /// RaBitQ's bound skips most of a large rerank pool and keeps nearly every result a full rerank
-/// of that pool finds; with an infinite confidence it reranks the whole pool.
+/// of that pool finds; with an infinite confidence it reranks the whole pool. 1-bit codes go
+/// through the FastScan copy, whose bounds carry its tables' rounding.
 #[test]
 fn error_bounds_prune_the_rerank() {
     let (dim, n, k) = (32, 3000, 10);
-    let store = MemoryStore::new();
     let data = rows(n, dim, Metric::L2, 8);
-    write_with_codes(&store, "s", CodecKind::RaBitQ { bits: 4 }, Metric::L2, dim, &data);
-    let segment = FlatSegment::open(&store, "s").unwrap();
-    let mut scratch = CodeScratch::default();
-    let (mut found, mut kept, mut reranked) = (0, 0, 0);
-    for q in 0..50 {
-        let query = rows(1, dim, Metric::L2, 1000 + q);
-        let search = |rerank: Rerank, scratch: &mut CodeScratch| {
-            let mut top = TopK::new(k);
-            segment.search_codes(&query, rerank, &AdmitAll, &mut top, scratch).unwrap();
-            top.into_sorted_vec().iter().map(|n| n.id).collect::<Vec<_>>()
-        };
-        let full = search(Rerank::by(20).with_confidence(f32::INFINITY), &mut scratch);
-        assert_eq!(scratch.reranked(), 20 * k, "an infinite confidence reranks the pool");
-        let pruned = search(Rerank::by(20).with_confidence(3.0), &mut scratch);
-        reranked += scratch.reranked();
-        found += full.len();
-        kept += pruned.iter().filter(|id| full.contains(id)).count();
+    for (bits, pool, most_reranked) in [(4, 20, 0.25), (1, 40, 0.5)] {
+        let store = MemoryStore::new();
+        write_with_codes(&store, "s", CodecKind::RaBitQ { bits }, Metric::L2, dim, &data);
+        let segment = FlatSegment::open(&store, "s").unwrap();
+        let mut scratch = CodeScratch::default();
+        let (mut found, mut kept, mut reranked) = (0, 0, 0);
+        for q in 0..50 {
+            let query = rows(1, dim, Metric::L2, 1000 + q);
+            let search = |rerank: Rerank, scratch: &mut CodeScratch| {
+                let mut top = TopK::new(k);
+                segment.search_codes(&query, rerank, &AdmitAll, &mut top, scratch).unwrap();
+                top.into_sorted_vec().iter().map(|n| n.id).collect::<Vec<_>>()
+            };
+            let full = search(Rerank::by(pool).with_confidence(f32::INFINITY), &mut scratch);
+            assert_eq!(scratch.reranked(), pool * k, "an infinite confidence reranks the pool");
+            let pruned = search(Rerank::by(pool).with_confidence(3.0), &mut scratch);
+            reranked += scratch.reranked();
+            found += full.len();
+            kept += pruned.iter().filter(|id| full.contains(id)).count();
+        }
+        let (kept, reranked) =
+            (kept as f64 / found as f64, reranked as f64 / (50 * pool * k) as f64);
+        println!(
+            "{bits} bits, confidence 3: {kept:.3} of the full rerank's results, {reranked:.3} of the pool reranked"
+        );
+        assert!(kept >= 0.99, "{bits} bits: kept {kept}");
+        assert!(reranked <= most_reranked, "{bits} bits: reranked {reranked} of the pool");
     }
-    let (kept, reranked) = (kept as f64 / found as f64, reranked as f64 / (50 * 20 * k) as f64);
-    println!(
-        "confidence 3: {kept:.3} of the full rerank's results, {reranked:.3} of the pool reranked"
-    );
-    assert!(kept >= 0.99, "kept {kept}");
-    assert!(reranked <= 0.25, "reranked {reranked} of the pool");
 }

@@ -55,6 +55,62 @@ pub(crate) trait CodeSimd: Simd {
         }
         out
     }
+
+    /// The 32 rows' byte-table sums of one FastScan block ([`super::fastscan`]): row `j < 16`
+    /// adds `lut[16g + (block[16g + j] & 15)]` over every group `g`, row `16 + j` the same
+    /// with the high nibble. Exact in integers on every level; SIMD levels look the nibbles
+    /// up with byte shuffles, one per 16 or 32 rows and group.
+    ///
+    /// # Panics
+    /// If `block` and `lut` differ in length or are not whole groups of four tables.
+    #[inline(always)]
+    fn fastscan_sums(self, block: &[u8], lut: &[u8]) -> [u32; FASTSCAN_BLOCK] {
+        fastscan_sums_scalar(block, lut)
+    }
+}
+
+/// Rows in a FastScan block (two per code byte).
+pub const FASTSCAN_BLOCK: usize = 32;
+
+/// The scalar form of [`CodeSimd::fastscan_sums`].
+#[inline(always)]
+pub(crate) fn fastscan_sums_scalar(block: &[u8], lut: &[u8]) -> [u32; FASTSCAN_BLOCK] {
+    assert!(block.len() == lut.len() && block.len().is_multiple_of(64), "fastscan: lengths");
+    let mut sums = [0u32; FASTSCAN_BLOCK];
+    for (codes, table) in block.chunks_exact(16).zip(lut.chunks_exact(16)) {
+        for (j, &byte) in codes.iter().enumerate() {
+            sums[j] += u32::from(table[usize::from(byte & 0x0f)]);
+            sums[16 + j] += u32::from(table[usize::from(byte >> 4)]);
+        }
+    }
+    sums
+}
+
+/// Adds a SIMD FastScan block's 16-bit accumulators to its 32 rows' sums. `acc` holds, for the
+/// low nibbles (rows 0-15) and then the high ones (rows 16-31), the shuffled bytes summed as
+/// 16-bit lanes (the even byte plus 256 times the odd) and the odd bytes alone, in `L` lanes of
+/// 8 words that summed different groups for the same 16 rows (word `w`: rows `2w`, `2w + 1`).
+/// The lanes are summed first, so together they must stay below 2^16 for each row: the
+/// callers flush every 256 groups. Fixed-size loops the compiler turns into 16-bit vector adds.
+#[inline(always)]
+pub(crate) fn add_sums<const L: usize>(total: &mut [u32; FASTSCAN_BLOCK], acc: [[[u16; 8]; L]; 4]) {
+    let mut folded = [[0u16; 8]; 4];
+    for (folded, lanes) in folded.iter_mut().zip(&acc) {
+        for lane in lanes {
+            for (sum, &word) in folded.iter_mut().zip(lane) {
+                *sum = sum.wrapping_add(word);
+            }
+        }
+    }
+    for (half, pair) in folded.chunks_exact(2).enumerate() {
+        let (mixed, odd) = (&pair[0], &pair[1]);
+        for (w, (&mixed, &odd)) in mixed.iter().zip(odd).enumerate() {
+            // Wrapping arithmetic recovers the even sum exactly, as it is below 2^16.
+            let even = mixed.wrapping_sub(odd << 8);
+            total[16 * half + 2 * w] += u32::from(even);
+            total[16 * half + 2 * w + 1] += u32::from(odd);
+        }
+    }
 }
 
 /// Bits set in a bit plane of whole 64-bit words.
@@ -106,8 +162,9 @@ mod x86 {
     use pulp::x86::V3;
     use pulp::{Simd, cast};
     use pulp::{f32x8, i32x8, u8x16, u32x8};
+    use std::arch::x86_64::__m256i;
 
-    use super::CodeSimd;
+    use super::{CodeSimd, FASTSCAN_BLOCK, add_sums};
 
     /// Loads 8 bytes into the low half of a 16-byte vector (the compiler emits one `movq`).
     #[inline(always)]
@@ -146,6 +203,39 @@ mod x86 {
             // the assert above puts all of those inside `table`.
             cast(unsafe { self.avx2._mm256_i32gather_ps::<4>(base, cast(index)) })
         }
+
+        #[inline(always)]
+        fn fastscan_sums(self, block: &[u8], lut: &[u8]) -> [u32; FASTSCAN_BLOCK] {
+            assert!(
+                block.len() == lut.len() && block.len().is_multiple_of(64),
+                "fastscan: lengths"
+            );
+            let avx2 = self.avx2;
+            let nibble: __m256i = cast([0x0fu8; 32]);
+            let mut total = [0u32; FASTSCAN_BLOCK];
+            // Two groups per register, 16 bytes each; flushed to 32 bits every 256 groups, so
+            // no row's sum over both lanes passes 2^16.
+            for (block, lut) in block.chunks(16 * 256).zip(lut.chunks(16 * 256)) {
+                let zero: __m256i = cast([0u8; 32]);
+                let mut acc = [zero; 4];
+                for (codes, table) in block.chunks_exact(32).zip(lut.chunks_exact(32)) {
+                    let codes: __m256i = cast(<[u8; 32]>::try_from(codes).expect("32 bytes"));
+                    let table: __m256i = cast(<[u8; 32]>::try_from(table).expect("32 bytes"));
+                    let low = avx2._mm256_and_si256(codes, nibble);
+                    let high = avx2._mm256_and_si256(avx2._mm256_srli_epi16::<4>(codes), nibble);
+                    for (pair, index) in acc.chunks_exact_mut(2).zip([low, high]) {
+                        let picked = avx2._mm256_shuffle_epi8(table, index);
+                        // As 16-bit lanes: the even byte plus 256 times the odd one, and the
+                        // odd byte alone; the even sums are recovered at the end.
+                        pair[0] = avx2._mm256_add_epi16(pair[0], picked);
+                        pair[1] =
+                            avx2._mm256_add_epi16(pair[1], avx2._mm256_srli_epi16::<8>(picked));
+                    }
+                }
+                add_sums(&mut total, acc.map(|v| cast::<__m256i, [[u16; 8]; 2]>(v)));
+            }
+            total
+        }
     }
 
     #[cfg(feature = "x86-v4")]
@@ -154,7 +244,8 @@ mod x86 {
         use pulp::{Simd, cast};
         use pulp::{f32x16, i32x16, u8x16, u8x64, u32x16};
 
-        use super::super::CodeSimd;
+        use super::super::{CodeSimd, FASTSCAN_BLOCK};
+        use std::arch::x86_64::__m512i;
 
         #[inline(always)]
         fn load16(bytes: &[u8]) -> u8x16 {
@@ -195,6 +286,42 @@ mod x86 {
                 // SAFETY: lane i reads base[i * 256 + codes[i]] < 16 * 256 floats past `base`,
                 // and the assert above puts all of those inside `table`.
                 cast(unsafe { self.avx512f._mm512_i32gather_ps::<4>(cast(index), base) })
+            }
+
+            #[inline(always)]
+            fn fastscan_sums(self, block: &[u8], lut: &[u8]) -> [u32; FASTSCAN_BLOCK] {
+                assert!(
+                    block.len() == lut.len() && block.len().is_multiple_of(64),
+                    "fastscan: lengths"
+                );
+                let (bw, f) = (self.avx512bw, self.avx512f);
+                let nibble = f._mm512_set1_epi8(0x0f);
+                let mut total = [0u32; FASTSCAN_BLOCK];
+                // Four groups per register, 16 bytes each; flushed to 32 bits every 256
+                // groups, so no row's sum over the four lanes passes 2^16.
+                for (block, lut) in block.chunks(16 * 256).zip(lut.chunks(16 * 256)) {
+                    let zero = f._mm512_setzero_si512();
+                    let mut acc = [zero; 4];
+                    for (codes, table) in block.chunks_exact(64).zip(lut.chunks_exact(64)) {
+                        let codes: __m512i = cast(<[u8; 64]>::try_from(codes).expect("64 bytes"));
+                        let table: __m512i = cast(<[u8; 64]>::try_from(table).expect("64 bytes"));
+                        let low = f._mm512_and_si512(codes, nibble);
+                        let high = f._mm512_and_si512(bw._mm512_srli_epi16::<4>(codes), nibble);
+                        for (pair, index) in acc.chunks_exact_mut(2).zip([low, high]) {
+                            let picked = bw._mm512_shuffle_epi8(table, index);
+                            // As 16-bit lanes: the even byte plus 256 times the odd one, and
+                            // the odd byte alone; the even sums are recovered at the end.
+                            pair[0] = bw._mm512_add_epi16(pair[0], picked);
+                            pair[1] =
+                                bw._mm512_add_epi16(pair[1], bw._mm512_srli_epi16::<8>(picked));
+                        }
+                    }
+                    super::super::add_sums(
+                        &mut total,
+                        acc.map(|v| cast::<__m512i, [[u16; 8]; 4]>(v)),
+                    );
+                }
+                total
             }
 
             #[inline(always)]

@@ -49,6 +49,7 @@
 //! ```
 
 mod codebook;
+mod fastscan;
 mod kernels;
 mod kmeans;
 mod pq;
@@ -63,6 +64,8 @@ use std::fmt;
 use std::str::FromStr;
 
 pub use codebook::{CODEBOOK_MAGIC, CODEBOOK_MAJOR};
+pub use fastscan::{FastScanCodes, FastScanQuery};
+pub use kernels::FASTSCAN_BLOCK;
 pub use pq::{CENTROIDS, ProductQuantizer};
 pub use rabitq::{
     Factors, RABITQ_CENTROID_STEP, RABITQ_CENTROIDS, RABITQ_CONFIDENCE, RaBitQ, rabitq_prefix_len,

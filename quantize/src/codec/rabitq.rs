@@ -59,7 +59,8 @@ fn to_bf16(x: f32) -> u16 {
     (bits.wrapping_add(round) >> 16) as u16
 }
 
-fn from_bf16(half: u16) -> f32 {
+#[inline(always)]
+pub(crate) fn from_bf16(half: u16) -> f32 {
     f32::from_bits(u32::from(half) << 16)
 }
 
@@ -88,7 +89,7 @@ const ROWS_PER_CENTROID: usize = 64;
 
 /// Entries of each per-query centroid table: one per possible centroid byte, so a damaged
 /// code cannot index past it (entries past the trained centroids score `+inf`).
-const TABLE: usize = 256;
+pub(crate) const TABLE: usize = 256;
 
 /// How a code's bit planes are scored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -238,6 +239,12 @@ impl PartialEq for RaBitQ {
     }
 }
 
+/// A 1-bit code's `add`, `mul` and `err` as stored: bfloat16 bits.
+#[inline(always)]
+pub(crate) fn one_bit_factors(code: &[u8]) -> [u16; 3] {
+    [2, 4, 6].map(|at| u16::from_le_bytes([code[at], code[at + 1]]))
+}
+
 /// Per-code factors, as stored in the prefix.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Factors {
@@ -256,8 +263,8 @@ impl Factors {
     #[inline(always)]
     pub fn read(code: &[u8], bits: u8) -> Factors {
         if bits == 1 {
-            let half = |at: usize| from_bf16(u16::from_le_bytes([code[at], code[at + 1]]));
-            return Factors { centroid: code[0], add: half(2), mul: half(4), err: half(6) };
+            let [add, mul, err] = one_bit_factors(code).map(from_bf16);
+            return Factors { centroid: code[0], add, mul, err };
         }
         let float =
             |at: usize| f32::from_le_bytes([code[at], code[at + 1], code[at + 2], code[at + 3]]);
