@@ -232,7 +232,7 @@ mod x86 {
                             avx2._mm256_add_epi16(pair[1], avx2._mm256_srli_epi16::<8>(picked));
                     }
                 }
-                add_sums(&mut total, acc.map(|v| cast::<__m256i, [[u16; 8]; 2]>(v)));
+                add_sums(&mut total, acc.map(cast::<__m256i, [[u16; 8]; 2]>));
             }
             total
         }
@@ -316,10 +316,7 @@ mod x86 {
                                 bw._mm512_add_epi16(pair[1], bw._mm512_srli_epi16::<8>(picked));
                         }
                     }
-                    super::super::add_sums(
-                        &mut total,
-                        acc.map(|v| cast::<__m512i, [[u16; 8]; 4]>(v)),
-                    );
+                    super::super::add_sums(&mut total, acc.map(cast::<__m512i, [[u16; 8]; 4]>));
                 }
                 total
             }
