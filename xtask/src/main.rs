@@ -16,6 +16,7 @@ mod input;
 mod measure;
 mod rng;
 mod tools;
+mod torture;
 mod vecs;
 
 use std::process::ExitCode;
@@ -62,6 +63,9 @@ enum Command {
     BenchCommit(bench_engine::BenchCommitArgs),
     /// Time opening an engine database of many rows (built first if the directory is empty).
     BenchOpen(bench_engine::BenchOpenArgs),
+    /// Crash a writer process with SIGKILL at random moments and check every reopen: no lost
+    /// commit, no resurrected delete, no partial version, search agreeing with get.
+    Torture(torture::TortureArgs),
 }
 
 /// The build profile measurements were taken with; `main` makes sure it is optimized.
@@ -120,6 +124,7 @@ fn main() -> ExitCode {
         Command::BenchKernels(args) => bench_kernels::run(args),
         Command::BenchCommit(args) => bench_engine::run_commit(args),
         Command::BenchOpen(args) => bench_engine::run_open(args),
+        Command::Torture(args) => torture::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
