@@ -136,3 +136,28 @@ impl Error {
         }
     }
 }
+
+impl Error {
+    /// The kind of the operating-system I/O error that caused this one, if any (found along
+    /// the chain of sources).
+    pub fn io_error_kind(&self) -> Option<std::io::ErrorKind> {
+        let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(self);
+        while let Some(error) = cause {
+            if let Some(io) = error.downcast_ref::<std::io::Error>() {
+                return Some(io.kind());
+            }
+            cause = error.source();
+        }
+        None
+    }
+
+    /// Whether storage ran out of space or quota. The database keeps its last committed
+    /// version; a commit that failed this way before publishing keeps its writes pending, so
+    /// freeing space and committing again goes on where it stopped.
+    pub fn is_out_of_space(&self) -> bool {
+        matches!(
+            self.io_error_kind(),
+            Some(std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded)
+        )
+    }
+}

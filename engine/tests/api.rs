@@ -249,11 +249,12 @@ fn a_second_writer_on_an_object_store_is_fenced_by_the_commit() {
     assert_eq!(reopened.get(2).unwrap(), None, "the losing commit changed nothing");
 }
 
-/// A commit whose storage fails at any write (cleanly, or after the write took effect) poisons
-/// the handle: writes refuse, reads go on, and a reopen shows the previous version or the new
-/// one, whole.
+/// A commit whose storage fails at any write (cleanly, or after the write took effect): before
+/// the manifest write nothing is published and the handle commits the same writes next time;
+/// at the manifest write the outcome is unknown, so the handle refuses writes, reads go on,
+/// and a reopen shows the previous version or the new one, whole.
 #[test]
-fn a_failed_commit_poisons_writes_and_leaves_a_whole_version() {
+fn a_failed_commit_leaves_a_whole_version_and_poisons_only_an_unknown_outcome() {
     use strata::storage::testing::{FailingStorage, FaultPlan};
     for after_apply in [false, true] {
         let mut nth = 0;
@@ -276,15 +277,32 @@ fn a_failed_commit_poisons_writes_and_leaves_a_whole_version() {
                 break;
             }
             assert!(result.is_err(), "write {nth} failed, so must the commit");
-            assert!(matches!(db.upsert(40, &v(4.0)), Err(Error::Poisoned { .. })));
-            assert!(matches!(db.commit(), Err(Error::Poisoned { .. })));
             assert_eq!(db.get(30).unwrap(), Some(v(30.0).to_vec()), "reads go on");
-            drop(db);
-            let db = Db::open_in(store as Arc<dyn Storage>).unwrap();
-            let new = db.get(30).unwrap().is_some();
-            assert_eq!(db.version(), Version(if new { 3 } else { 2 }), "write {nth}");
-            assert_eq!(db.get(3).unwrap().is_none(), new, "write {nth}: a mix of versions");
-            assert_eq!(db.len(), 20, "write {nth}");
+            match db.upsert(40, &v(4.0)) {
+                // It failed before the manifest write: nothing was published, the handle
+                // keeps its writes and its next commit makes them durable.
+                Ok(()) => {
+                    let reader = Db::open_read_only_in(Arc::clone(&store) as Arc<dyn Storage>);
+                    assert_eq!(reader.unwrap().version(), Version(2), "write {nth}");
+                    assert_eq!(db.commit().unwrap(), Version(3), "write {nth}");
+                    drop(db);
+                    let db = Db::open_in(Arc::clone(&store) as Arc<dyn Storage>).unwrap();
+                    assert_eq!(db.get(3).unwrap(), None, "write {nth}");
+                    assert_eq!(db.len(), 21, "write {nth}");
+                }
+                // The manifest write failed: its outcome is unknown, so the handle refuses
+                // writes, and storage holds one version or the other, whole.
+                Err(refused) => {
+                    assert!(matches!(refused, Error::Poisoned { .. }), "{refused}");
+                    assert!(matches!(db.commit(), Err(Error::Poisoned { .. })));
+                    drop(db);
+                    let db = Db::open_in(Arc::clone(&store) as Arc<dyn Storage>).unwrap();
+                    let new = db.get(30).unwrap().is_some();
+                    assert_eq!(db.version(), Version(if new { 3 } else { 2 }), "write {nth}");
+                    assert_eq!(db.get(3).unwrap().is_none(), new, "write {nth}: a mix of versions");
+                    assert_eq!(db.len(), 20, "write {nth}");
+                }
+            }
             nth += 1;
         }
         assert!(nth >= 3, "a commit writes a segment, a deletion vector and a manifest");

@@ -19,8 +19,11 @@ impl Db {
     /// current one when there is nothing to commit).
     ///
     /// Writes from other threads may run during a commit; each is in this version or the next,
-    /// whole. If the commit fails part-way the handle is poisoned (see [`Error::Poisoned`]):
-    /// what is on storage is then the previous version or this one, never a mix.
+    /// whole. A commit that fails before it writes the manifest (a full disk while writing a
+    /// segment, say) changes nothing: its writes stay pending and searchable, and a later
+    /// commit (once space is freed) makes them durable. If the manifest write itself fails,
+    /// or anything after it, the outcome on storage is unknown and the handle is poisoned (see
+    /// [`Error::Poisoned`]): storage then holds the previous version or this one, never a mix.
     pub fn commit(&self) -> Result<Version> {
         let version = self.inner.commit()?;
         self.inner.stall_while_compaction_is_behind();
@@ -50,11 +53,16 @@ impl Inner {
         if snapshot.pending.is_empty() && segment_deletes.iter().all(Option::is_none) {
             return Ok(Version(snapshot.manifest.version));
         }
-        match self.write_version(&snapshot, &pending_deletes, &segment_deletes) {
+        let mut published = false;
+        match self.write_version(&snapshot, &pending_deletes, &segment_deletes, &mut published) {
             Ok(version) => {
                 self.wake(Work::Compact);
                 Ok(version)
             }
+            // Nothing a reader could see was written: the objects written so far are garbage
+            // (GC removes them), and the next commit writes them again. A conflict fences the
+            // handle off all the same.
+            Err(error) if !published && !matches!(error, Error::Conflict { .. }) => Err(error),
             Err(error) => {
                 self.poison(error.to_string());
                 Err(error)
@@ -67,6 +75,7 @@ impl Inner {
         snapshot: &Snapshot,
         pending_deletes: &[strata_manifest::DeletionVector],
         segment_deletes: &[Option<strata_manifest::DeletionVector>],
+        published: &mut bool,
     ) -> Result<Version> {
         let storage = &*self.storage;
         let base = &snapshot.manifest;
@@ -169,6 +178,8 @@ impl Inner {
             records.push(record);
         }
         let manifest = self.next_manifest(base, records);
+        // From here on a failure may have published the version.
+        *published = true;
         strata_manifest::commit(storage, &manifest)?;
         // Create-if-absent fences writers racing on one version, but not one that slept while
         // another committed and garbage-collected past it: its "new" version would be older than

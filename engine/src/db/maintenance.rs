@@ -16,12 +16,22 @@ use crate::{Error, Result};
 impl Db {
     /// Runs compactions until the policy finds nothing to do, in this thread, and returns how
     /// many it ran. For tools and tests; the background worker does the same after commits.
-    /// A failure poisons the handle for writes (see [`Error::Poisoned`]).
+    /// A compaction that fails before it publishes its version (a full disk while it writes
+    /// its output, say) changes nothing and leaves the handle writable; one whose publish fails
+    /// poisons the handle for writes (see [`Error::Poisoned`]).
     ///
     /// After any compaction, this (and the worker) collects garbage as [`gc`](Self::gc) does:
     /// the replaced segments' files go once retention no longer keeps a version naming them.
     pub fn compact(&self) -> Result<usize> {
         self.inner.compact_all()
+    }
+
+    /// The error of the last compaction (background or [`compact`](Self::compact)) while
+    /// compactions keep failing without changing the database, as on a full disk; `None`
+    /// once one succeeds or none is needed. Commits do not wait for compaction meanwhile,
+    /// so segments accumulate until the cause is fixed.
+    pub fn compaction_error(&self) -> Option<String> {
+        self.inner.compaction_failure.lock().clone()
     }
 
     /// Replaces the compaction policy of this handle (not stored: reopening restores

@@ -94,6 +94,9 @@ pub(crate) struct Inner {
     /// Rows at which the active memtable is frozen into a pending tier.
     rotate_rows: AtomicUsize,
     poisoned: Mutex<Option<String>>,
+    /// The error of the last compaction, while compactions keep failing before they publish
+    /// anything (a full disk): writes go on, and commits stop waiting for that compaction.
+    compaction_failure: Mutex<Option<String>>,
     /// Segments any snapshot of this handle may still read; garbage collection spares them.
     opened_segments: Mutex<Vec<Weak<Segment>>>,
     /// Random, per handle: part of every object key this handle writes, so a fenced writer on

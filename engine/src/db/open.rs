@@ -169,6 +169,7 @@ impl Db {
             next_segment_id: Mutex::new(manifest.next_segment_id),
             rotate_rows: AtomicUsize::new(MEMTABLE_ROTATE_ROWS),
             poisoned: Mutex::new(None),
+            compaction_failure: Mutex::new(None),
             opened_segments: Mutex::new(Vec::new()),
             tag: writer_tag(),
             work: Mutex::new(None),

@@ -59,8 +59,9 @@ impl Inner {
             match outcome {
                 Ok(None) => return,
                 Ok(Some(Ok(()))) => {}
-                // A commit or compaction that failed has poisoned the handle already (its
-                // cause names the step); the worker has nothing left to do.
+                // A commit or compaction that failed has poisoned the handle (its cause names
+                // the step) or, failing before it published anything, left the database as it
+                // was and its error in `compaction_failure`; the worker waits for more work.
                 Ok(Some(Err(_))) => {}
                 Err(panic) => {
                     let message = panic
@@ -87,6 +88,7 @@ impl Inner {
             let infos = snapshot.segment_infos();
             infos.len() > limit
                 && self.poisoned.lock().is_none()
+                && self.compaction_failure.lock().is_none()
                 && self.work.lock().is_some()
                 && self.policy.read().plan(&infos, &self.options.policy_settings()).is_some()
         };
@@ -111,6 +113,7 @@ impl Inner {
             let settings = self.options.policy_settings();
             let plan = self.policy.read().plan(&segments, &settings);
             let Some(plan) = plan else {
+                *self.compaction_failure.lock() = None;
                 if done > 0 {
                     self.collect_after_compaction();
                 }
@@ -118,6 +121,7 @@ impl Inner {
             };
             match self.compact_once(&plan) {
                 Ok(true) => {
+                    *self.compaction_failure.lock() = None;
                     done += 1;
                     self.compacted.1.notify_all();
                     stale = None;
@@ -132,11 +136,14 @@ impl Inner {
                     self.poison(format!("{WORKER_FAILED}: {error}"));
                     return Err(error);
                 }
+                // A failed publish poisoned the handle in `compact_once`. Anything before it
+                // (a full disk while writing the output, an input that does not read) changed
+                // nothing a reader sees: writes go on, the worker tries again after the next
+                // commit, and the error stays readable until a compaction succeeds.
                 Err(error) => {
-                    self.poison(format!(
-                        "{WORKER_FAILED}: compaction of {:?}: {error}",
-                        plan.inputs
-                    ));
+                    *self.compaction_failure.lock() =
+                        Some(format!("compaction of {:?}: {error}", plan.inputs));
+                    self.compacted.1.notify_all();
                     return Err(error);
                 }
             }
@@ -343,6 +350,10 @@ impl Inner {
         let base = &current.manifest;
         let version = base.version + 1;
         self.check_base_exists(base.version)?;
+        // Checked before the publish, so nothing after it can fail.
+        let input_numbers: Vec<u32> =
+            inputs.iter().map(|input| segment_number(input.record.id)).collect::<Result<_>>()?;
+        let output_number = segment_number(output.record.id)?;
 
         // Deletes committed since the build started (or the whole input, if a commit dropped
         // it) carry over to the output's committed deletion vector.
@@ -401,15 +412,14 @@ impl Inner {
                 }
             }
         }
-        for input in inputs {
-            index.drop_segment(segment_number(input.record.id)?);
+        for &number in &input_numbers {
+            index.drop_segment(number);
         }
         let mut next = (**guard).clone();
         next.segments.retain(|s| !inputs.iter().any(|i| i.record.id == s.record.id));
         let live = Arc::new(LiveSegment { record: output.record, segment, deleted });
         if keep_output {
-            let number = segment_number(live.record.id)?;
-            index.add_segment(number, Arc::clone(&live.deleted), live.segment.ids());
+            index.add_segment(output_number, Arc::clone(&live.deleted), live.segment.ids());
             next.segments.push(Arc::clone(&live));
             next.segments.sort_by_key(|s| s.record.id);
         }

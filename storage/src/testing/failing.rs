@@ -23,17 +23,66 @@ pub struct FaultPlan {
     /// that took effect but was reported as failed (an fsync error after the rename, a request
     /// that timed out after it was applied). See the failure rules on [`crate::Storage`].
     pub after_apply: bool,
+    /// The error an injected failure carries.
+    pub error: FaultError,
+}
+
+/// The I/O error an injected failure carries, as the operating system would report it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FaultError {
+    /// A generic I/O error.
+    #[default]
+    Other,
+    /// `ENOSPC`: the file system is full.
+    NoSpace,
+    /// `EROFS`: the file system is read-only.
+    ReadOnly,
+}
+
+impl FaultError {
+    fn to_io(self, message: String) -> io::Error {
+        match self {
+            FaultError::Other => io::Error::other(message),
+            // The raw codes give the operating system's own kind and message ("No space left
+            // on device"), as a real full disk would.
+            FaultError::NoSpace => io::Error::from_raw_os_error(28),
+            FaultError::ReadOnly => io::Error::from_raw_os_error(30),
+        }
+    }
 }
 
 impl FaultPlan {
     /// Fails the `nth` matching write, once.
     pub fn nth_write(nth: u64) -> Self {
-        FaultPlan { nth, writes_only: true, sticky: false, after_apply: false }
+        FaultPlan {
+            nth,
+            writes_only: true,
+            sticky: false,
+            after_apply: false,
+            error: FaultError::Other,
+        }
     }
 
     /// Fails the `nth` operation of any kind, once.
     pub fn nth_op(nth: u64) -> Self {
-        FaultPlan { nth, writes_only: false, sticky: false, after_apply: false }
+        FaultPlan {
+            nth,
+            writes_only: false,
+            sticky: false,
+            after_apply: false,
+            error: FaultError::Other,
+        }
+    }
+
+    /// A disk that fills up at the `nth` write: that write and every later one fail with
+    /// `ENOSPC` until the plan is cleared (space freed).
+    pub fn full_disk(nth: u64) -> Self {
+        FaultPlan { error: FaultError::NoSpace, ..FaultPlan::nth_write(nth).sticky() }
+    }
+
+    /// The same failures with another error.
+    pub fn with_error(self, error: FaultError) -> Self {
+        FaultPlan { error, ..self }
     }
 
     /// Makes the failure permanent from the `nth` matching operation on.
@@ -102,7 +151,7 @@ fn run<T>(
     key: &str,
     apply: impl FnOnce() -> Result<T>,
 ) -> Result<T> {
-    let (index, after_apply) = {
+    let (index, plan) = {
         let mut state = state.lock();
         let Some(plan) = state.plan else { return apply() };
         if plan.writes_only && !op.is_write() {
@@ -117,15 +166,15 @@ fn run<T>(
             return apply();
         }
         state.injected += 1;
-        (index, plan.after_apply)
+        (index, plan)
     };
-    if after_apply {
+    if plan.after_apply {
         let _ = apply();
     }
     Err(Error::Io {
         op: "injected fault",
         key: key.to_owned(),
-        source: io::Error::other(format!("injected fault at {op:?} #{index}")),
+        source: plan.error.to_io(format!("injected fault at {op:?} #{index}")),
     })
 }
 

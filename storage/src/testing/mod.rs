@@ -16,7 +16,7 @@ mod remote;
 mod sim_fs;
 
 pub use counting::{CountingStorage, IoStats};
-pub use failing::{FailingStorage, FaultPlan};
+pub use failing::{FailingStorage, FaultError, FaultPlan};
 pub use remote::RemoteTarget;
 pub use sim_fs::{SimFile, SimFs, for_each_crash_point};
 
