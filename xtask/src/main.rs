@@ -11,6 +11,7 @@ mod bench_kernels;
 mod churn;
 mod demo;
 mod exact;
+mod fuzz_corpus;
 mod generate;
 mod input;
 mod measure;
@@ -66,6 +67,8 @@ enum Command {
     /// Crash a writer process with SIGKILL at random moments and check every reopen: no lost
     /// commit, no resurrected delete, no partial version, search agreeing with get.
     Torture(torture::TortureArgs),
+    /// Write seed corpora for the cargo-fuzz targets under fuzz/ from real objects.
+    FuzzCorpus(fuzz_corpus::FuzzCorpusArgs),
 }
 
 /// The build profile measurements were taken with; `main` makes sure it is optimized.
@@ -125,6 +128,7 @@ fn main() -> ExitCode {
         Command::BenchCommit(args) => bench_engine::run_commit(args),
         Command::BenchOpen(args) => bench_engine::run_open(args),
         Command::Torture(args) => torture::run(args),
+        Command::FuzzCorpus(args) => fuzz_corpus::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -233,8 +233,10 @@ pub fn run(args: &TortureArgs) -> Result<()> {
         let Some((version, state)) = found else {
             return Err(summary(cycle + 1, &totals, started).into());
         };
-        in_flight_landed +=
-            u64::from(version > expected.version && expected.in_flight.as_ref() == Some(&state));
+        in_flight += u64::from(expected.in_flight.is_some());
+        in_flight_landed += u64::from(
+            expected.in_flight.as_ref() == Some(&state) && state != expected.acknowledged,
+        );
         versions_seen = version;
         records_seen = state.len() as u64;
         write_snapshot(&log, version, &state)?;
