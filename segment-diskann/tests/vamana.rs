@@ -962,3 +962,39 @@ fn the_calibration_of_wide_vectors_holds_on_held_out_queries() {
         assert!(held_out >= f64::from(target) - 0.01, "{target}: {held_out} at L {search_list}");
     }
 }
+
+/// Scale in the test build (overflow checks on): a build past the row count where the batch
+/// schedule saturates (its limit reaches 16,384 at 819,200 rows; the unbounded doubling that
+/// wrapped hung every pass above ~835k rows). It ends, holds every row, finds rows by their own
+/// vectors, and keeps its recall. Two dimensions and degree 8 keep it to seconds.
+#[test]
+fn a_build_past_the_batch_schedules_saturation() {
+    let (rows, dim) = (840_000usize, 2);
+    let mut rng = strata_quantize::rng::SplitMix64::new(840, 0);
+    let vectors: Vec<f32> = (0..(rows + 20) * dim).map(|_| rng.uniform() as f32).collect();
+    let (vectors, queries) = vectors.split_at(rows * dim);
+    let store = MemoryStore::new();
+    let options = BuildOptions::default()
+        .max_degree(8)
+        .search_list(16)
+        .passes(1)
+        .threads(2)
+        .codec(CodecKind::Sq8);
+    let segment = build(&store, "s", vectors, dim, Metric::L2, options);
+    assert_eq!(segment.rows(), rows as u64);
+    let mut scratch = SearchScratch::default();
+    let params = SearchParams { search_list: 64, ..SearchParams::default() };
+    for row in (0..rows).step_by(rows / 50) {
+        let query = &vectors[row * dim..(row + 1) * dim];
+        let found = search(&segment, query, 1, &params, |_| false, &mut scratch);
+        let distance = Metric::L2.distance(query, &vectors[found[0] as usize * dim..][..dim]);
+        assert_eq!(distance, 0.0, "row {row} not found by its own vector");
+    }
+    let mut total = 0.0;
+    for query in queries.chunks_exact(dim) {
+        let truth = brute_force(Metric::L2, vectors, dim, query, 10, |_| false);
+        total += recall(&truth, &search(&segment, query, 10, &params, |_| false, &mut scratch));
+    }
+    let mean = total / 20.0;
+    assert!(mean >= 0.9, "recall@10 {mean} at L 64");
+}
