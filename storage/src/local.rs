@@ -370,6 +370,39 @@ impl<F: Fs> LocalDir<F> {
         target.parent().expect("object paths are under the root")
     }
 
+    /// Deletes the temporary files that writers killed mid-write left under the root (a
+    /// crash between creating a `.tmp-*` file and renaming it over its target); returns their
+    /// count and bytes. Only for the holder of the directory's writer lock: another live
+    /// writer's temporary files would go too.
+    pub fn remove_temporaries(&self) -> Result<(u64, u64)> {
+        let mut removed = (0, 0);
+        self.remove_temporaries_in(&self.root, &mut removed)?;
+        Ok(removed)
+    }
+
+    fn remove_temporaries_in(&self, dir: &Path, removed: &mut (u64, u64)) -> Result<()> {
+        let key = || dir.display().to_string();
+        let entries = match self.fs.read_dir(dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(Error::io("list", &key(), e)),
+        };
+        for (name, is_dir) in entries {
+            let path = dir.join(&name);
+            if is_dir {
+                self.remove_temporaries_in(&path, removed)?;
+            } else if name.starts_with(TEMP_PREFIX) {
+                let size = self.fs.file_len(&path).unwrap_or(0);
+                match self.fs.remove_file(&path) {
+                    Ok(()) => *removed = (removed.0 + 1, removed.1 + size),
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(Error::io("remove", &path.display().to_string(), e)),
+                }
+            }
+        }
+        Ok(())
+    }
+
     fn list_dir(&self, dir: &Path, key_prefix: &str, out: &mut Vec<ObjectMeta>) -> Result<()> {
         let entries = match self.fs.read_dir(dir) {
             Ok(entries) => entries,

@@ -29,6 +29,24 @@ fn keys_are_plain_files_and_strays_are_ignored() {
     assert_eq!(keys, ["a/b"]);
 }
 
+/// Crash leftovers take space until someone removes them: the writer does at open.
+#[test]
+fn crash_leftovers_are_removed_and_objects_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = LocalDir::open(dir.path()).unwrap();
+    store.put("a/b", b"bytes").unwrap();
+    store.put("c", b"more").unwrap();
+    fs::write(dir.path().join("a/.tmp-b-77-1"), b"partial").unwrap();
+    fs::write(dir.path().join(".tmp-c-77-2"), b"xy").unwrap();
+    fs::write(dir.path().join("a/.hidden"), b"not ours").unwrap();
+    assert_eq!(store.remove_temporaries().unwrap(), (2, 9));
+    assert!(!dir.path().join("a/.tmp-b-77-1").exists() && !dir.path().join(".tmp-c-77-2").exists());
+    assert!(dir.path().join("a/.hidden").exists(), "only temporary files go");
+    assert_eq!(&store.get("a/b").unwrap()[..], b"bytes");
+    assert_eq!(&store.get("c").unwrap()[..], b"more");
+    assert_eq!(store.remove_temporaries().unwrap(), (0, 0));
+}
+
 #[test]
 fn two_stores_on_one_root_share_objects_and_race_fairly() {
     let dir = tempfile::tempdir().unwrap();

@@ -320,6 +320,10 @@ fn torture_kills_a_writer_and_every_reopen_is_consistent() {
         out.contains("cycles 30, lost commits 0, resurrected deletes 0, partial versions 0, failed reopens 0, search mismatches 0"),
         "{out}"
     );
+    // The kills left temporary files; the writer's open after the last one removed them.
+    let leftovers =
+        std::process::Command::new("find").args([db, "-name", ".tmp-*"]).output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&leftovers.stdout), "", "crash leftovers remain");
     // A second run on the same directory is refused rather than mixing logs.
     assert!(fails(&["torture", "--db", db, "--cycles", "1"]).contains("must be new or empty"));
 }

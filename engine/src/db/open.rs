@@ -60,6 +60,8 @@ impl Db {
         }
         let store = LocalDir::open_existing(root)?;
         let lock = store.lock(LOCK_FILE)?;
+        // The lock makes this the only writer: any temporary file is a killed writer's.
+        store.remove_temporaries()?;
         let location = store.root().display().to_string();
         Self::open_with(Arc::new(store), location, Mode::Writer, None, Some(lock))
     }
