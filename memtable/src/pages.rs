@@ -70,12 +70,13 @@ impl<T: FromZeros> HugeArray<T> {
         let base = map.as_mut_ptr();
         let skip = base.align_offset(HUGE_PAGE);
         assert!(skip < HUGE_PAGE, "a byte pointer can always be aligned");
-        #[cfg(target_os = "linux")]
+        // (Miri runs the mapping but has no `madvise`.)
+        #[cfg(all(target_os = "linux", not(miri)))]
         if huge_pages && huge_page_bytes(bytes) > 0 {
             // `skip` is a multiple of the base page size, as `advise_range` needs.
             let _ = map.advise_range(memmap2::Advice::HugePage, skip, huge_page_bytes(bytes));
         }
-        #[cfg(not(target_os = "linux"))]
+        #[cfg(any(not(target_os = "linux"), miri))]
         let _ = huge_pages;
         let start = NonNull::new(base.wrapping_add(skip).cast::<T>()).expect("inside a mapping");
         HugeArray { start, map, _elements: PhantomData }

@@ -10,7 +10,6 @@ use std::sync::Arc;
 use strata::compaction::CompactAll;
 use strata::{Attributes, Db, Metric, Options, Schema};
 use strata_attributes::{ColumnSet, Record};
-use strata_manifest::keys::parse_manifest_key;
 use strata_quantize::{Codec, CodecKind, TrainOptions};
 use strata_segment_flat::FlatWriter;
 use strata_storage::{LocalDir, Storage};
@@ -95,6 +94,8 @@ fn write_corpus(out: &Path, work: &Path) -> Result<usize> {
     }
     db.delete(401)?;
     db.commit()?;
+    let rows_of: std::collections::HashMap<u64, u64> =
+        db.segments().iter().map(|segment| (segment.id, segment.rows)).collect();
     db.close()?;
 
     let storage = LocalDir::open(&db_dir)?;
@@ -105,7 +106,7 @@ fn write_corpus(out: &Path, work: &Path) -> Result<usize> {
         let name = meta.key.replace('/', "-");
         save(out, "footer", &name, bytes)?;
         count += 1;
-        if let Some(version) = parse_manifest_key(&meta.key) {
+        if let Some(version) = manifest_version(&meta.key) {
             save(out, "manifest", &name, &[&version.to_le_bytes()[..], bytes].concat())?;
             count += 1;
         } else if meta.key.ends_with(".flat") {
@@ -116,13 +117,16 @@ fn write_corpus(out: &Path, work: &Path) -> Result<usize> {
             count += 1;
         }
     }
-    let manifest = strata_manifest::load_latest(&storage)?;
-    for record in &manifest.segments {
-        let Some(key) = record.deletes_key() else { continue };
-        let bytes = storage.get(&key)?;
-        let seed =
-            [&record.id.to_le_bytes()[..], &record.rows.to_le_bytes(), bytes.as_slice()].concat();
-        save(out, "deletes", &key.replace('/', "-"), &seed)?;
+    // A deletion vector's key names its segment first: `deletes/{segment:016x}-...`.
+    for meta in storage.list("deletes/")? {
+        let name = meta.key.trim_start_matches("deletes/");
+        let Some(segment) = name.get(..16).and_then(|hex| u64::from_str_radix(hex, 16).ok()) else {
+            continue;
+        };
+        let Some(&rows) = rows_of.get(&segment) else { continue };
+        let bytes = storage.get(&meta.key)?;
+        let seed = [&segment.to_le_bytes()[..], &rows.to_le_bytes(), bytes.as_slice()].concat();
+        save(out, "deletes", &meta.key.replace('/', "-"), &seed)?;
         count += 1;
     }
 
@@ -184,4 +188,9 @@ fn write_corpus(out: &Path, work: &Path) -> Result<usize> {
         count += 1;
     }
     Ok(count)
+}
+
+/// The version a manifest key names (`manifest/{version:020}.manifest`).
+fn manifest_version(key: &str) -> Option<u64> {
+    key.strip_prefix("manifest/")?.strip_suffix(".manifest")?.parse().ok()
 }
