@@ -24,7 +24,13 @@ if ! cargo +nightly fuzz --version >/dev/null 2>&1; then
 fi
 
 cargo run --quiet -p xtask -- fuzz-corpus --out fuzz/corpus
-cargo +nightly fuzz build --quiet
+build_log=$(mktemp)
+if ! cargo +nightly fuzz build >"$build_log" 2>&1; then
+  tail -60 "$build_log"
+  echo "fuzz: the targets did not build" >&2
+  exit 1
+fi
+rm -f "$build_log"
 targets=("$@")
 if [[ ${#targets[@]} -eq 0 ]]; then
   mapfile -t targets < <(cargo +nightly fuzz list)
