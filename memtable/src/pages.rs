@@ -107,15 +107,17 @@ mod tests {
 
     #[test]
     fn arrays_start_zeroed_on_a_huge_page_and_keep_writes() {
-        let array = HugeArray::<AtomicU32>::new(3 << 20, true);
-        assert_eq!(array.len(), 3 << 20);
+        // Miri checks every access: a smaller array there.
+        let len = if cfg!(miri) { 3 << 12 } else { 3 << 20 };
+        let array = HugeArray::<AtomicU32>::new(len, true);
+        assert_eq!(array.len(), len);
         assert_eq!(array.as_ptr() as usize % HUGE_PAGE, 0);
         assert!(array.iter().step_by(4099).all(|word| word.load(Ordering::Relaxed) == 0));
         let last = array.len() - 1;
         array[last].store(7, Ordering::Relaxed);
-        array[12_345].store(9, Ordering::Relaxed);
+        array[len / 3].store(9, Ordering::Relaxed);
         assert_eq!(array[last].load(Ordering::Relaxed), 7);
-        assert_eq!(array[12_345].load(Ordering::Relaxed), 9);
+        assert_eq!(array[len / 3].load(Ordering::Relaxed), 9);
         let empty = HugeArray::<AtomicU32>::new(0, true);
         assert!(empty.is_empty());
         let small_pages = HugeArray::<AtomicU32>::new(1000, false);

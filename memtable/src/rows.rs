@@ -375,7 +375,9 @@ mod tests {
 
     #[test]
     fn vectors_round_trip_and_start_on_cache_lines() {
-        for dim in [3, 16, 128, 768] {
+        // Miri checks every access to a chunk's whole mapping: the narrow dimensions there.
+        let dims: &[usize] = if cfg!(miri) { &[3, 16] } else { &[3, 16, 128, 768] };
+        for &dim in dims {
             let store = RowStore::new(dim, 32);
             for row in [0, 1, 2, CHUNK_ROWS as u32 - 1, CHUNK_ROWS as u32] {
                 store.allocate(row);
