@@ -211,7 +211,8 @@ impl FlatSegment {
         let Some(codes) = self.codes()? else {
             return Err(SegmentError::NoCodes { object: self.object().to_owned() });
         };
-        let codec = &self.codes.as_ref().expect("codes present").codec;
+        let meta = self.codes.as_ref().expect("codes present");
+        let codec = &meta.codec;
         let code_len = codec.code_len();
         let CodeScratch {
             distances,
@@ -228,6 +229,9 @@ impl FlatSegment {
         }
         candidates.reset(top.k().saturating_mul(rerank.factor.max(1)));
         let prepared = codec.prepare(query, query_scratch);
+        // The FastScan copy, when the scan read it: its estimates carry its tables' rounding
+        // in their bounds.
+        let mut blocked = None;
         if let Some(listed) = admission.rows() {
             for &row in listed {
                 if (row as u64) < self.rows() && admission.admits_listed(row) {
@@ -236,9 +240,7 @@ impl FlatSegment {
                 }
             }
         } else {
-            let codes_meta = self.codes.as_ref().expect("codes present");
-            let blocked =
-                codes_meta.blocked.get_or_init(|| FastScanCodes::build(codec, codes)).as_ref();
+            blocked = meta.blocked.get_or_init(|| FastScanCodes::build(codec, codes)).as_ref();
             if let Some(blocked) = blocked {
                 blocked.prepare(&prepared, query_blocked);
             }
@@ -281,13 +283,6 @@ impl FlatSegment {
             return Ok(());
         }
         bounded.clear();
-        // Estimates from the blocked codes carry their tables' rounding in their bounds.
-        let blocked = match admission.rows() {
-            Some(_) => None,
-            None => {
-                self.codes.as_ref().and_then(|codes| codes.blocked.get()).and_then(Option::as_ref)
-            }
-        };
         bounded.extend(rows.iter().map(|candidate| {
             let row = candidate.id as u32;
             let bound = match blocked {

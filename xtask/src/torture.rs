@@ -196,6 +196,9 @@ pub fn run(args: &TortureArgs) -> Result<()> {
             format!("{}: the database directory must be new or empty", args.db.display()).into()
         );
     }
+    if args.ids == 0 || !(args.seconds.is_finite() && args.seconds > 0.0) {
+        return Err("--ids must be at least 1 and --seconds a positive number".into());
+    }
     let log = log_path(&args.db);
     let _ = std::fs::remove_file(&log);
     Db::create(&args.db, options())?.close()?;
@@ -215,7 +218,7 @@ pub fn run(args: &TortureArgs) -> Result<()> {
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()?;
-        let moment = Duration::from_secs_f64(rng.uniform() * args.seconds.max(0.001));
+        let moment = Duration::from_secs_f64(rng.uniform() * args.seconds);
         std::thread::sleep(moment);
         match child.try_wait()? {
             Some(status) => {

@@ -28,7 +28,6 @@ const GROUP_BYTES: usize = FASTSCAN_BLOCK / 2;
 /// factors unpacked into columns.
 #[derive(Debug, Clone)]
 pub struct FastScanCodes {
-    rows: usize,
     code_len: usize,
     /// Groups of four coordinates per code (the padded dimension over four).
     groups: usize,
@@ -72,7 +71,6 @@ impl FastScanCodes {
         let rows = codes.len() / code_len;
         let blocks = rows.div_ceil(FASTSCAN_BLOCK);
         let mut out = FastScanCodes {
-            rows,
             code_len,
             groups,
             blocks: vec![0; blocks * groups * GROUP_BYTES],
@@ -99,7 +97,7 @@ impl FastScanCodes {
 
     /// Rows held.
     pub fn rows(&self) -> usize {
-        self.rows
+        self.centroid.len()
     }
 
     /// Bytes held in memory.
@@ -172,7 +170,7 @@ impl FastScanCodes {
         out: &mut [f32],
     ) {
         assert!(first_row.is_multiple_of(FASTSCAN_BLOCK), "fastscan: rows start mid-block");
-        assert!(first_row + out.len() <= self.rows, "fastscan: rows past the codes");
+        assert!(first_row + out.len() <= self.rows(), "fastscan: rows past the codes");
         assert_eq!(query.lut.len(), self.groups * 16, "fastscan: query not prepared");
         kernels::dispatch(
             kernels,
