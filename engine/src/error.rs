@@ -1,5 +1,7 @@
 //! The engine's error type, wrapping each crate's own.
 
+use std::sync::Arc;
+
 use strata_attributes::AttributeError;
 use strata_manifest::ManifestError;
 use strata_memtable::MemtableError;
@@ -26,6 +28,24 @@ pub enum Error {
     /// A batch whose ids and vectors do not line up.
     #[error("invalid batch: {ids} ids but {floats} floats for dimension {dim}")]
     InvalidBatch { ids: usize, floats: usize, dim: usize },
+
+    /// One row of a batch was refused (a batch of queries: `id` is `None`); nothing of the
+    /// batch was applied.
+    #[error("row {row}{}: {source}", id.map(|id| format!(" (id {id})")).unwrap_or_default())]
+    InvalidRow {
+        row: usize,
+        id: Option<u64>,
+        #[source]
+        source: Box<Error>,
+    },
+
+    /// A batch of queries whose length is not a multiple of the dimension.
+    #[error("invalid query batch: {floats} floats for dimension {dim}")]
+    InvalidQueryBatch { floats: usize, dim: usize },
+
+    /// No retained version was committed at or before the time asked for.
+    #[error("no version committed at or before {time_ms} ms since the epoch (oldest kept: {oldest:?})")]
+    NoVersionAt { time_ms: u64, oldest: Option<crate::Version> },
 
     /// A batch whose attributes do not line up with its ids.
     #[error("invalid batch: {ids} ids but {attributes} attribute sets")]
@@ -58,10 +78,19 @@ pub enum Error {
     #[error("the database handle is read-only")]
     ReadOnly,
 
-    /// An earlier commit failed part-way (its outcome on storage may be unknown), so this handle
-    /// refuses writes; reads keep working. Reopen to continue from the last committed version.
+    /// An earlier commit failed part-way (its outcome on storage may be unknown), another
+    /// writer fenced this one off, or background work failed, so this handle refuses writes;
+    /// reads keep working. Reopen to continue from the last committed version. `cause` is the
+    /// first error that poisoned it (match on it: `cause.is_conflict()`, ...).
     #[error("the database handle is poisoned and refuses writes: {cause}")]
-    Poisoned { cause: String },
+    Poisoned {
+        #[source]
+        cause: Arc<Error>,
+    },
+
+    /// A thread doing the handle's work panicked (a bug: please report it with the message).
+    #[error("a thread panicked during {during}: {message}")]
+    Panicked { during: &'static str, message: String },
 
     /// A compaction policy planned something impossible (no inputs, an input twice, or
     /// segments that are not live, again and again).

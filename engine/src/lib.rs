@@ -28,22 +28,29 @@ mod db;
 mod error;
 mod index;
 mod options;
+mod parallel;
 mod search_params;
 mod segment;
+mod snapshot;
 mod tiers;
 
 pub use strata_attributes::{AttrType, Attributes, Filter, Schema, Value};
 pub use strata_quantize::{CodecKind, Metric, Neighbor};
 
-pub use crate::db::{Db, GcStats, Version};
+pub use crate::db::{Db, DbBuilder, GcStats, Version};
 pub use crate::error::{Error, Result};
 pub use crate::options::Options;
 pub use crate::search_params::{FilterPlan, SearchParams};
+pub use crate::snapshot::{Entry, Scan, Snapshot};
+/// The thread-pool crate whose pools a handle runs on ([`DbBuilder::thread_pool`]).
+pub use rayon;
 
 // A handle is shared between threads (`Arc<Db>`), and errors cross threads: both must stay so.
 const _: () = {
     const fn send_and_sync<T: Send + Sync>() {}
     send_and_sync::<Db>();
+    send_and_sync::<Snapshot>();
+    send_and_sync::<Scan>();
     send_and_sync::<Error>();
 };
 

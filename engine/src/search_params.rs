@@ -20,6 +20,8 @@ pub struct SearchParams {
     pub(crate) filter: Option<Arc<Filter>>,
     pub(crate) filter_plan: FilterPlan,
     pub(crate) rerank_confidence: f32,
+    /// Range search: only records at most this far (`within`).
+    pub(crate) radius: Option<f32>,
 }
 
 /// How a filtered search treats each Vamana segment. `Auto` (the default) decides by the
@@ -83,6 +85,7 @@ impl SearchParams {
             filter: None,
             filter_plan: FilterPlan::Auto,
             rerank_confidence: strata_segment_diskann::DEFAULT_RERANK_CONFIDENCE,
+            radius: None,
         }
     }
 
@@ -96,6 +99,7 @@ impl SearchParams {
             filter: None,
             filter_plan: FilterPlan::Auto,
             rerank_confidence: f32::INFINITY,
+            radius: None,
         }
     }
 
@@ -177,8 +181,36 @@ impl SearchParams {
         self
     }
 
-    /// Results wanted.
+    /// Range search: every live record at distance `radius` or less from the query, nearest
+    /// first, at most `k` of them (`k` becomes the cap; `usize::MAX` for none). Distances are
+    /// the metric's own (squared L2; negated dot product; 1 - cosine). Searches ask every tier
+    /// for a growing number of neighbours (32, doubling up to `k`) until the farthest returned
+    /// lies beyond `radius` or fewer come back than were asked for: exact with
+    /// [`exact`](Self::exact), and otherwise as accurate as a k-nearest search at these
+    /// parameters. A NaN radius matches nothing.
+    ///
+    /// ```
+    /// use strata::{Db, Metric, Options, SearchParams};
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let db = Db::create(dir.path().join("v"), Options::new(1, Metric::L2))?;
+    /// db.upsert_batch(&[1, 2, 3], &[0.0, 1.0, 3.0])?;
+    /// let near = db.search_with(&[0.0], SearchParams::exact(usize::MAX).within(1.0))?;
+    /// assert_eq!(near.iter().map(|n| n.id).collect::<Vec<_>>(), [1, 2]); // 0 and 1 away; 9 is not
+    /// # Ok::<(), strata::Error>(())
+    /// ```
+    #[must_use]
+    pub fn within(mut self, radius: f32) -> Self {
+        self.radius = Some(radius);
+        self
+    }
+
+    /// Results wanted (at most, for a range search).
     pub fn k(&self) -> usize {
         self.k
+    }
+
+    /// The radius of a range search ([`within`](Self::within)), if it is one.
+    pub fn radius(&self) -> Option<f32> {
+        self.radius
     }
 }

@@ -1,5 +1,7 @@
 //! An open committed segment of either kind, behind one type the tiers and the id index use.
 
+use std::sync::OnceLock;
+
 use strata_attributes::{ColumnSet, Record, Schema};
 use strata_manifest::{SegmentKind, SegmentRecord};
 use strata_quantize::{Admission, Metric, TopK};
@@ -17,6 +19,9 @@ pub(crate) struct Segment {
     pub(crate) data: SegmentData,
     /// Decoded at open (empty for a segment without attributes).
     pub(crate) columns: ColumnSet,
+    /// Rows ordered by id, built on the first point read of a pinned snapshot (the handle's
+    /// own reads go through its id index): 4 bytes a row.
+    by_id: OnceLock<Box<[u32]>>,
 }
 
 /// The file of a segment, by kind.
@@ -56,7 +61,7 @@ impl Segment {
                 }
             })?,
         };
-        Ok(Segment { data, columns })
+        Ok(Segment { data, columns, by_id: OnceLock::new() })
     }
 
     fn open_file(
@@ -105,6 +110,20 @@ impl Segment {
             SegmentData::Flat(s) => Box::new(s.ids()),
             SegmentData::Vamana(s) => Box::new(s.ids()),
         }
+    }
+
+    /// The rows holding `id` (a segment written by a commit or a compaction holds each id at
+    /// most once; the caller still checks each row against its deletes).
+    pub(crate) fn rows_with_id(&self, id: u64) -> impl Iterator<Item = u32> + '_ {
+        let by_id = self.by_id.get_or_init(|| {
+            // Row numbers are u32 in every segment format.
+            let rows = self.rows().min(u64::from(u32::MAX)) as u32;
+            let mut order: Box<[u32]> = (0..rows).collect();
+            order.sort_unstable_by_key(|&row| self.id(row));
+            order
+        });
+        let first = by_id.partition_point(|&row| self.id(row) < id);
+        by_id[first..].iter().copied().take_while(move |&row| self.id(row) == id)
     }
 
     /// The name of the in-RAM codes (`"sq8"`, `"rpq32"`, ...), if the segment has codes.
@@ -157,7 +176,8 @@ impl Segment {
     /// Vamana segment's codes and tables; for a flat segment only its handle, unless it was
     /// read into memory rather than mapped.
     pub(crate) fn memory_bytes(&self) -> usize {
-        self.columns.memory_bytes() + self.file_memory_bytes()
+        let by_id = self.by_id.get().map_or(0, |rows| rows.len() * 4);
+        self.columns.memory_bytes() + self.file_memory_bytes() + by_id
     }
 
     fn file_memory_bytes(&self) -> usize {

@@ -5,7 +5,7 @@ use std::cell::RefCell;
 use std::sync::{Arc, OnceLock};
 
 use strata_attributes::{Predicate, Record, SegmentPredicate};
-use strata_manifest::{Manifest, SegmentRecord};
+use strata_manifest::{DeletionVector, Manifest, SegmentRecord};
 use strata_memtable::{FrozenMemtable, Memtable, MemtableError, MemtableView};
 use strata_quantize::{Admission, AdmitAll, AdmitIf, Admitted, Metric, Neighbor, TopK, normalize};
 
@@ -18,6 +18,9 @@ use crate::{Result, SearchParams};
 /// A segment with at most `1 / TAIL_RATIO` of the largest segment's rows is searched with the
 /// larger segments' k-th distance as a bound (`VamanaSegment::search_within`).
 const TAIL_RATIO: u64 = 8;
+
+/// Neighbours a range search asks for first (then twice as many each round).
+const RANGE_FIRST_K: usize = 32;
 
 /// Marks a memtable row that was not live when the memtable froze.
 pub(crate) const NOT_LIVE: u32 = u32::MAX;
@@ -307,6 +310,9 @@ pub(crate) struct LiveSegment {
     pub(crate) record: SegmentRecord,
     pub(crate) segment: Arc<Segment>,
     pub(crate) deleted: Arc<AtomicBitmap>,
+    /// The deleted rows as of the current version (what `record.deletes` names): what a
+    /// [`crate::Snapshot`] of that version reads while `deleted` takes new deletes.
+    pub(crate) committed: Arc<DeletionVector>,
 }
 
 impl LiveSegment {
@@ -396,10 +402,40 @@ impl Snapshot {
             if self.active.metric().needs_normalization() {
                 normalize(&mut prepared).map_err(|_| MemtableError::ZeroVector)?;
             }
-            let result = self.search_prepared(&prepared, k, ef, &vamana, predicate, scratch);
+            let result = match params.radius {
+                None => self.search_prepared(&prepared, k, ef, &vamana, predicate, scratch),
+                Some(radius) => self.search_range(&prepared, radius, params, &vamana, predicate, scratch),
+            };
             scratch.query = prepared;
             result
         })
+    }
+
+    /// Every record within `radius` (at most `params.k`): k-nearest searches for a doubling
+    /// number of neighbours until the farthest found is beyond the radius or fewer come back
+    /// than asked for (every tier returns `min(k, admitted)`, so fewer means all were seen).
+    fn search_range(
+        &self,
+        query: &[f32],
+        radius: f32,
+        params: &SearchParams,
+        vamana: &VamanaParams,
+        predicate: Option<&Predicate>,
+        scratch: &mut Scratch,
+    ) -> Result<Vec<Neighbor>> {
+        let cap = params.k;
+        let mut k = cap.min(RANGE_FIRST_K);
+        loop {
+            let ef = params.ef.max(k);
+            let mut hits = self.search_prepared(query, k, ef, vamana, predicate, scratch)?;
+            let more = hits.len() == k && hits.last().is_some_and(|n| n.distance <= radius);
+            if !more || k == cap {
+                // `<=` is false for NaN: a NaN radius keeps nothing.
+                hits.retain(|n| n.distance <= radius);
+                return Ok(hits);
+            }
+            k = k.saturating_mul(2).min(cap);
+        }
     }
 
     fn search_prepared(

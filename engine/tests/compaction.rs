@@ -11,7 +11,7 @@ use parking_lot::Mutex;
 use strata::compaction::{CompactAll, CompactionPolicy, NoCompaction, SegmentKind, SizeTiered};
 use strata::storage::testing::{FailingStorage, FaultPlan};
 use strata::storage::{MemoryStore, Storage};
-use strata::{Db, Error, GcStats, Metric, Options, SearchParams, Version};
+use strata::{Db, Error, GcStats, Metric, Neighbor, Options, SearchParams, Snapshot, Version};
 use strata_quantize::rng::SplitMix64;
 
 const DIM: usize = 8;
@@ -33,7 +33,38 @@ fn memory_db(options: Options) -> (Arc<MemoryStore>, Db) {
 
 /// Every record, exactly once: `get` for each id, and an exact search that returns each live
 /// id once with its true distance.
-fn assert_holds(db: &Db, records: &Records, ids: impl Iterator<Item = u64>, what: &str) {
+/// What `assert_holds` reads through: a handle or a pinned snapshot.
+trait Reader {
+    fn get(&self, id: u64) -> strata::Result<Option<Vec<f32>>>;
+    fn search_with(&self, query: &[f32], params: SearchParams) -> strata::Result<Vec<Neighbor>>;
+    fn len(&self) -> usize;
+}
+
+impl Reader for Db {
+    fn get(&self, id: u64) -> strata::Result<Option<Vec<f32>>> {
+        Db::get(self, id)
+    }
+    fn search_with(&self, query: &[f32], params: SearchParams) -> strata::Result<Vec<Neighbor>> {
+        Db::search_with(self, query, params)
+    }
+    fn len(&self) -> usize {
+        Db::len(self)
+    }
+}
+
+impl Reader for Snapshot {
+    fn get(&self, id: u64) -> strata::Result<Option<Vec<f32>>> {
+        Snapshot::get(self, id)
+    }
+    fn search_with(&self, query: &[f32], params: SearchParams) -> strata::Result<Vec<Neighbor>> {
+        Snapshot::search_with(self, query, params)
+    }
+    fn len(&self) -> usize {
+        Snapshot::len(self)
+    }
+}
+
+fn assert_holds(db: &impl Reader, records: &Records, ids: impl Iterator<Item = u64>, what: &str) {
     for id in ids {
         assert_eq!(db.get(id).unwrap().as_ref(), records.get(&id), "{what}: get {id}");
     }
@@ -151,7 +182,7 @@ fn deletes_and_upserts_racing_compactions_survive_a_reopen() {
     stop.store(true, Ordering::Release);
     let runs = compactor.join().unwrap();
     assert!(runs >= 2, "only {runs} compactions overlapped the writes");
-    assert_holds(&db, &records, 0..800, "live");
+    assert_holds(&*db, &records, 0..800, "live");
     drop(db);
     let db = Db::open_in(store as Arc<dyn Storage>).unwrap();
     assert_holds(&db, &committed.lock(), 0..800, "reopened");

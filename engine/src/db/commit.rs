@@ -63,10 +63,7 @@ impl Inner {
             // (GC removes them), and the next commit writes them again. A conflict fences the
             // handle off all the same.
             Err(error) if !published && !matches!(error, Error::Conflict { .. }) => Err(error),
-            Err(error) => {
-                self.poison(error.to_string());
-                Err(error)
-            }
+            Err(error) => Err(self.poison_publish(error)),
         }
     }
 
@@ -140,7 +137,7 @@ impl Inner {
         for (pending, deletes) in snapshot.pending.iter().zip(pending_deletes) {
             let rows = pending.len() as u64;
             if deletes.deleted() == rows {
-                flushed.push((Arc::clone(pending), None));
+                flushed.push((Arc::clone(pending), None, deletes));
                 continue;
             }
             let key = segment_file_key(pending.segment_id, self.tag, SegmentKind::Flat, 0);
@@ -155,6 +152,7 @@ impl Inner {
                 writer.set_attributes(attribute_sections(&self.options.attributes, &records));
             }
             let written = writer.finish()?;
+            let deletes_now = deletes;
             let deletes = (deletes.deleted() > 0)
                 .then(|| {
                     strata_manifest::write_deletes(
@@ -174,7 +172,7 @@ impl Inner {
                 files: vec![FileRecord { size: written.size, crc32: written.crc32 }],
                 deletes,
             };
-            flushed.push((Arc::clone(pending), Some(record.clone())));
+            flushed.push((Arc::clone(pending), Some(record.clone()), deletes_now));
             records.push(record);
         }
         let manifest = self.next_manifest(base, records);
@@ -189,13 +187,14 @@ impl Inner {
 
         // Committed. Open the new segments (a map; no vector is read) and swap the snapshot.
         let mut new_segments = Vec::with_capacity(flushed.len());
-        for (pending, record) in &flushed {
+        for (pending, record, deletes) in &flushed {
             if let Some(record) = record {
                 let segment = Arc::new(self.open_segment(record)?);
                 new_segments.push(Arc::new(LiveSegment {
                     record: record.clone(),
                     segment,
                     deleted: Arc::clone(&pending.deleted),
+                    committed: Arc::new((*deletes).clone()),
                 }));
             } else {
                 self.index.lock().drop_segment(segment_number(pending.segment_id)?);
@@ -204,7 +203,7 @@ impl Inner {
         self.register_segments(&new_segments);
         let mut guard = self.snapshot.write();
         let mut next = (**guard).clone();
-        next.pending.retain(|p| !flushed.iter().any(|(f, _)| Arc::ptr_eq(p, f)));
+        next.pending.retain(|p| !flushed.iter().any(|(f, ..)| Arc::ptr_eq(p, f)));
         let mut segments = Vec::with_capacity(manifest.segments.len());
         for record in &manifest.segments {
             let live = next
@@ -216,10 +215,17 @@ impl Inner {
             segments.push(if live.record == *record {
                 Arc::clone(live)
             } else {
+                // Its deletion vector changed: the one this commit wrote is what it now holds.
+                let written = snapshot
+                    .segments
+                    .iter()
+                    .position(|s| s.record.id == record.id)
+                    .and_then(|i| segment_deletes[i].clone());
                 Arc::new(LiveSegment {
                     record: record.clone(),
                     segment: Arc::clone(&live.segment),
                     deleted: Arc::clone(&live.deleted),
+                    committed: written.map_or_else(|| Arc::clone(&live.committed), Arc::new),
                 })
             });
         }

@@ -9,7 +9,7 @@ use strata_manifest::Retention;
 use strata_manifest::keys::manifest_key;
 
 use super::commit::now_ms;
-use super::{Db, GcStats, Inner, Version, WORKER_FAILED, Work};
+use super::{Db, GcStats, Inner, Poison, Version, Work};
 use crate::compaction::CompactionPolicy;
 use crate::{Error, Result};
 
@@ -48,8 +48,10 @@ impl Db {
     /// same; `close` reports a worker that failed.
     pub fn close(self) -> Result<()> {
         self.stop_worker();
-        match self.inner.poisoned.lock().clone() {
-            Some(cause) if cause.starts_with(WORKER_FAILED) => Err(Error::Poisoned { cause }),
+        match &*self.inner.poisoned.lock() {
+            Some(poison) if poison.by_worker => {
+                Err(Error::Poisoned { cause: Arc::clone(&poison.cause) })
+            }
             _ => Ok(()),
         }
     }
@@ -62,7 +64,8 @@ impl Db {
             *self.inner.work.lock() = None;
             let _ = worker.sender.send(Work::Stop);
             if worker.thread.join().is_err() {
-                self.inner.poison(format!("{WORKER_FAILED}: the worker thread panicked"));
+                let message = "the worker thread ended by a panic".to_owned();
+                self.inner.poison(Error::Panicked { during: "background work", message }, true);
             }
         }
     }
@@ -85,9 +88,25 @@ impl Db {
 }
 
 impl Inner {
-    /// Refuses writes from now on, keeping the first cause.
-    pub(crate) fn poison(&self, cause: String) {
-        self.poisoned.lock().get_or_insert(cause);
+    /// Refuses writes from now on, keeping the first cause (`by_worker`: the background
+    /// worker's, which `close` reports); returns the cause kept.
+    pub(crate) fn poison(&self, cause: Error, by_worker: bool) -> Arc<Error> {
+        let mut poisoned = self.poisoned.lock();
+        let poison = poisoned.get_or_insert_with(|| Poison { cause: Arc::new(cause), by_worker });
+        Arc::clone(&poison.cause)
+    }
+
+    /// Poisons the handle after a failed publish (a manifest write whose outcome is unknown,
+    /// or a conflict) and returns what the caller reports: a conflict as itself (the cause
+    /// kept is the same conflict), anything else as [`Error::Poisoned`] with it as the cause.
+    pub(crate) fn poison_publish(&self, error: Error) -> Error {
+        match error {
+            Error::Conflict { version } => {
+                self.poison(Error::Conflict { version }, false);
+                Error::Conflict { version }
+            }
+            error => Error::Poisoned { cause: self.poison(error, false) },
+        }
     }
 
     pub(crate) fn gc(&self) -> Result<GcStats> {

@@ -19,8 +19,12 @@ use crate::compaction::CompactionPolicy;
 use crate::index::IdIndex;
 use crate::segment::Segment;
 use crate::tiers::Snapshot;
+use crate::parallel::Pool;
 use crate::{Error, Options, Result};
 
+pub use builder::DbBuilder;
+
+mod builder;
 mod commit;
 mod maintenance;
 mod open;
@@ -93,7 +97,7 @@ pub(crate) struct Inner {
     next_segment_id: Mutex<u64>,
     /// Rows at which the active memtable is frozen into a pending tier.
     rotate_rows: AtomicUsize,
-    poisoned: Mutex<Option<String>>,
+    poisoned: Mutex<Option<Poison>>,
     /// The error of the last compaction, while compactions keep failing before they publish
     /// anything (a full disk): writes go on, and commits stop waiting for that compaction.
     compaction_failure: Mutex<Option<String>>,
@@ -112,6 +116,10 @@ pub(crate) struct Inner {
     stopping: AtomicBool,
     /// Notified after each compaction, so a commit stalled on a backlog wakes.
     compacted: (Mutex<()>, Condvar),
+    /// Where batch searches and batch upserts run.
+    pool: Pool,
+    /// The error of the last background refresh of a read-only handle, while they fail.
+    refresh_failure: Mutex<Option<Arc<Error>>>,
     /// Held for the writer's lifetime on a local directory.
     _lock: Option<DirLock>,
 }
@@ -164,8 +172,22 @@ impl Drop for Db {
     }
 }
 
-/// The start of a poisoning cause the worker set.
-const WORKER_FAILED: &str = "background work failed";
+/// Why a handle refuses writes.
+#[derive(Debug)]
+pub(crate) struct Poison {
+    pub(crate) cause: Arc<Error>,
+    /// Set by the background worker: `close` reports it.
+    pub(crate) by_worker: bool,
+}
+
+/// The message a panic carried, if it was a string.
+pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_default()
+}
 
 impl Worker {
     fn start(inner: &Arc<Inner>) -> Result<Worker> {
@@ -178,6 +200,31 @@ impl Worker {
             .map_err(|source| {
                 Error::Storage(strata_storage::Error::Io {
                     op: "spawn the worker thread",
+                    key: String::new(),
+                    source,
+                })
+            })?;
+        Ok(Worker { sender, thread })
+    }
+
+    /// A read-only handle's thread that refreshes it every `period`.
+    fn start_refresher(inner: &Arc<Inner>, period: std::time::Duration) -> Result<Worker> {
+        let (sender, receiver) = crossbeam::channel::unbounded::<Work>();
+        // A weak reference: the thread must not keep a dropped handle's state alive.
+        let shared = Arc::downgrade(inner);
+        let thread = std::thread::Builder::new()
+            .name("strata-refresh".into())
+            .spawn(move || {
+                while let Err(crossbeam::channel::RecvTimeoutError::Timeout) =
+                    receiver.recv_timeout(period)
+                {
+                    let Some(inner) = shared.upgrade() else { return };
+                    *inner.refresh_failure.lock() = inner.refresh().err().map(Arc::new);
+                }
+            })
+            .map_err(|source| {
+                Error::Storage(strata_storage::Error::Io {
+                    op: "spawn the refresh thread",
                     key: String::new(),
                     source,
                 })

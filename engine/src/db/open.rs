@@ -10,43 +10,34 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use parking_lot::{Condvar, Mutex, RwLock};
 use strata_manifest::{Manifest, ManifestError, SegmentRecord};
 use strata_memtable::{Memtable, Params};
-use strata_storage::{DirLock, LocalDir, Storage};
+use strata_storage::{DirLock, Storage};
 
 use super::commit::now_ms;
-use super::{Db, Inner, LOCK_FILE, Mode, Version, Work, Worker, segment_number};
-use crate::bitmap::AtomicBitmap;
+use super::builder::HandleSettings;
+use super::{Db, Inner, Mode, Version, Work, Worker, segment_number};
 use crate::compaction::SizeTiered;
 use crate::index::IdIndex;
 use crate::options::MEMTABLE_ROTATE_ROWS;
 use crate::segment::Segment;
+use crate::snapshot::open_segments;
 use crate::tiers::{LiveSegment, Snapshot};
-use crate::{Error, Options, Result};
+use crate::{Error, Options, Result, Snapshot as PinnedSnapshot};
 
 impl Db {
     /// Creates a database in the local directory `root` (created if missing), or at an object
     /// store URL (`s3://bucket/prefix`, `gs://bucket/prefix`, `memory://name`, with the `s3`,
     /// `gcs` or `object-store` feature; `storage::open_url` documents credentials and the
     /// cache), and opens it for writing. Fails with [`Error::AlreadyExists`] if
-    /// one is there.
+    /// one is there. [`Db::builder`] offers creating only when missing, and per-handle settings.
     pub fn create(root: impl AsRef<Path>, options: Options) -> Result<Db> {
-        options.validate()?;
-        let root = local_path(root.as_ref());
-        if let Some(url) = remote_url(&root) {
-            return Self::create_with(open_remote(url)?, url.to_owned(), options, None);
-        }
-        let store = LocalDir::open(root)?;
-        let lock = store.lock(LOCK_FILE)?;
-        let location = store.root().display().to_string();
-        Self::create_with(Arc::new(store), location, options, Some(lock))
+        Db::builder(root).create_new(options).open()
     }
 
     /// Creates a database in `storage` (any [`Storage`], e.g. an object store), and opens it for
     /// writing. A second writer on an object store is fenced by the commit protocol: its commit
     /// fails with [`Error::Conflict`].
     pub fn create_in(storage: Arc<dyn Storage>, options: Options) -> Result<Db> {
-        options.validate()?;
-        let location = format!("{storage:?}");
-        Self::create_with(storage, location, options, None)
+        Db::builder_in(storage).create_new(options).open()
     }
 
     /// Opens the database in the local directory `root`, or at an object store URL (as in
@@ -54,67 +45,55 @@ impl Db {
     /// gets [`strata_storage::Error::Locked`]; on an object store a second writer's commit
     /// fails with [`Error::Conflict`].
     pub fn open(root: impl AsRef<Path>) -> Result<Db> {
-        let root = local_path(root.as_ref());
-        if let Some(url) = remote_url(&root) {
-            return Self::open_with(open_remote(url)?, url.to_owned(), Mode::Writer, None, None);
-        }
-        let store = LocalDir::open_existing(root)?;
-        let lock = store.lock(LOCK_FILE)?;
-        // The lock makes this the only writer: any temporary file is a killed writer's.
-        store.remove_temporaries()?;
-        let location = store.root().display().to_string();
-        Self::open_with(Arc::new(store), location, Mode::Writer, None, Some(lock))
+        Db::builder(root).open()
     }
 
     /// Opens the database in `storage` for writing.
     pub fn open_in(storage: Arc<dyn Storage>) -> Result<Db> {
-        let location = format!("{storage:?}");
-        Self::open_with(storage, location, Mode::Writer, None, None)
+        Db::builder_in(storage).open()
     }
 
     /// Opens the newest version of the database in `root` for reading only (no lock: any number
     /// of readers may run beside the writer). See [`refresh`](Self::refresh).
     pub fn open_read_only(root: impl AsRef<Path>) -> Result<Db> {
-        let root = local_path(root.as_ref());
-        if let Some(url) = remote_url(&root) {
-            return Self::open_with(open_remote(url)?, url.to_owned(), Mode::ReadOnly, None, None);
-        }
-        let store = LocalDir::open_existing(root)?;
-        let location = store.root().display().to_string();
-        Self::open_with(Arc::new(store), location, Mode::ReadOnly, None, None)
+        Db::builder(root).read_only().open()
     }
 
     /// [`open_read_only`](Self::open_read_only) on any storage.
     pub fn open_read_only_in(storage: Arc<dyn Storage>) -> Result<Db> {
-        let location = format!("{storage:?}");
-        Self::open_with(storage, location, Mode::ReadOnly, None, None)
+        Db::builder_in(storage).read_only().open()
     }
 
-    /// Opens version `version` of the database in `root`, read-only: time travel. The version
-    /// must still exist (garbage collection removes versions outside retention).
-    pub fn open_at(root: impl AsRef<Path>, version: Version) -> Result<Db> {
-        let root = local_path(root.as_ref());
-        if let Some(url) = remote_url(&root) {
-            let storage = open_remote(url)?;
-            return Self::open_with(storage, url.to_owned(), Mode::ReadOnly, Some(version.0), None);
-        }
-        let store = LocalDir::open_existing(root)?;
-        let location = store.root().display().to_string();
-        Self::open_with(Arc::new(store), location, Mode::ReadOnly, Some(version.0), None)
+    /// Version `version` of the database in `root` (a path or URL), as a [`Snapshot`]: time
+    /// travel. The version must still exist (garbage collection removes versions outside
+    /// retention). Reads its manifest and deletion vectors and maps its segments; builds no
+    /// id index, so it opens faster than a handle.
+    pub fn open_at(root: impl AsRef<Path>, version: Version) -> Result<PinnedSnapshot> {
+        Db::builder(root).read_only().open_snapshot(version)
     }
 
     /// [`open_at`](Self::open_at) on any storage.
-    pub fn open_at_in(storage: Arc<dyn Storage>, version: Version) -> Result<Db> {
-        let location = format!("{storage:?}");
-        Self::open_with(storage, location, Mode::ReadOnly, Some(version.0), None)
+    pub fn open_at_in(storage: Arc<dyn Storage>, version: Version) -> Result<PinnedSnapshot> {
+        Db::builder_in(storage).read_only().open_snapshot(version)
     }
 
-    fn create_with(
+    /// The newest version committed at or before `time`, as a [`Snapshot`] (see
+    /// [`open_at`](Self::open_at)). [`Error::NoVersionAt`] if every retained version is newer.
+    pub fn open_as_of(
+        root: impl AsRef<Path>,
+        time: std::time::SystemTime,
+    ) -> Result<PinnedSnapshot> {
+        Db::builder(root).read_only().open_snapshot_as_of(time)
+    }
+
+    pub(super) fn create_with(
         storage: Arc<dyn Storage>,
         location: String,
         options: Options,
         lock: Option<DirLock>,
+        settings: HandleSettings,
     ) -> Result<Db> {
+        options.validate()?;
         if !strata_manifest::list_versions(&*storage)?.is_empty() {
             return Err(Error::AlreadyExists { location });
         }
@@ -129,21 +108,25 @@ impl Db {
             ManifestError::Conflict { .. } => Error::AlreadyExists { location: location.clone() },
             other => other.into(),
         })?;
-        Self::open_with(storage, location, Mode::Writer, None, lock)
+        Self::open_with(storage, location, Mode::Writer, None, lock, settings)
     }
 
-    fn open_with(
+    pub(super) fn open_with(
         storage: Arc<dyn Storage>,
         location: String,
         mode: Mode,
         version: Option<u64>,
         lock: Option<DirLock>,
+        settings: HandleSettings,
     ) -> Result<Db> {
         let manifest = match version {
             Some(v) => strata_manifest::load(&*storage, v)?,
             None => strata_manifest::load_latest(&*storage)?,
         };
-        let options = Options::from_stored(&manifest.options)?;
+        let mut options = Options::from_stored(&manifest.options)?;
+        if let Some(on) = settings.background_compaction {
+            options.background_compaction = on;
+        }
         let dim = options.dim;
         let metric = options.metric;
         let params =
@@ -179,11 +162,17 @@ impl Db {
             in_flight: Mutex::new(HashSet::new()),
             stopping: AtomicBool::new(false),
             compacted: (Mutex::new(()), Condvar::new()),
+            pool: settings.pool,
+            refresh_failure: Mutex::new(None),
             _lock: lock,
         };
         inner.install_manifest(manifest, &[])?;
         let inner = Arc::new(inner);
-        let worker = (mode == Mode::Writer).then(|| Worker::start(&inner)).transpose()?;
+        let worker = match (mode, settings.refresh_every) {
+            (Mode::Writer, _) => Some(Worker::start(&inner)?),
+            (Mode::ReadOnly, Some(period)) => Some(Worker::start_refresher(&inner, period)?),
+            (Mode::ReadOnly, None) => None,
+        };
         let db = Db { inner, worker: Mutex::new(worker) };
         db.inner.wake(Work::Compact);
         Ok(db)
@@ -199,24 +188,7 @@ impl Inner {
         manifest: Manifest,
         reuse: &[Arc<LiveSegment>],
     ) -> Result<()> {
-        let mut segments = Vec::with_capacity(manifest.segments.len());
-        for record in &manifest.segments {
-            let reused = reuse
-                .iter()
-                .find(|live| live.record.id == record.id && live.record.files == record.files);
-            let segment = match reused {
-                Some(live) => Arc::clone(&live.segment),
-                None => Arc::new(self.open_segment(record)?),
-            };
-            let deleted = match reused {
-                Some(live) if live.record.deletes == record.deletes => Arc::clone(&live.deleted),
-                _ => {
-                    let deletes = strata_manifest::read_deletes(&*self.storage, record)?;
-                    Arc::new(AtomicBitmap::from_deletion_vector(&deletes))
-                }
-            };
-            segments.push(Arc::new(LiveSegment { record: record.clone(), segment, deleted }));
-        }
+        let segments = open_segments(&*self.storage, &manifest, reuse, &self.options)?;
         // Sized from the opened files (their id columns were checked), not from the manifest.
         let rows: usize = segments.iter().map(|s| s.segment.ids().len()).sum();
         let mut index = IdIndex::with_capacity(rows);
@@ -252,7 +224,7 @@ impl Inner {
 }
 
 /// `root` with a `file://` prefix removed.
-fn local_path(root: &Path) -> PathBuf {
+pub(super) fn local_path(root: &Path) -> PathBuf {
     match root.to_str().and_then(|s| s.strip_prefix("file://")) {
         Some(path) => PathBuf::from(path),
         None => root.to_path_buf(),
@@ -260,19 +232,22 @@ fn local_path(root: &Path) -> PathBuf {
 }
 
 /// `root` as a URL, if it names an object store (`scheme://...`) rather than a directory.
-fn remote_url(root: &Path) -> Option<&str> {
+pub(super) fn remote_url(root: &Path) -> Option<&str> {
     let text = root.to_str()?;
     let (scheme, _) = text.split_once("://")?;
     (!scheme.is_empty() && scheme.chars().all(|c| c.is_ascii_alphanumeric())).then_some(text)
 }
 
 #[cfg(feature = "object-store")]
-fn open_remote(url: &str) -> Result<Arc<dyn Storage>> {
-    Ok(strata_storage::open_url(url, &strata_storage::ObjectStoreOptions::default())?)
+pub(super) fn open_remote_with(
+    url: &str,
+    options: &strata_storage::ObjectStoreOptions,
+) -> Result<Arc<dyn Storage>> {
+    Ok(strata_storage::open_url(url, options)?)
 }
 
 #[cfg(not(feature = "object-store"))]
-fn open_remote(url: &str) -> Result<Arc<dyn Storage>> {
+pub(super) fn open_remote_with(url: &str) -> Result<Arc<dyn Storage>> {
     Err(Error::Storage(strata_storage::Error::InvalidLocation {
         location: url.to_owned(),
         reason: "this build of strata has no object-store support (enable feature s3 or gcs)"

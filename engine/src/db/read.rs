@@ -9,8 +9,10 @@ use strata_quantize::{Metric, Neighbor};
 
 use super::{Db, Inner, Mode, Version};
 use crate::compaction::{SegmentDetails, SegmentInfo};
-use crate::tiers::Snapshot;
-use crate::{Options, Result, SearchParams};
+use crate::parallel::search_batch;
+use crate::snapshot::open_segments;
+use crate::tiers::Snapshot as Tiers;
+use crate::{Options, Result, SearchParams, Snapshot};
 
 impl Db {
     /// Vector dimension.
@@ -73,6 +75,66 @@ impl Db {
         self.inner.search_with(query, params)
     }
 
+    /// Every query of `queries` (`dim` floats each, row-major) under `params`, spread over the
+    /// handle's thread pool ([`DbBuilder::threads`](crate::DbBuilder::threads); rayon's global
+    /// pool by default); result `i` holds query `i`'s neighbours. Every query is validated
+    /// first: a bad one fails the batch as [`Error::InvalidRow`](crate::Error::InvalidRow)
+    /// naming it. Each query sees every write acknowledged before the call; for one pinned
+    /// version across the batch, use [`Snapshot::search_batch`](crate::Snapshot::search_batch).
+    ///
+    /// ```
+    /// use strata::{Db, Metric, Options, SearchParams};
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let db = Db::create(dir.path().join("v"), Options::new(2, Metric::L2))?;
+    /// db.upsert_batch(&[1, 2], &[0.0, 0.0, 1.0, 1.0])?;
+    /// let hits = db.search_batch(&[0.1, 0.0, 0.9, 1.0], SearchParams::new(1))?;
+    /// assert_eq!((hits[0][0].id, hits[1][0].id), (1, 2));
+    /// # Ok::<(), strata::Error>(())
+    /// ```
+    pub fn search_batch(
+        &self,
+        queries: &[f32],
+        params: SearchParams,
+    ) -> Result<Vec<Vec<Neighbor>>> {
+        self.inner.search_batch(queries, params)
+    }
+
+    /// A [`Snapshot`] of this handle's current committed version: it searches, reads and
+    /// scans that version while writes, commits and compactions go on. Uncommitted writes are
+    /// not in it.
+    pub fn snapshot(&self) -> Snapshot {
+        let current = self.inner.current_snapshot();
+        Snapshot::new(
+            Arc::clone(&current.manifest),
+            &current.segments,
+            self.inner.options.clone(),
+            self.inner.pool.clone(),
+        )
+        .expect("the handle opened its memtable with these options")
+    }
+
+    /// A [`Snapshot`] of committed version `version` (time travel), reusing the segments this
+    /// handle has open. The version must still be retained (see [`versions`](Self::versions)).
+    pub fn snapshot_at(&self, version: Version) -> Result<Snapshot> {
+        let current = self.inner.current_snapshot();
+        if version.0 == current.manifest.version {
+            return Ok(self.snapshot());
+        }
+        let manifest = strata_manifest::load(&*self.inner.storage, version.0)?;
+        let options = Options::from_stored(&manifest.options)?;
+        let segments =
+            open_segments(&*self.inner.storage, &manifest, &current.segments, &options)?;
+        self.inner.register_segments(&segments);
+        Snapshot::new(Arc::new(manifest), &segments, options, self.inner.pool.clone())
+    }
+
+    /// The error of the last background refresh of a read-only handle opened with
+    /// [`DbBuilder::refresh_every`](crate::DbBuilder::refresh_every), while refreshes fail
+    /// (the handle keeps the version it has meanwhile).
+    pub fn refresh_error(&self) -> Option<Arc<crate::Error>> {
+        self.inner.refresh_failure.lock().clone()
+    }
+
     /// Moves a read-only handle to the newest committed version; returns it. Segments already
     /// open stay open.
     pub fn refresh(&self) -> Result<Version> {
@@ -117,7 +179,7 @@ impl Db {
 }
 
 impl Inner {
-    pub(crate) fn current_snapshot(&self) -> Arc<Snapshot> {
+    pub(crate) fn current_snapshot(&self) -> Arc<Tiers> {
         Arc::clone(&self.snapshot.read())
     }
 
@@ -171,7 +233,7 @@ impl Inner {
     fn read_many<T>(
         &self,
         ids: &[u64],
-        from_tier: impl Fn(&Snapshot, u64, u32) -> Result<Option<T>>,
+        from_tier: impl Fn(&Tiers, u64, u32) -> Result<Option<T>>,
         from_active: impl Fn(&MemtableView, u64) -> Option<T>,
     ) -> Result<Vec<Option<T>>> {
         // Under the gate no rotation moves records between the memtable and the index. The
@@ -223,7 +285,7 @@ impl Inner {
     /// time it is searched.
     pub(super) fn search_from(
         &self,
-        mut snapshot: Arc<Snapshot>,
+        mut snapshot: Arc<Tiers>,
         query: &[f32],
         params: SearchParams,
         predicate: Option<&Predicate>,
@@ -243,6 +305,19 @@ impl Inner {
             }
             snapshot = now;
         }
+    }
+
+    pub(crate) fn search_batch(
+        &self,
+        queries: &[f32],
+        params: SearchParams,
+    ) -> Result<Vec<Vec<Neighbor>>> {
+        let predicate =
+            params.filter.as_ref().map(|f| f.bind(&self.options.attributes)).transpose()?;
+        let snapshot = self.current_snapshot();
+        search_batch(&self.pool, self.dim, self.metric, queries, |query| {
+            self.search_from(Arc::clone(&snapshot), query, params.clone(), predicate.as_ref())
+        })
     }
 
     pub(crate) fn refresh(&self) -> Result<Version> {

@@ -16,7 +16,7 @@ use strata_manifest::{DeletionVector, FileRecord, SegmentKind, SegmentRecord};
 use strata_segment_diskann::VamanaBuilder;
 use strata_segment_flat::FlatWriter;
 
-use super::{DROPPED, Inner, STALL_FACTOR, WORKER_FAILED, Work, segment_number};
+use super::{DROPPED, Inner, STALL_FACTOR, Work, panic_message, segment_number};
 use crate::bitmap::AtomicBitmap;
 use crate::compaction::Plan;
 use crate::segment::{Segment, SegmentData, attribute_sections};
@@ -64,12 +64,8 @@ impl Inner {
                 // was and its error in `compaction_failure`; the worker waits for more work.
                 Ok(Some(Err(_))) => {}
                 Err(panic) => {
-                    let message = panic
-                        .downcast_ref::<&str>()
-                        .map(|s| (*s).to_owned())
-                        .or_else(|| panic.downcast_ref::<String>().cloned())
-                        .unwrap_or_default();
-                    self.poison(format!("{WORKER_FAILED}: the worker panicked: {message}"));
+                    let message = panic_message(&*panic);
+                    self.poison(Error::Panicked { during: "background work", message }, true);
                     return;
                 }
             }
@@ -130,11 +126,9 @@ impl Inner {
                 // a policy that names the same missing segments twice is broken.
                 Ok(false) if stale.as_ref() != Some(&plan) => stale = Some(plan),
                 Ok(false) => {
-                    let error = Error::InvalidPlan {
-                        reason: format!("inputs {:?} are not live segments", plan.inputs),
-                    };
-                    self.poison(format!("{WORKER_FAILED}: {error}"));
-                    return Err(error);
+                    let reason = format!("inputs {:?} are not live segments", plan.inputs);
+                    self.poison(Error::InvalidPlan { reason: reason.clone() }, true);
+                    return Err(Error::InvalidPlan { reason });
                 }
                 // A failed publish poisoned the handle in `compact_once`. Anything before it
                 // (a full disk while writing the output, an input that does not read) changed
@@ -360,10 +354,8 @@ impl Inner {
         let mut committed = DeletionVector::new(output.record.rows);
         for (input, map) in inputs.iter().zip(&output.row_maps) {
             let now = current.segments.iter().find(|s| s.record.id == input.record.id);
-            let deletes = match now {
-                Some(live) => Some(strata_manifest::read_deletes(storage, &live.record)?),
-                None => None,
-            };
+            // The handle holds each live segment's committed deletion vector: no read.
+            let deletes = now.map(|live| Arc::clone(&live.committed));
             for (row, &out) in map.iter().enumerate() {
                 if out != DROPPED && deletes.as_ref().is_none_or(|d| d.contains(row as u64)) {
                     committed.insert(u64::from(out));
@@ -395,8 +387,7 @@ impl Inner {
             .and_then(|()| self.check_base_exists(version - 1))
         {
             // The outcome on storage may be unknown: refuse writes from here.
-            self.poison(format!("compaction commit of version {version} failed: {error}"));
-            return Err(error);
+            return Err(self.poison_publish(error));
         }
 
         // Committed. Swap the snapshot and the index together; under the index lock no delete
@@ -417,7 +408,8 @@ impl Inner {
         }
         let mut next = (**guard).clone();
         next.segments.retain(|s| !inputs.iter().any(|i| i.record.id == s.record.id));
-        let live = Arc::new(LiveSegment { record: output.record, segment, deleted });
+        let committed = Arc::new(committed);
+        let live = Arc::new(LiveSegment { record: output.record, segment, deleted, committed });
         if keep_output {
             index.add_segment(output_number, Arc::clone(&live.deleted), live.segment.ids());
             next.segments.push(Arc::clone(&live));

@@ -2,14 +2,18 @@
 //! memtable into pending tiers (rotation) and the automatic flush.
 
 use std::collections::HashSet;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
+
+use rayon::prelude::*;
 use std::sync::atomic::Ordering;
 
 use strata_attributes::{Attributes, Record};
 use strata_memtable::{MAX_ROWS, Memtable, MemtableError, validate_vector};
 use strata_quantize::normalize;
 
-use super::{DROPPED, Db, Inner, Mode, Version, Work, segment_number};
+use super::{DROPPED, Db, Inner, Mode, Version, Work, panic_message, segment_number};
+use crate::parallel::{install, threads};
 use crate::tiers::{Pending, Snapshot};
 use crate::{Error, Result};
 
@@ -104,8 +108,8 @@ impl Inner {
         if self.mode == Mode::ReadOnly {
             return Err(Error::ReadOnly);
         }
-        if let Some(cause) = &*self.poisoned.lock() {
-            return Err(Error::Poisoned { cause: cause.clone() });
+        if let Some(poison) = &*self.poisoned.lock() {
+            return Err(Error::Poisoned { cause: Arc::clone(&poison.cause) });
         }
         Ok(())
     }
@@ -174,7 +178,7 @@ impl Inner {
             superseded[i] = !seen.insert(*id);
         }
         const CHUNK: usize = 4096;
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let threads = threads(&self.pool);
         for start in (0..ids.len()).step_by(CHUNK) {
             let end = (start + CHUNK).min(ids.len());
             self.rotate_if_full()?;
@@ -202,20 +206,20 @@ impl Inner {
                 let (done, result) = insert(start..end);
                 vec![(start..end, done, result)]
             } else {
-                std::thread::scope(|scope| {
-                    let handles: Vec<_> =
-                        ranges.iter().map(|range| scope.spawn(|| insert(range.clone()))).collect();
+                install(&self.pool, || {
                     ranges
-                        .iter()
-                        .zip(handles)
-                        .map(|(range, handle)| match handle.join() {
+                        .par_iter()
+                        .map(|range| match catch_unwind(AssertUnwindSafe(|| insert(range.clone())))
+                        {
                             Ok((done, result)) => (range.clone(), done, result),
                             // Which rows went in is unknown: the handle must not commit.
-                            Err(_) => {
-                                let cause = "an insert thread panicked during upsert_batch";
-                                self.poison(cause.to_owned());
-                                let error = Error::Poisoned { cause: cause.to_owned() };
-                                (range.clone(), range.start, Err(error))
+                            Err(panic) => {
+                                let panicked = Error::Panicked {
+                                    during: "upsert_batch",
+                                    message: panic_message(&*panic),
+                                };
+                                let cause = self.poison(panicked, false);
+                                (range.clone(), range.start, Err(Error::Poisoned { cause }))
                             }
                         })
                         .collect()
