@@ -138,9 +138,13 @@ impl From<ManifestError> for Error {
 
 impl Error {
     /// Whether another writer committed first (this handle is fenced off; see
-    /// [`Error::Conflict`]).
+    /// [`Error::Conflict`]), or a handle refuses writes because of that.
     pub fn is_conflict(&self) -> bool {
-        matches!(self, Error::Conflict { .. })
+        match self {
+            Error::Conflict { .. } => true,
+            Error::Poisoned { cause } => cause.is_conflict(),
+            _ => false,
+        }
     }
 
     /// Whether a stored object is damaged or is not the one the manifest records: a checksum,
@@ -157,6 +161,7 @@ impl Error {
             _ => false,
         };
         match self {
+            Error::Poisoned { cause } => cause.is_corruption(),
             Error::Storage(e) => storage(e),
             Error::Manifest(ManifestError::Corrupt { .. }) => true,
             Error::Segment(SegmentError::File(e)) => file(e),

@@ -193,6 +193,12 @@ impl Options {
         self
     }
 
+    /// Whether a background thread compacts after commits (see
+    /// [`background_compaction`](Self::background_compaction)).
+    pub fn compacts_in_background(&self) -> bool {
+        self.background_compaction
+    }
+
     /// Vector dimension.
     pub fn dim(&self) -> usize {
         self.dim

@@ -242,7 +242,13 @@ fn a_second_writer_on_an_object_store_is_fenced_by_the_commit() {
     let conflict = second.commit().unwrap_err();
     assert!(matches!(conflict, Error::Conflict { version: 2 }));
     assert!(conflict.is_conflict() && !conflict.is_corruption());
-    assert!(matches!(second.upsert(3, &v(3.0)), Err(Error::Poisoned { .. })));
+    let refused = second.upsert(3, &v(3.0)).unwrap_err();
+    // The cause is kept as the error itself, to match on.
+    assert!(
+        matches!(&refused, Error::Poisoned { cause } if matches!(**cause, Error::Conflict { version: 2 })),
+        "{refused}"
+    );
+    assert!(refused.is_conflict() && !refused.is_corruption());
     assert_eq!(second.search(&v(2.0), 1).unwrap()[0].id, 2, "reads keep working");
 
     let reopened = Db::open_in(store).unwrap();
