@@ -44,7 +44,9 @@ pub enum Error {
     InvalidQueryBatch { floats: usize, dim: usize },
 
     /// No retained version was committed at or before the time asked for.
-    #[error("no version committed at or before {time_ms} ms since the epoch (oldest kept: {oldest:?})")]
+    #[error(
+        "no version committed at or before {time_ms} ms since the epoch (oldest kept: {oldest:?})"
+    )]
     NoVersionAt { time_ms: u64, oldest: Option<crate::Version> },
 
     /// A batch whose attributes do not line up with its ids.

@@ -32,16 +32,21 @@ mod parallel;
 mod search_params;
 mod segment;
 mod snapshot;
+mod stats;
 mod tiers;
 
 pub use strata_attributes::{AttrType, Attributes, Filter, Schema, Value};
 pub use strata_quantize::{CodecKind, Metric, Neighbor};
 
-pub use crate::db::{Db, DbBuilder, GcStats, Version};
+pub use crate::db::{Db, DbBuilder, GcStats, Version, VersionInfo};
 pub use crate::error::{Error, Result};
 pub use crate::options::Options;
 pub use crate::search_params::{FilterPlan, SearchParams};
 pub use crate::snapshot::{Entry, Scan, Snapshot};
+pub use crate::stats::{
+    CompactionRun, CompactionStats, Counters, KindStats, MemtableStats, PlannedCompaction,
+    RamStats, Stats,
+};
 /// The thread-pool crate whose pools a handle runs on ([`DbBuilder::thread_pool`]).
 pub use rayon;
 

@@ -42,14 +42,13 @@ pub(crate) fn search_batch(
         return Err(Error::InvalidQueryBatch { floats: queries.len(), dim });
     }
     for (row, query) in queries.chunks_exact(dim).enumerate() {
-        validate_vector(dim, metric, query)
-            .map_err(|source| Error::InvalidRow { row, id: None, source: Box::new(source.into()) })?;
+        validate_vector(dim, metric, query).map_err(|source| Error::InvalidRow {
+            row,
+            id: None,
+            source: Box::new(source.into()),
+        })?;
     }
     install(pool, || {
-        queries
-            .par_chunks_exact(dim)
-            .with_min_len(QUERIES_PER_TASK)
-            .map(&search)
-            .collect()
+        queries.par_chunks_exact(dim).with_min_len(QUERIES_PER_TASK).map(&search).collect()
     })
 }

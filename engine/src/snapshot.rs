@@ -14,6 +14,7 @@ use crate::bitmap::AtomicBitmap;
 use crate::db::Version;
 use crate::parallel::{Pool, search_batch};
 use crate::segment::Segment;
+use crate::stats::Tally;
 use crate::tiers::{self, LiveSegment};
 use crate::{Options, Result, SearchParams};
 
@@ -48,6 +49,8 @@ pub struct Snapshot {
     tiers: Arc<tiers::Snapshot>,
     options: Arc<Options>,
     pool: Pool,
+    /// The handle's running totals (searches count there), or its own.
+    tally: Arc<Tally>,
 }
 
 impl std::fmt::Debug for Snapshot {
@@ -79,6 +82,7 @@ impl Snapshot {
         segments: &[Arc<LiveSegment>],
         options: Options,
         pool: Pool,
+        tally: Arc<Tally>,
     ) -> Result<Snapshot> {
         let segments = segments
             .iter()
@@ -96,7 +100,7 @@ impl Snapshot {
         // (it allocates its rows on first insert, and none ever comes).
         let active = Arc::new(Memtable::new(options.dim, options.metric, Params::default())?);
         let tiers = tiers::Snapshot { manifest, active, pending: Vec::new(), segments };
-        Ok(Snapshot { tiers: Arc::new(tiers), options: Arc::new(options), pool })
+        Ok(Snapshot { tiers: Arc::new(tiers), options: Arc::new(options), pool, tally })
     }
 
     /// Opens version `manifest` of the database in `storage` on its own (time travel).
@@ -107,7 +111,7 @@ impl Snapshot {
     ) -> Result<Snapshot> {
         let options = Options::from_stored(&manifest.options)?;
         let segments = open_segments(&*storage, &manifest, &[], &options)?;
-        Snapshot::new(Arc::new(manifest), &segments, options, pool)
+        Snapshot::new(Arc::new(manifest), &segments, options, pool, Arc::default())
     }
 
     /// The version it pins.
@@ -137,7 +141,11 @@ impl Snapshot {
 
     /// Live records in this version.
     pub fn len(&self) -> usize {
-        self.tiers.segments.iter().map(|s| (s.committed.rows() - s.committed.deleted()) as usize).sum()
+        self.tiers
+            .segments
+            .iter()
+            .map(|s| (s.committed.rows() - s.committed.deleted()) as usize)
+            .sum()
     }
 
     /// True when the version holds no record.
@@ -155,19 +163,26 @@ impl Snapshot {
         validate_vector(self.options.dim, self.options.metric, query)?;
         let predicate =
             params.filter.as_ref().map(|f| f.bind(&self.options.attributes)).transpose()?;
+        Tally::add(&self.tally.searches, 1);
         self.tiers.search(query, &params, predicate.as_ref())
     }
 
     /// Every query of `queries` (`dim` floats each, one after the other) under `params`, on
     /// the handle's thread pool; result `i` is query `i`'s (as
     /// [`Db::search_batch`](crate::Db::search_batch)).
-    pub fn search_batch(&self, queries: &[f32], params: SearchParams) -> Result<Vec<Vec<Neighbor>>> {
+    pub fn search_batch(
+        &self,
+        queries: &[f32],
+        params: SearchParams,
+    ) -> Result<Vec<Vec<Neighbor>>> {
         let predicate =
             params.filter.as_ref().map(|f| f.bind(&self.options.attributes)).transpose()?;
         let (dim, metric) = (self.options.dim, self.options.metric);
-        search_batch(&self.pool, dim, metric, queries, |query| {
+        let hits = search_batch(&self.pool, dim, metric, queries, |query| {
             self.tiers.search(query, &params, predicate.as_ref())
-        })
+        })?;
+        Tally::add(&self.tally.searches, hits.len() as u64);
+        Ok(hits)
     }
 
     /// The vector of record `id` in this version, if it exists there.
@@ -263,7 +278,8 @@ impl Iterator for Scan {
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
-        let left: u64 = self.tiers.segments.iter().skip(self.segment).map(|s| s.segment.rows()).sum();
+        let left: u64 =
+            self.tiers.segments.iter().skip(self.segment).map(|s| s.segment.rows()).sum();
         (0, usize::try_from(left).ok())
     }
 }

@@ -404,7 +404,9 @@ impl Snapshot {
             }
             let result = match params.radius {
                 None => self.search_prepared(&prepared, k, ef, &vamana, predicate, scratch),
-                Some(radius) => self.search_range(&prepared, radius, params, &vamana, predicate, scratch),
+                Some(radius) => {
+                    self.search_range(&prepared, radius, params, &vamana, predicate, scratch)
+                }
             };
             scratch.query = prepared;
             result

@@ -147,7 +147,8 @@ fn check_snapshot(snapshot: &Snapshot, model: &Records, metric: Metric) {
     let hits = snapshot.search_with(&query, SearchParams::exact(30)).unwrap();
     check_hits(&hits, model, metric, &query, 30);
     let radius = 2.0;
-    let near = snapshot.search_with(&query, SearchParams::exact(usize::MAX).within(radius)).unwrap();
+    let near =
+        snapshot.search_with(&query, SearchParams::exact(usize::MAX).within(radius)).unwrap();
     check_range(&near, model, metric, &query, radius);
 }
 

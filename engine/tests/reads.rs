@@ -30,7 +30,7 @@ fn every_tier() -> (Arc<MemoryStore>, Db, Records, Records) {
     let options = Options::new(DIM, Metric::L2).diskann_min_rows(256).background_compaction(false);
     let db = Db::create_in(Arc::clone(&store) as Arc<dyn Storage>, options).unwrap();
     let mut records = Records::new();
-    let mut upsert_all = |db: &Db, ids: std::ops::Range<u64>, round: u64, records: &mut Records| {
+    let upsert_all = |db: &Db, ids: std::ops::Range<u64>, round: u64, records: &mut Records| {
         let ids: Vec<u64> = ids.collect();
         let rows: Vec<f32> = ids.iter().flat_map(|&id| vector(id, round)).collect();
         db.upsert_batch(&ids, &rows).unwrap();
@@ -281,22 +281,16 @@ fn the_builder_creates_if_missing_and_sets_handle_options() {
     // Exists now: opened, its stored options kept; this handle does not compact in the
     // background, which leaves the stored setting alone.
     let other = Options::new(5, Metric::Cosine);
-    let db = Db::builder(&root)
-        .create_if_missing(other)
-        .background_compaction(false)
-        .open()
-        .unwrap();
+    let db =
+        Db::builder(&root).create_if_missing(other).background_compaction(false).open().unwrap();
     assert_eq!((db.dim(), db.version()), (2, Version(2)));
     assert!(!db.options().compacts_in_background());
     let locked = Db::create(&root, options.clone()).unwrap_err();
     assert!(matches!(locked, Error::Storage(strata::storage::Error::Locked { .. })), "{locked}");
 
     // A reader that refreshes itself.
-    let reader = Db::builder(&root)
-        .read_only()
-        .refresh_every(Duration::from_millis(10))
-        .open()
-        .unwrap();
+    let reader =
+        Db::builder(&root).read_only().refresh_every(Duration::from_millis(10)).open().unwrap();
     db.upsert(2, &[0.0, 1.0]).unwrap();
     let version = db.commit().unwrap();
     let started = Instant::now();
@@ -317,4 +311,55 @@ fn the_builder_creates_if_missing_and_sets_handle_options() {
     assert!(matches!(refused, Err(Error::InvalidOption { name: "create_if_missing", .. })));
     let missing = Db::builder(dir.path().join("nothing")).open().unwrap_err();
     assert!(missing.to_string().contains("nothing"), "{missing}");
+}
+
+#[test]
+fn stats_and_counters_describe_every_tier() {
+    let (_store, db, records, _) = every_tier();
+    let stats = db.stats().unwrap();
+    assert_eq!(stats.records, records.len() as u64);
+    assert_eq!(stats.version, db.version());
+    assert_eq!(stats.versions_kept, db.versions().unwrap().len());
+    assert!(stats.memtables.pending_tiers >= 1 && stats.memtables.active_rows > 0, "{stats:?}");
+    assert!(stats.memtables.bytes > 0);
+    let kinds: Vec<SegmentKind> = stats.by_kind.iter().map(|k| k.kind).collect();
+    assert_eq!(kinds, [SegmentKind::Flat, SegmentKind::Vamana]);
+    let vamana = &stats.by_kind[1];
+    assert_eq!((vamana.segments, vamana.rows), (1, 3000));
+    assert_eq!(vamana.codecs, ["sq8"], "a Vamana segment under 32,768 rows keeps SQ8 codes");
+    // Deleted rows: every seventh of the graph's, then every thirteenth of both segments' (an
+    // id deleted twice counts once), the re-upserted ids' old rows, and pending tiers' deletes.
+    let segment_deleted: u64 = stats.segments.iter().map(|s| s.info.rows - s.live_rows_now).sum();
+    assert!(stats.deleted_rows >= segment_deleted && segment_deleted > 3000 / 7, "{stats:?}");
+    let ram = stats.ram;
+    assert_eq!(
+        ram.total,
+        ram.memtables + ram.id_index + ram.segment_codes + ram.attributes + ram.deletion_bitmaps
+    );
+    assert!(ram.id_index > 0 && ram.segment_codes > 0 && ram.deletion_bitmaps > 0);
+    let files: u64 = stats.segments.iter().map(|s| s.file_bytes).sum();
+    assert!(stats.disk_bytes > files, "deletion vectors count too");
+    let compaction = &stats.compaction;
+    assert!(!compaction.running && compaction.error.is_none());
+    let last = compaction.last.as_ref().expect("one compaction ran");
+    assert_eq!((last.inputs, last.output_rows, last.output), (1, 3000, SegmentKind::Vamana));
+    assert!(last.duration > Duration::ZERO);
+
+    let counters = stats.counters;
+    assert_eq!(counters.commits, 2);
+    assert_eq!(counters.compactions, 1);
+    assert_eq!(counters.upserts, 3000 + 300 + 150 + 398);
+    // A delete of an id already deleted deletes nothing and is not counted.
+    let second = (1..3300u64).step_by(13).filter(|id| !(*id < 3000 && id % 7 == 0)).count();
+    assert_eq!(counters.deletes, ((0..3000).step_by(7).count() + second) as u64);
+    assert!(counters.bytes_written > files);
+    db.search(&vector(1, 1), 10).unwrap();
+    db.search_batch(&vector(2, 1).repeat(5), SearchParams::new(3)).unwrap();
+    db.snapshot().search(&vector(1, 1), 10).unwrap();
+    assert_eq!(db.counters().searches, counters.searches + 7);
+    db.commit().unwrap();
+    db.gc().unwrap();
+    let after = db.counters();
+    // The compaction collected after itself: that counts too.
+    assert_eq!((after.commits, after.gcs), (3, 2));
 }

@@ -15,7 +15,8 @@ use strata_segment_diskann::BuildOptions;
 use crate::exact::ExactIndex;
 use crate::input::read_vectors;
 use crate::measure::{
-    BenchDir, BenchIndex, current_rss_bytes, directory_bytes, measure, peak_rss_bytes,
+    BenchDir, BenchIndex, current_rss_bytes, directory_bytes, measure, measure_batch,
+    peak_rss_bytes,
 };
 use crate::vecs::{Vectors, read_ivecs};
 use crate::{bench_codes, bench_diskann};
@@ -44,9 +45,14 @@ pub struct BenchArgs {
     /// Threads building the index [default: all cores].
     #[arg(long)]
     pub threads: Option<usize>,
-    /// Threads searching, each running one query at a time.
+    /// Threads searching, each running one query at a time (with --batch: the pool the whole
+    /// query set is searched on in one call).
     #[arg(long, default_value_t = 1)]
     pub search_threads: usize,
+    /// engine: search the whole query set with one `Db::search_batch` call on a pool of
+    /// --search-threads threads; p50/p99 are then the batch's time per query.
+    #[arg(long)]
+    pub batch: bool,
     /// Runs of the whole query set per parameter value; the fastest is reported (as the peers
     /// script does with its --reps).
     #[arg(long, default_value_t = 1)]
@@ -298,22 +304,28 @@ impl EngineIndex {
     }
 }
 
+impl EngineIndex {
+    /// The search parameters of the current sweep point.
+    fn params(&self, k: usize) -> strata::SearchParams {
+        let point = self.point.load(std::sync::atomic::Ordering::Relaxed);
+        let params = match self.efforts[point] {
+            Effort::List(l) => strata::SearchParams::new(k).search_list(l),
+            Effort::Recall(recall) => strata::SearchParams::new(k).recall(recall),
+        };
+        match &self.filter {
+            Some(filter) => params.filter(filter.clone()).filter_plan(self.filter_plan),
+            None => params,
+        }
+    }
+}
+
 impl BenchIndex for EngineIndex {
     type Scratch = ();
 
     fn scratch(&self) {}
 
     fn search(&self, query: &[f32], k: usize, _: &mut (), out: &mut Vec<Neighbor>) {
-        let point = self.point.load(std::sync::atomic::Ordering::Relaxed);
-        let params = match self.efforts[point] {
-            Effort::List(l) => strata::SearchParams::new(k).search_list(l),
-            Effort::Recall(recall) => strata::SearchParams::new(k).recall(recall),
-        };
-        let params = match &self.filter {
-            Some(filter) => params.filter(filter.clone()).filter_plan(self.filter_plan),
-            None => params,
-        };
-        *out = self.db.search_with(query, params).expect("valid query");
+        *out = self.db.search_with(query, self.params(k)).expect("valid query");
     }
 
     fn ram_bytes(&self) -> u64 {
@@ -326,6 +338,11 @@ impl BenchIndex for EngineIndex {
 
     fn set_sweep_point(&self, point: usize) {
         self.point.store(point, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn search_batch(&self, queries: &Vectors<f32>, k: usize) -> Option<Vec<Vec<Neighbor>>> {
+        let flat = &queries.data[..];
+        Some(self.db.search_batch(flat, self.params(k)).expect("valid queries"))
     }
 }
 
@@ -341,7 +358,8 @@ fn measure_engine(
     label: Option<&str>,
 ) -> Result<(), Box<dyn std::error::Error>> {
     let opened = Instant::now();
-    let db = strata::Db::open(dir)?;
+    // A batch search runs on the handle's pool: --search-threads threads.
+    let db = strata::Db::builder(dir).threads(args.search_threads).open()?;
     let open_ms = opened.elapsed().as_secs_f64() * 1000.0;
     let n = db.len();
     let segments = db.segments();
@@ -617,6 +635,9 @@ fn check_inputs(
     if args.search_threads == 0 || args.reps == 0 || args.threads == Some(0) {
         return Err("--threads, --search-threads and --reps must be positive".into());
     }
+    if args.batch && !matches!(args.index, IndexKind::Engine) {
+        return Err("--batch searches through Db::search_batch: --index engine only".into());
+    }
     Ok(())
 }
 
@@ -875,8 +896,13 @@ fn report<I: BenchIndex>(
     }
     for (point, params) in sweep {
         index.set_sweep_point(point);
+        let once = || match args.batch {
+            true => measure_batch(index, queries, truth, args.k, args.search_threads)
+                .expect("--batch is refused for kinds without a batch search"),
+            false => measure(index, queries, truth, args.k, args.search_threads),
+        };
         let best = (0..args.reps)
-            .map(|_| measure(index, queries, truth, args.k, args.search_threads))
+            .map(|_| once())
             .max_by(|a, b| a.qps.total_cmp(&b.qps))
             .expect("reps >= 1");
         let ram = index.ram_bytes();
@@ -902,6 +928,7 @@ fn report<I: BenchIndex>(
                 "index_disk_bytes": index.disk_bytes(),
                 "build_rss_growth_bytes": build_rss_growth,
                 "queries": queries.rows(),
+                "batch": args.batch,
                 "profile": crate::PROFILE,
                 "isa": strata_quantize::isa(),
             });
@@ -981,6 +1008,7 @@ mod tests {
             k: 10,
             threads: None,
             search_threads: 1,
+            batch: false,
             reps: 1,
             json: true,
             m: 8,
@@ -1156,6 +1184,7 @@ mod tests {
             k: 10,
             threads: None,
             search_threads: 1,
+            batch: false,
             reps: 1,
             json: true,
             m: 16,

@@ -33,6 +33,11 @@ pub trait BenchIndex: Sync {
     fn sweep_stats(&self) -> Map<String, Value> {
         Map::new()
     }
+    /// Every query in one batch call on the index's own pool (`bench --batch`), results in
+    /// query order; `None` for a kind without a batch search.
+    fn search_batch(&self, _queries: &Vectors<f32>, _k: usize) -> Option<Vec<Vec<Neighbor>>> {
+        None
+    }
 }
 
 impl BenchIndex for ExactIndex {
@@ -142,6 +147,34 @@ pub fn measure<I: BenchIndex>(
         p50_us: percentile(&micros, 0.50),
         p99_us: percentile(&micros, 0.99),
     }
+}
+
+/// Runs every query in one batch call (the index spreads it over its pool), timed as a whole:
+/// the latency figures are the batch's time per query. `None` for a kind without a batch search.
+pub fn measure_batch<I: BenchIndex>(
+    index: &I,
+    queries: &Vectors<f32>,
+    truth: &Vectors<i32>,
+    k: usize,
+    threads: usize,
+) -> Option<Measurement> {
+    let start = Instant::now();
+    let results = index.search_batch(queries, k)?;
+    let elapsed = start.elapsed().as_secs_f64();
+    let mut found = vec![u64::MAX; queries.rows() * k];
+    for (slots, hits) in found.chunks_exact_mut(k).zip(&results) {
+        for (slot, n) in slots.iter_mut().zip(hits) {
+            *slot = n.id;
+        }
+    }
+    let per_query_us = elapsed * 1e6 / queries.rows().max(1) as f64;
+    Some(Measurement {
+        threads,
+        recall: recall_at_k(&found, truth, k),
+        qps: queries.rows() as f64 / elapsed,
+        p50_us: per_query_us,
+        p99_us: per_query_us,
+    })
 }
 
 /// A `/proc/self/status` field in bytes (0 where unavailable).

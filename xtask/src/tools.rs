@@ -369,37 +369,64 @@ pub fn inspect(args: &InspectArgs) -> Result<()> {
     Ok(())
 }
 
-/// The `inspect` report.
+/// The `inspect` report: `Db::stats` and the version history.
 pub fn describe(db: &Db, location: &str) -> Result<String> {
     use std::fmt::Write;
     let mut out = String::new();
     let versions = db.versions()?;
+    let stats = db.stats()?;
     let options = db.options();
+    let mib = |bytes: u64| bytes as f64 / (1 << 20) as f64;
     writeln!(out, "database   {location}")?;
-    writeln!(out, "version    {} (stored: {})", db.version(), list(&versions))?;
-    writeln!(out, "records    {}", db.len())?;
+    writeln!(out, "version    {} (stored: {})", stats.version, list(&versions))?;
+    if let Some(last) = versions.last() {
+        let age = last.committed_at.elapsed().unwrap_or_default();
+        writeln!(out, "committed  {:.0} s ago", age.as_secs_f64())?;
+    }
+    writeln!(
+        out,
+        "records    {} ({} deleted rows still stored)",
+        stats.records, stats.deleted_rows
+    )?;
     writeln!(out, "options    dim {}, metric {}", options.dim(), options.metric())?;
     writeln!(out, "           {options:?}")?;
     if !options.schema().is_empty() {
         writeln!(out, "attributes {}", options.schema())?;
     }
-    let segments = db.segment_details();
-    writeln!(out, "segments   {}", segments.len())?;
+    let memtables = &stats.memtables;
+    writeln!(
+        out,
+        "memtables  {} rows active, {} pending tiers of {} rows, {:.1} MiB",
+        memtables.active_rows,
+        memtables.pending_tiers,
+        memtables.pending_rows,
+        mib(memtables.bytes)
+    )?;
+    writeln!(out, "segments   {}", stats.segments.len())?;
+    for kind in &stats.by_kind {
+        writeln!(
+            out,
+            "  {:<7}  {} segments, {} rows ({} live), {:.1} MiB on disk, {:.1} MiB RAM, codes {}",
+            kind_name(kind.kind),
+            kind.segments,
+            kind.rows,
+            kind.live_rows,
+            mib(kind.file_bytes),
+            mib(kind.ram_bytes),
+            if kind.codecs.is_empty() { "-".to_owned() } else { kind.codecs.join(", ") }
+        )?;
+    }
     writeln!(
         out,
         "{:>8}  {:<6}  {:>10}  {:>10}  {:>8}  {:>12}  {:>10}  codes",
         "id", "kind", "rows", "live", "deleted", "file bytes", "RAM bytes"
     )?;
-    for s in &segments {
-        let kind = match s.info.kind {
-            SegmentKind::Flat => "flat",
-            SegmentKind::Vamana => "vamana",
-        };
+    for s in &stats.segments {
         writeln!(
             out,
             "{:>8}  {:<6}  {:>10}  {:>10}  {:>7.1}%  {:>12}  {:>10}  {}",
             s.info.id,
-            kind,
+            kind_name(s.info.kind),
             s.info.rows,
             s.live_rows_now,
             100.0 * (s.info.rows - s.live_rows_now) as f64 / s.info.rows.max(1) as f64,
@@ -408,25 +435,57 @@ pub fn describe(db: &Db, location: &str) -> Result<String> {
             s.codes.as_deref().unwrap_or("-")
         )?;
     }
-    let files: u64 = segments.iter().map(|s| s.file_bytes).sum();
-    writeln!(out, "total      {files} file bytes, {} bytes in RAM", db.memory_bytes())?;
-    let attributes: u64 = segments.iter().map(|s| s.attribute_bytes).sum();
-    if attributes > 0 {
-        let rows: u64 = segments.iter().map(|s| s.info.rows).sum();
+    let ram = &stats.ram;
+    writeln!(
+        out,
+        "total      {} file bytes; {} bytes in RAM: memtables {}, id index {}, codes {}, attributes {}, deletion bitmaps {}",
+        stats.disk_bytes,
+        ram.total,
+        ram.memtables,
+        ram.id_index,
+        ram.segment_codes,
+        ram.attributes,
+        ram.deletion_bitmaps
+    )?;
+    if ram.attributes > 0 {
+        let rows: u64 = stats.segments.iter().map(|s| s.info.rows).sum();
         writeln!(
             out,
-            "           of which attribute columns and indexes {attributes} bytes ({:.1} per row)",
-            attributes as f64 / rows.max(1) as f64
+            "           attribute columns and indexes: {:.1} bytes per row",
+            ram.attributes as f64 / rows.max(1) as f64
         )?;
+    }
+    let compaction = &stats.compaction;
+    match &compaction.planned {
+        Some(plan) => writeln!(
+            out,
+            "compaction planned: {} segments, {} live rows into a {} segment",
+            plan.inputs,
+            plan.live_rows,
+            kind_name(plan.output)
+        )?,
+        None => writeln!(out, "compaction nothing planned")?,
+    }
+    if let Some(error) = &compaction.error {
+        writeln!(out, "           failing: {error}")?;
     }
     Ok(out)
 }
 
-fn list(versions: &[strata::Version]) -> String {
+fn kind_name(kind: SegmentKind) -> &'static str {
+    match kind {
+        SegmentKind::Flat => "flat",
+        SegmentKind::Vamana => "vamana",
+    }
+}
+
+fn list(versions: &[strata::VersionInfo]) -> String {
     match versions {
         [] => "none".into(),
-        [one] => one.to_string(),
-        [first, .., last] => format!("{first}..={last}, {} versions", versions.len()),
+        [one] => one.version.to_string(),
+        [first, .., last] => {
+            format!("{}..={}, {} versions", first.version, last.version, versions.len())
+        }
     }
 }
 

@@ -11,6 +11,7 @@ use strata_segment_flat::FlatWriter;
 
 use super::{DELETES_WRITERS, Db, Inner, Version, Work, segment_number};
 use crate::segment::attribute_sections;
+use crate::stats::Tally;
 use crate::tiers::{LiveSegment, Snapshot};
 use crate::{Error, Result};
 
@@ -184,6 +185,22 @@ impl Inner {
         // the newest and never read. GC keeps a suffix of the history, so if our base version
         // still exists, no version after it was ever collected, and ours is the newest.
         self.check_base_exists(version - 1)?;
+
+        let written: u64 = flushed
+            .iter()
+            .filter_map(|(_, record, _)| record.as_ref())
+            .flat_map(|record| &record.files)
+            .map(|file| file.size)
+            .sum::<u64>()
+            + manifest
+                .segments
+                .iter()
+                .filter_map(|record| record.deletes.filter(|d| d.generation == version))
+                .map(|deletes| deletes.size)
+                .sum::<u64>()
+            + manifest.encode().len() as u64;
+        Tally::add(&self.tally.commits, 1);
+        Tally::add(&self.tally.bytes_written, written);
 
         // Committed. Open the new segments (a map; no vector is read) and swap the snapshot.
         let mut new_segments = Vec::with_capacity(flushed.len());

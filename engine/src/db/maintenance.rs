@@ -9,8 +9,9 @@ use strata_manifest::Retention;
 use strata_manifest::keys::manifest_key;
 
 use super::commit::now_ms;
-use super::{Db, GcStats, Inner, Poison, Version, Work};
+use super::{Db, GcStats, Inner, Poison, Work};
 use crate::compaction::CompactionPolicy;
+use crate::stats::Tally;
 use crate::{Error, Result};
 
 impl Db {
@@ -80,11 +81,6 @@ impl Db {
     pub fn gc(&self) -> Result<GcStats> {
         self.inner.gc()
     }
-
-    /// Every committed version still stored, oldest first (time travel targets).
-    pub fn versions(&self) -> Result<Vec<Version>> {
-        self.inner.versions()
-    }
 }
 
 impl Inner {
@@ -111,6 +107,7 @@ impl Inner {
 
     pub(crate) fn gc(&self) -> Result<GcStats> {
         self.check_writable()?;
+        Tally::add(&self.tally.gcs, 1);
         let _commit = self.commit_lock.lock();
         let manifest = Arc::clone(&self.snapshot.read().manifest);
         let in_use: HashSet<String> = {
@@ -134,10 +131,6 @@ impl Inner {
             self.storage.delete(key)?;
         }
         Ok(GcStats { manifests: plan.manifests.len(), files: plan.files.len() })
-    }
-
-    pub(crate) fn versions(&self) -> Result<Vec<Version>> {
-        Ok(strata_manifest::list_versions(&*self.storage)?.into_iter().map(Version).collect())
     }
 }
 

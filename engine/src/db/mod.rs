@@ -17,18 +17,21 @@ use strata_storage::{DirLock, Storage};
 
 use crate::compaction::CompactionPolicy;
 use crate::index::IdIndex;
-use crate::segment::Segment;
-use crate::tiers::Snapshot;
 use crate::parallel::Pool;
+use crate::segment::Segment;
+use crate::stats::{CompactionRun, Tally};
+use crate::tiers::Snapshot;
 use crate::{Error, Options, Result};
 
 pub use builder::DbBuilder;
+pub use stats::VersionInfo;
 
 mod builder;
 mod commit;
 mod maintenance;
 mod open;
 mod read;
+mod stats;
 mod worker;
 mod write;
 
@@ -118,6 +121,10 @@ pub(crate) struct Inner {
     compacted: (Mutex<()>, Condvar),
     /// Where batch searches and batch upserts run.
     pool: Pool,
+    /// Running totals (`Db::counters`), shared with the handle's snapshots.
+    tally: Arc<Tally>,
+    /// The last compaction published (`Db::stats`).
+    last_compaction: Mutex<Option<CompactionRun>>,
     /// The error of the last background refresh of a read-only handle, while they fail.
     refresh_failure: Mutex<Option<Arc<Error>>>,
     /// Held for the writer's lifetime on a local directory.

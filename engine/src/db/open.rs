@@ -12,8 +12,8 @@ use strata_manifest::{Manifest, ManifestError, SegmentRecord};
 use strata_memtable::{Memtable, Params};
 use strata_storage::{DirLock, Storage};
 
-use super::commit::now_ms;
 use super::builder::HandleSettings;
+use super::commit::now_ms;
 use super::{Db, Inner, Mode, Version, Work, Worker, segment_number};
 use crate::compaction::SizeTiered;
 use crate::index::IdIndex;
@@ -163,6 +163,8 @@ impl Db {
             stopping: AtomicBool::new(false),
             compacted: (Mutex::new(()), Condvar::new()),
             pool: settings.pool,
+            tally: Arc::default(),
+            last_compaction: Mutex::new(None),
             refresh_failure: Mutex::new(None),
             _lock: lock,
         };

@@ -11,6 +11,7 @@ use super::{Db, Inner, Mode, Version};
 use crate::compaction::{SegmentDetails, SegmentInfo};
 use crate::parallel::search_batch;
 use crate::snapshot::open_segments;
+use crate::stats::Tally;
 use crate::tiers::Snapshot as Tiers;
 use crate::{Options, Result, SearchParams, Snapshot};
 
@@ -109,6 +110,7 @@ impl Db {
             &current.segments,
             self.inner.options.clone(),
             self.inner.pool.clone(),
+            Arc::clone(&self.inner.tally),
         )
         .expect("the handle opened its memtable with these options")
     }
@@ -122,10 +124,10 @@ impl Db {
         }
         let manifest = strata_manifest::load(&*self.inner.storage, version.0)?;
         let options = Options::from_stored(&manifest.options)?;
-        let segments =
-            open_segments(&*self.inner.storage, &manifest, &current.segments, &options)?;
+        let segments = open_segments(&*self.inner.storage, &manifest, &current.segments, &options)?;
         self.inner.register_segments(&segments);
-        Snapshot::new(Arc::new(manifest), &segments, options, self.inner.pool.clone())
+        let tally = Arc::clone(&self.inner.tally);
+        Snapshot::new(Arc::new(manifest), &segments, options, self.inner.pool.clone(), tally)
     }
 
     /// The error of the last background refresh of a read-only handle opened with
@@ -278,6 +280,7 @@ impl Inner {
         validate_vector(self.dim, self.metric, query)?;
         let predicate =
             params.filter.as_ref().map(|f| f.bind(&self.options.attributes)).transpose()?;
+        Tally::add(&self.tally.searches, 1);
         self.search_from(self.current_snapshot(), query, params, predicate.as_ref())
     }
 
@@ -315,9 +318,11 @@ impl Inner {
         let predicate =
             params.filter.as_ref().map(|f| f.bind(&self.options.attributes)).transpose()?;
         let snapshot = self.current_snapshot();
-        search_batch(&self.pool, self.dim, self.metric, queries, |query| {
+        let hits = search_batch(&self.pool, self.dim, self.metric, queries, |query| {
             self.search_from(Arc::clone(&snapshot), query, params.clone(), predicate.as_ref())
-        })
+        })?;
+        Tally::add(&self.tally.searches, hits.len() as u64);
+        Ok(hits)
     }
 
     pub(crate) fn refresh(&self) -> Result<Version> {

@@ -20,6 +20,7 @@ use super::{DROPPED, Inner, STALL_FACTOR, Work, panic_message, segment_number};
 use crate::bitmap::AtomicBitmap;
 use crate::compaction::Plan;
 use crate::segment::{Segment, SegmentData, attribute_sections};
+use crate::stats::{CompactionRun, Tally};
 use crate::tiers::LiveSegment;
 use crate::{Error, Result};
 use strata_attributes::Record;
@@ -155,6 +156,7 @@ impl Inner {
 
     /// Carries out `plan`; returns false if its inputs are no longer all live.
     fn compact_once(&self, plan: &Plan) -> Result<bool> {
+        let started = std::time::Instant::now();
         let mut unique = plan.inputs.clone();
         unique.sort_unstable();
         unique.dedup();
@@ -211,7 +213,18 @@ impl Inner {
         let Some(output) = self.write_output(segment_id, plan.output, &inputs, keep_graph)? else {
             return Ok(false);
         };
-        self.commit_compaction(&inputs, output)?;
+        let (output_rows, output_kind) = (output.record.rows, output.record.kind);
+        let files = output.record.files.iter().map(|f| f.size).sum::<u64>();
+        let written = files + self.commit_compaction(&inputs, output)?;
+        *self.last_compaction.lock() = Some(CompactionRun {
+            inputs: inputs.len(),
+            output_rows,
+            output: output_kind,
+            duration: started.elapsed(),
+            finished: std::time::SystemTime::now(),
+        });
+        Tally::add(&self.tally.compactions, 1);
+        Tally::add(&self.tally.bytes_written, written);
         Ok(true)
     }
 
@@ -329,7 +342,9 @@ impl Inner {
     }
 
     /// Commits a version in which `output` replaces `inputs`, then swaps it in.
-    fn commit_compaction(&self, inputs: &[Arc<LiveSegment>], mut output: Output) -> Result<()> {
+    /// Publishes `output` in place of `inputs`; returns the bytes of the deletion vector and
+    /// manifest it wrote.
+    fn commit_compaction(&self, inputs: &[Arc<LiveSegment>], mut output: Output) -> Result<u64> {
         let storage = &*self.storage;
         let segment = Arc::new(Segment::open(
             storage,
@@ -382,6 +397,7 @@ impl Inner {
             records.push(output.record.clone());
         }
         let manifest = self.next_manifest(base, records);
+        let written = output.record.deletes.map_or(0, |d| d.size) + manifest.encode().len() as u64;
         if let Err(error) = strata_manifest::commit(storage, &manifest)
             .map_err(Error::from)
             .and_then(|()| self.check_base_exists(version - 1))
@@ -422,7 +438,7 @@ impl Inner {
         if keep_output {
             self.register_segments(&[live]);
         }
-        Ok(())
+        Ok(written)
     }
 }
 

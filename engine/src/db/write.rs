@@ -14,6 +14,7 @@ use strata_quantize::normalize;
 
 use super::{DROPPED, Db, Inner, Mode, Version, Work, panic_message, segment_number};
 use crate::parallel::{install, threads};
+use crate::stats::Tally;
 use crate::tiers::{Pending, Snapshot};
 use crate::{Error, Result};
 
@@ -142,6 +143,7 @@ impl Inner {
         let active = Arc::clone(&self.snapshot.read().active);
         active.upsert_with(id, vector, record)?;
         self.index.lock().delete(id);
+        Tally::add(&self.tally.upserts, 1);
         drop(_gate);
         // Memory is summed every 256 rows: exact enough, and off the per-write path.
         if active.rows().is_multiple_of(256) {
@@ -209,17 +211,18 @@ impl Inner {
                 install(&self.pool, || {
                     ranges
                         .par_iter()
-                        .map(|range| match catch_unwind(AssertUnwindSafe(|| insert(range.clone())))
-                        {
-                            Ok((done, result)) => (range.clone(), done, result),
-                            // Which rows went in is unknown: the handle must not commit.
-                            Err(panic) => {
-                                let panicked = Error::Panicked {
-                                    during: "upsert_batch",
-                                    message: panic_message(&*panic),
-                                };
-                                let cause = self.poison(panicked, false);
-                                (range.clone(), range.start, Err(Error::Poisoned { cause }))
+                        .map(|range| {
+                            match catch_unwind(AssertUnwindSafe(|| insert(range.clone()))) {
+                                Ok((done, result)) => (range.clone(), done, result),
+                                // Which rows went in is unknown: the handle must not commit.
+                                Err(panic) => {
+                                    let panicked = Error::Panicked {
+                                        during: "upsert_batch",
+                                        message: panic_message(&*panic),
+                                    };
+                                    let cause = self.poison(panicked, false);
+                                    (range.clone(), range.start, Err(Error::Poisoned { cause }))
+                                }
                             }
                         })
                         .collect()
@@ -240,6 +243,8 @@ impl Inner {
             }
             drop(index);
             drop(_gate);
+            let inserted = superseded[start..end].iter().filter(|&&s| !s).count();
+            Tally::add(&self.tally.upserts, inserted as u64);
             self.flush_if_full()?;
         }
         Ok(())
@@ -283,6 +288,7 @@ impl Inner {
         if batch_ids.is_empty() {
             return self.commit();
         }
+        Tally::add(&self.tally.upserts, batch_ids.len() as u64);
         {
             // Earlier writes go into an earlier tier (the rotation), the batch into its own:
             // visible first, then the old versions hidden, as an upsert does, so a search never
@@ -325,7 +331,9 @@ impl Inner {
         let active = Arc::clone(&self.snapshot.read().active);
         let in_memtable = active.delete(id)?;
         let elsewhere = self.index.lock().delete(id);
-        Ok(in_memtable || elsewhere)
+        let deleted = in_memtable || elsewhere;
+        Tally::add(&self.tally.deletes, u64::from(deleted));
+        Ok(deleted)
     }
 
     pub(crate) fn set_memtable_rotate_rows(&self, rows: usize) {
