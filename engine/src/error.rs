@@ -43,6 +43,11 @@ pub enum Error {
     #[error("invalid query batch: {floats} floats for dimension {dim}")]
     InvalidQueryBatch { floats: usize, dim: usize },
 
+    /// Long work was cancelled through its [`CancelToken`](crate::CancelToken) (or by
+    /// `close`): nothing was published; what it wrote is garbage that `gc` removes.
+    #[error("cancelled")]
+    Cancelled,
+
     /// No retained version was committed at or before the time asked for.
     #[error(
         "no version committed at or before {time_ms} ms since the epoch (oldest kept: {oldest:?})"
@@ -125,7 +130,16 @@ pub enum Error {
 
     /// A Vamana segment could not be built, opened or read.
     #[error(transparent)]
-    Vamana(#[from] VamanaError),
+    Vamana(VamanaError),
+}
+
+impl From<VamanaError> for Error {
+    fn from(error: VamanaError) -> Self {
+        match error {
+            VamanaError::Cancelled => Error::Cancelled,
+            other => Error::Vamana(other),
+        }
+    }
 }
 
 impl From<ManifestError> for Error {

@@ -24,6 +24,7 @@
 
 mod bitmap;
 pub mod compaction;
+mod control;
 mod db;
 mod error;
 mod index;
@@ -38,6 +39,7 @@ mod tiers;
 pub use strata_attributes::{AttrType, Attributes, Filter, Schema, Value};
 pub use strata_quantize::{CodecKind, Metric, Neighbor};
 
+pub use crate::control::{CancelToken, Control, Operation, Progress, Stage};
 pub use crate::db::{Db, DbBuilder, GcStats, Version, VersionInfo};
 pub use crate::error::{Error, Result};
 pub use crate::options::Options;

@@ -363,3 +363,100 @@ fn a_panicking_worker_poisons_writes_and_reads_keep_working() {
     assert_eq!(db.search(&vector(1, 0), 1).unwrap()[0].id, 1);
     assert!(db.close().is_err(), "close reports the failed worker");
 }
+
+/// `compact_with` reports every step of a merge into a Vamana segment in order; cancelled
+/// part-way through linking, it publishes nothing, leaves the handle writable and only
+/// garbage behind, and a later compaction finishes the job. `gc_with` stops between deletes.
+#[test]
+fn compaction_and_gc_report_progress_and_stop_when_cancelled() {
+    use strata::{CancelToken, Control, Progress, Stage};
+    let options = Options::new(DIM, Metric::L2).background_compaction(false).keep_versions(1);
+    let (store, db) = memory_db(options);
+    let mut records = Records::new();
+    for round in 0..3u64 {
+        for id in round * 1000..(round + 1) * 1000 {
+            db.upsert(id, &vector(id, 0)).unwrap();
+            records.insert(id, vector(id, 0));
+        }
+        db.commit().unwrap();
+    }
+    db.set_compaction_policy(Arc::new(CompactAll));
+    let before = db.version();
+    let segments_before = db.segments();
+
+    let token = CancelToken::new();
+    let seen = Arc::new(Mutex::new(Vec::<Progress>::new()));
+    let control = {
+        let (seen, token) = (Arc::clone(&seen), token.clone());
+        Control::new().cancel_with(token.clone()).on_progress(Arc::new(move |p: Progress| {
+            seen.lock().push(p);
+            if p.stage == Stage::Link && p.done * 4 >= p.total {
+                token.cancel();
+            }
+        }))
+    };
+    assert!(matches!(db.compact_with(&control), Err(Error::Cancelled)));
+    assert_eq!(db.version(), before, "nothing published");
+    assert_eq!(db.segments(), segments_before);
+    assert!(db.compaction_error().is_none(), "a cancel is not a failure");
+    let stages: Vec<Stage> = seen.lock().iter().map(|p| p.stage).collect();
+    assert_eq!(stages.first(), Some(&Stage::Read));
+    assert!(stages.contains(&Stage::Train) && !stages.contains(&Stage::Publish), "{stages:?}");
+    assert_holds(&db, &records, 0..3000, "after a cancelled compaction");
+    db.upsert(5000, &vector(5000, 0)).unwrap();
+    records.insert(5000, vector(5000, 0));
+    db.commit().unwrap();
+
+    // Again to the end: every step, in order, ending with the publish.
+    seen.lock().clear();
+    let control = {
+        let seen = Arc::clone(&seen);
+        Control::new().on_progress(Arc::new(move |p: Progress| seen.lock().push(p)))
+    };
+    assert_eq!(db.compact_with(&control).unwrap(), 1);
+    let mut stages: Vec<Stage> = seen.lock().iter().map(|p| p.stage).collect();
+    stages.dedup();
+    use Stage::*;
+    assert_eq!(stages, [Read, Train, Encode, Link, Calibrate, Write, Publish, Delete]);
+    assert_holds(&db, &records, 0..5001, "after the compaction");
+    // The cancelled build's partial output, if any, went with the collection: every segment
+    // file left belongs to the current version.
+    let files: Vec<String> = store.list("segments/").unwrap().into_iter().map(|m| m.key).collect();
+    assert_eq!(files.len(), db.segments().len(), "{files:?}");
+
+    // A collection cancelled before its first delete deletes nothing; the next finishes.
+    for id in 0..100 {
+        db.delete(id).unwrap();
+    }
+    db.commit().unwrap();
+    db.upsert(6000, &vector(6000, 0)).unwrap();
+    db.commit().unwrap();
+    let cancelled = CancelToken::new();
+    cancelled.cancel();
+    let objects = store.list("").unwrap().len();
+    assert!(matches!(db.gc_with(&Control::new().cancel_with(cancelled)), Err(Error::Cancelled)));
+    assert_eq!(store.list("").unwrap().len(), objects);
+    assert!(db.gc().unwrap().manifests > 0);
+}
+
+/// Closing a writer while its worker compacts cancels the compaction: the database reopens
+/// at its last commit with every record, and nothing half-written is referenced.
+#[test]
+fn close_cancels_a_background_compaction_and_leaves_the_last_commit() {
+    let options = Options::new(DIM, Metric::L2).compaction_threshold(2);
+    let (store, db) = memory_db(options);
+    let mut records = Records::new();
+    for round in 0..2u64 {
+        let ids: Vec<u64> = (round * 6000..(round + 1) * 6000).collect();
+        let rows: Vec<f32> = ids.iter().flat_map(|&id| vector(id, 1)).collect();
+        db.ingest(&ids, &rows).unwrap();
+        for id in ids {
+            records.insert(id, vector(id, 1));
+        }
+    }
+    // The worker is merging (or about to); close cancels whatever it is doing.
+    db.close().unwrap();
+    let db = Db::open_in(Arc::clone(&store) as Arc<dyn Storage>).unwrap();
+    db.set_compaction_policy(Arc::new(NoCompaction));
+    assert_holds(&db, &records, (0..12_000).step_by(37), "reopened after close");
+}

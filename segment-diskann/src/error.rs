@@ -34,6 +34,11 @@ pub enum VamanaError {
     #[error("a vamana segment needs at least one row")]
     Empty,
 
+    /// The build was cancelled through its [`BuildMonitor`](crate::BuildMonitor); nothing was
+    /// written.
+    #[error("the vamana build was cancelled")]
+    Cancelled,
+
     /// The builder or a search was given invalid parameters.
     #[error("invalid vamana parameter: {0}")]
     InvalidParameter(&'static str),

@@ -52,7 +52,8 @@ mod reader;
 mod walk;
 
 pub use crate::build::{
-    BuildOptions, BuildReport, Calibrated, VamanaBuilder, WIDE_DIM, WrittenSegment,
+    BuildMonitor, BuildOptions, BuildProgress, BuildReport, BuildStage, Calibrated, VamanaBuilder,
+    WIDE_DIM, WrittenSegment,
 };
 pub use crate::error::{FileError, Problem, Result, VamanaError};
 pub use crate::reader::{

@@ -6,8 +6,8 @@ mod common;
 use common::{brute_force, clustered, recall};
 use strata_quantize::{AdmitAll, AdmitIf, CodecKind, Metric, TopK};
 use strata_segment_diskann::{
-    BuildOptions, Expected, FileError, SearchParams, SearchScratch, VamanaBuilder, VamanaError,
-    VamanaSegment,
+    BuildMonitor, BuildOptions, BuildProgress, BuildStage, Expected, FileError, SearchParams,
+    SearchScratch, VamanaBuilder, VamanaError, VamanaSegment,
 };
 use strata_storage::{MemoryStore, Storage};
 
@@ -405,6 +405,53 @@ fn the_memory_budget_bounds_the_build() {
     let report = builder.finish(&store, "s").unwrap();
     assert!(report.peak_memory <= budget);
     assert!(options.peak_memory(dim, 2_000) > options.peak_memory(dim, 1_000));
+}
+
+/// A build reports each step and its graph inserts in order, and one cancelled part-way
+/// stops at its next batch with `Cancelled` and writes nothing.
+#[test]
+fn builds_report_progress_and_stop_when_cancelled() {
+    let dim = 8;
+    let vectors = clustered(3_000, dim, 8, Metric::L2, 3);
+    for passes in [1, 2] {
+        let seen = std::sync::Arc::new(parking_lot::Mutex::new(Vec::<BuildProgress>::new()));
+        let record = std::sync::Arc::clone(&seen);
+        let monitor = BuildMonitor::default()
+            .on_progress(std::sync::Arc::new(move |p| record.lock().push(p)));
+        let options = BuildOptions::default().passes(passes).threads(2).monitor(monitor);
+        let store = MemoryStore::new();
+        build(&store, "s", &vectors, dim, Metric::L2, options);
+        let seen = seen.lock();
+        let stages: Vec<BuildStage> = seen.iter().map(|p| p.stage).collect();
+        let mut order = stages.clone();
+        order.dedup();
+        use BuildStage::*;
+        assert_eq!(order, [Train, Encode, Link, Calibrate, Write], "{passes} pass(es)");
+        let links: Vec<&BuildProgress> = seen.iter().filter(|p| p.stage == Link).collect();
+        assert!(links.windows(2).all(|w| w[0].done <= w[1].done), "monotone");
+        let last = links.last().unwrap();
+        assert_eq!(last.done, last.total, "every row linked");
+        assert!(last.total >= 3_000 * passes as u64 - passes as u64);
+    }
+
+    // Cancel once a quarter of the rows are linked.
+    let cancel = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = std::sync::Arc::clone(&cancel);
+    let monitor = BuildMonitor::default().cancel_when(std::sync::Arc::clone(&cancel)).on_progress(
+        std::sync::Arc::new(move |p: BuildProgress| {
+            if p.stage == BuildStage::Link && p.done * 4 >= p.total {
+                flag.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+        }),
+    );
+    let mut builder =
+        VamanaBuilder::new(dim, Metric::L2, BuildOptions::default().monitor(monitor)).unwrap();
+    for (row, vector) in vectors.chunks_exact(dim).enumerate() {
+        builder.push(row as u64, vector).unwrap();
+    }
+    let store = MemoryStore::new();
+    assert!(matches!(builder.finish(&store, "s"), Err(VamanaError::Cancelled)));
+    assert!(store.list("").unwrap().is_empty(), "a cancelled build writes nothing");
 }
 
 /// A search bounded by what another segment found (as the engine searches several segments

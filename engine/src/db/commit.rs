@@ -54,16 +54,30 @@ impl Inner {
         if snapshot.pending.is_empty() && segment_deletes.iter().all(Option::is_none) {
             return Ok(Version(snapshot.manifest.version));
         }
+        let base = snapshot.manifest.version;
+        let span = tracing::info_span!("strata.commit", base);
+        let _entered = span.enter();
+        let started = std::time::Instant::now();
+        tracing::debug!(
+            pending_tiers = snapshot.pending.len(),
+            changed_deletion_vectors = segment_deletes.iter().flatten().count(),
+            "cut"
+        );
         let mut published = false;
         match self.write_version(&snapshot, &pending_deletes, &segment_deletes, &mut published) {
             Ok(version) => {
+                let elapsed_ms = started.elapsed().as_secs_f64() * 1e3;
+                tracing::info!(version = version.0, elapsed_ms, "committed");
                 self.wake(Work::Compact);
                 Ok(version)
             }
             // Nothing a reader could see was written: the objects written so far are garbage
             // (GC removes them), and the next commit writes them again. A conflict fences the
             // handle off all the same.
-            Err(error) if !published && !matches!(error, Error::Conflict { .. }) => Err(error),
+            Err(error) if !published && !matches!(error, Error::Conflict { .. }) => {
+                tracing::warn!(%error, "commit failed before publishing: writes stay pending");
+                Err(error)
+            }
             Err(error) => Err(self.poison_publish(error)),
         }
     }
@@ -81,6 +95,7 @@ impl Inner {
         // A writer whose base version was collected fell behind: stop before writing anything.
         self.check_base_exists(version - 1)?;
         let mut records = Vec::with_capacity(base.segments.len() + snapshot.pending.len());
+        let deletes_stage = tracing::debug_span!("deletion_vectors").entered();
         // Changed deletion vectors are independent objects, each durable on its own (an fsync
         // pair locally, a request on an object store): write them concurrently.
         let changed: Vec<(usize, &strata_manifest::DeletionVector)> = segment_deletes
@@ -134,6 +149,9 @@ impl Inner {
             }
             records.push(record_now);
         }
+        drop(deletes_stage);
+        let segments_stage =
+            tracing::debug_span!("segments", tiers = snapshot.pending.len()).entered();
         let mut flushed = Vec::new();
         for (pending, deletes) in snapshot.pending.iter().zip(pending_deletes) {
             let rows = pending.len() as u64;
@@ -176,7 +194,9 @@ impl Inner {
             flushed.push((Arc::clone(pending), Some(record.clone()), deletes_now));
             records.push(record);
         }
+        drop(segments_stage);
         let manifest = self.next_manifest(base, records);
+        let _publish_stage = tracing::debug_span!("publish", version).entered();
         // From here on a failure may have published the version.
         *published = true;
         strata_manifest::commit(storage, &manifest)?;

@@ -11,6 +11,7 @@ use strata_manifest::keys::manifest_key;
 use super::commit::now_ms;
 use super::{Db, GcStats, Inner, Poison, Work};
 use crate::compaction::CompactionPolicy;
+use crate::control::{Control, Operation, Stage};
 use crate::stats::Tally;
 use crate::{Error, Result};
 
@@ -24,7 +25,15 @@ impl Db {
     /// After any compaction, this (and the worker) collects garbage as [`gc`](Self::gc) does:
     /// the replaced segments' files go once retention no longer keeps a version naming them.
     pub fn compact(&self) -> Result<usize> {
-        self.inner.compact_all()
+        self.inner.compact_all(&Control::new())
+    }
+
+    /// [`compact`](Self::compact), reporting each compaction's steps to `control` and stopping
+    /// with [`Error::Cancelled`] when its token is cancelled: the compaction in progress then
+    /// publishes nothing (its partial output is garbage for [`gc`](Self::gc)), and those
+    /// finished before it stay.
+    pub fn compact_with(&self, control: &Control) -> Result<usize> {
+        self.inner.compact_all(control)
     }
 
     /// The error of the last compaction (background or [`compact`](Self::compact)) while
@@ -62,6 +71,8 @@ impl Db {
             // Queued flushes and compactions are dropped: uncommitted writes are not committed
             // on the way out.
             self.inner.stopping.store(true, Ordering::Release);
+            // A compaction in progress stops at its next check instead of running to the end.
+            self.inner.worker_control.token().cancel();
             *self.inner.work.lock() = None;
             let _ = worker.sender.send(Work::Stop);
             if worker.thread.join().is_err() {
@@ -79,7 +90,14 @@ impl Db {
     /// Read-only handles elsewhere rely on retention: one reading a version that falls out of
     /// it may fail on its next read of a removed file.
     pub fn gc(&self) -> Result<GcStats> {
-        self.inner.gc()
+        self.inner.gc(&Control::new())
+    }
+
+    /// [`gc`](Self::gc), reporting each delete to `control` and stopping between deletes with
+    /// [`Error::Cancelled`] when its token is cancelled (every delete is safe on its own: the
+    /// next collection finishes the job).
+    pub fn gc_with(&self, control: &Control) -> Result<GcStats> {
+        self.inner.gc(control)
     }
 }
 
@@ -88,7 +106,10 @@ impl Inner {
     /// worker's, which `close` reports); returns the cause kept.
     pub(crate) fn poison(&self, cause: Error, by_worker: bool) -> Arc<Error> {
         let mut poisoned = self.poisoned.lock();
-        let poison = poisoned.get_or_insert_with(|| Poison { cause: Arc::new(cause), by_worker });
+        let poison = poisoned.get_or_insert_with(|| {
+            tracing::error!(cause = %cause, by_worker, "handle poisoned: it refuses writes");
+            Poison { cause: Arc::new(cause), by_worker }
+        });
         Arc::clone(&poison.cause)
     }
 
@@ -105,8 +126,9 @@ impl Inner {
         }
     }
 
-    pub(crate) fn gc(&self) -> Result<GcStats> {
+    pub(crate) fn gc(&self, control: &Control) -> Result<GcStats> {
         self.check_writable()?;
+        let _span = tracing::info_span!("strata.gc").entered();
         Tally::add(&self.tally.gcs, 1);
         let _commit = self.commit_lock.lock();
         let manifest = Arc::clone(&self.snapshot.read().manifest);
@@ -127,9 +149,13 @@ impl Inner {
                 in_use.contains(key)
             })?;
         debug_assert!(!plan.manifests.contains(&manifest_key(manifest.version)));
-        for key in plan.manifests.iter().chain(&plan.files) {
+        let total = (plan.manifests.len() + plan.files.len()) as u64;
+        for (done, key) in plan.manifests.iter().chain(&plan.files).enumerate() {
+            control.tick(Operation::Gc, Stage::Delete, done as u64, total)?;
             self.storage.delete(key)?;
         }
+        control.report(Operation::Gc, Stage::Delete, total, total);
+        tracing::info!(manifests = plan.manifests.len(), files = plan.files.len(), "collected");
         Ok(GcStats { manifests: plan.manifests.len(), files: plan.files.len() })
     }
 }

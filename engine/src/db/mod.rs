@@ -16,6 +16,7 @@ use strata_quantize::Metric;
 use strata_storage::{DirLock, Storage};
 
 use crate::compaction::CompactionPolicy;
+use crate::control::Control;
 use crate::index::IdIndex;
 use crate::parallel::Pool;
 use crate::segment::Segment;
@@ -123,6 +124,8 @@ pub(crate) struct Inner {
     pool: Pool,
     /// Running totals (`Db::counters`), shared with the handle's snapshots.
     tally: Arc<Tally>,
+    /// The background worker's: `close` cancels it.
+    worker_control: Control,
     /// The last compaction published (`Db::stats`).
     last_compaction: Mutex<Option<CompactionRun>>,
     /// The error of the last background refresh of a read-only handle, while they fail.

@@ -16,6 +16,7 @@ use super::builder::HandleSettings;
 use super::commit::now_ms;
 use super::{Db, Inner, Mode, Version, Work, Worker, segment_number};
 use crate::compaction::SizeTiered;
+use crate::control::Control;
 use crate::index::IdIndex;
 use crate::options::MEMTABLE_ROTATE_ROWS;
 use crate::segment::Segment;
@@ -119,6 +120,9 @@ impl Db {
         lock: Option<DirLock>,
         settings: HandleSettings,
     ) -> Result<Db> {
+        let span = tracing::info_span!("strata.open", location = %location, mode = ?mode);
+        let _entered = span.enter();
+        let started = std::time::Instant::now();
         let manifest = match version {
             Some(v) => strata_manifest::load(&*storage, v)?,
             None => strata_manifest::load_latest(&*storage)?,
@@ -165,10 +169,18 @@ impl Db {
             pool: settings.pool,
             tally: Arc::default(),
             last_compaction: Mutex::new(None),
+            worker_control: Control::new(),
             refresh_failure: Mutex::new(None),
             _lock: lock,
         };
         inner.install_manifest(manifest, &[])?;
+        tracing::info!(
+            version = inner.version().0,
+            segments = inner.current_snapshot().segments.len(),
+            records = inner.len(),
+            elapsed_ms = started.elapsed().as_secs_f64() * 1e3,
+            "opened"
+        );
         let inner = Arc::new(inner);
         let worker = match (mode, settings.refresh_every) {
             (Mode::Writer, _) => Some(Worker::start(&inner)?),

@@ -333,7 +333,9 @@ impl Inner {
         let newest = strata_manifest::load_latest(&*self.storage)?;
         let current = Arc::clone(&self.snapshot.read());
         if newest.version > current.manifest.version {
+            let _span = tracing::debug_span!("strata.refresh", to = newest.version).entered();
             self.install_manifest(newest, &current.segments)?;
+            tracing::debug!(version = self.version().0, "refreshed");
         }
         Ok(self.version())
     }

@@ -19,12 +19,16 @@ use strata_segment_flat::FlatWriter;
 use super::{DROPPED, Inner, STALL_FACTOR, Work, panic_message, segment_number};
 use crate::bitmap::AtomicBitmap;
 use crate::compaction::Plan;
+use crate::control::{Control, Operation, Stage};
 use crate::segment::{Segment, SegmentData, attribute_sections};
 use crate::stats::{CompactionRun, Tally};
 use crate::tiers::LiveSegment;
 use crate::{Error, Result};
 use strata_attributes::Record;
 use strata_segment_flat::AttributeSections;
+
+/// Rows a compaction reads between progress reports and cancellation checks.
+const CHECK_EVERY: usize = 4096;
 
 /// A compaction's output, written but not yet committed.
 struct Output {
@@ -53,7 +57,7 @@ impl Inner {
                     Some(self.commit().map(drop))
                 }
                 Work::Compact if self.options.background_compaction => {
-                    Some(self.compact_all().map(drop))
+                    Some(self.compact_all(&self.worker_control).map(drop))
                 }
                 Work::Compact => Some(Ok(())),
             }));
@@ -99,7 +103,7 @@ impl Inner {
 
     /// Runs compactions until the policy finds none (or the handle refuses writes); returns
     /// how many ran.
-    pub(super) fn compact_all(&self) -> Result<usize> {
+    pub(super) fn compact_all(&self, control: &Control) -> Result<usize> {
         self.check_writable()?;
         let _one = self.compaction_lock.lock();
         let mut done = 0;
@@ -112,11 +116,18 @@ impl Inner {
             let Some(plan) = plan else {
                 *self.compaction_failure.lock() = None;
                 if done > 0 {
-                    self.collect_after_compaction();
+                    self.collect_after_compaction(control);
                 }
                 return Ok(done);
             };
-            match self.compact_once(&plan) {
+            let span = tracing::info_span!(
+                "strata.compaction",
+                inputs = ?plan.inputs,
+                output = ?plan.output,
+                into = ?plan.into
+            );
+            let _entered = span.enter();
+            match self.compact_once(&plan, control) {
                 Ok(true) => {
                     *self.compaction_failure.lock() = None;
                     done += 1;
@@ -135,7 +146,13 @@ impl Inner {
                 // (a full disk while writing the output, an input that does not read) changed
                 // nothing a reader sees: writes go on, the worker tries again after the next
                 // commit, and the error stays readable until a compaction succeeds.
+                Err(Error::Cancelled) => {
+                    tracing::info!("compaction cancelled: nothing published");
+                    self.compacted.1.notify_all();
+                    return Err(Error::Cancelled);
+                }
                 Err(error) => {
+                    tracing::warn!(%error, "compaction failed before publishing; retried after the next commit");
                     *self.compaction_failure.lock() =
                         Some(format!("compaction of {:?}: {error}", plan.inputs));
                     self.compacted.1.notify_all();
@@ -150,12 +167,12 @@ impl Inner {
     /// under churn grew by a copy of its graph every round (issue 20: 358 MB -> 1.09 GB over
     /// five rounds of 50% on 100k x 128). Best effort: a failure leaves files for the next
     /// collection and is not a reason to refuse writes.
-    fn collect_after_compaction(&self) {
-        let _ = self.gc();
+    fn collect_after_compaction(&self, control: &Control) {
+        let _ = self.gc(control);
     }
 
     /// Carries out `plan`; returns false if its inputs are no longer all live.
-    fn compact_once(&self, plan: &Plan) -> Result<bool> {
+    fn compact_once(&self, plan: &Plan, control: &Control) -> Result<bool> {
         let started = std::time::Instant::now();
         let mut unique = plan.inputs.clone();
         unique.sort_unstable();
@@ -210,9 +227,15 @@ impl Inner {
                 reason: format!("segment {} has no graph to merge into", inputs[0].record.id),
             });
         }
-        let Some(output) = self.write_output(segment_id, plan.output, &inputs, keep_graph)? else {
+        let build = tracing::debug_span!("build", segment_id).entered();
+        let output = self.write_output(segment_id, plan.output, &inputs, keep_graph, control)?;
+        drop(build);
+        let Some(output) = output else {
             return Ok(false);
         };
+        // The last chance to stop: from here the version is published.
+        control.tick(Operation::Compaction, Stage::Publish, 0, 1)?;
+        let _publish = tracing::debug_span!("publish").entered();
         let (output_rows, output_kind) = (output.record.rows, output.record.kind);
         let files = output.record.files.iter().map(|f| f.size).sum::<u64>();
         let written = files + self.commit_compaction(&inputs, output)?;
@@ -225,6 +248,13 @@ impl Inner {
         });
         Tally::add(&self.tally.compactions, 1);
         Tally::add(&self.tally.bytes_written, written);
+        control.report(Operation::Compaction, Stage::Publish, 1, 1);
+        tracing::info!(
+            output_rows,
+            elapsed_ms = started.elapsed().as_secs_f64() * 1e3,
+            bytes = written,
+            "compacted"
+        );
         Ok(true)
     }
 
@@ -238,6 +268,7 @@ impl Inner {
         kind: SegmentKind,
         inputs: &[Arc<LiveSegment>],
         keep_graph: bool,
+        control: &Control,
     ) -> Result<Option<Output>> {
         let storage = &*self.storage;
         let committed: Vec<DeletionVector> = inputs
@@ -292,23 +323,35 @@ impl Inner {
             SegmentKind::Flat => {
                 let mut writer =
                     FlatWriter::new(storage, &key, self.dim, self.metric, u64::from(rows))?;
-                for (live, row) in rows_each() {
+                let total = u64::from(rows);
+                for (done, (live, row)) in rows_each().enumerate() {
+                    if done % CHECK_EVERY == 0 {
+                        control.tick(Operation::Compaction, Stage::Read, done as u64, total)?;
+                    }
                     let id = live.segment.id(row);
                     writer.push(id, live.segment.vector(row)?)?;
                 }
+                control.tick(Operation::Compaction, Stage::Write, total, total)?;
                 writer.set_attributes(attributes);
                 let written = writer.finish()?;
                 (written.size, written.crc32)
             }
             SegmentKind::Vamana => {
                 let build = self.options.vamana_build_options(u64::from(rows));
+                let build = build.monitor(control.build_monitor());
                 let mut builder = VamanaBuilder::new(self.dim, self.metric, build)?;
+                let total = u64::from(rows);
+                let mut done = 0u64;
                 builder.reserve(u64::from(rows))?;
                 // Each input's pages are released once the builder holds its rows (the kept
                 // graph's base once its lists are copied too), so a merge's resident memory is
                 // what the builder holds plus one input, not every input it streamed.
                 for (i, (live, map)) in inputs.iter().zip(&row_maps).enumerate() {
                     for (row, _) in map.iter().enumerate().filter(|(_, out)| **out != DROPPED) {
+                        if done.is_multiple_of(CHECK_EVERY as u64) {
+                            control.tick(Operation::Compaction, Stage::Read, done, total)?;
+                        }
+                        done += 1;
                         let row = row as u32;
                         builder.push(live.segment.id(row), live.segment.vector(row)?)?;
                     }

@@ -3,6 +3,7 @@
 //! the segment.
 
 mod calibrate;
+mod monitor;
 mod options;
 mod vamana;
 mod writer;
@@ -14,6 +15,7 @@ use strata_quantize::{Codec, Kernels, Metric};
 use strata_storage::Storage;
 
 pub use self::calibrate::Calibrated;
+pub use self::monitor::{BuildMonitor, BuildProgress, BuildStage};
 pub use self::options::{BuildOptions, WIDE_DIM};
 use self::vamana::{KeptGraph, Params, Points};
 use crate::format::MAX_ROWS;
@@ -195,14 +197,23 @@ impl VamanaBuilder {
         }
         let threads = self.options.thread_count();
         let kind = self.options.codec_for(self.dim, rows as u64);
+        let monitor = self.options.monitor.clone();
+        let total = rows as u64;
+        let stop = |stage, done| match monitor.tick(stage, done, total) {
+            true => Err(VamanaError::Cancelled),
+            false => Ok(()),
+        };
+        stop(BuildStage::Train, 0)?;
         let started = Instant::now();
         let train = self.options.train.clone().seed(self.options.seed).threads(threads);
         let codec = Codec::train(kind, self.metric, self.dim, &self.vectors, &train)?;
         let train_time = started.elapsed();
 
+        stop(BuildStage::Encode, 0)?;
         let started = Instant::now();
         let codes = encode_all(&codec, &self.vectors, threads);
         let encode_time = started.elapsed();
+        stop(BuildStage::Link, 0)?;
 
         let started = Instant::now();
         let lift = (self.metric == Metric::InnerProduct)
@@ -215,11 +226,14 @@ impl VamanaBuilder {
             passes: self.options.passes_for(self.dim),
             threads,
             seed: self.options.seed,
+            monitor: &monitor,
         };
-        let (graph, medoid) = match self.kept.take() {
+        let built = match self.kept.take() {
             Some(kept) => vamana::extend(&points, &params, Kernels::detected(), kept),
             None => vamana::build(&points, &params, Kernels::detected()),
         };
+        let (graph, medoid) = built.ok_or(VamanaError::Cancelled)?;
+        stop(BuildStage::Calibrate, 0)?;
         let graph_time = started.elapsed();
         let edges: usize = (0..rows as u32).map(|row| graph.neighbors(row).len()).sum();
 
@@ -235,6 +249,7 @@ impl VamanaBuilder {
         };
         let calibration = calibrate::calibrate(&measured, self.options.seed, threads);
         let calibrate_time = started.elapsed();
+        stop(BuildStage::Write, 0)?;
 
         let started = Instant::now();
         let segment = writer::write(

@@ -2,6 +2,7 @@
 
 use strata_quantize::{CodecKind, TrainOptions};
 
+use super::monitor::BuildMonitor;
 use crate::format::NodeLayout;
 
 /// Dimensions from which builds default to a smaller graph (R 48, L 48).
@@ -27,6 +28,7 @@ pub struct BuildOptions {
     pub(crate) threads: Option<usize>,
     pub(crate) seed: u64,
     pub(crate) memory_budget: Option<u64>,
+    pub(crate) monitor: BuildMonitor,
 }
 
 impl Default for BuildOptions {
@@ -41,6 +43,7 @@ impl Default for BuildOptions {
             threads: None,
             seed: 0x5EED_7A3A,
             memory_budget: None,
+            monitor: BuildMonitor::default(),
         }
     }
 }
@@ -132,6 +135,12 @@ impl BuildOptions {
     /// that would pass it fails; nothing is held beyond it.
     pub fn memory_budget(mut self, bytes: u64) -> Self {
         self.memory_budget = Some(bytes);
+        self
+    }
+
+    /// Reports the build's progress and stops it when asked (see [`BuildMonitor`]).
+    pub fn monitor(mut self, monitor: BuildMonitor) -> Self {
+        self.monitor = monitor;
         self
     }
 

@@ -30,6 +30,7 @@ use parking_lot::Mutex;
 use strata_quantize::rng::SplitMix64;
 use strata_quantize::{Kernels, Simd, Visited, WithSimd, l2_squared_simd, prefetch_lines};
 
+use super::monitor::{BuildMonitor, BuildStage};
 use crate::list::CandidateList;
 
 /// Lists may grow this much past R through back edges before they are pruned back to R, so
@@ -96,7 +97,7 @@ impl Points<'_> {
 
 /// What shapes the graph.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Params {
+pub(crate) struct Params<'m> {
     pub max_degree: usize,
     pub search_list: usize,
     pub alpha: f32,
@@ -105,6 +106,8 @@ pub(crate) struct Params {
     pub passes: usize,
     pub threads: usize,
     pub seed: u64,
+    /// Told after each batch of inserts; a cancelled build stops there.
+    pub monitor: &'m BuildMonitor,
 }
 
 /// Adjacency lists with room for `cap` neighbours per row.
@@ -165,7 +168,12 @@ struct Scratch {
 }
 
 /// Builds the graph over `points`; returns it with the medoid, where searches start.
-pub(crate) fn build(points: &Points<'_>, params: &Params, kernels: &Kernels) -> (Graph, u32) {
+/// `None` if the monitor cancelled it.
+pub(crate) fn build(
+    points: &Points<'_>,
+    params: &Params<'_>,
+    kernels: &Kernels,
+) -> Option<(Graph, u32)> {
     let rows = points.rows();
     assert!(rows > 0 && rows as u64 <= crate::format::MAX_ROWS, "rows checked by the builder");
     let medoid = medoid(points, rows);
@@ -186,17 +194,24 @@ pub(crate) fn build(points: &Points<'_>, params: &Params, kernels: &Kernels) -> 
         // list that makes it navigable, then the pass below re-links every row.
         let mut graph = random_start(rows, params);
         let first = Step { alpha: 1.0, search_list: params.search_list.div_ceil(2), ..step };
+        let total = 2 * rows as u64;
         let order = permutation(rows, params.seed, 0);
         let mut done = 0;
         for size in batch_sizes(order.len(), limit, 1) {
             first.insert_batch(&mut graph, &order[done..done + size], &mut scratches, &mut work);
             done += size;
+            if params.monitor.tick(BuildStage::Link, done as u64, total) {
+                return None;
+            }
         }
         let order = permutation(rows, params.seed, 1);
         let mut done = 0;
         for size in batch_sizes(order.len(), limit, limit) {
             step.insert_batch(&mut graph, &order[done..done + size], &mut scratches, &mut work);
             done += size;
+            if params.monitor.tick(BuildStage::Link, (rows + done) as u64, total) {
+                return None;
+            }
         }
         graph
     } else {
@@ -211,11 +226,14 @@ pub(crate) fn build(points: &Points<'_>, params: &Params, kernels: &Kernels) -> 
         for size in batch_sizes(order.len(), limit, 1) {
             step.insert_batch(&mut graph, &order[done..done + size], &mut scratches, &mut work);
             done += size;
+            if params.monitor.tick(BuildStage::Link, done as u64, order.len() as u64) {
+                return None;
+            }
         }
         graph
     };
     step.trim(&mut graph, &mut scratches, &mut work);
-    (graph, medoid)
+    Some((graph, medoid))
 }
 
 /// An existing segment's graph over the rows that survive into a new build (the build's first
@@ -270,12 +288,13 @@ impl KeptGraph {
 /// neighbours to dropped rows are pruned again from the lost neighbours' own lists, kept rows
 /// left with no list and every new row are inserted by greedy search and robust prune, as in
 /// a build. The cost is the new rows', not a rebuild of all of them.
+/// `None` if the monitor cancelled it.
 pub(crate) fn extend(
     points: &Points<'_>,
-    params: &Params,
+    params: &Params<'_>,
     kernels: &Kernels,
     kept: KeptGraph,
-) -> (Graph, u32) {
+) -> Option<(Graph, u32)> {
     let rows = points.rows();
     let base = kept.rows();
     assert!(base > 0 && base <= rows && rows == kept.graph.rows());
@@ -300,10 +319,15 @@ pub(crate) fn extend(
     let mut order: Vec<u32> =
         (0..base as u32).filter(|&row| row != medoid && graph.neighbors(row).is_empty()).collect();
     order.extend(permutation(rows - base, params.seed, 2).into_iter().map(|i| i + base as u32));
+    let passes = if params.passes > 1 { 2 } else { 1 };
+    let total = (passes * order.len()) as u64;
     let mut done = 0;
     for size in batch_sizes(order.len(), batch_limit(rows), base) {
         step.insert_batch(&mut graph, &order[done..done + size], &mut scratches, &mut work);
         done += size;
+        if params.monitor.tick(BuildStage::Link, done as u64, total) {
+            return None;
+        }
     }
     // Where a build makes two passes (wide vectors), the inserted rows are linked again once
     // every one of them is in the graph, as a build's second pass does: one insertion each
@@ -319,10 +343,13 @@ pub(crate) fn extend(
         for size in batch_sizes(again.len(), limit, limit) {
             step.insert_batch(&mut graph, &again[done..done + size], &mut scratches, &mut work);
             done += size;
+            if params.monitor.tick(BuildStage::Link, (order.len() + done) as u64, total) {
+                return None;
+            }
         }
     }
     step.trim(&mut graph, &mut scratches, &mut work);
-    (graph, medoid)
+    Some((graph, medoid))
 }
 
 /// Rows inserted in parallel against one graph snapshot, at most.
@@ -375,7 +402,7 @@ fn medoid(points: &Points<'_>, among: usize) -> u32 {
 
 /// Every row gets `max_degree` distinct random neighbours (all other rows when there are
 /// fewer): O(rows · R) with a visited set per row instead of quadratic duplicate checks.
-fn random_start(rows: usize, params: &Params) -> Graph {
+fn random_start(rows: usize, params: &Params<'_>) -> Graph {
     let mut graph = Graph::new(rows, slack_cap(params.max_degree));
     let degree = params.max_degree.min(rows - 1);
     let mut seen: Visited = Visited::default();
@@ -422,7 +449,7 @@ struct Buffers {
 /// One insertion step's context.
 struct Step<'a> {
     points: &'a Points<'a>,
-    params: &'a Params,
+    params: &'a Params<'a>,
     kernels: &'a Kernels,
     alpha: f32,
     medoid: u32,

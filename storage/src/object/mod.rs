@@ -397,13 +397,25 @@ impl ObjectStoreBackend {
         F: Future<Output = object_store::Result<T>> + Send + 'static,
         T: Send + 'static,
     {
-        match self.runtime.run(future) {
+        let _span = tracing::debug_span!("strata.object_store", op, key).entered();
+        let started = std::time::Instant::now();
+        let outcome = match self.runtime.run(future) {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(e)) => Err(self.error(op, key, e)),
             Err(panic) => {
                 Err(Error::Io { op, key: key.to_owned(), source: io::Error::other(panic) })
             }
+        };
+        let elapsed_us = started.elapsed().as_micros() as u64;
+        match &outcome {
+            Ok(_) => tracing::debug!(elapsed_us, "request done"),
+            // A missing object is an answer (create-if-absent, GC), not a failure.
+            Err(error) if error.is_not_found() || error.is_already_exists() => {
+                tracing::debug!(elapsed_us, %error, "request answered")
+            }
+            Err(error) => tracing::warn!(elapsed_us, %error, "request failed"),
         }
+        outcome
     }
 
     fn path(key: &str) -> Result<Path> {
