@@ -44,6 +44,7 @@ pub mod codec;
 mod error;
 pub mod kernels;
 mod metric;
+pub mod parallel;
 pub mod rng;
 pub mod scalar;
 pub mod topk;

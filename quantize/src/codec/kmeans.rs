@@ -5,6 +5,7 @@
 //! component is broadcast against a SIMD vector of centroids at a time. The same kernel scores a
 //! query sub-vector against every centroid when building a PQ lookup table.
 
+use crate::parallel::map_all;
 use pulp::{Simd, WithSimd};
 
 use crate::Kernels;
@@ -132,25 +133,20 @@ pub(crate) fn train(
     for _ in 0..iterations {
         transpose(&centroids, dim, k, &mut transposed);
         let transposed = &transposed;
-        let changed: usize = std::thread::scope(|scope| {
-            let workers: Vec<_> = points
-                .chunks(per_thread * dim)
-                .zip(assignment.chunks_mut(per_thread))
-                .map(|(points, assignment)| {
-                    scope.spawn(move || {
-                        let mut distances = vec![0.0; k];
-                        kernels.dispatch(Assign {
-                            points,
-                            dim,
-                            centroids_t: transposed,
-                            assignment,
-                            distances: &mut distances,
-                        })
-                    })
-                })
-                .collect();
-            workers.into_iter().map(|w| w.join().expect("k-means thread panicked")).sum()
-        });
+        let chunks: Vec<_> =
+            points.chunks(per_thread * dim).zip(assignment.chunks_mut(per_thread)).collect();
+        let changed: usize = map_all(chunks, |(points, assignment)| {
+            let mut distances = vec![0.0; k];
+            kernels.dispatch(Assign {
+                points,
+                dim,
+                centroids_t: transposed,
+                assignment,
+                distances: &mut distances,
+            })
+        })
+        .into_iter()
+        .sum();
         if changed == 0 {
             break;
         }
@@ -211,15 +207,11 @@ fn seed_plus_plus(points: &[f32], dim: usize, k: usize, rng: &mut Rng, threads: 
     let per_thread = n.div_ceil(threads.max(1));
     // Lowers each point's distance to its nearest centroid so far by the distance to `newest`.
     let update = |nearest: &mut [f32], newest: &[f32]| {
-        std::thread::scope(|scope| {
-            for (points, nearest) in
-                points.chunks(per_thread * dim).zip(nearest.chunks_mut(per_thread))
-            {
-                scope.spawn(move || {
-                    for (x, d) in points.chunks_exact(dim).zip(nearest.iter_mut()) {
-                        *d = d.min(crate::scalar::l2_squared(x, newest));
-                    }
-                });
+        let chunks: Vec<_> =
+            points.chunks(per_thread * dim).zip(nearest.chunks_mut(per_thread)).collect();
+        map_all(chunks, |(points, nearest)| {
+            for (x, d) in points.chunks_exact(dim).zip(nearest.iter_mut()) {
+                *d = d.min(crate::scalar::l2_squared(x, newest));
             }
         });
     };

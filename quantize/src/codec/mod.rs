@@ -272,7 +272,7 @@ impl TrainOptions {
     }
 
     pub(crate) fn thread_count(&self) -> usize {
-        self.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        self.threads.unwrap_or_else(crate::parallel::current_threads)
     }
 
     pub(crate) fn seed_value(&self) -> u64 {

@@ -48,35 +48,29 @@ impl ProductQuantizer {
         let mut centroids = vec![0.0f32; CENTROIDS * dim];
         let next = AtomicUsize::new(0);
         let threads = options.thread_count().min(subspaces);
-        let trained: Vec<Vec<(usize, Vec<f32>)>> = std::thread::scope(|scope| {
-            let workers: Vec<_> = (0..threads)
-                .map(|_| {
-                    scope.spawn(|| {
-                        let mut out = Vec::new();
-                        let mut points = Vec::new();
-                        loop {
-                            let j = next.fetch_add(1, Ordering::Relaxed);
-                            if j >= subspaces {
-                                return out;
-                            }
-                            let span = bounds(dim, subspaces, j);
-                            points.clear();
-                            for &row in &sample {
-                                points.extend_from_slice(&rows[row * dim..][span.clone()]);
-                            }
-                            // Each sub-space has its own stream, so the result does not depend
-                            // on which thread trains it.
-                            let seed = options.seed_value() ^ (j as u64).wrapping_mul(0x9E37_79B9);
-                            let iterations = options.iteration_count();
-                            let trained =
-                                kmeans::train(&points, span.len(), CENTROIDS, iterations, seed, 1);
-                            out.push((j, trained));
-                        }
-                    })
-                })
-                .collect();
-            workers.into_iter().map(|w| w.join().expect("k-means thread panicked")).collect()
-        });
+        let trained: Vec<Vec<(usize, Vec<f32>)>> =
+            crate::parallel::map_all((0..threads).collect(), |_| {
+                let mut out = Vec::new();
+                let mut points = Vec::new();
+                loop {
+                    let j = next.fetch_add(1, Ordering::Relaxed);
+                    if j >= subspaces {
+                        return out;
+                    }
+                    let span = bounds(dim, subspaces, j);
+                    points.clear();
+                    for &row in &sample {
+                        points.extend_from_slice(&rows[row * dim..][span.clone()]);
+                    }
+                    // Each sub-space has its own stream, so the result does not depend
+                    // on which thread trains it.
+                    let seed = options.seed_value() ^ (j as u64).wrapping_mul(0x9E37_79B9);
+                    let iterations = options.iteration_count();
+                    let trained =
+                        kmeans::train(&points, span.len(), CENTROIDS, iterations, seed, 1);
+                    out.push((j, trained));
+                }
+            });
         for (j, trained) in trained.into_iter().flatten() {
             let start = CENTROIDS * bounds(dim, subspaces, j).start;
             centroids[start..start + trained.len()].copy_from_slice(&trained);

@@ -75,22 +75,17 @@ impl ResidualPq {
         kmeans::transpose(&coarse, dim, CENTROIDS, &mut coarse_t);
         // Each sample point becomes its residual from its nearest coarse centroid.
         let per_thread = (points.len() / dim).div_ceil(threads.max(1)).max(1);
-        std::thread::scope(|scope| {
-            for chunk in points.chunks_mut(per_thread * dim) {
-                let (coarse, coarse_t) = (&coarse, &coarse_t);
-                scope.spawn(move || {
-                    let mut distances = [0.0f32; CENTROIDS];
-                    for point in chunk.chunks_exact_mut(dim) {
-                        let (nearest, _) = Kernels::detected().dispatch(Nearest {
-                            x: point,
-                            centroids_t: coarse_t,
-                            distances: &mut distances,
-                        });
-                        let centroid =
-                            &coarse[nearest as usize * dim..(nearest as usize + 1) * dim];
-                        point.iter_mut().zip(centroid).for_each(|(x, c)| *x -= c);
-                    }
+        let (coarse_ref, coarse_t) = (&coarse, &coarse_t);
+        crate::parallel::map_all(points.chunks_mut(per_thread * dim).collect(), |chunk| {
+            let mut distances = [0.0f32; CENTROIDS];
+            for point in chunk.chunks_exact_mut(dim) {
+                let (nearest, _) = Kernels::detected().dispatch(Nearest {
+                    x: point,
+                    centroids_t: coarse_t,
+                    distances: &mut distances,
                 });
+                let centroid = &coarse_ref[nearest as usize * dim..(nearest as usize + 1) * dim];
+                point.iter_mut().zip(centroid).for_each(|(x, c)| *x -= c);
             }
         });
         // The sample is already drawn: train the residual quantizer on all of it.

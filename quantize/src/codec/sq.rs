@@ -65,36 +65,30 @@ impl ScalarQuantizer {
         let blocks = dim.div_ceil(DIM_BLOCK);
         let next_block = AtomicUsize::new(0);
         let threads = options.thread_count().min(blocks);
-        let calibrated: Vec<Vec<(usize, f32, f32)>> = std::thread::scope(|scope| {
-            let workers: Vec<_> = (0..threads)
-                .map(|_| {
-                    scope.spawn(|| {
-                        let mut out = Vec::new();
-                        let mut columns: Vec<Vec<f32>> =
-                            (0..DIM_BLOCK).map(|_| Vec::with_capacity(sample.len())).collect();
-                        loop {
-                            let block = next_block.fetch_add(1, Ordering::Relaxed);
-                            if block >= blocks {
-                                return out;
-                            }
-                            let dims = block * DIM_BLOCK..((block + 1) * DIM_BLOCK).min(dim);
-                            columns.iter_mut().for_each(Vec::clear);
-                            for &row in &sample {
-                                let values = &rows[row * dim..][dims.clone()];
-                                for (column, &x) in columns.iter_mut().zip(values) {
-                                    column.push(x);
-                                }
-                            }
-                            for (d, column) in dims.zip(&mut columns) {
-                                let (lower, step) = calibrate(column, tail, max_code);
-                                out.push((d, lower, step));
-                            }
+        let calibrated: Vec<Vec<(usize, f32, f32)>> =
+            crate::parallel::map_all((0..threads).collect(), |_| {
+                let mut out = Vec::new();
+                let mut columns: Vec<Vec<f32>> =
+                    (0..DIM_BLOCK).map(|_| Vec::with_capacity(sample.len())).collect();
+                loop {
+                    let block = next_block.fetch_add(1, Ordering::Relaxed);
+                    if block >= blocks {
+                        return out;
+                    }
+                    let dims = block * DIM_BLOCK..((block + 1) * DIM_BLOCK).min(dim);
+                    columns.iter_mut().for_each(Vec::clear);
+                    for &row in &sample {
+                        let values = &rows[row * dim..][dims.clone()];
+                        for (column, &x) in columns.iter_mut().zip(values) {
+                            column.push(x);
                         }
-                    })
-                })
-                .collect();
-            workers.into_iter().map(|w| w.join().expect("calibration thread panicked")).collect()
-        });
+                    }
+                    for (d, column) in dims.zip(&mut columns) {
+                        let (lower, step) = calibrate(column, tail, max_code);
+                        out.push((d, lower, step));
+                    }
+                }
+            });
         let (mut lower, mut step) = (vec![0.0; dim], vec![0.0; dim]);
         for (d, l, s) in calibrated.into_iter().flatten() {
             lower[d] = l;

@@ -138,26 +138,18 @@ fn exact(
         .step_by(per_thread)
         .map(|start| (start, (start + per_thread).min(rows)))
         .collect();
-    let partial: Vec<Vec<TopK>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = ranges
-            .iter()
-            .map(|&(start, end)| {
-                scope.spawn(move || {
-                    let mut tops: Vec<TopK> = queries.iter().map(|_| TopK::new(K)).collect();
-                    for row in start..end {
-                        let vector = &vectors[row * dim..(row + 1) * dim];
-                        for (top, &query) in tops.iter_mut().zip(queries) {
-                            if query as usize != row {
-                                let q = &vectors[query as usize * dim..(query as usize + 1) * dim];
-                                top.push(row as u64, metric.distance(q, vector));
-                            }
-                        }
-                    }
-                    tops
-                })
-            })
-            .collect();
-        handles.into_iter().map(|h| h.join().expect("a scan thread")).collect()
+    let partial: Vec<Vec<TopK>> = strata_quantize::parallel::map_all(ranges, |(start, end)| {
+        let mut tops: Vec<TopK> = queries.iter().map(|_| TopK::new(K)).collect();
+        for row in start..end {
+            let vector = &vectors[row * dim..(row + 1) * dim];
+            for (top, &query) in tops.iter_mut().zip(queries) {
+                if query as usize != row {
+                    let q = &vectors[query as usize * dim..(query as usize + 1) * dim];
+                    top.push(row as u64, metric.distance(q, vector));
+                }
+            }
+        }
+        tops
     });
     (0..queries.len())
         .map(|i| {
@@ -175,10 +167,5 @@ fn exact(
 /// `f` over `items` split into one chunk per thread; the chunks' results in order.
 fn parallel<T: Sync, R: Send>(items: &[T], threads: usize, f: impl Fn(&[T]) -> R + Sync) -> Vec<R> {
     let per_thread = items.len().div_ceil(threads.max(1)).max(1);
-    std::thread::scope(|scope| {
-        let f = &f;
-        let handles: Vec<_> =
-            items.chunks(per_thread).map(|chunk| scope.spawn(move || f(chunk))).collect();
-        handles.into_iter().map(|h| h.join().expect("a calibration thread")).collect()
-    })
+    strata_quantize::parallel::map_all(items.chunks(per_thread).collect(), |chunk| f(chunk))
 }

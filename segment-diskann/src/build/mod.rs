@@ -9,6 +9,7 @@ mod vamana;
 mod writer;
 
 use std::time::{Duration, Instant};
+use strata_quantize::parallel::map_all;
 use strata_segment::AttributeSections;
 
 use strata_quantize::{Codec, Kernels, Metric};
@@ -307,12 +308,8 @@ fn encode_all(codec: &Codec, vectors: &[f32], threads: usize) -> Vec<u8> {
     let rows = vectors.len() / dim;
     let mut codes = vec![0u8; rows * code_len];
     let per_thread = rows.div_ceil(threads.max(1)).max(1);
-    std::thread::scope(|scope| {
-        for (vectors, codes) in
-            vectors.chunks(per_thread * dim).zip(codes.chunks_mut(per_thread * code_len))
-        {
-            scope.spawn(move || codec.encode_batch(vectors, codes));
-        }
-    });
+    let chunks: Vec<_> =
+        vectors.chunks(per_thread * dim).zip(codes.chunks_mut(per_thread * code_len)).collect();
+    map_all(chunks, |(vectors, codes)| codec.encode_batch(vectors, codes));
     codes
 }

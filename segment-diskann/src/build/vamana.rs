@@ -607,14 +607,10 @@ fn for_each_slot<F>(
         run(&mut scratches[0]);
         return;
     }
-    let (first, rest) = scratches.split_first_mut().expect("one scratch per thread");
-    std::thread::scope(|scope| {
-        for scratch in rest.iter_mut().take(workers - 1) {
-            let run = &run;
-            scope.spawn(move || run(scratch));
-        }
-        run(first);
-    });
+    // Each worker pulls chunks until none is left, so it does not matter how many of them
+    // the pool runs at once.
+    let scratches: Vec<&mut Scratch> = scratches.iter_mut().take(workers).collect();
+    strata_quantize::parallel::map_all(scratches, |scratch| run(scratch));
 }
 
 /// Greedy search for `point` from the medoid, then a robust prune of what it expanded (plus the
