@@ -39,6 +39,11 @@ pub enum Error {
         source: Box<Error>,
     },
 
+    /// An Arrow record batch that does not fit the database: a missing or unknown column, a
+    /// column of the wrong type, a null id. Changes nothing.
+    #[error("invalid Arrow batch: column {column} {problem}")]
+    InvalidArrow { column: String, problem: String },
+
     /// A batch of queries whose length is not a multiple of the dimension.
     #[error("invalid query batch: {floats} floats for dimension {dim}")]
     InvalidQueryBatch { floats: usize, dim: usize },

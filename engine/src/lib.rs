@@ -22,6 +22,8 @@
 //! Searches run on a snapshot of every tier and merge their results. See
 //! `docs/ARCHITECTURE.md` for the design.
 
+#[cfg(feature = "arrow")]
+pub mod arrow;
 mod bitmap;
 pub mod compaction;
 mod control;

@@ -65,9 +65,19 @@ fn bad_input_is_refused_and_changes_nothing() {
     }
     // A batch with one bad row applies nothing.
     let rows = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, f32::NAN, 0.0, 0.0];
-    assert!(db.upsert_batch(&[5, 6, 7], &rows).is_err());
+    // The error names the row and its id, and keeps the cause to match on.
+    let named = |error: Error| match error {
+        Error::InvalidRow { row: 2, id: Some(7), source } => {
+            assert!(matches!(*source, Error::InvalidVector(_)), "{source}");
+            assert!(source.to_string().contains("NaN") || !source.to_string().is_empty());
+        }
+        other => panic!("{other:?}"),
+    };
+    named(db.upsert_batch(&[5, 6, 7], &rows).unwrap_err());
     assert!(matches!(db.upsert_batch(&[5, 6], &rows), Err(Error::InvalidBatch { .. })));
-    assert!(matches!(db.ingest(&[5, 6, 7], &rows), Err(Error::InvalidVector(_))));
+    named(db.ingest(&[5, 6, 7], &rows).unwrap_err());
+    let error = db.ingest(&[5, 6, 7], &rows).unwrap_err().to_string();
+    assert!(error.starts_with("row 2 (id 7): "), "{error}");
     assert!(matches!(db.ingest(&[5, 6], &rows), Err(Error::InvalidBatch { .. })));
     assert_eq!((db.get(5).unwrap(), db.get(6).unwrap()), (None, None));
     assert_eq!(db.len(), 1);

@@ -15,6 +15,7 @@ mod fuzz_corpus;
 mod generate;
 mod input;
 mod measure;
+mod parquet_io;
 mod rng;
 mod tools;
 mod torture;
@@ -37,8 +38,10 @@ enum Command {
     /// The main job: generate 200k x 128 vectors, bulk-load them into a local database,
     /// compact, reopen, and measure recall and latency against exact ground truth.
     Demo(demo::DemoArgs),
-    /// Load a .fvecs, .bvecs or .npy file into a database, committing as it goes.
+    /// Load a .fvecs, .bvecs, .npy or .parquet file into a database, committing as it goes.
     BulkLoad(tools::BulkLoadArgs),
+    /// Write a database's records (one committed version) to a Parquet file.
+    Export(parquet_io::ExportArgs),
     /// Search a database with a file of query vectors; with --gt, print recall@k.
     Search(tools::SearchArgs),
     /// Describe a database: versions, records, options, segments (kind, rows, deleted
@@ -116,6 +119,7 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         Command::Demo(args) => demo::run(args),
         Command::BulkLoad(args) => tools::bulk_load(args),
+        Command::Export(args) => parquet_io::export(args),
         Command::Search(args) => tools::search(args),
         Command::Inspect(args) => tools::inspect(args),
         Command::Compact(args) => tools::compact(args),

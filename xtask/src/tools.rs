@@ -11,7 +11,7 @@ use crate::input::VectorFile;
 use crate::measure::percentile;
 use crate::vecs::read_ivecs;
 
-type Result<T, E = Box<dyn std::error::Error>> = std::result::Result<T, E>;
+pub type Result<T, E = Box<dyn std::error::Error>> = std::result::Result<T, E>;
 
 /// Load vectors from a file into a database, committing as it goes.
 #[derive(Debug, Clone, clap::Args)]
@@ -20,8 +20,10 @@ pub struct BulkLoadArgs {
     /// memory://name).
     #[arg(long)]
     pub db: String,
-    /// Vectors to load: .fvecs, .bvecs (bytes, loaded as floats) or .npy (2-d float32, C order).
-    /// The file is memory-mapped; do not change it while it loads.
+    /// Vectors to load: .fvecs, .bvecs (bytes, loaded as floats), .npy (2-d float32, C order),
+    /// or .parquet (columns `id`, `vector` as a FixedSizeList<Float32>, attribute columns,
+    /// `_payload`, as `export` writes; other columns are not read). A vector file is
+    /// memory-mapped; do not change it while it loads.
     #[arg(long)]
     pub input: PathBuf,
     /// Create the database (it must not exist) instead of opening it.
@@ -91,6 +93,9 @@ pub fn bulk_load(args: &BulkLoadArgs) -> Result<()> {
 
 /// Loads `args.input` into `args.db`; `progress` draws a bar on a terminal.
 pub fn load(args: &BulkLoadArgs, progress: bool) -> Result<LoadReport> {
+    if args.input.extension().is_some_and(|e| e == "parquet") {
+        return crate::parquet_io::load(args, progress);
+    }
     let input = VectorFile::open(&args.input)?;
     let ids = read_ids(&args.ids, input.rows())?;
     let attributes = args

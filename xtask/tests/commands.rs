@@ -248,6 +248,100 @@ fn bulk_load_via_upserts_gives_the_same_records() {
     }
 }
 
+/// A database exported to Parquet loads back into an equal one (by either path), attributes
+/// and payloads included; a file without a `vector` column is refused with a clear error.
+#[test]
+fn export_to_parquet_and_load_it_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("v.fvecs");
+    let data = rows(700, DIM);
+    write_fvecs(&input, &data);
+    let attributes = dir.path().join("a.jsonl");
+    let lines: Vec<String> = (0..700)
+        .map(|i| match i % 3 {
+            0 => format!("{{\"lang\": \"de\", \"n\": {i}, \"payload\": \"p{i}\"}}"),
+            1 => format!("{{\"lang\": \"en\", \"n\": {i}}}"),
+            _ => "{}".to_owned(),
+        })
+        .collect();
+    std::fs::write(&attributes, lines.join("\n") + "\n").unwrap();
+    let source = dir.path().join("source");
+    let source = source.to_str().unwrap();
+    ok(&[
+        "bulk-load",
+        "--db",
+        source,
+        "--input",
+        input.to_str().unwrap(),
+        "--create",
+        "--attributes",
+        attributes.to_str().unwrap(),
+        "--commit-every",
+        "300",
+    ]);
+    let parquet = dir.path().join("records.parquet");
+    let parquet = parquet.to_str().unwrap();
+    let out = ok(&["export", "--db", source, "--out", parquet, "--batch-rows", "128"]);
+    assert!(out.starts_with("exported 700 records of version"), "{out}");
+    let query = dir.path().join("q.fvecs");
+    write_fvecs(&query, &data[321..322]);
+    let filtered = |db: &str| {
+        ok(&[
+            "search",
+            "--db",
+            db,
+            "--query",
+            query.to_str().unwrap(),
+            "-k",
+            "5",
+            "--filter",
+            "lang = 'de' AND n >= 300",
+        ])
+    };
+    let want = filtered(source);
+    for via in ["ingest", "upsert"] {
+        let copy = dir.path().join(format!("copy-{via}"));
+        let copy = copy.to_str().unwrap();
+        let out = ok(&[
+            "bulk-load",
+            "--db",
+            copy,
+            "--input",
+            parquet,
+            "--create",
+            "--via",
+            via,
+            "--commit-every",
+            "256",
+            "--batch",
+            "100",
+        ]);
+        assert!(out.contains("loaded 700 rows") && out.contains("3 commits"), "{via}: {out}");
+        assert_eq!(records(copy), 700, "{via}");
+        let report = ok(&["inspect", "--db", copy]);
+        assert!(report.contains("attributes"), "the schema came with the file: {report}");
+        assert_eq!(filtered(copy), want, "{via}: the same records and attributes");
+    }
+    // A missing file is named.
+    let again = dir.path().join("again.parquet");
+    ok(&[
+        "export",
+        "--db",
+        dir.path().join("copy-ingest").to_str().unwrap(),
+        "--out",
+        again.to_str().unwrap(),
+    ]);
+    let error = fails(&[
+        "bulk-load",
+        "--db",
+        dir.path().join("x").to_str().unwrap(),
+        "--input",
+        again.to_str().unwrap().replace("again", "missing").as_str(),
+        "--create",
+    ]);
+    assert!(error.contains("missing.parquet"), "{error}");
+}
+
 /// The demo end to end as a user runs it, on a small data set (a debug build is allowed to
 /// measure here: the test checks what it prints, not how fast).
 #[test]
@@ -296,6 +390,7 @@ fn every_command_explains_its_options() {
         ),
         ("search", &["--db", "--query", "--k", "--gt", "--l", "--recall", "--ef"]),
         ("inspect", &["--db"]),
+        ("export", &["--db", "--out", "--version", "--batch-rows", "--compression"]),
         ("compact", &["--db", "--full"]),
         ("gc", &["--db"]),
     ] {

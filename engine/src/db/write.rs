@@ -64,7 +64,7 @@ impl Db {
         vectors: &[f32],
         attributes: &[Attributes],
     ) -> Result<()> {
-        let records = self.inner.records_of(ids.len(), attributes)?;
+        let records = self.inner.records_of(ids, attributes)?;
         self.inner.upsert_batch(ids, vectors, Some(&records))
     }
 
@@ -75,7 +75,7 @@ impl Db {
         vectors: &[f32],
         attributes: &[Attributes],
     ) -> Result<Version> {
-        let records = self.inner.records_of(ids.len(), attributes)?;
+        let records = self.inner.records_of(ids, attributes)?;
         let version = self.inner.ingest(ids, vectors, Some(records))?;
         self.inner.stall_while_compaction_is_behind();
         Ok(version)
@@ -122,12 +122,22 @@ impl Inner {
     }
 
     /// The records of a batch of `rows` rows, all checked before any is applied.
-    fn records_of(&self, rows: usize, attributes: &[Attributes]) -> Result<Vec<Option<Record>>> {
-        if attributes.len() != rows {
-            let (ids, attributes) = (rows, attributes.len());
+    fn records_of(&self, ids: &[u64], attributes: &[Attributes]) -> Result<Vec<Option<Record>>> {
+        if attributes.len() != ids.len() {
+            let (ids, attributes) = (ids.len(), attributes.len());
             return Err(Error::InvalidAttributeBatch { ids, attributes });
         }
-        attributes.iter().map(|a| self.record_of(a)).collect()
+        attributes
+            .iter()
+            .enumerate()
+            .map(|(row, a)| {
+                self.record_of(a).map_err(|source| Error::InvalidRow {
+                    row,
+                    id: Some(ids[row]),
+                    source: Box::new(source),
+                })
+            })
+            .collect()
     }
 
     pub(crate) fn upsert_record(
@@ -160,8 +170,12 @@ impl Inner {
             let (ids, floats, dim) = (ids.len(), vectors.len(), self.dim);
             return Err(Error::InvalidBatch { ids, floats, dim });
         }
-        for row in vectors.chunks_exact(self.dim) {
-            validate_vector(self.dim, self.metric, row)?;
+        for (row, vector) in vectors.chunks_exact(self.dim).enumerate() {
+            validate_vector(self.dim, self.metric, vector).map_err(|source| Error::InvalidRow {
+                row,
+                id: Some(ids[row]),
+                source: Box::new(source.into()),
+            })?;
         }
         Ok(())
     }

@@ -167,5 +167,5 @@ fn exact(
 /// `f` over `items` split into one chunk per thread; the chunks' results in order.
 fn parallel<T: Sync, R: Send>(items: &[T], threads: usize, f: impl Fn(&[T]) -> R + Sync) -> Vec<R> {
     let per_thread = items.len().div_ceil(threads.max(1)).max(1);
-    strata_quantize::parallel::map_all(items.chunks(per_thread).collect(), |chunk| f(chunk))
+    strata_quantize::parallel::map_all(items.chunks(per_thread).collect(), &f)
 }

@@ -181,7 +181,7 @@ impl BuildOptions {
     }
 
     pub(crate) fn thread_count(&self) -> usize {
-        self.threads.unwrap_or_else(|| strata_quantize::parallel::current_threads())
+        self.threads.unwrap_or_else(strata_quantize::parallel::current_threads)
     }
 
     pub(crate) fn validate(&self, dim: usize) -> Result<(), &'static str> {

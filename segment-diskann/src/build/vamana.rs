@@ -610,7 +610,7 @@ fn for_each_slot<F>(
     // Each worker pulls chunks until none is left, so it does not matter how many of them
     // the pool runs at once.
     let scratches: Vec<&mut Scratch> = scratches.iter_mut().take(workers).collect();
-    strata_quantize::parallel::map_all(scratches, |scratch| run(scratch));
+    strata_quantize::parallel::map_all(scratches, run);
 }
 
 /// Greedy search for `point` from the medoid, then a robust prune of what it expanded (plus the
