@@ -18,7 +18,7 @@ use crate::measure::{
     BenchDir, BenchIndex, current_rss_bytes, directory_bytes, measure, measure_batch,
     peak_rss_bytes,
 };
-use crate::vecs::{Vectors, read_ivecs};
+use crate::vecs::{Vectors, read_ground_truth};
 use crate::{bench_codes, bench_diskann};
 
 /// What to measure.
@@ -645,7 +645,7 @@ fn check_inputs(
 pub fn run(args: &BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
     let base = read_vectors(&args.base)?;
     let queries = read_vectors(&args.query)?;
-    let truth = read_ivecs(&args.gt)?;
+    let truth = read_ground_truth(&args.gt)?;
     check_inputs(args, &base, &queries, &truth)?;
     let build_threads = args.threads.unwrap_or_else(crate::all_cores);
     let (n, dim) = (base.rows(), base.dim);
@@ -979,7 +979,7 @@ mod tests {
         crate::generate::run(&gen_args).unwrap();
         let base = read_vectors(&dir.path().join("base.fvecs")).unwrap();
         let query = read_vectors(&dir.path().join("query.fvecs")).unwrap();
-        let truth = read_ivecs(&dir.path().join("groundtruth.ivecs")).unwrap();
+        let truth = crate::vecs::read_ivecs(&dir.path().join("groundtruth.ivecs")).unwrap();
         (dir, base, query, truth)
     }
 

@@ -1,6 +1,8 @@
 //! Vector files for bulk loads and queries, read through a memory map without loading them
-//! whole: `.fvecs` (per row: i32 dimension, then f32s), `.bvecs` (i32 dimension, then u8s) and
-//! `.npy` (a 2-d little-endian float32 array in C order).
+//! whole: `.fvecs` (per row: i32 dimension, then f32s), `.bvecs` (i32 dimension, then u8s),
+//! `.npy` (a 2-d little-endian float32, uint8 or int8 array in C order; the header is read by
+//! the `npyz` crate), and big-ann-benchmarks' `.fbin` / `.u8bin` / `.i8bin` (u32 rows, u32
+//! dimension, then the rows). Every command reads vectors through this module.
 //!
 //! Opening checks the header and the file size against the row layout, so a file cut short is
 //! refused before anything is loaded; each row's own dimension word is checked as it is read.
@@ -16,7 +18,9 @@ use crate::vecs::Vectors;
 pub enum InputError {
     #[error("{path}: {source}")]
     Io { path: PathBuf, source: std::io::Error },
-    #[error("{path}: unknown format (expected a .fvecs, .bvecs or .npy file)")]
+    #[error(
+        "{path}: unknown format (expected a .fvecs, .bvecs, .npy, .fbin, .u8bin or .i8bin file)"
+    )]
     UnknownFormat { path: PathBuf },
     #[error("{path}: the file holds no vectors")]
     Empty { path: PathBuf },
@@ -37,7 +41,36 @@ const MAX_DIM: usize = 1 << 16;
 enum Format {
     Fvecs,
     Bvecs,
-    Npy,
+    /// A `.npy` array of this element type.
+    Npy(Element),
+    /// A big-ann-benchmarks binary of this element type.
+    Bin(Element),
+}
+
+/// How one vector component is stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Element {
+    F32,
+    U8,
+    I8,
+}
+
+impl Element {
+    fn width(self) -> usize {
+        match self {
+            Element::F32 => 4,
+            Element::U8 | Element::I8 => 1,
+        }
+    }
+
+    /// Appends `bytes` (whole elements) as f32s.
+    fn extend(self, bytes: &[u8], out: &mut Vec<f32>) {
+        match self {
+            Element::F32 => out.extend(bytes.chunks_exact(4).map(f32_le)),
+            Element::U8 => out.extend(bytes.iter().map(|&b| f32::from(b))),
+            Element::I8 => out.extend(bytes.iter().map(|&b| f32::from(b as i8))),
+        }
+    }
 }
 
 /// An open vector file.
@@ -59,7 +92,11 @@ impl VectorFile {
         let format = match path.extension().and_then(|e| e.to_str()) {
             Some("fvecs") => Format::Fvecs,
             Some("bvecs") => Format::Bvecs,
-            Some("npy") => Format::Npy,
+            // The element type comes from the header.
+            Some("npy") => Format::Npy(Element::F32),
+            Some("fbin") => Format::Bin(Element::F32),
+            Some("u8bin") => Format::Bin(Element::U8),
+            Some("i8bin") => Format::Bin(Element::I8),
             _ => return Err(InputError::UnknownFormat { path: path.to_owned() }),
         };
         let file = std::fs::File::open(path).map_err(io)?;
@@ -71,6 +108,8 @@ impl VectorFile {
         if map.is_empty() {
             return Err(InputError::Empty { path: path.to_owned() });
         }
+        let mut format = format;
+        let mut declared_rows = None;
         let (dim, start, row_bytes) = match format {
             Format::Fvecs | Format::Bvecs => {
                 if map.len() < 4 {
@@ -84,16 +123,29 @@ impl VectorFile {
                 let width = if format == Format::Fvecs { 4 } else { 1 };
                 (dim, 0, 4 + width * dim)
             }
-            Format::Npy => {
-                let (dim, start) = parse_npy_header(&map).map_err(bad)?;
-                (dim, start, 4 * dim)
+            Format::Npy(_) => {
+                let header = parse_npy_header(&map).map_err(bad)?;
+                format = Format::Npy(header.element);
+                declared_rows = Some(header.rows);
+                (header.dim, header.start, header.element.width() * header.dim)
+            }
+            Format::Bin(element) => {
+                if map.len() < 8 {
+                    return Err(bad(format!("{} bytes, not even the 8-byte header", map.len())));
+                }
+                let word = |at: usize| u32::from_le_bytes(map[at..at + 4].try_into().expect("4"));
+                let (rows, dim) = (u64::from(word(0)), word(4) as usize);
+                if dim == 0 || dim > MAX_DIM {
+                    return Err(bad(format!("dimension {dim}")));
+                }
+                declared_rows = Some(rows);
+                (dim, 8, element.width() * dim)
             }
         };
         let body = (map.len() - start) as u64;
         let rows = body / row_bytes as u64;
         let left = body % row_bytes as u64;
-        if format == Format::Npy {
-            let declared = npy_rows(&map).map_err(bad)?;
+        if let Some(declared) = declared_rows {
             if declared != rows || left != 0 {
                 return Err(InputError::Truncated {
                     path: path.to_owned(),
@@ -173,7 +225,7 @@ impl VectorFile {
                         out.extend(bytes[4..].iter().map(|&b| f32::from(b)));
                     }
                 }
-                Format::Npy => out.extend(bytes.chunks_exact(4).map(f32_le)),
+                Format::Npy(element) | Format::Bin(element) => element.extend(bytes, out),
             }
         }
         Ok(())
@@ -198,67 +250,48 @@ fn f32_le(bytes: &[u8]) -> f32 {
     f32::from_le_bytes(bytes.try_into().expect("4 bytes"))
 }
 
-/// The `.npy` header: `\x93NUMPY`, version, header length, then a Python dict literal such as
-/// `{'descr': '<f4', 'fortran_order': False, 'shape': (1000, 128), }`. Returns the dimension
-/// and where the data starts.
-fn parse_npy_header(map: &[u8]) -> Result<(usize, usize), String> {
-    let dict = npy_dict(map)?;
-    if !(dict.contains("'descr': '<f4'") || dict.contains("\"descr\": \"<f4\"")) {
-        return Err(format!("only little-endian float32 ('<f4') arrays are read, found {dict}"));
-    }
-    if dict.contains("True") {
+/// What a `.npy` header says.
+struct NpyHeader {
+    element: Element,
+    rows: u64,
+    dim: usize,
+    /// Where the data starts.
+    start: usize,
+}
+
+/// The `.npy` header, read by `npyz` (magic, version, the header dict with its dtype, order
+/// and shape). A 2-d C-order array of little-endian float32, uint8 or int8 is read.
+fn parse_npy_header(map: &[u8]) -> Result<NpyHeader, String> {
+    let file = npyz::NpyFile::new(map).map_err(|e| format!("not a .npy file: {e}"))?;
+    let header = file.header().clone();
+    if header.order() == npyz::Order::Fortran {
         return Err("Fortran-order arrays are not read; save in C order".into());
     }
-    let (_, dim) = npy_shape(&dict)?;
-    let start = npy_data_start(map)?;
+    let element = match header.dtype() {
+        npyz::DType::Plain(ty) => match (ty.type_char(), ty.size_field(), ty.endianness()) {
+            (npyz::TypeChar::Float, 4, npyz::Endianness::Little) => Element::F32,
+            (npyz::TypeChar::Uint, 1, _) => Element::U8,
+            (npyz::TypeChar::Int, 1, _) => Element::I8,
+            _ => {
+                return Err(format!(
+                    "element type {ty}: float32 (<f4), uint8 or int8 arrays are read"
+                ));
+            }
+        },
+        other => {
+            return Err(format!("element type {}: a plain numeric array is needed", other.descr()));
+        }
+    };
+    let (rows, dim) = match header.shape() {
+        &[rows, dim] => (rows, usize::try_from(dim).map_err(|_| "dimension too large")?),
+        shape => return Err(format!("a 2-d array is needed, found shape {shape:?}")),
+    };
     if dim == 0 || dim > MAX_DIM {
         return Err(format!("dimension {dim}"));
     }
-    Ok((dim, start))
-}
-
-fn npy_rows(map: &[u8]) -> Result<u64, String> {
-    npy_shape(&npy_dict(map)?).map(|(rows, _)| rows as u64)
-}
-
-fn npy_data_start(map: &[u8]) -> Result<usize, String> {
-    if map.len() < 10 || &map[..6] != b"\x93NUMPY" {
-        return Err("no \\x93NUMPY magic".into());
-    }
-    let (len, at) = match map[6] {
-        1 => (u16::from_le_bytes([map[8], map[9]]) as usize, 10),
-        2 | 3 if map.len() >= 12 => {
-            (u32::from_le_bytes(map[8..12].try_into().expect("4 bytes")) as usize, 12)
-        }
-        version => return Err(format!("unknown .npy version {version}")),
-    };
-    if at + len > map.len() {
-        return Err("header longer than the file".into());
-    }
-    Ok(at + len)
-}
-
-fn npy_dict(map: &[u8]) -> Result<String, String> {
-    let start = npy_data_start(map)?;
-    let at = if map[6] == 1 { 10 } else { 12 };
-    String::from_utf8(map[at..start].to_vec()).map_err(|_| "header is not text".to_owned())
-}
-
-/// `(rows, columns)` of a 2-d `'shape': (rows, columns)`.
-fn npy_shape(dict: &str) -> Result<(usize, usize), String> {
-    let after = dict.split_once("shape").ok_or("no shape")?.1;
-    let open = after.find('(').ok_or("no shape tuple")?;
-    let close = after[open..].find(')').ok_or("unterminated shape")? + open;
-    let dims: Vec<usize> = after[open + 1..close]
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(|s| s.parse::<usize>().map_err(|_| format!("shape component {s:?}")))
-        .collect::<Result<_, _>>()?;
-    match dims[..] {
-        [rows, columns] => Ok((rows, columns)),
-        _ => Err(format!("a 2-d array is needed, found shape {dims:?}")),
-    }
+    // The reader stops at the first data byte.
+    let start = map.len() - file.into_inner().len();
+    Ok(NpyHeader { element, rows, dim, start })
 }
 
 /// Writes `rows` of `dim` f32s as a `.npy` file (for tests).
@@ -343,6 +376,56 @@ mod tests {
         let file = VectorFile::open(&f).unwrap();
         let error = file.read_all().unwrap_err().to_string();
         assert!(error.contains("row 2 declares dimension 4"), "{error}");
+
+        // big-ann-benchmarks binaries: u32 rows, u32 dimension, then the rows.
+        let bin = |name: &str, rows: u32, dim: u32, body: &[u8]| {
+            let mut bytes = rows.to_le_bytes().to_vec();
+            bytes.extend_from_slice(&dim.to_le_bytes());
+            bytes.extend_from_slice(body);
+            let path = dir.path().join(name);
+            std::fs::write(&path, bytes).unwrap();
+            path
+        };
+        let floats: Vec<u8> = flat.iter().flat_map(|x| x.to_le_bytes()).collect();
+        let fbin = bin("a.fbin", 5, 3, &floats);
+        assert_eq!(read_vectors(&fbin).unwrap(), expected);
+        let small: Vec<u8> = flat.iter().map(|&x| x as u8).collect();
+        assert_eq!(read_vectors(&bin("a.u8bin", 5, 3, &small)).unwrap(), expected);
+        let signed: Vec<u8> = [-3i8, 0, 127].iter().map(|&x| x as u8).collect();
+        let i8bin = bin("a.i8bin", 1, 3, &signed);
+        assert_eq!(read_vectors(&i8bin).unwrap().data, [-3.0, 0.0, 127.0]);
+        let short = bin("s.fbin", 6, 3, &floats);
+        assert!(VectorFile::open(&short).unwrap_err().to_string().contains("truncated"));
+
+        // .npy headers are read by npyz: uint8 arrays too; other types and orders are refused.
+        let npy = |name: &str, header: &str, body: &[u8]| {
+            let mut dict = header.to_owned();
+            while !(10 + dict.len() + 1).is_multiple_of(64) {
+                dict.push(' ');
+            }
+            dict.push('\n');
+            let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+            bytes.extend_from_slice(&(dict.len() as u16).to_le_bytes());
+            bytes.extend_from_slice(dict.as_bytes());
+            bytes.extend_from_slice(body);
+            let path = dir.path().join(name);
+            std::fs::write(&path, bytes).unwrap();
+            path
+        };
+        let u8npy =
+            npy("u.npy", "{'descr': '|u1', 'fortran_order': False, 'shape': (5, 3), }", &small);
+        assert_eq!(read_vectors(&u8npy).unwrap(), expected);
+        for (name, header) in [
+            ("f8.npy", "{'descr': '<f8', 'fortran_order': False, 'shape': (5, 3), }"),
+            ("be.npy", "{'descr': '>f4', 'fortran_order': False, 'shape': (5, 3), }"),
+            ("fo.npy", "{'descr': '<f4', 'fortran_order': True, 'shape': (5, 3), }"),
+            ("1d.npy", "{'descr': '<f4', 'fortran_order': False, 'shape': (15,), }"),
+            ("bad.npy", "{'descr': '<f4', 'shape': (5, 3 }"),
+        ] {
+            let path = npy(name, header, &floats);
+            let error = VectorFile::open(&path).unwrap_err().to_string();
+            assert!(error.contains("bad header"), "{name}: {error}");
+        }
 
         for (name, bytes) in
             [("e.fvecs", vec![]), ("z.fvecs", vec![0, 0, 0, 0]), ("x.txt", vec![1])]

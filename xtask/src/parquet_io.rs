@@ -14,7 +14,26 @@ use parquet::file::properties::WriterProperties;
 use strata::arrow::PAYLOAD_COLUMN;
 use strata::{AttrType, Db, Options, Schema, Version};
 
-use crate::tools::{BulkLoadArgs, LoadPath, LoadReport, Result, bar};
+type Result<T, E = Box<dyn std::error::Error>> = std::result::Result<T, E>;
+
+/// What `bulk-load` asks of a Parquet load (its options, without the vector-file ones).
+#[derive(Debug, Clone)]
+pub struct ParquetLoad<'a> {
+    pub db: &'a str,
+    pub input: &'a Path,
+    pub create: bool,
+    pub dim: Option<usize>,
+    pub metric: strata::Metric,
+    pub schema: Option<&'a str>,
+    /// Through `upsert_arrow` and commits, instead of `ingest_arrow`.
+    pub upsert: bool,
+    pub batch: usize,
+    pub commit_every: usize,
+    pub wait_compaction: bool,
+}
+
+/// What a load did: rows, commits, seconds.
+pub type Loaded = (usize, usize, f64);
 
 /// The attribute schema a Parquet file's columns describe (columns other than `id`, `vector`
 /// and `_payload` whose type maps to an attribute type; others are left out).
@@ -55,31 +74,28 @@ fn dim_of(arrow: &ArrowSchema, path: &Path) -> Result<usize> {
 }
 
 /// Loads a Parquet file: each commit's rows in one `Db::ingest_arrow` (or, with --via upsert,
-/// each batch through `Db::upsert_arrow`, then a commit).
-pub fn load(args: &BulkLoadArgs, progress: bool) -> Result<LoadReport> {
+/// each batch through `Db::upsert_arrow`, then a commit); `bar` shows the rows loaded.
+pub fn load(args: &ParquetLoad<'_>, bar: &indicatif::ProgressBar) -> Result<Loaded> {
     let open = |path: &Path| File::open(path).map_err(|e| format!("{}: {e}", path.display()));
-    let builder = ParquetRecordBatchReaderBuilder::try_new(open(&args.input)?)
+    let builder = ParquetRecordBatchReaderBuilder::try_new(open(args.input)?)
         .map_err(|e| format!("{}: {e}", args.input.display()))?;
     let rows = builder.metadata().file_metadata().num_rows().max(0) as usize;
     let arrow = builder.schema().clone();
-    if args.ids != "row" {
-        return Err("--ids applies to vector files; a Parquet file carries an `id` column".into());
-    }
     if arrow.field_with_name("id").is_err() {
         return Err(format!("{}: no `id` column", args.input.display()).into());
     }
     let db = if args.create {
         let dim = match args.dim {
             Some(dim) => dim,
-            None => dim_of(&arrow, &args.input)?,
+            None => dim_of(&arrow, args.input)?,
         };
-        let schema = match &args.schema {
+        let schema = match args.schema {
             Some(text) => Schema::parse(text)?,
             None => schema_of(&arrow),
         };
-        Db::create(&args.db, Options::new(dim, args.metric).attributes(schema))?
+        Db::create(args.db, Options::new(dim, args.metric).attributes(schema))?
     } else {
-        Db::open(&args.db)?
+        Db::open(args.db)?
     };
     // Read only what the database takes: other columns (text, say) stay in the file.
     let wanted: Vec<usize> = arrow
@@ -99,7 +115,7 @@ pub fn load(args: &BulkLoadArgs, progress: bool) -> Result<LoadReport> {
         .with_batch_size(args.batch.max(1))
         .build()
         .map_err(|e| format!("{}: {e}", args.input.display()))?;
-    let bar = bar(progress, rows as u64, "rows");
+    bar.set_length(rows as u64);
     let started = Instant::now();
     let every = args.commit_every.max(1);
     let (mut pending, mut pending_rows) = (Vec::<RecordBatch>::new(), 0usize);
@@ -114,8 +130,8 @@ pub fn load(args: &BulkLoadArgs, progress: bool) -> Result<LoadReport> {
     for batch in reader {
         let batch = batch.map_err(|e| format!("{}: {e}", args.input.display()))?;
         let n = batch.num_rows();
-        match args.via {
-            LoadPath::Upsert => {
+        match args.upsert {
+            true => {
                 db.upsert_arrow(&batch).map_err(|e| format!("rows {loaded}..: {e}"))?;
                 pending_rows += n;
                 if pending_rows >= every {
@@ -124,7 +140,7 @@ pub fn load(args: &BulkLoadArgs, progress: bool) -> Result<LoadReport> {
                     pending_rows = 0;
                 }
             }
-            LoadPath::Ingest => {
+            false => {
                 pending.push(batch);
                 pending_rows += n;
                 if pending_rows >= every {
@@ -138,9 +154,9 @@ pub fn load(args: &BulkLoadArgs, progress: bool) -> Result<LoadReport> {
         bar.set_position(loaded as u64);
     }
     if pending_rows > 0 {
-        match args.via {
-            LoadPath::Upsert => drop(db.commit()?),
-            LoadPath::Ingest => flush(&mut pending, loaded - pending_rows)?,
+        match args.upsert {
+            true => drop(db.commit()?),
+            false => flush(&mut pending, loaded - pending_rows)?,
         }
         commits += 1;
     }
@@ -149,7 +165,7 @@ pub fn load(args: &BulkLoadArgs, progress: bool) -> Result<LoadReport> {
         db.compact()?;
     }
     db.close()?;
-    Ok(LoadReport { rows: loaded, commits, seconds: started.elapsed().as_secs_f64() })
+    Ok((loaded, commits, started.elapsed().as_secs_f64()))
 }
 
 /// Write a database's records to a Parquet file.

@@ -9,9 +9,9 @@ use strata::{Db, Filter, Metric, Options, SearchParams};
 
 use crate::input::VectorFile;
 use crate::measure::percentile;
-use crate::vecs::read_ivecs;
+use crate::vecs::read_ground_truth;
 
-pub type Result<T, E = Box<dyn std::error::Error>> = std::result::Result<T, E>;
+type Result<T, E = Box<dyn std::error::Error>> = std::result::Result<T, E>;
 
 /// Load vectors from a file into a database, committing as it goes.
 #[derive(Debug, Clone, clap::Args)]
@@ -94,7 +94,24 @@ pub fn bulk_load(args: &BulkLoadArgs) -> Result<()> {
 /// Loads `args.input` into `args.db`; `progress` draws a bar on a terminal.
 pub fn load(args: &BulkLoadArgs, progress: bool) -> Result<LoadReport> {
     if args.input.extension().is_some_and(|e| e == "parquet") {
-        return crate::parquet_io::load(args, progress);
+        if args.ids != "row" {
+            return Err("--ids applies to vector files; a Parquet file has an `id` column".into());
+        }
+        let parquet = crate::parquet_io::ParquetLoad {
+            db: &args.db,
+            input: &args.input,
+            create: args.create,
+            dim: args.dim,
+            metric: args.metric,
+            schema: args.schema.as_deref(),
+            upsert: args.via == LoadPath::Upsert,
+            batch: args.batch,
+            commit_every: args.commit_every,
+            wait_compaction: args.wait_compaction,
+        };
+        let (rows, commits, seconds) =
+            crate::parquet_io::load(&parquet, &bar(progress, 0, "rows"))?;
+        return Ok(LoadReport { rows, commits, seconds });
     }
     let input = VectorFile::open(&args.input)?;
     let ids = read_ids(&args.ids, input.rows())?;
@@ -264,7 +281,7 @@ pub struct SearchReport {
 pub fn search(args: &SearchArgs) -> Result<()> {
     let db = Db::open_read_only(&args.db)?;
     let queries = VectorFile::open(&args.query)?;
-    let truth = args.gt.as_deref().map(read_ivecs).transpose()?;
+    let truth = args.gt.as_deref().map(read_ground_truth).transpose()?;
     let params = SearchParams::new(args.k).recall(args.recall).ef(args.ef);
     let params = match args.l {
         Some(l) => params.search_list(l),
