@@ -257,7 +257,7 @@ fn value_at(array: &ArrayRef, row: usize, ty: AttrType, name: &str) -> Result<Op
 
 impl Db {
     /// Upserts every row of `batch` (an `id`, a `vector` and any attribute and `_payload`
-    /// columns; see [`arrow_schema`] for the types), as
+    /// columns; see [`arrow_schema()`] for the types), as
     /// [`upsert_batch_with`](Self::upsert_batch_with) does: the whole batch is checked first,
     /// and a column of a wrong type, a null id or vector, or an unknown column is refused and
     /// changes nothing.
@@ -307,7 +307,7 @@ impl Db {
         self.snapshot().scan_arrow(batch_rows)
     }
 
-    /// The Arrow schema of this database's records (see [`arrow_schema`]).
+    /// The Arrow schema of this database's records (see [`arrow_schema()`]).
     pub fn arrow_schema(&self) -> SchemaRef {
         arrow_schema(self.dim(), self.options().schema())
     }
@@ -315,7 +315,7 @@ impl Db {
 
 impl Snapshot {
     /// Every live record of this version as Arrow record batches of at most `batch_rows` rows
-    /// (at least 1), in [`scan`](Self::scan)'s order, with the columns of [`arrow_schema`].
+    /// (at least 1), in [`scan`](Self::scan)'s order, with the columns of [`arrow_schema()`].
     pub fn scan_arrow(&self, batch_rows: usize) -> ArrowScan {
         ArrowScan {
             scan: self.scan(),

@@ -8,7 +8,9 @@ pub use strata_manifest::SegmentKind;
 /// What a policy sees of one committed segment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SegmentInfo {
+    /// The segment's id (ids grow with age).
     pub id: u64,
+    /// Flat or Vamana.
     pub kind: SegmentKind,
     /// Rows in the segment's files.
     pub rows: u64,
@@ -26,6 +28,7 @@ impl SegmentInfo {
 /// A segment as `Db::segment_details` describes it: the policy's view, plus its storage.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SegmentDetails {
+    /// What the policy sees.
     pub info: SegmentInfo,
     /// Rows deleted since the last commit too (the policy sees only committed deletes).
     pub live_rows_now: u64,
@@ -57,7 +60,9 @@ pub struct PolicySettings {
 /// deleted rows. A single input is a rewrite.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Plan {
+    /// The segments merged (ids).
     pub inputs: Vec<u64>,
+    /// The kind of segment the merge writes.
     pub output: SegmentKind,
     /// A Vamana input whose graph the output keeps: the other inputs' rows are inserted into
     /// it and its deleted rows patched out (FreshDiskANN's StreamingMerge), so the merge costs

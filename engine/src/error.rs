@@ -27,14 +27,24 @@ pub enum Error {
 
     /// A batch whose ids and vectors do not line up.
     #[error("invalid batch: {ids} ids but {floats} floats for dimension {dim}")]
-    InvalidBatch { ids: usize, floats: usize, dim: usize },
+    InvalidBatch {
+        /// Ids given.
+        ids: usize,
+        /// Floats given.
+        floats: usize,
+        /// The database's dimension.
+        dim: usize,
+    },
 
     /// One row of a batch was refused (a batch of queries: `id` is `None`); nothing of the
     /// batch was applied.
     #[error("row {row}{}: {source}", id.map(|id| format!(" (id {id})")).unwrap_or_default())]
     InvalidRow {
+        /// The row's index in the batch.
         row: usize,
+        /// Its id, for a batch of records.
         id: Option<u64>,
+        /// Why it was refused.
         #[source]
         source: Box<Error>,
     },
@@ -42,11 +52,21 @@ pub enum Error {
     /// An Arrow record batch that does not fit the database: a missing or unknown column, a
     /// column of the wrong type, a null id. Changes nothing.
     #[error("invalid Arrow batch: column {column} {problem}")]
-    InvalidArrow { column: String, problem: String },
+    InvalidArrow {
+        /// The column's name.
+        column: String,
+        /// What is wrong with it.
+        problem: String,
+    },
 
     /// A batch of queries whose length is not a multiple of the dimension.
     #[error("invalid query batch: {floats} floats for dimension {dim}")]
-    InvalidQueryBatch { floats: usize, dim: usize },
+    InvalidQueryBatch {
+        /// Floats given.
+        floats: usize,
+        /// The database's dimension.
+        dim: usize,
+    },
 
     /// Long work was cancelled through its [`CancelToken`](crate::CancelToken) (or by
     /// `close`): nothing was published; what it wrote is garbage that `gc` removes.
@@ -57,15 +77,30 @@ pub enum Error {
     #[error(
         "no version committed at or before {time_ms} ms since the epoch (oldest kept: {oldest:?})"
     )]
-    NoVersionAt { time_ms: u64, oldest: Option<crate::Version> },
+    NoVersionAt {
+        /// The time asked for, in milliseconds since the Unix epoch.
+        time_ms: u64,
+        /// The oldest version stored, if any.
+        oldest: Option<crate::Version>,
+    },
 
     /// A batch whose attributes do not line up with its ids.
     #[error("invalid batch: {ids} ids but {attributes} attribute sets")]
-    InvalidAttributeBatch { ids: usize, attributes: usize },
+    InvalidAttributeBatch {
+        /// Ids given.
+        ids: usize,
+        /// Attribute sets given.
+        attributes: usize,
+    },
 
     /// An ingested batch with more rows than one segment holds.
     #[error("batch too large: {rows} rows, a segment holds at most {max}")]
-    BatchTooLarge { rows: usize, max: usize },
+    BatchTooLarge {
+        /// Rows given.
+        rows: usize,
+        /// The most one segment holds.
+        max: usize,
+    },
 
     /// Attributes, a schema or a filter were refused: an unknown attribute, a value of the
     /// wrong type, a filter that does not parse (its byte offset named), a schema change that
@@ -75,16 +110,27 @@ pub enum Error {
 
     /// An option out of range.
     #[error("invalid option {name}: {reason}")]
-    InvalidOption { name: &'static str, reason: &'static str },
+    InvalidOption {
+        /// The option.
+        name: &'static str,
+        /// What it must be.
+        reason: &'static str,
+    },
 
     /// `create` found a database already there.
     #[error("a database already exists at {location}")]
-    AlreadyExists { location: String },
+    AlreadyExists {
+        /// Where.
+        location: String,
+    },
 
     /// Another writer committed this version first; this handle is fenced off and refuses
     /// further writes. Nothing was changed by the failed commit.
     #[error("commit conflict: another writer committed version {version}")]
-    Conflict { version: u64 },
+    Conflict {
+        /// The version the other writer committed.
+        version: u64,
+    },
 
     /// A write on a read-only handle.
     #[error("the database handle is read-only")]
@@ -96,26 +142,41 @@ pub enum Error {
     /// first error that poisoned it (match on it: `cause.is_conflict()`, ...).
     #[error("the database handle is poisoned and refuses writes: {cause}")]
     Poisoned {
+        /// The first error that poisoned the handle.
         #[source]
         cause: Arc<Error>,
     },
 
     /// A thread doing the handle's work panicked (a bug: please report it with the message).
     #[error("a thread panicked during {during}: {message}")]
-    Panicked { during: &'static str, message: String },
+    Panicked {
+        /// What the thread was doing.
+        during: &'static str,
+        /// The panic's message.
+        message: String,
+    },
 
     /// A compaction policy planned something impossible (no inputs, an input twice, or
     /// segments that are not live, again and again).
     #[error("invalid compaction plan: {reason}")]
-    InvalidPlan { reason: String },
+    InvalidPlan {
+        /// What was wrong with the plan.
+        reason: String,
+    },
 
     /// The manifest names a Vamana codec this build does not know.
     #[error("the database uses unknown codec code {code}")]
-    UnknownCodec { code: u8 },
+    UnknownCodec {
+        /// The code stored.
+        code: u8,
+    },
 
     /// The manifest names a metric this build does not know.
     #[error("the database uses unknown metric code {code}")]
-    UnknownMetric { code: u8 },
+    UnknownMetric {
+        /// The code stored.
+        code: u8,
+    },
 
     /// More segments than this build can address (2^32).
     #[error("segment id space exhausted")]

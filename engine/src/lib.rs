@@ -20,7 +20,9 @@
 //! immutable flat segment plus any changed deletion vectors, and commits a new manifest version
 //! with create-if-absent. A crash at any moment leaves exactly the last committed version.
 //! Searches run on a snapshot of every tier and merge their results. See
-//! `docs/ARCHITECTURE.md` for the design.
+//! `docs/ARCHITECTURE.md` for the design, and `docs/USING.md` for a guide to embedding it.
+
+#![warn(missing_docs)]
 
 #[cfg(feature = "arrow")]
 pub mod arrow;

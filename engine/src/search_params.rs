@@ -29,6 +29,7 @@ pub struct SearchParams {
 /// break-even point (docs/TUNING.md) or for a workload that knows better.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum FilterPlan {
+    /// The planner decides per segment by the filter's selectivity.
     #[default]
     Auto,
     /// An exact scan of the matching rows.

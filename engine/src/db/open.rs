@@ -65,7 +65,7 @@ impl Db {
         Db::builder_in(storage).read_only().open()
     }
 
-    /// Version `version` of the database in `root` (a path or URL), as a [`Snapshot`]: time
+    /// Version `version` of the database in `root` (a path or URL), as a [`Snapshot`](crate::Snapshot): time
     /// travel. The version must still exist (garbage collection removes versions outside
     /// retention). Reads its manifest and deletion vectors and maps its segments; builds no
     /// id index, so it opens faster than a handle.
@@ -78,7 +78,7 @@ impl Db {
         Db::builder_in(storage).read_only().open_snapshot(version)
     }
 
-    /// The newest version committed at or before `time`, as a [`Snapshot`] (see
+    /// The newest version committed at or before `time`, as a [`Snapshot`](crate::Snapshot) (see
     /// [`open_at`](Self::open_at)). [`Error::NoVersionAt`] if every retained version is newer.
     pub fn open_as_of(
         root: impl AsRef<Path>,
