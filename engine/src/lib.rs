@@ -65,6 +65,27 @@ const _: () = {
     send_and_sync::<Error>();
 };
 
+/// The error types the variants of [`Error`] carry, to match on their kinds.
+///
+/// ```
+/// use strata::{Db, Error, Metric, Options, errors::MemtableError};
+/// # let dir = tempfile::tempdir().unwrap();
+/// let db = Db::create(dir.path().join("v"), Options::new(2, Metric::Cosine))?;
+/// match db.upsert(1, &[0.0, 0.0]) {
+///     Err(Error::InvalidVector(MemtableError::ZeroVector)) => {} // cosine needs a direction
+///     other => panic!("{other:?}"),
+/// }
+/// # Ok::<(), strata::Error>(())
+/// ```
+pub mod errors {
+    pub use strata_attributes::AttributeError;
+    pub use strata_manifest::ManifestError;
+    pub use strata_memtable::MemtableError;
+    pub use strata_segment_diskann::VamanaError;
+    pub use strata_segment_flat::{FileError, Problem, SegmentError};
+    pub use strata_storage::{Error as StorageError, RemoteErrorKind};
+}
+
 /// The storage seam, for opening a database on another backend with [`Db::create_in`] and
 /// [`Db::open_in`] (and, with the `testing` feature, its fault-injecting wrappers).
 pub use strata_storage as storage;

@@ -16,6 +16,7 @@ mod generate;
 mod input;
 mod measure;
 mod parquet_io;
+mod progress;
 mod rng;
 mod tools;
 mod torture;

@@ -127,7 +127,15 @@ pub fn load(args: &ParquetLoad<'_>, bar: &indicatif::ProgressBar) -> Result<Load
         db.ingest_arrow(&batch).map_err(|e| format!("rows {first}..: {e}"))?;
         Ok(())
     };
+    let interrupt = crate::progress::interrupted();
     for batch in reader {
+        if interrupt.is_cancelled() {
+            db.close()?;
+            return Err(format!(
+                "interrupted after {loaded} rows: the database holds its last commit ({commits} commits of this load)"
+            )
+            .into());
+        }
         let batch = batch.map_err(|e| format!("{}: {e}", args.input.display()))?;
         let n = batch.num_rows();
         match args.upsert {
@@ -162,7 +170,7 @@ pub fn load(args: &ParquetLoad<'_>, bar: &indicatif::ProgressBar) -> Result<Load
     }
     bar.finish_and_clear();
     if args.wait_compaction {
-        db.compact()?;
+        db.compact_with(&crate::progress::control(bar))?;
     }
     db.close()?;
     Ok((loaded, commits, started.elapsed().as_secs_f64()))

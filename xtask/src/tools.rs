@@ -3,12 +3,12 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use indicatif::{ProgressBar, ProgressStyle};
 use strata::compaction::SegmentKind;
 use strata::{Db, Filter, Metric, Options, SearchParams};
 
 use crate::input::VectorFile;
 use crate::measure::percentile;
+use crate::progress::{bar, control, interrupted, stage_bar};
 use crate::vecs::read_ground_truth;
 
 type Result<T, E = Box<dyn std::error::Error>> = std::result::Result<T, E>;
@@ -162,7 +162,16 @@ pub fn load(args: &BulkLoadArgs, progress: bool) -> Result<LoadReport> {
     let mut commits = 0;
     let mut since_commit = 0;
     let mut group_start = 0;
+    let interrupt = interrupted();
     for start in (0..input.rows()).step_by(batch) {
+        if interrupt.is_cancelled() {
+            bar.finish_and_clear();
+            db.close()?;
+            return Err(format!(
+                "interrupted after {start} rows: the database holds its last commit ({commits} commits of this load)"
+            )
+            .into());
+        }
         let end = (start + batch).min(input.rows());
         if args.via == LoadPath::Upsert {
             rows.clear();
@@ -207,9 +216,9 @@ pub fn load(args: &BulkLoadArgs, progress: bool) -> Result<LoadReport> {
     }
     bar.finish_and_clear();
     if args.wait_compaction {
-        let spinner = spinner(progress, "compacting");
-        db.compact()?;
-        spinner.finish_and_clear();
+        let stages = stage_bar(progress);
+        db.compact_with(&control(&stages))?;
+        stages.finish_and_clear();
     }
     db.close()?;
     Ok(LoadReport { rows: input.rows(), commits, seconds: started.elapsed().as_secs_f64() })
@@ -528,10 +537,11 @@ pub fn compact(args: &CompactArgs) -> Result<()> {
         db.set_compaction_policy(std::sync::Arc::new(strata::compaction::CompactAll));
     }
     let (before, from) = (db.segment_details().len(), db.version());
-    let spinner = spinner(true, "compacting");
-    // (The background worker may run some of the work; the result is the same.)
-    db.compact()?;
-    spinner.finish_and_clear();
+    let stages = stage_bar(true);
+    // (The background worker may run some of the work; the result is the same.) Ctrl-C stops
+    // the merge in progress, which publishes nothing.
+    db.compact_with(&control(&stages))?;
+    stages.finish_and_clear();
     println!(
         "{before} -> {} segments, version {from} -> {}",
         db.segment_details().len(),
@@ -551,31 +561,10 @@ pub struct GcArgs {
 
 pub fn gc(args: &GcArgs) -> Result<()> {
     let db = Db::open(&args.db)?;
-    let stats = db.gc()?;
+    let stats = db.gc_with(&control(&stage_bar(true)))?;
     println!("removed {} manifest versions and {} files", stats.manifests, stats.files);
     db.close()?;
     Ok(())
-}
-
-/// A progress bar on a terminal (hidden otherwise, and when `shown` is false).
-pub fn bar(shown: bool, len: u64, unit: &str) -> ProgressBar {
-    if !shown {
-        return ProgressBar::hidden();
-    }
-    let bar = ProgressBar::new(len);
-    let template = format!("{{bar:40}} {{pos}}/{{len}} {unit}, {{per_sec}}, eta {{eta}}");
-    bar.set_style(ProgressStyle::with_template(&template).expect("valid template"));
-    bar
-}
-
-/// A spinner with a message on a terminal.
-pub fn spinner(shown: bool, message: &'static str) -> ProgressBar {
-    if !shown {
-        return ProgressBar::hidden();
-    }
-    let spinner = ProgressBar::new_spinner().with_message(message);
-    spinner.enable_steady_tick(Duration::from_millis(120));
-    spinner
 }
 
 /// Removes a directory tree if it exists.

@@ -100,6 +100,23 @@ impl Db {
         self.inner.search_batch(queries, params)
     }
 
+    /// Every live record of the current committed version, streamed in a stable order:
+    /// `self.snapshot().scan()` (see [`Snapshot::scan`]). Uncommitted writes are not in it.
+    ///
+    /// ```
+    /// use strata::{Db, Metric, Options};
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let db = Db::create(dir.path().join("v"), Options::new(2, Metric::L2))?;
+    /// db.upsert_batch(&[1, 2], &[1.0, 0.0, 0.0, 1.0])?;
+    /// db.commit()?;
+    /// let ids: Vec<u64> = db.scan().map(|e| e.map(|e| e.id)).collect::<Result<_, _>>()?;
+    /// assert_eq!(ids.len(), 2);
+    /// # Ok::<(), strata::Error>(())
+    /// ```
+    pub fn scan(&self) -> crate::Scan {
+        self.snapshot().scan()
+    }
+
     /// A [`Snapshot`] of this handle's current committed version: it searches, reads and
     /// scans that version while writes, commits and compactions go on. Uncommitted writes are
     /// not in it.
