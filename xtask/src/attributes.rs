@@ -241,7 +241,7 @@ pub fn matching_rows(
 pub fn filtered_gt(args: &FilteredGtArgs) -> Result<(), Box<dyn std::error::Error>> {
     let threads = args.threads.unwrap_or_else(crate::all_cores);
     let base = read_vectors(&args.base)?;
-    let queries = read_vectors(&args.query)?;
+    let queries = crate::input::read_queries(&args.query)?;
     let (schema, attributes) = read_attributes(&args.attributes, args.schema.as_deref())?;
     if attributes.len() != base.rows() {
         return Err(

@@ -644,7 +644,7 @@ fn check_inputs(
 /// Runs `cargo xtask bench`.
 pub fn run(args: &BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
     let base = read_vectors(&args.base)?;
-    let queries = read_vectors(&args.query)?;
+    let queries = crate::input::read_queries(&args.query)?;
     let truth = read_ground_truth(&args.gt)?;
     check_inputs(args, &base, &queries, &truth)?;
     let build_threads = args.threads.unwrap_or_else(crate::all_cores);

@@ -2,7 +2,9 @@
 //! whole: `.fvecs` (per row: i32 dimension, then f32s), `.bvecs` (i32 dimension, then u8s),
 //! `.npy` (a 2-d little-endian float32, uint8 or int8 array in C order; the header is read by
 //! the `npyz` crate), and big-ann-benchmarks' `.fbin` / `.u8bin` / `.i8bin` (u32 rows, u32
-//! dimension, then the rows). Every command reads vectors through this module.
+//! dimension, then the rows), and ann-benchmarks' `.hdf5` files (with the `hdf5` feature, which
+//! needs the HDF5 C library: `train` for bases, `test` for queries, or `FILE.hdf5#DATASET`; read
+//! into memory). Every command reads vectors through this module.
 //!
 //! Opening checks the header and the file size against the row layout, so a file cut short is
 //! refused before anything is loaded; each row's own dimension word is checked as it is read.
@@ -32,6 +34,8 @@ pub enum InputError {
     Truncated { path: PathBuf, size: u64, row_bytes: u64, rows: u64, left: u64 },
     #[error("{path}: row {row} declares dimension {found}, but the file's rows have {expected}")]
     InconsistentDimension { path: PathBuf, row: usize, expected: usize, found: i32 },
+    #[error("{path}: {reason}")]
+    Hdf5 { path: PathBuf, reason: String },
 }
 
 /// Largest dimension accepted; anything larger is a corrupt header, not a vector.
@@ -73,11 +77,97 @@ impl Element {
     }
 }
 
+/// A file's bytes: mapped, or read into memory (what an HDF5 dataset decodes to).
+#[derive(Debug)]
+enum Bytes {
+    Map(Mmap),
+    Owned(Vec<u8>),
+}
+
+impl std::ops::Deref for Bytes {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        match self {
+            Bytes::Map(map) => map,
+            Bytes::Owned(bytes) => bytes,
+        }
+    }
+}
+
+/// Which dataset of an ann-benchmarks `.hdf5` file a command reads by default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// `train`.
+    Base,
+    /// `test`.
+    Queries,
+}
+
+/// `path` split into an `.hdf5` / `.h5` file and the dataset after a `#`, if it names one.
+fn hdf5_parts(path: &Path, role: Role) -> Option<(PathBuf, String)> {
+    let text = path.to_str()?;
+    let (file, dataset) = match text.rsplit_once('#') {
+        Some((file, dataset)) => (file, Some(dataset)),
+        None => (text, None),
+    };
+    if !(file.ends_with(".hdf5") || file.ends_with(".h5")) {
+        return None;
+    }
+    let default = match role {
+        Role::Base => "train",
+        Role::Queries => "test",
+    };
+    Some((PathBuf::from(file), dataset.unwrap_or(default).to_owned()))
+}
+
+/// The f32 rows of dataset `dataset` of an HDF5 file: `(dimension, little-endian bytes)`.
+#[cfg(feature = "hdf5")]
+fn read_hdf5(file: &Path, dataset: &str) -> Result<(usize, Vec<u8>), String> {
+    let opened = hdf5::File::open(file).map_err(|e| e.to_string())?;
+    let data = opened.dataset(dataset).map_err(|e| format!("dataset {dataset}: {e}"))?;
+    let dim = match data.shape()[..] {
+        [_, dim] => dim,
+        ref shape => {
+            return Err(format!("dataset {dataset}: a 2-d array is needed, found {shape:?}"));
+        }
+    };
+    // HDF5 converts any stored numeric type to f32 as it reads.
+    let values = data.read_raw::<f32>().map_err(|e| format!("dataset {dataset}: {e}"))?;
+    Ok((dim, values.iter().flat_map(|v| v.to_le_bytes()).collect()))
+}
+
+#[cfg(not(feature = "hdf5"))]
+fn read_hdf5(_: &Path, _: &str) -> Result<(usize, Vec<u8>), String> {
+    Err("this build reads .hdf5 files with the `hdf5` feature (it needs the HDF5 C library, \
+         e.g. Debian's libhdf5-dev): cargo run -p xtask --release --features hdf5 -- ..."
+        .into())
+}
+
+/// The ground-truth ids of dataset `dataset` (ann-benchmarks: `neighbors`) of an HDF5 file.
+#[cfg(feature = "hdf5")]
+pub fn read_hdf5_ids(file: &Path, dataset: &str) -> Result<(usize, Vec<i32>), String> {
+    let opened = hdf5::File::open(file).map_err(|e| e.to_string())?;
+    let data = opened.dataset(dataset).map_err(|e| format!("dataset {dataset}: {e}"))?;
+    let k = match data.shape()[..] {
+        [_, k] => k,
+        ref shape => {
+            return Err(format!("dataset {dataset}: a 2-d array is needed, found {shape:?}"));
+        }
+    };
+    Ok((k, data.read_raw::<i32>().map_err(|e| format!("dataset {dataset}: {e}"))?))
+}
+
+#[cfg(not(feature = "hdf5"))]
+pub fn read_hdf5_ids(file: &Path, dataset: &str) -> Result<(usize, Vec<i32>), String> {
+    read_hdf5(file, dataset).map(|_| unreachable!("read_hdf5 refuses without the feature"))
+}
+
 /// An open vector file.
 #[derive(Debug)]
 pub struct VectorFile {
     path: PathBuf,
-    map: Mmap,
+    map: Bytes,
     format: Format,
     dim: usize,
     rows: usize,
@@ -87,7 +177,34 @@ pub struct VectorFile {
 }
 
 impl VectorFile {
+    /// A file of base vectors (an `.hdf5` file's `train` dataset by default).
     pub fn open(path: &Path) -> Result<VectorFile, InputError> {
+        Self::open_as(path, Role::Base)
+    }
+
+    /// A file of queries (an `.hdf5` file's `test` dataset by default).
+    pub fn open_queries(path: &Path) -> Result<VectorFile, InputError> {
+        Self::open_as(path, Role::Queries)
+    }
+
+    fn open_as(path: &Path, role: Role) -> Result<VectorFile, InputError> {
+        if let Some((file, dataset)) = hdf5_parts(path, role) {
+            let (dim, bytes) = read_hdf5(&file, &dataset)
+                .map_err(|reason| InputError::Hdf5 { path: path.to_owned(), reason })?;
+            if dim == 0 || dim > MAX_DIM || bytes.is_empty() {
+                return Err(InputError::Empty { path: path.to_owned() });
+            }
+            let rows = bytes.len() / (4 * dim);
+            return Ok(VectorFile {
+                path: path.to_owned(),
+                map: Bytes::Owned(bytes),
+                format: Format::Bin(Element::F32),
+                dim,
+                rows,
+                start: 0,
+                row_bytes: 4 * dim,
+            });
+        }
         let io = |source| InputError::Io { path: path.to_owned(), source };
         let format = match path.extension().and_then(|e| e.to_str()) {
             Some("fvecs") => Format::Fvecs,
@@ -169,7 +286,7 @@ impl VectorFile {
         }
         Ok(VectorFile {
             path: path.to_owned(),
-            map,
+            map: Bytes::Map(map),
             format,
             dim,
             rows: rows as usize,
@@ -195,11 +312,14 @@ impl VectorFile {
     /// cache): a load of a file larger than the memory it may use reads it through the map
     /// once, and each page read would otherwise count against the process until the end.
     pub fn release_resident(&self) {
-        // SAFETY: a read-only shared map of a file nobody writes (see `open`): MADV_DONTNEED
-        // unmaps its pages from this process, and a later read maps the same file pages again.
-        let released = unsafe { self.map.unchecked_advise(memmap2::UncheckedAdvice::DontNeed) };
-        // Only a hint: a refusal leaves the pages resident, nothing worse.
-        drop(released);
+        if let Bytes::Map(map) = &self.map {
+            // SAFETY: a read-only shared map of a file nobody writes (see `open`):
+            // MADV_DONTNEED unmaps its pages from this process, and a later read maps the same
+            // file pages again.
+            let released = unsafe { map.unchecked_advise(memmap2::UncheckedAdvice::DontNeed) };
+            // Only a hint: a refusal leaves the pages resident, nothing worse.
+            drop(released);
+        }
     }
 
     pub fn read_rows(&self, range: Range<usize>, out: &mut Vec<f32>) -> Result<(), InputError> {
@@ -243,6 +363,12 @@ impl VectorFile {
 /// `bench` reads its base and query sets.
 pub fn read_vectors(path: &Path) -> Result<Vectors<f32>, InputError> {
     let file = VectorFile::open(path)?;
+    Ok(Vectors { dim: file.dim(), data: file.read_all()? })
+}
+
+/// [`read_vectors`] for a query file (an `.hdf5` file's `test` dataset by default).
+pub fn read_queries(path: &Path) -> Result<Vectors<f32>, InputError> {
+    let file = VectorFile::open_queries(path)?;
     Ok(Vectors { dim: file.dim(), data: file.read_all()? })
 }
 
@@ -434,5 +560,60 @@ mod tests {
             std::fs::write(&p, bytes).unwrap();
             assert!(VectorFile::open(&p).is_err(), "{name}");
         }
+    }
+
+    /// An ann-benchmarks file: `train` as base, `test` as queries, `neighbors` as ground truth,
+    /// any dataset by `#name`; a 1-d dataset and a missing one are named in the error.
+    #[cfg(feature = "hdf5")]
+    #[test]
+    fn reads_ann_benchmarks_hdf5_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("set.hdf5");
+        let train: Vec<f32> = (0..12).map(|x| x as f32).collect();
+        let test: Vec<f64> = vec![0.5, 1.5, 2.5, 3.5]; // HDF5 converts doubles as it reads
+        let neighbors: Vec<i32> = vec![0, 1, 2, 1, 0, 2];
+        {
+            let file = hdf5::File::create(&path).unwrap();
+            let put = |name: &str, shape: (usize, usize)| {
+                file.new_dataset::<f32>().shape(shape).create(name).unwrap()
+            };
+            put("train", (4, 3)).write_raw(&train).unwrap();
+            file.new_dataset::<f64>()
+                .shape((2, 2))
+                .create("test2")
+                .unwrap()
+                .write_raw(&test)
+                .unwrap();
+            put("test", (1, 3)).write_raw(&train[..3]).unwrap();
+            file.new_dataset::<i32>()
+                .shape((2, 3))
+                .create("neighbors")
+                .unwrap()
+                .write_raw(&neighbors)
+                .unwrap();
+            file.new_dataset::<f32>()
+                .shape(4)
+                .create("flat")
+                .unwrap()
+                .write_raw(&[1.0f32; 4])
+                .unwrap();
+        }
+        assert_eq!(read_vectors(&path).unwrap(), Vectors { dim: 3, data: train.clone() });
+        assert_eq!(read_queries(&path).unwrap().data, &train[..3]);
+        let named = dir.path().join("set.hdf5#test2");
+        assert_eq!(read_vectors(&named).unwrap().data, [0.5, 1.5, 2.5, 3.5]);
+        let truth = crate::vecs::read_ground_truth(&path).unwrap();
+        assert_eq!(truth, Vectors { dim: 3, data: neighbors });
+        for (name, expected) in [("set.hdf5#flat", "2-d"), ("set.hdf5#missing", "missing")] {
+            let error = VectorFile::open(&dir.path().join(name)).unwrap_err().to_string();
+            assert!(error.contains(expected), "{name}: {error}");
+        }
+    }
+
+    #[cfg(not(feature = "hdf5"))]
+    #[test]
+    fn hdf5_without_the_feature_says_how_to_get_it() {
+        let error = VectorFile::open(Path::new("glove-25-angular.hdf5")).unwrap_err().to_string();
+        assert!(error.contains("--features hdf5") && error.contains("libhdf5"), "{error}");
     }
 }

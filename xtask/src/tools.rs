@@ -289,7 +289,7 @@ pub struct SearchReport {
 
 pub fn search(args: &SearchArgs) -> Result<()> {
     let db = Db::open_read_only(&args.db)?;
-    let queries = VectorFile::open(&args.query)?;
+    let queries = VectorFile::open_queries(&args.query)?;
     let truth = args.gt.as_deref().map(read_ground_truth).transpose()?;
     let params = SearchParams::new(args.k).recall(args.recall).ef(args.ef);
     let params = match args.l {

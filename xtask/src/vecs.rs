@@ -42,6 +42,8 @@ pub enum VecsError {
     InconsistentDimension { path: PathBuf, row: usize, expected: usize, found: i32 },
     #[error("{path}: truncated inside row {row}: {left} bytes left where a row takes {row_bytes}")]
     Truncated { path: PathBuf, row: usize, left: usize, row_bytes: usize },
+    #[error("{path}: {reason}")]
+    Hdf5 { path: PathBuf, reason: String },
     #[error("{path}: {size} bytes do not hold the {rows} x {k} ids its header declares")]
     BadBinary { path: PathBuf, size: usize, rows: u64, k: u64 },
 }
@@ -111,6 +113,18 @@ pub fn read_ivecs(path: &Path) -> Result<Vectors<i32>, VecsError> {
 /// Reads ground truth: `.ibin` (big-ann-benchmarks: u32 queries, u32 k, the ids, then
 /// optionally as many f32 distances) by its extension, anything else as `.ivecs`.
 pub fn read_ground_truth(path: &Path) -> Result<Vectors<i32>, VecsError> {
+    // ann-benchmarks: the `neighbors` dataset of the same .hdf5 file (or `FILE.hdf5#NAME`).
+    if let Some(text) = path.to_str() {
+        let (file, dataset) = text.rsplit_once('#').unwrap_or((text, "neighbors"));
+        if file.ends_with(".hdf5") || file.ends_with(".h5") {
+            let (k, data) = crate::input::read_hdf5_ids(Path::new(file), dataset)
+                .map_err(|reason| VecsError::Hdf5 { path: path.to_owned(), reason })?;
+            if k == 0 || data.is_empty() {
+                return Err(VecsError::Empty { path: path.to_owned() });
+            }
+            return Ok(Vectors { dim: k, data });
+        }
+    }
     if path.extension().is_none_or(|e| e != "ibin") {
         return read_ivecs(path);
     }
