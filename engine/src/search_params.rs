@@ -205,6 +205,14 @@ impl SearchParams {
         self
     }
 
+    /// The filter bound to `schema`, if there is one.
+    pub(crate) fn predicate(
+        &self,
+        schema: &strata_attributes::Schema,
+    ) -> crate::Result<Option<strata_attributes::Predicate>> {
+        Ok(self.filter.as_ref().map(|f| f.bind(schema)).transpose()?)
+    }
+
     /// Results wanted (at most, for a range search).
     pub fn k(&self) -> usize {
         self.k

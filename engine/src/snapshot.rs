@@ -161,8 +161,7 @@ impl Snapshot {
     /// The nearest records to `query` under `params` (as [`Db::search_with`](crate::Db::search_with)).
     pub fn search_with(&self, query: &[f32], params: SearchParams) -> Result<Vec<Neighbor>> {
         validate_vector(self.options.dim, self.options.metric, query)?;
-        let predicate =
-            params.filter.as_ref().map(|f| f.bind(&self.options.attributes)).transpose()?;
+        let predicate = params.predicate(&self.options.attributes)?;
         Tally::add(&self.tally.searches, 1);
         self.tiers.search(query, &params, predicate.as_ref())
     }
@@ -175,8 +174,7 @@ impl Snapshot {
         queries: &[f32],
         params: SearchParams,
     ) -> Result<Vec<Vec<Neighbor>>> {
-        let predicate =
-            params.filter.as_ref().map(|f| f.bind(&self.options.attributes)).transpose()?;
+        let predicate = params.predicate(&self.options.attributes)?;
         let (dim, metric) = (self.options.dim, self.options.metric);
         let hits = search_batch(&self.pool, dim, metric, queries, |query| {
             self.tiers.search(query, &params, predicate.as_ref())

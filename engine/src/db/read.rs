@@ -295,8 +295,7 @@ impl Inner {
 
     pub(crate) fn search_with(&self, query: &[f32], params: SearchParams) -> Result<Vec<Neighbor>> {
         validate_vector(self.dim, self.metric, query)?;
-        let predicate =
-            params.filter.as_ref().map(|f| f.bind(&self.options.attributes)).transpose()?;
+        let predicate = params.predicate(&self.options.attributes)?;
         Tally::add(&self.tally.searches, 1);
         self.search_from(self.current_snapshot(), query, params, predicate.as_ref())
     }
@@ -332,8 +331,7 @@ impl Inner {
         queries: &[f32],
         params: SearchParams,
     ) -> Result<Vec<Vec<Neighbor>>> {
-        let predicate =
-            params.filter.as_ref().map(|f| f.bind(&self.options.attributes)).transpose()?;
+        let predicate = params.predicate(&self.options.attributes)?;
         let snapshot = self.current_snapshot();
         let hits = search_batch(&self.pool, self.dim, self.metric, queries, |query| {
             self.search_from(Arc::clone(&snapshot), query, params.clone(), predicate.as_ref())
