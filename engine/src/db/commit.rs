@@ -25,6 +25,16 @@ impl Db {
     /// commit (once space is freed) makes them durable. If the manifest write itself fails,
     /// or anything after it, the outcome on storage is unknown and the handle is poisoned (see
     /// [`Error::Poisoned`]): storage then holds the previous version or this one, never a mix.
+    ///
+    /// ```
+    /// use strata::{Db, Metric, Options, Version};
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let db = Db::create(dir.path().join("v"), Options::new(2, Metric::L2))?; // version 1
+    /// db.upsert(1, &[1.0, 0.0])?;
+    /// assert_eq!(db.commit()?, Version(2));
+    /// assert_eq!(db.commit()?, Version(2)); // nothing new: the same version
+    /// # Ok::<(), strata::Error>(())
+    /// ```
     pub fn commit(&self) -> Result<Version> {
         let version = self.inner.commit()?;
         self.inner.stall_while_compaction_is_behind();

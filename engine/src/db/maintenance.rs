@@ -24,6 +24,21 @@ impl Db {
     ///
     /// After any compaction, this (and the worker) collects garbage as [`gc`](Self::gc) does:
     /// the replaced segments' files go once retention no longer keeps a version naming them.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use strata::{Db, Metric, Options, compaction::CompactAll};
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let db = Db::create(dir.path().join("v"), Options::new(2, Metric::L2).background_compaction(false))?;
+    /// for id in 0..3u64 {
+    ///     db.upsert(id, &[id as f32, 1.0])?;
+    ///     db.commit()?; // a segment each
+    /// }
+    /// db.set_compaction_policy(Arc::new(CompactAll));
+    /// assert_eq!(db.compact()?, 1);
+    /// assert_eq!(db.segments().len(), 1);
+    /// # Ok::<(), strata::Error>(())
+    /// ```
     pub fn compact(&self) -> Result<usize> {
         self.inner.compact_all(&Control::new())
     }

@@ -30,6 +30,16 @@ impl Db {
     /// `gcs` or `object-store` feature; `storage::open_url` documents credentials and the
     /// cache), and opens it for writing. Fails with [`Error::AlreadyExists`] if
     /// one is there. [`Db::builder`] offers creating only when missing, and per-handle settings.
+    ///
+    /// ```
+    /// use strata::{Db, Error, Metric, Options};
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let path = dir.path().join("vectors");
+    /// let db = Db::create(&path, Options::new(128, Metric::Cosine).keep_versions(5))?;
+    /// drop(db);
+    /// assert!(matches!(Db::create(&path, Options::new(128, Metric::Cosine)), Err(Error::AlreadyExists { .. })));
+    /// # Ok::<(), strata::Error>(())
+    /// ```
     pub fn create(root: impl AsRef<Path>, options: Options) -> Result<Db> {
         Db::builder(root).create_new(options).open()
     }
@@ -45,6 +55,17 @@ impl Db {
     /// [`create`](Self::create)), for writing. Only one writer may hold a directory: a second
     /// gets [`strata_storage::Error::Locked`]; on an object store a second writer's commit
     /// fails with [`Error::Conflict`].
+    ///
+    /// ```
+    /// use strata::{Db, Metric, Options};
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let path = dir.path().join("vectors");
+    /// # Db::create(&path, Options::new(2, Metric::L2))?;
+    /// let db = Db::open(&path)?; // the writer: a second `open` gets storage::Error::Locked
+    /// let reader = Db::open_read_only(&path)?; // any number of these beside it
+    /// assert_eq!(db.version(), reader.version());
+    /// # Ok::<(), strata::Error>(())
+    /// ```
     pub fn open(root: impl AsRef<Path>) -> Result<Db> {
         Db::builder(root).open()
     }
@@ -69,6 +90,20 @@ impl Db {
     /// travel. The version must still exist (garbage collection removes versions outside
     /// retention). Reads its manifest and deletion vectors and maps its segments; builds no
     /// id index, so it opens faster than a handle.
+    ///
+    /// ```
+    /// use strata::{Db, Metric, Options};
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let path = dir.path().join("vectors");
+    /// let db = Db::create(&path, Options::new(2, Metric::L2))?;
+    /// db.upsert(1, &[1.0, 0.0])?;
+    /// let first = db.commit()?;
+    /// db.delete(1)?;
+    /// db.commit()?;
+    /// let old = Db::open_at(&path, first)?;
+    /// assert!(old.contains(1)? && !db.contains(1));
+    /// # Ok::<(), strata::Error>(())
+    /// ```
     pub fn open_at(root: impl AsRef<Path>, version: Version) -> Result<PinnedSnapshot> {
         Db::builder(root).read_only().open_snapshot(version)
     }

@@ -48,6 +48,16 @@ impl Db {
 
     /// The vectors of records `ids`, in order (`None` for an id that does not exist), all read
     /// from one state of the database: a write racing the call is seen by every id or by none.
+    ///
+    /// ```
+    /// use strata::{Db, Metric, Options};
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let db = Db::create(dir.path().join("v"), Options::new(2, Metric::L2))?;
+    /// db.upsert(1, &[1.0, 0.0])?;
+    /// assert_eq!(db.get_many(&[1, 2])?, [Some(vec![1.0, 0.0]), None]);
+    /// assert!(db.contains(1) && !db.contains(2));
+    /// # Ok::<(), strata::Error>(())
+    /// ```
     pub fn get_many(&self, ids: &[u64]) -> Result<Vec<Option<Vec<f32>>>> {
         self.inner.get_many(ids)
     }
@@ -134,6 +144,19 @@ impl Db {
 
     /// A [`Snapshot`] of committed version `version` (time travel), reusing the segments this
     /// handle has open. The version must still be retained (see [`versions`](Self::versions)).
+    ///
+    /// ```
+    /// use strata::{Db, Metric, Options};
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let db = Db::create(dir.path().join("v"), Options::new(2, Metric::L2))?;
+    /// db.upsert(1, &[1.0, 0.0])?;
+    /// let first = db.commit()?;
+    /// db.upsert(2, &[0.0, 1.0])?;
+    /// db.commit()?;
+    /// assert_eq!(db.snapshot_at(first)?.len(), 1);
+    /// assert_eq!(db.versions()?.len(), 3); // create, and two commits
+    /// # Ok::<(), strata::Error>(())
+    /// ```
     pub fn snapshot_at(&self, version: Version) -> Result<Snapshot> {
         let current = self.inner.current_snapshot();
         if version.0 == current.manifest.version {
@@ -156,6 +179,20 @@ impl Db {
 
     /// Moves a read-only handle to the newest committed version; returns it. Segments already
     /// open stay open.
+    ///
+    /// ```
+    /// use strata::{Db, Metric, Options};
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let path = dir.path().join("v");
+    /// let db = Db::create(&path, Options::new(2, Metric::L2))?;
+    /// let reader = Db::open_read_only(&path)?;
+    /// db.upsert(1, &[1.0, 0.0])?;
+    /// let version = db.commit()?;
+    /// assert!(!reader.contains(1)); // the version it opened
+    /// assert_eq!(reader.refresh()?, version);
+    /// assert!(reader.contains(1));
+    /// # Ok::<(), strata::Error>(())
+    /// ```
     pub fn refresh(&self) -> Result<Version> {
         self.inner.refresh()
     }

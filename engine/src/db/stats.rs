@@ -27,6 +27,17 @@ impl Db {
     /// Running totals since the handle opened (searches, upserts, deletes, commits,
     /// compactions, collections, bytes written): a few atomic loads, cheap enough to scrape
     /// on every metrics tick.
+    ///
+    /// ```
+    /// use strata::{Db, Metric, Options};
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let db = Db::create(dir.path().join("v"), Options::new(2, Metric::L2))?;
+    /// db.upsert(1, &[1.0, 0.0])?;
+    /// db.search(&[1.0, 0.0], 1)?;
+    /// let counters = db.counters();
+    /// assert_eq!((counters.upserts, counters.searches), (1, 1));
+    /// # Ok::<(), strata::Error>(())
+    /// ```
     pub fn counters(&self) -> Counters {
         self.inner.tally.read()
     }

@@ -28,6 +28,15 @@ impl Db {
     /// Upserts `ids[i]` with the `i`-th `dim`-float row of `vectors` (row-major), for every
     /// `i`, inserting on every core. The whole batch is validated first: on any error nothing is
     /// applied. Within a batch, the last row with a given id wins.
+    ///
+    /// ```
+    /// use strata::{Db, Metric, Options};
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let db = Db::create(dir.path().join("v"), Options::new(2, Metric::L2))?;
+    /// db.upsert_batch(&[1, 2, 1], &[1.0, 0.0, 0.0, 1.0, 0.5, 0.5])?; // the last row of id 1 wins
+    /// assert_eq!((db.len(), db.get(1)?), (2, Some(vec![0.5, 0.5])));
+    /// # Ok::<(), strata::Error>(())
+    /// ```
     pub fn upsert_batch(&self, ids: &[u64], vectors: &[f32]) -> Result<()> {
         self.inner.upsert_batch(ids, vectors, None)
     }
@@ -42,6 +51,17 @@ impl Db {
     /// The whole batch is validated first: on any error nothing is applied. Within a batch,
     /// the last row with a given id wins. Until the commit returns, the batch is searched by
     /// an exact scan.
+    ///
+    /// ```
+    /// use strata::{Db, Metric, Options};
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let db = Db::create(dir.path().join("v"), Options::new(2, Metric::L2))?;
+    /// let ids: Vec<u64> = (0..1000).collect();
+    /// let rows: Vec<f32> = ids.iter().flat_map(|&i| [i as f32, 1.0]).collect();
+    /// let version = db.ingest(&ids, &rows)?; // committed: durable on return
+    /// assert_eq!((db.version(), db.len()), (version, 1000));
+    /// # Ok::<(), strata::Error>(())
+    /// ```
     pub fn ingest(&self, ids: &[u64], vectors: &[f32]) -> Result<Version> {
         let version = self.inner.ingest(ids, vectors, None)?;
         self.inner.stall_while_compaction_is_behind();
@@ -92,6 +112,16 @@ impl Db {
 
     /// Deletes record `id`; returns whether it existed. Visible to searches on return; durable
     /// after the next commit.
+    ///
+    /// ```
+    /// use strata::{Db, Metric, Options};
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let db = Db::create(dir.path().join("v"), Options::new(2, Metric::L2))?;
+    /// db.upsert(1, &[1.0, 0.0])?;
+    /// assert!(db.delete(1)?);  // it existed
+    /// assert!(!db.delete(1)?); // nothing left to delete
+    /// # Ok::<(), strata::Error>(())
+    /// ```
     pub fn delete(&self, id: u64) -> Result<bool> {
         self.inner.delete(id)
     }
