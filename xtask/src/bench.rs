@@ -13,12 +13,13 @@ use strata_memtable::{Memtable, Params as MemtableParams};
 use strata_segment_diskann::BuildOptions;
 
 use crate::exact::ExactIndex;
+use crate::input::read_ground_truth;
 use crate::input::read_vectors;
 use crate::measure::{
     BenchDir, BenchIndex, current_rss_bytes, directory_bytes, measure, measure_batch,
     peak_rss_bytes,
 };
-use crate::vecs::{Vectors, read_ground_truth};
+use crate::vecs::Vectors;
 use crate::{bench_codes, bench_diskann};
 
 /// What to measure.

@@ -385,6 +385,56 @@ struct NpyHeader {
     start: usize,
 }
 
+/// Reads ground truth: `.ibin` (big-ann-benchmarks: u32 queries, u32 k, the ids, then
+/// optionally as many f32 distances) by its extension, anything else as `.ivecs`.
+pub fn read_ground_truth(path: &Path) -> Result<Vectors<i32>, crate::vecs::VecsError> {
+    // ann-benchmarks: the `neighbors` dataset of the same .hdf5 file (or `FILE.hdf5#NAME`).
+    if let Some(text) = path.to_str() {
+        let (file, dataset) = text.rsplit_once('#').unwrap_or((text, "neighbors"));
+        if file.ends_with(".hdf5") || file.ends_with(".h5") {
+            let (k, data) = read_hdf5_ids(Path::new(file), dataset)
+                .map_err(|reason| crate::vecs::VecsError::Hdf5 { path: path.to_owned(), reason })?;
+            if k == 0 || data.is_empty() {
+                return Err(crate::vecs::VecsError::Empty { path: path.to_owned() });
+            }
+            return Ok(Vectors { dim: k, data });
+        }
+    }
+    if path.extension().is_none_or(|e| e != "ibin") {
+        return crate::vecs::read_ivecs(path);
+    }
+    let bytes = std::fs::read(path)
+        .map_err(|source| crate::vecs::VecsError::Io { path: path.to_owned(), source })?;
+    let word = |at: usize| u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4 bytes"));
+    if bytes.len() < 8 {
+        return Err(crate::vecs::VecsError::Empty { path: path.to_owned() });
+    }
+    let (rows, k) = (u64::from(word(0)), u64::from(word(4)));
+    let ids = rows.checked_mul(k).and_then(|n| n.checked_mul(4));
+    let body = bytes.len() as u64 - 8;
+    // The ids alone, or the ids then their distances.
+    let Some(ids_bytes) = ids.filter(|&n| n > 0 && (body == n || body == 2 * n)) else {
+        return Err(crate::vecs::VecsError::BadBinary {
+            path: path.to_owned(),
+            size: bytes.len(),
+            rows,
+            k,
+        });
+    };
+    if k > MAX_DIM as u64 {
+        return Err(crate::vecs::VecsError::BadDimension {
+            path: path.to_owned(),
+            row: 0,
+            dim: k as i32,
+        });
+    }
+    let data = bytes[8..8 + ids_bytes as usize]
+        .chunks_exact(4)
+        .map(|b| i32::from_le_bytes(b.try_into().expect("4 bytes")))
+        .collect();
+    Ok(Vectors { dim: k as usize, data })
+}
+
 /// The `.npy` header, read by `npyz` (magic, version, the header dict with its dtype, order
 /// and shape). A 2-d C-order array of little-endian float32, uint8 or int8 is read.
 fn parse_npy_header(map: &[u8]) -> Result<NpyHeader, String> {
@@ -564,6 +614,29 @@ mod tests {
 
     /// An ann-benchmarks file: `train` as base, `test` as queries, `neighbors` as ground truth,
     /// any dataset by `#name`; a 1-d dataset and a missing one are named in the error.
+    /// big-ann-benchmarks ground truth: ids alone or ids then distances; other sizes refused.
+    #[test]
+    fn ground_truth_reads_ivecs_and_ibin() {
+        let dir = tempfile::tempdir().unwrap();
+        let ids = Vectors { dim: 2, data: vec![4, 1, 0, 3, 2, 2] };
+        let ivecs = dir.path().join("gt.ivecs");
+        crate::vecs::write_ivecs(&ivecs, &ids).unwrap();
+        assert_eq!(read_ground_truth(&ivecs).unwrap(), ids);
+        let mut bytes = 3u32.to_le_bytes().to_vec();
+        bytes.extend_from_slice(&2u32.to_le_bytes());
+        bytes.extend(ids.data.iter().flat_map(|i| i.to_le_bytes()));
+        let ibin = dir.path().join("gt.ibin");
+        std::fs::write(&ibin, &bytes).unwrap();
+        assert_eq!(read_ground_truth(&ibin).unwrap(), ids);
+        bytes.extend(ids.data.iter().flat_map(|&i| (i as f32).to_le_bytes()));
+        std::fs::write(&ibin, &bytes).unwrap();
+        assert_eq!(read_ground_truth(&ibin).unwrap(), ids, "with distances");
+        bytes.pop();
+        std::fs::write(&ibin, &bytes).unwrap();
+        let error = read_ground_truth(&ibin).unwrap_err().to_string();
+        assert!(error.contains("do not hold the 3 x 2 ids"), "{error}");
+    }
+
     #[cfg(feature = "hdf5")]
     #[test]
     fn reads_ann_benchmarks_hdf5_files() {
@@ -602,7 +675,7 @@ mod tests {
         assert_eq!(read_queries(&path).unwrap().data, &train[..3]);
         let named = dir.path().join("set.hdf5#test2");
         assert_eq!(read_vectors(&named).unwrap().data, [0.5, 1.5, 2.5, 3.5]);
-        let truth = crate::vecs::read_ground_truth(&path).unwrap();
+        let truth = read_ground_truth(&path).unwrap();
         assert_eq!(truth, Vectors { dim: 3, data: neighbors });
         for (name, expected) in [("set.hdf5#flat", "2-d"), ("set.hdf5#missing", "missing")] {
             let error = VectorFile::open(&dir.path().join(name)).unwrap_err().to_string();

@@ -7,9 +7,9 @@ use strata::compaction::SegmentKind;
 use strata::{Db, Filter, Metric, Options, SearchParams};
 
 use crate::input::VectorFile;
+use crate::input::read_ground_truth;
 use crate::measure::percentile;
 use crate::progress::{bar, control, interrupted, stage_bar};
-use crate::vecs::read_ground_truth;
 
 type Result<T, E = Box<dyn std::error::Error>> = std::result::Result<T, E>;
 

@@ -1,8 +1,7 @@
 //! The `.fvecs` / `.ivecs` formats of the ANN benchmark data sets: per row, a little-endian `i32`
 //! dimension, then that many little-endian `f32` (fvecs) or `i32` (ivecs) values. Writers of
-//! both, and the reader of ground truth (`.ivecs`, or big-ann-benchmarks' `.ibin`: u32 queries,
-//! u32 k, the ids as i32, then optionally their f32 distances); vectors are read by
-//! `input::VectorFile`, the one reader of vector files for every command.
+//! both, and the parser of `.ivecs`; every command reads vectors and ground truth through
+//! `input` (`VectorFile`, `read_ground_truth`).
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -110,46 +109,6 @@ pub fn read_ivecs(path: &Path) -> Result<Vectors<i32>, VecsError> {
     parse(path, &read_file(path)?, i32::from_le_bytes)
 }
 
-/// Reads ground truth: `.ibin` (big-ann-benchmarks: u32 queries, u32 k, the ids, then
-/// optionally as many f32 distances) by its extension, anything else as `.ivecs`.
-pub fn read_ground_truth(path: &Path) -> Result<Vectors<i32>, VecsError> {
-    // ann-benchmarks: the `neighbors` dataset of the same .hdf5 file (or `FILE.hdf5#NAME`).
-    if let Some(text) = path.to_str() {
-        let (file, dataset) = text.rsplit_once('#').unwrap_or((text, "neighbors"));
-        if file.ends_with(".hdf5") || file.ends_with(".h5") {
-            let (k, data) = crate::input::read_hdf5_ids(Path::new(file), dataset)
-                .map_err(|reason| VecsError::Hdf5 { path: path.to_owned(), reason })?;
-            if k == 0 || data.is_empty() {
-                return Err(VecsError::Empty { path: path.to_owned() });
-            }
-            return Ok(Vectors { dim: k, data });
-        }
-    }
-    if path.extension().is_none_or(|e| e != "ibin") {
-        return read_ivecs(path);
-    }
-    let bytes = read_file(path)?;
-    let word = |at: usize| u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4 bytes"));
-    if bytes.len() < 8 {
-        return Err(VecsError::Empty { path: path.to_owned() });
-    }
-    let (rows, k) = (u64::from(word(0)), u64::from(word(4)));
-    let ids = rows.checked_mul(k).and_then(|n| n.checked_mul(4));
-    let body = bytes.len() as u64 - 8;
-    // The ids alone, or the ids then their distances.
-    let Some(ids_bytes) = ids.filter(|&n| n > 0 && (body == n || body == 2 * n)) else {
-        return Err(VecsError::BadBinary { path: path.to_owned(), size: bytes.len(), rows, k });
-    };
-    if k > MAX_DIM as u64 {
-        return Err(VecsError::BadDimension { path: path.to_owned(), row: 0, dim: k as i32 });
-    }
-    let data = bytes[8..8 + ids_bytes as usize]
-        .chunks_exact(4)
-        .map(|b| i32::from_le_bytes(b.try_into().expect("4 bytes")))
-        .collect();
-    Ok(Vectors { dim: k as usize, data })
-}
-
 fn write<T: Copy>(
     path: &Path,
     vectors: &Vectors<T>,
@@ -180,29 +139,6 @@ pub fn write_ivecs(path: &Path, vectors: &Vectors<i32>) -> Result<(), VecsError>
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// big-ann-benchmarks ground truth: ids alone or ids then distances; other sizes refused.
-    #[test]
-    fn ground_truth_reads_ivecs_and_ibin() {
-        let dir = tempfile::tempdir().unwrap();
-        let ids = Vectors { dim: 2, data: vec![4, 1, 0, 3, 2, 2] };
-        let ivecs = dir.path().join("gt.ivecs");
-        write_ivecs(&ivecs, &ids).unwrap();
-        assert_eq!(read_ground_truth(&ivecs).unwrap(), ids);
-        let mut bytes = 3u32.to_le_bytes().to_vec();
-        bytes.extend_from_slice(&2u32.to_le_bytes());
-        bytes.extend(ids.data.iter().flat_map(|i| i.to_le_bytes()));
-        let ibin = dir.path().join("gt.ibin");
-        std::fs::write(&ibin, &bytes).unwrap();
-        assert_eq!(read_ground_truth(&ibin).unwrap(), ids);
-        bytes.extend(ids.data.iter().flat_map(|&i| (i as f32).to_le_bytes()));
-        std::fs::write(&ibin, &bytes).unwrap();
-        assert_eq!(read_ground_truth(&ibin).unwrap(), ids, "with distances");
-        bytes.pop();
-        std::fs::write(&ibin, &bytes).unwrap();
-        let error = read_ground_truth(&ibin).unwrap_err().to_string();
-        assert!(error.contains("do not hold the 3 x 2 ids"), "{error}");
-    }
 
     fn row(dim: i32, values: &[f32]) -> Vec<u8> {
         let mut bytes = dim.to_le_bytes().to_vec();
