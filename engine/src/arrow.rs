@@ -93,11 +93,26 @@ fn rows_of(batch: &RecordBatch, dim: usize, schema: &Schema) -> Result<Rows> {
         dim,
         &ids,
     )?;
+    if let Some(clash) = schema
+        .columns()
+        .iter()
+        .find(|c| matches!(c.name.as_str(), "id" | "vector" | PAYLOAD_COLUMN))
+    {
+        return Err(bad(&clash.name, "is an attribute named like a fixed column"));
+    }
     let attribute_columns: Vec<(&str, AttrType, &ArrayRef)> = schema
         .columns()
         .iter()
         .filter_map(|c| batch.column_by_name(&c.name).map(|a| (c.name.as_str(), c.ty, a)))
         .collect();
+    // Types are checked per column, so a column of nulls of the wrong type is refused too.
+    for (name, ty, array) in &attribute_columns {
+        if !holds(*ty, array.data_type()) {
+            let problem =
+                format!("is {}, which does not hold a {ty:?} attribute", array.data_type());
+            return Err(bad(name, problem));
+        }
+    }
     let payload = batch.column_by_name(PAYLOAD_COLUMN);
     if attribute_columns.is_empty() && payload.is_none() {
         return Ok(Rows { ids, vectors, attributes: Vec::new() });
@@ -178,7 +193,7 @@ fn vectors_of(array: &ArrayRef, dim: usize, ids: &[u64]) -> Result<Vec<f32>> {
                     format!("holds {size} floats a row, the database {dim}"),
                 ));
             }
-            // The child array covers the list's offset and length only after slicing.
+            // A sliced list's values may be the parent's: take this list's window of them.
             let start = list.offset() * dim;
             let values = list.values().slice(start, list.len() * dim);
             floats(&values)
@@ -200,6 +215,19 @@ fn vectors_of(array: &ArrayRef, dim: usize, ids: &[u64]) -> Result<Vec<f32>> {
             Ok(out)
         }
         other => Err(bad("vector", format!("is {other}, not FixedSizeList<Float32>"))),
+    }
+}
+
+/// Whether a column of Arrow type `data` can hold attribute type `ty` (what `value_at` reads).
+fn holds(ty: AttrType, data: &DataType) -> bool {
+    match (ty, data) {
+        (AttrType::U64, DataType::UInt64 | DataType::UInt32 | DataType::Int64) => true,
+        (AttrType::I64, DataType::Int64 | DataType::Int32) => true,
+        (AttrType::F64, DataType::Float64 | DataType::Float32) => true,
+        (AttrType::Bool, DataType::Boolean) => true,
+        (AttrType::Keyword, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View) => true,
+        (AttrType::Keywords, DataType::List(item)) => item.data_type() == &DataType::Utf8,
+        _ => false,
     }
 }
 

@@ -226,6 +226,14 @@ fn batches_that_do_not_fit_are_refused_and_change_nothing() {
     ])
     .unwrap();
     assert!(column(refused(retyped)).starts_with("lang"));
+    // A column of nulls of the wrong type is refused as any wrong type is.
+    let nulls = RecordBatch::try_from_iter([
+        ("id", Arc::new(UInt64Array::from(vec![1, 2, 3])) as ArrayRef),
+        ("vector", Arc::clone(good.column(1)) as ArrayRef),
+        ("ts", Arc::new(arrow_array::StringArray::from(vec![None::<&str>; 3])) as ArrayRef),
+    ])
+    .unwrap();
+    assert!(column(refused(nulls)).starts_with("ts"));
     // A vector list of the wrong length names its row and id; a NaN is refused as any is.
     let mut lists = ListBuilder::new(Float32Builder::new());
     for v in [vec![1.0, 2.0, 3.0], vec![1.0, 2.0]] {

@@ -174,3 +174,39 @@ fn a_search_overlapping_a_commit_and_an_upsert_still_sees_the_record() {
         result.unwrap();
     }
 }
+
+/// Calls from inside rayon jobs (as an embedder's `par_iter` over files makes them): batch
+/// upserts that rotate the memtable, commits, ingests that would stall on a compaction backlog
+/// and compactions all finish, on the global pool and on a pool given to the handle.
+#[test]
+fn calls_from_rayon_jobs_do_not_deadlock() {
+    use rayon::prelude::*;
+    for own_pool in [false, true] {
+        let store: Arc<dyn strata::storage::Storage> =
+            Arc::new(strata::storage::MemoryStore::new());
+        let options = Options::new(8, Metric::L2).compaction_threshold(2).diskann_min_rows(256);
+        let builder = Db::builder_in(Arc::clone(&store)).create_if_missing(options);
+        let db = if own_pool { builder.threads(2).open() } else { builder.open() }.unwrap();
+        db.set_memtable_rotate_rows(300);
+        let vector = |id: u64| -> Vec<f32> { (0..8).map(|d| ((id * 7 + d) % 13) as f32).collect() };
+        (0..48u64).into_par_iter().for_each(|chunk| {
+            let ids: Vec<u64> = (chunk * 100..(chunk + 1) * 100).collect();
+            let rows: Vec<f32> = ids.iter().flat_map(|&id| vector(id)).collect();
+            match chunk % 4 {
+                0 => drop(db.ingest(&ids, &rows).unwrap()),
+                1 => {
+                    db.upsert_batch(&ids, &rows).unwrap();
+                    db.commit().unwrap();
+                }
+                2 => {
+                    db.upsert_batch(&ids, &rows).unwrap();
+                    db.compact().unwrap();
+                }
+                _ => db.upsert_batch(&ids, &rows).unwrap(),
+            }
+        });
+        db.commit().unwrap();
+        assert_eq!(db.len(), 4800, "own pool: {own_pool}");
+        assert_eq!(db.get(4321).unwrap(), Some(vector(4321)));
+    }
+}

@@ -102,21 +102,24 @@ pub enum Role {
     Base,
     /// `test`.
     Queries,
+    /// `neighbors`.
+    Truth,
 }
 
 /// `path` split into an `.hdf5` / `.h5` file and the dataset after a `#`, if it names one.
 fn hdf5_parts(path: &Path, role: Role) -> Option<(PathBuf, String)> {
     let text = path.to_str()?;
+    let is_hdf5 = |file: &str| file.ends_with(".hdf5") || file.ends_with(".h5");
+    // A `#` names a dataset only after an .hdf5 file name (a directory may hold a `#` too).
     let (file, dataset) = match text.rsplit_once('#') {
-        Some((file, dataset)) => (file, Some(dataset)),
-        None => (text, None),
+        Some((file, dataset)) if is_hdf5(file) => (file, Some(dataset)),
+        _ if is_hdf5(text) => (text, None),
+        _ => return None,
     };
-    if !(file.ends_with(".hdf5") || file.ends_with(".h5")) {
-        return None;
-    }
     let default = match role {
         Role::Base => "train",
         Role::Queries => "test",
+        Role::Truth => "neighbors",
     };
     Some((PathBuf::from(file), dataset.unwrap_or(default).to_owned()))
 }
@@ -389,16 +392,13 @@ struct NpyHeader {
 /// optionally as many f32 distances) by its extension, anything else as `.ivecs`.
 pub fn read_ground_truth(path: &Path) -> Result<Vectors<i32>, crate::vecs::VecsError> {
     // ann-benchmarks: the `neighbors` dataset of the same .hdf5 file (or `FILE.hdf5#NAME`).
-    if let Some(text) = path.to_str() {
-        let (file, dataset) = text.rsplit_once('#').unwrap_or((text, "neighbors"));
-        if file.ends_with(".hdf5") || file.ends_with(".h5") {
-            let (k, data) = read_hdf5_ids(Path::new(file), dataset)
-                .map_err(|reason| crate::vecs::VecsError::Hdf5 { path: path.to_owned(), reason })?;
-            if k == 0 || data.is_empty() {
-                return Err(crate::vecs::VecsError::Empty { path: path.to_owned() });
-            }
-            return Ok(Vectors { dim: k, data });
+    if let Some((file, dataset)) = hdf5_parts(path, Role::Truth) {
+        let (k, data) = read_hdf5_ids(&file, &dataset)
+            .map_err(|reason| crate::vecs::VecsError::Hdf5 { path: path.to_owned(), reason })?;
+        if k == 0 || data.is_empty() {
+            return Err(crate::vecs::VecsError::Empty { path: path.to_owned() });
         }
+        return Ok(Vectors { dim: k, data });
     }
     if path.extension().is_none_or(|e| e != "ibin") {
         return crate::vecs::read_ivecs(path);
@@ -413,7 +413,8 @@ pub fn read_ground_truth(path: &Path) -> Result<Vectors<i32>, crate::vecs::VecsE
     let ids = rows.checked_mul(k).and_then(|n| n.checked_mul(4));
     let body = bytes.len() as u64 - 8;
     // The ids alone, or the ids then their distances.
-    let Some(ids_bytes) = ids.filter(|&n| n > 0 && (body == n || body == 2 * n)) else {
+    let Some(ids_bytes) = ids.filter(|&n| n > 0 && (body == n || n.checked_mul(2) == Some(body)))
+    else {
         return Err(crate::vecs::VecsError::BadBinary {
             path: path.to_owned(),
             size: bytes.len(),

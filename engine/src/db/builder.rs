@@ -185,6 +185,10 @@ impl DbBuilder {
         if !self.exclusive && !strata_manifest::list_versions(&*storage)?.is_empty() {
             return Db::open_with(storage, location, mode, None, lock, self.settings);
         }
+        if lock.is_some() {
+            // Holding the directory's lock, no other writer can create it meanwhile.
+            return Db::create_with(storage, location, options, lock, self.settings);
+        }
         let created = Db::create_with(
             Arc::clone(&storage),
             location.clone(),
@@ -193,7 +197,7 @@ impl DbBuilder {
             self.settings.clone(),
         );
         match created {
-            // Another process created it first: open what it created.
+            // Another writer created it first (an object store has no lock): open that.
             Err(Error::AlreadyExists { .. }) if !self.exclusive => {
                 Db::open_with(storage, location, mode, None, None, self.settings)
             }

@@ -9,9 +9,10 @@ use strata_manifest::Retention;
 use strata_manifest::keys::manifest_key;
 
 use super::commit::now_ms;
-use super::{Db, GcStats, Inner, Poison, Work};
+use super::{Db, GcStats, Inner, Poison, Work, panic_message};
 use crate::compaction::CompactionPolicy;
 use crate::control::{Control, Operation, Stage};
+use crate::parallel::on_a_pool_thread;
 use crate::stats::Tally;
 use crate::{Error, Result};
 
@@ -40,7 +41,7 @@ impl Db {
     /// # Ok::<(), strata::Error>(())
     /// ```
     pub fn compact(&self) -> Result<usize> {
-        self.inner.compact_all(&Control::new())
+        self.compact_with(&Control::new())
     }
 
     /// [`compact`](Self::compact), reporting each compaction's steps to `control` and stopping
@@ -48,7 +49,20 @@ impl Db {
     /// publishes nothing (its partial output is garbage for [`gc`](Self::gc)), and those
     /// finished before it stay.
     pub fn compact_with(&self, control: &Control) -> Result<usize> {
-        self.inner.compact_all(control)
+        if !on_a_pool_thread() {
+            return self.inner.compact_all(control);
+        }
+        // On a rayon worker, the build's parallel work would let this thread run other queued
+        // jobs while it holds the compaction lock (one of them may want that lock, or wait for
+        // this compaction): a thread of its own waits without running anything else.
+        std::thread::scope(|scope| {
+            let inner = &self.inner;
+            scope.spawn(move || inner.compact_all(control)).join()
+        })
+        .unwrap_or_else(|panic| {
+            let message = panic_message(&*panic);
+            Err(Error::Panicked { during: "compact", message })
+        })
     }
 
     /// The error of the last compaction (background or [`compact`](Self::compact)) while
@@ -68,7 +82,8 @@ impl Db {
         self.inner.wake(Work::Compact);
     }
 
-    /// Stops the background worker, waiting for a compaction in progress to finish, and drops
+    /// Stops the background worker, cancelling a compaction in progress (it publishes nothing),
+    /// and drops
     /// the handle. Uncommitted writes are dropped, as on any drop. Dropping the handle does the
     /// same; `close` reports a worker that failed.
     pub fn close(self) -> Result<()> {
@@ -118,14 +133,15 @@ impl Db {
 
 impl Inner {
     /// Refuses writes from now on, keeping the first cause (`by_worker`: the background
-    /// worker's, which `close` reports); returns the cause kept.
+    /// worker's, which `close` reports); returns `cause`, for the caller to report.
     pub(crate) fn poison(&self, cause: Error, by_worker: bool) -> Arc<Error> {
-        let mut poisoned = self.poisoned.lock();
-        let poison = poisoned.get_or_insert_with(|| {
+        let cause = Arc::new(cause);
+        self.poisoned.lock().get_or_insert_with(|| {
             tracing::error!(cause = %cause, by_worker, "handle poisoned: it refuses writes");
-            Poison { cause: Arc::new(cause), by_worker }
+            Poison { cause: Arc::clone(&cause), by_worker }
         });
-        Arc::clone(&poison.cause)
+        // The caller reports its own error, even when an earlier one poisoned the handle.
+        cause
     }
 
     /// Poisons the handle after a failed publish (a manifest write whose outcome is unknown,

@@ -120,8 +120,10 @@ pub(crate) struct Inner {
     stopping: AtomicBool,
     /// Notified after each compaction, so a commit stalled on a backlog wakes.
     compacted: (Mutex<()>, Condvar),
-    /// Where batch searches and batch upserts run.
+    /// Where batch searches run (the embedder's pool, or rayon's global one).
     pool: Pool,
+    /// Where compactions build (see `parallel::build_pool`).
+    build_pool: Arc<rayon::ThreadPool>,
     /// Running totals (`Db::counters`), shared with the handle's snapshots.
     tally: Arc<Tally>,
     /// The background worker's: `close` cancels it.

@@ -201,6 +201,7 @@ impl Db {
             in_flight: Mutex::new(HashSet::new()),
             stopping: AtomicBool::new(false),
             compacted: (Mutex::new(()), Condvar::new()),
+            build_pool: crate::parallel::build_pool(&settings.pool)?,
             pool: settings.pool,
             tally: Arc::default(),
             last_compaction: Mutex::new(None),

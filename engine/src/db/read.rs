@@ -160,7 +160,16 @@ impl Db {
     pub fn snapshot_at(&self, version: Version) -> Result<Snapshot> {
         let current = self.inner.current_snapshot();
         if version.0 == current.manifest.version {
-            return Ok(self.snapshot());
+            // From the state just read: a commit racing this call does not change the answer.
+            let tally = Arc::clone(&self.inner.tally);
+            let (options, pool) = (self.inner.options.clone(), self.inner.pool.clone());
+            return Snapshot::new(
+                Arc::clone(&current.manifest),
+                &current.segments,
+                options,
+                pool,
+                tally,
+            );
         }
         let manifest = strata_manifest::load(&*self.inner.storage, version.0)?;
         let options = Options::from_stored(&manifest.options)?;

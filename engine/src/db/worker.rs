@@ -20,7 +20,7 @@ use super::{DROPPED, Inner, STALL_FACTOR, Work, panic_message, segment_number};
 use crate::bitmap::AtomicBitmap;
 use crate::compaction::Plan;
 use crate::control::{Control, Operation, Stage};
-use crate::parallel::install;
+
 use crate::segment::{Segment, SegmentData, attribute_sections};
 use crate::stats::{CompactionRun, Tally};
 use crate::tiers::LiveSegment;
@@ -229,10 +229,10 @@ impl Inner {
             });
         }
         let build = tracing::debug_span!("build", segment_id).entered();
-        // The build's training, encoding and linking run on the handle's pool.
-        let output = install(&self.pool, || {
-            self.write_output(segment_id, plan.output, &inputs, keep_graph, control)
-        })?;
+        // The build's training, encoding and linking run on the engine's build pool.
+        let output = self
+            .build_pool
+            .install(|| self.write_output(segment_id, plan.output, &inputs, keep_graph, control))?;
         drop(build);
         let Some(output) = output else {
             return Ok(false);

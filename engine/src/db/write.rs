@@ -2,10 +2,8 @@
 //! memtable into pending tiers (rotation) and the automatic flush.
 
 use std::collections::HashSet;
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 
-use rayon::prelude::*;
 use std::sync::atomic::Ordering;
 
 use strata_attributes::{Attributes, Record};
@@ -13,7 +11,7 @@ use strata_memtable::{MAX_ROWS, Memtable, MemtableError, validate_vector};
 use strata_quantize::normalize;
 
 use super::{DROPPED, Db, Inner, Mode, Version, Work, panic_message, segment_number};
-use crate::parallel::{install, threads};
+use crate::parallel::threads;
 use crate::stats::Tally;
 use crate::tiers::{Pending, Snapshot};
 use crate::{Error, Result};
@@ -252,21 +250,26 @@ impl Inner {
                 let (done, result) = insert(start..end);
                 vec![(start..end, done, result)]
             } else {
-                install(&self.pool, || {
+                // Scoped threads, sized by the handle's pool but not run on it: the write gate
+                // is held here, and a rayon thread waiting on its own jobs runs other queued
+                // jobs meanwhile, one of which may ask for the gate exclusively (a rotation, a
+                // commit) on this very thread.
+                std::thread::scope(|scope| {
+                    let handles: Vec<_> =
+                        ranges.iter().map(|range| scope.spawn(|| insert(range.clone()))).collect();
                     ranges
-                        .par_iter()
-                        .map(|range| {
-                            match catch_unwind(AssertUnwindSafe(|| insert(range.clone()))) {
-                                Ok((done, result)) => (range.clone(), done, result),
-                                // Which rows went in is unknown: the handle must not commit.
-                                Err(panic) => {
-                                    let panicked = Error::Panicked {
-                                        during: "upsert_batch",
-                                        message: panic_message(&*panic),
-                                    };
-                                    let cause = self.poison(panicked, false);
-                                    (range.clone(), range.start, Err(Error::Poisoned { cause }))
-                                }
+                        .iter()
+                        .zip(handles)
+                        .map(|(range, handle)| match handle.join() {
+                            Ok((done, result)) => (range.clone(), done, result),
+                            // Which rows went in is unknown: the handle must not commit.
+                            Err(panic) => {
+                                let panicked = Error::Panicked {
+                                    during: "upsert_batch",
+                                    message: panic_message(&*panic),
+                                };
+                                let cause = self.poison(panicked, false);
+                                (range.clone(), range.start, Err(Error::Poisoned { cause }))
                             }
                         })
                         .collect()
