@@ -4,6 +4,7 @@
 
 mod attributes;
 mod bench;
+mod bench_bindings;
 mod bench_codes;
 mod bench_diskann;
 mod bench_engine;
@@ -68,6 +69,10 @@ enum Command {
     BenchCommit(bench_engine::BenchCommitArgs),
     /// Time opening an engine database of many rows (built first if the directory is empty).
     BenchOpen(bench_engine::BenchOpenArgs),
+    /// The Rust side of the Python module's parity bars: one `upsert_batch` of a base set, and
+    /// `search_batch` / a loop of `search` over a query set, timed as
+    /// `python/bench/bench_bindings.py` times the same calls through the module.
+    BenchBindings(bench_bindings::BenchBindingsArgs),
     /// Crash a writer process with SIGKILL at random moments and check every reopen: no lost
     /// commit, no resurrected delete, no partial version, search agreeing with get.
     Torture(torture::TortureArgs),
@@ -111,6 +116,7 @@ fn main() -> ExitCode {
             | Command::BenchKernels(_)
             | Command::BenchCommit(_)
             | Command::BenchOpen(_)
+            | Command::BenchBindings(_)
     );
     // Tests run measuring commands for their behaviour, not their speed: they may stay in debug.
     let debug_allowed = std::env::var_os("XTASK_ALLOW_DEBUG").is_some();
@@ -132,6 +138,7 @@ fn main() -> ExitCode {
         Command::BenchKernels(args) => bench_kernels::run(args),
         Command::BenchCommit(args) => bench_engine::run_commit(args),
         Command::BenchOpen(args) => bench_engine::run_open(args),
+        Command::BenchBindings(args) => bench_bindings::run(args),
         Command::Torture(args) => torture::run(args),
         Command::FuzzCorpus(args) => fuzz_corpus::run(args),
     };

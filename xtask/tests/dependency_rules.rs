@@ -35,6 +35,8 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "strata-manifest",
         ],
     ),
+    // The Python module binds the public API only, like any embedder.
+    ("strata-python", &["strata"]),
     (
         "xtask",
         &[

@@ -154,8 +154,9 @@ impl DbBuilder {
         self
     }
 
-    /// Creates the database; [`Error::AlreadyExists`] if one is there.
-    pub(super) fn create_new(mut self, options: Options) -> Self {
+    /// Creates the database with `options`; opening fails with [`Error::AlreadyExists`] if one
+    /// is there. Writers only.
+    pub fn create_new(mut self, options: Options) -> Self {
         self.create = Some(options);
         self.exclusive = true;
         self
@@ -205,15 +206,17 @@ impl DbBuilder {
         }
     }
 
-    /// Version `version` as a snapshot (`Db::open_at`).
-    pub(super) fn open_snapshot(self, version: Version) -> Result<Snapshot> {
+    /// Opens version `version` as a [`Snapshot`] ([`Db::open_at`] with this builder's
+    /// settings: its pool and object-store options).
+    pub fn open_at(self, version: Version) -> Result<Snapshot> {
         let (storage, _, _) = self.storage(Mode::ReadOnly)?;
         let manifest = strata_manifest::load(&*storage, version.0)?;
         Snapshot::load(storage, manifest, self.settings.pool)
     }
 
-    /// The newest version committed at or before `time`, as a snapshot (`Db::open_as_of`).
-    pub(super) fn open_snapshot_as_of(self, time: SystemTime) -> Result<Snapshot> {
+    /// Opens the newest version committed at or before `time` as a [`Snapshot`]
+    /// ([`Db::open_as_of`] with this builder's settings).
+    pub fn open_as_of(self, time: SystemTime) -> Result<Snapshot> {
         let (storage, _, _) = self.storage(Mode::ReadOnly)?;
         let wanted = time.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
         let manifest = version_as_of(&*storage, wanted)?;

@@ -105,12 +105,12 @@ impl Db {
     /// # Ok::<(), strata::Error>(())
     /// ```
     pub fn open_at(root: impl AsRef<Path>, version: Version) -> Result<PinnedSnapshot> {
-        Db::builder(root).read_only().open_snapshot(version)
+        Db::builder(root).read_only().open_at(version)
     }
 
     /// [`open_at`](Self::open_at) on any storage.
     pub fn open_at_in(storage: Arc<dyn Storage>, version: Version) -> Result<PinnedSnapshot> {
-        Db::builder_in(storage).read_only().open_snapshot(version)
+        Db::builder_in(storage).read_only().open_at(version)
     }
 
     /// The newest version committed at or before `time`, as a [`Snapshot`](crate::Snapshot) (see
@@ -119,7 +119,7 @@ impl Db {
         root: impl AsRef<Path>,
         time: std::time::SystemTime,
     ) -> Result<PinnedSnapshot> {
-        Db::builder(root).read_only().open_snapshot_as_of(time)
+        Db::builder(root).read_only().open_as_of(time)
     }
 
     pub(super) fn create_with(
