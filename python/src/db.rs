@@ -10,6 +10,7 @@ use strata::{Attributes, Db, Version};
 
 use crate::convert::{self, Ids, Vectors};
 use crate::errors::{IntoPy, closed, invalid};
+use crate::read;
 use crate::report;
 use crate::settings::Search;
 use crate::snapshot::{PyScan, PySnapshot};
@@ -80,15 +81,6 @@ fn attribute_rows(
             Ok(Some(convert::attribute_rows(obj, rows.vectors.rows, single, &schema)?))
         }
     }
-}
-
-/// Queries checked against the database's dimension.
-pub fn check_queries<'py>(queries: &Bound<'py, PyAny>, dim: usize) -> PyResult<Vectors<'py>> {
-    let queries = convert::vectors(queries, "queries")?;
-    if queries.dim != dim && queries.rows > 0 {
-        return Err(invalid(format!("queries have dimension {}, the database {dim}", queries.dim)));
-    }
-    Ok(queries)
 }
 
 #[pymethods]
@@ -181,10 +173,7 @@ impl PyDb {
         py: Python<'py>,
         id: &Bound<'py, PyAny>,
     ) -> PyResult<Option<Bound<'py, PyAny>>> {
-        let db = self.db()?;
-        let id = convert::one_id(id)?;
-        let vector = py.detach(|| db.get(id)).py_err()?;
-        Ok(vector.map(|v| convert::vector_array(py, v).into_any()))
+        read::get(py, &*self.db()?, id)
     }
 
     /// The vectors of many ids: a list with an array, or ``None``, per id.
@@ -193,12 +182,7 @@ impl PyDb {
         py: Python<'py>,
         ids: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyList>> {
-        let db = self.db()?;
-        let ids = convert::ids(ids)?;
-        let ids = ids.as_slice();
-        let vectors = py.detach(|| db.get_many(ids)).py_err()?;
-        let items = vectors.into_iter().map(|v| v.map(|v| convert::vector_array(py, v)));
-        PyList::new(py, items)
+        read::get_many(py, &*self.db()?, ids)
     }
 
     /// The record's attributes as a dict (its payload under ``"_payload"``), or ``None`` if
@@ -208,17 +192,12 @@ impl PyDb {
         py: Python<'py>,
         id: &Bound<'py, PyAny>,
     ) -> PyResult<Option<Bound<'py, PyDict>>> {
-        let db = self.db()?;
-        let id = convert::one_id(id)?;
-        let attributes = py.detach(|| db.get_attributes(id)).py_err()?;
-        attributes.map(|a| convert::attributes_dict(py, &a)).transpose()
+        read::get_attributes(py, &*self.db()?, id)
     }
 
     /// Whether a live record has this id (uncommitted writes included).
     fn contains(&self, py: Python<'_>, id: &Bound<'_, PyAny>) -> PyResult<bool> {
-        let db = self.db()?;
-        let id = convert::one_id(id)?;
-        Ok(py.detach(|| db.contains(id)))
+        read::contains(py, &*self.db()?, id)
     }
 
     fn __contains__(&self, py: Python<'_>, id: &Bound<'_, PyAny>) -> PyResult<bool> {
@@ -256,19 +235,8 @@ impl PyDb {
         exact: bool,
         radius: Option<f32>,
     ) -> PyResult<Bound<'py, PyTuple>> {
-        let db = self.db()?;
         let search = Search { k, ef, l, recall, filter, exact, radius };
-        let queries = check_queries(queries, db.dim())?;
-        let params = search.params()?;
-        let flat = queries.as_slice();
-        let results = if queries.single {
-            py.detach(|| db.search_with(flat, params).map(|r| vec![r]))
-        } else {
-            py.detach(|| db.search_batch(flat, params))
-        }
-        .py_err()?;
-        let (ids, distances) = convert::search_results(py, results, k, queries.single)?;
-        PyTuple::new(py, [ids, distances])
+        read::search(py, &*self.db()?, queries, search)
     }
 
     /// Makes every write so far durable: writes them to a new segment and publishes a new

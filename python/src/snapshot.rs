@@ -8,8 +8,8 @@ use pyo3::types::{PyDict, PyList, PyTuple};
 use strata::{Scan, Snapshot};
 
 use crate::convert;
-use crate::db::check_queries;
 use crate::errors::{IntoPy, closed, invalid};
+use crate::read;
 use crate::settings::Search;
 
 /// One committed version of a database, pinned: searches, reads and scans see exactly it,
@@ -49,18 +49,8 @@ impl PySnapshot {
         exact: bool,
         radius: Option<f32>,
     ) -> PyResult<Bound<'py, PyTuple>> {
-        let snapshot = self.snapshot()?;
-        let params = Search { k, ef, l, recall, filter, exact, radius }.params()?;
-        let queries = check_queries(queries, snapshot.dim())?;
-        let flat = queries.as_slice();
-        let results = if queries.single {
-            py.detach(|| snapshot.search_with(flat, params).map(|r| vec![r]))
-        } else {
-            py.detach(|| snapshot.search_batch(flat, params))
-        }
-        .py_err()?;
-        let (ids, distances) = convert::search_results(py, results, k, queries.single)?;
-        PyTuple::new(py, [ids, distances])
+        let search = Search { k, ef, l, recall, filter, exact, radius };
+        read::search(py, &*self.snapshot()?, queries, search)
     }
 
     /// The record's vector in this version, or ``None``.
@@ -69,10 +59,7 @@ impl PySnapshot {
         py: Python<'py>,
         id: &Bound<'py, PyAny>,
     ) -> PyResult<Option<Bound<'py, PyAny>>> {
-        let snapshot = self.snapshot()?;
-        let id = convert::one_id(id)?;
-        let vector = py.detach(|| snapshot.get(id)).py_err()?;
-        Ok(vector.map(|v| convert::vector_array(py, v).into_any()))
+        read::get(py, &*self.snapshot()?, id)
     }
 
     /// The vectors of many ids in this version: a list with an array, or ``None``, per id.
@@ -81,11 +68,7 @@ impl PySnapshot {
         py: Python<'py>,
         ids: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyList>> {
-        let snapshot = self.snapshot()?;
-        let ids = convert::ids(ids)?;
-        let ids = ids.as_slice();
-        let vectors = py.detach(|| snapshot.get_many(ids)).py_err()?;
-        PyList::new(py, vectors.into_iter().map(|v| v.map(|v| convert::vector_array(py, v))))
+        read::get_many(py, &*self.snapshot()?, ids)
     }
 
     /// The record's attributes in this version (see ``Db.get_attributes``), or ``None``.
@@ -94,17 +77,12 @@ impl PySnapshot {
         py: Python<'py>,
         id: &Bound<'py, PyAny>,
     ) -> PyResult<Option<Bound<'py, PyDict>>> {
-        let snapshot = self.snapshot()?;
-        let id = convert::one_id(id)?;
-        let attributes = py.detach(|| snapshot.get_attributes(id)).py_err()?;
-        attributes.map(|a| convert::attributes_dict(py, &a)).transpose()
+        read::get_attributes(py, &*self.snapshot()?, id)
     }
 
     /// Whether this version holds a live record with this id.
     fn contains(&self, py: Python<'_>, id: &Bound<'_, PyAny>) -> PyResult<bool> {
-        let snapshot = self.snapshot()?;
-        let id = convert::one_id(id)?;
-        py.detach(|| snapshot.contains(id)).py_err()
+        read::contains(py, &*self.snapshot()?, id)
     }
 
     fn __contains__(&self, py: Python<'_>, id: &Bound<'_, PyAny>) -> PyResult<bool> {
