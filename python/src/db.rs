@@ -10,6 +10,7 @@ use strata::{Attributes, Db, Version};
 
 use crate::convert::{self, Ids, Vectors};
 use crate::errors::{IntoPy, closed, invalid};
+use crate::interrupt;
 use crate::read;
 use crate::report;
 use crate::settings::Search;
@@ -253,17 +254,18 @@ impl PyDb {
     }
 
     /// Runs compactions until the policy plans none (merging small segments, building Vamana
-    /// segments). Returns how many ran.
+    /// segments). Returns how many ran. Ctrl-C cancels it: what was already published stays,
+    /// the compaction in progress leaves nothing but garbage that ``gc()`` removes.
     fn compact(&self, py: Python<'_>) -> PyResult<usize> {
         let db = self.db()?;
-        py.detach(|| db.compact()).py_err()
+        interrupt::run(py, |control| db.compact_with(control))
     }
 
     /// Deletes versions outside retention and the files only they used. Returns
-    /// ``{"manifests": n, "files": n}``.
+    /// ``{"manifests": n, "files": n}``. Ctrl-C stops it between deletions.
     fn gc<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let db = self.db()?;
-        let stats = py.detach(|| db.gc()).py_err()?;
+        let stats = interrupt::run(py, |control| db.gc_with(control))?;
         let dict = PyDict::new(py);
         dict.set_item("manifests", stats.manifests)?;
         dict.set_item("files", stats.files)?;

@@ -6,6 +6,7 @@
 mod convert;
 mod db;
 mod errors;
+mod interrupt;
 mod read;
 mod report;
 mod settings;
