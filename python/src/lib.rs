@@ -28,12 +28,22 @@ fn location(path: &Bound<'_, PyAny>) -> PyResult<String> {
     fspath.extract()
 }
 
-fn with_threads(builder: DbBuilder, threads: Option<usize>) -> PyResult<DbBuilder> {
-    match threads {
-        Some(0) => Err(invalid("threads must be at least 1")),
-        Some(n) => Ok(builder.threads(n)),
-        None => Ok(builder),
+/// A builder for `location` with the handle settings every opening function shares.
+fn builder(
+    location: &str,
+    threads: Option<usize>,
+    storage_options: Option<&Bound<'_, PyDict>>,
+) -> PyResult<DbBuilder> {
+    let mut builder = Db::builder(location);
+    builder = match threads {
+        Some(0) => return Err(invalid("threads must be at least 1")),
+        Some(n) => builder.threads(n),
+        None => builder,
+    };
+    if let Some(options) = storage_options {
+        builder = builder.object_store_options(settings::storage_options(options)?);
     }
+    Ok(builder)
 }
 
 /// Creates a database at ``path`` (a local directory, created if missing, or an object store
@@ -49,9 +59,15 @@ fn with_threads(builder: DbBuilder, threads: Option<usize>) -> PyResult<DbBuilde
 /// (bytes), ``auto_flush_bytes``, ``background_compaction``.
 ///
 /// ``threads``: the handle's search threads (default: one per core). ``exist_ok=True`` opens
-/// a database already there instead of raising ``AlreadyExistsError``.
+/// a database already there instead of raising ``AlreadyExistsError``. ``storage_options``:
+/// the object-store client's settings, ``{"endpoint": "http://...", "allow_http": True,
+/// "region": ..., "access_key_id": ..., "secret_access_key": ..., "cache_dir": ...,
+/// "cache_budget": bytes, "max_retries": n, "retry_timeout": s, "request_timeout": s, ...}``
+/// (the ``AWS_*`` / ``GOOGLE_*`` environment fills in the rest); every opening function
+/// takes it.
 #[pyfunction]
-#[pyo3(signature = (path, dim, metric="cosine", *, threads=None, exist_ok=false, **options))]
+#[pyo3(signature = (path, dim, metric="cosine", *, threads=None, exist_ok=false, storage_options=None, **options))]
+#[allow(clippy::too_many_arguments)]
 fn create(
     py: Python<'_>,
     path: &Bound<'_, PyAny>,
@@ -59,11 +75,12 @@ fn create(
     metric: &str,
     threads: Option<usize>,
     exist_ok: bool,
+    storage_options: Option<&Bound<'_, PyDict>>,
     options: Option<&Bound<'_, PyDict>>,
 ) -> PyResult<PyDb> {
     let location = location(path)?;
     let options = settings::options(dim, metric, options)?;
-    let builder = with_threads(Db::builder(&location), threads)?;
+    let builder = builder(&location, threads, storage_options)?;
     let db = if exist_ok {
         py.detach(|| builder.create_if_missing(options).open())
     } else {
@@ -77,15 +94,16 @@ fn create(
 /// ``LockedError`` on a local directory). ``background_compaction`` overrides the stored
 /// setting for this handle; ``threads`` as for ``create``.
 #[pyfunction]
-#[pyo3(signature = (path, *, threads=None, background_compaction=None))]
+#[pyo3(signature = (path, *, threads=None, background_compaction=None, storage_options=None))]
 fn open(
     py: Python<'_>,
     path: &Bound<'_, PyAny>,
     threads: Option<usize>,
     background_compaction: Option<bool>,
+    storage_options: Option<&Bound<'_, PyDict>>,
 ) -> PyResult<PyDb> {
     let location = location(path)?;
-    let mut builder = with_threads(Db::builder(&location), threads)?;
+    let mut builder = builder(&location, threads, storage_options)?;
     if let Some(on) = background_compaction {
         builder = builder.background_compaction(on);
     }
@@ -97,15 +115,16 @@ fn open(
 /// version, alongside a writer in another process. ``refresh()`` loads newer versions, or
 /// ``refresh_every`` (seconds) does so in the background.
 #[pyfunction]
-#[pyo3(signature = (path, *, threads=None, refresh_every=None))]
+#[pyo3(signature = (path, *, threads=None, refresh_every=None, storage_options=None))]
 fn open_read_only(
     py: Python<'_>,
     path: &Bound<'_, PyAny>,
     threads: Option<usize>,
     refresh_every: Option<&Bound<'_, PyAny>>,
+    storage_options: Option<&Bound<'_, PyDict>>,
 ) -> PyResult<PyDb> {
     let location = location(path)?;
-    let mut builder = with_threads(Db::builder(&location).read_only(), threads)?;
+    let mut builder = builder(&location, threads, storage_options)?.read_only();
     if let Some(every) = refresh_every {
         builder = builder.refresh_every(settings::seconds("refresh_every", every)?);
     }
@@ -116,15 +135,16 @@ fn open_read_only(
 /// Version ``version`` of the database at ``path`` as a read-only ``Snapshot`` (time travel;
 /// ``NotFoundError`` if it was never committed or garbage collection removed it).
 #[pyfunction]
-#[pyo3(signature = (path, version, *, threads=None))]
+#[pyo3(signature = (path, version, *, threads=None, storage_options=None))]
 fn open_at(
     py: Python<'_>,
     path: &Bound<'_, PyAny>,
     version: u64,
     threads: Option<usize>,
+    storage_options: Option<&Bound<'_, PyDict>>,
 ) -> PyResult<PySnapshot> {
     let location = location(path)?;
-    let builder = with_threads(Db::builder(&location), threads)?;
+    let builder = builder(&location, threads, storage_options)?;
     let snapshot = py.detach(|| builder.open_at(Version(version))).py_err()?;
     Ok(PySnapshot::new(snapshot))
 }
@@ -132,12 +152,13 @@ fn open_at(
 /// The newest version committed at or before ``time`` (a ``datetime`` or seconds since the
 /// epoch) as a ``Snapshot``.
 #[pyfunction]
-#[pyo3(signature = (path, time, *, threads=None))]
+#[pyo3(signature = (path, time, *, threads=None, storage_options=None))]
 fn open_as_of(
     py: Python<'_>,
     path: &Bound<'_, PyAny>,
     time: &Bound<'_, PyAny>,
     threads: Option<usize>,
+    storage_options: Option<&Bound<'_, PyDict>>,
 ) -> PyResult<PySnapshot> {
     let location = location(path)?;
     let seconds: f64 = match time.call_method0("timestamp") {
@@ -149,7 +170,7 @@ fn open_as_of(
     }
     // Rounded to the microsecond: a commit time read back as float seconds names its version.
     let since = Duration::from_micros((seconds * 1e6).round() as u64);
-    let builder = with_threads(Db::builder(&location), threads)?;
+    let builder = builder(&location, threads, storage_options)?;
     let snapshot = py.detach(|| builder.open_as_of(UNIX_EPOCH + since)).py_err()?;
     Ok(PySnapshot::new(snapshot))
 }

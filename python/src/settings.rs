@@ -6,6 +6,7 @@ use std::time::Duration;
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString};
+use strata::storage::ObjectStoreOptions;
 use strata::{AttrType, CodecKind, Filter, Metric, Options, Schema, SearchParams};
 
 use crate::errors::{IntoPy, invalid};
@@ -149,5 +150,71 @@ impl Search {
             params = params.within(radius);
         }
         Ok(params)
+    }
+}
+
+/// The keys `storage_options` accepts (see `ObjectStoreOptions`).
+pub const STORAGE_OPTION_NAMES: &[&str] = &[
+    "endpoint",
+    "allow_http",
+    "region",
+    "access_key_id",
+    "secret_access_key",
+    "cache_dir",
+    "cache_budget",
+    "verify_cache",
+    "part_size",
+    "max_retries",
+    "retry_timeout",
+    "request_timeout",
+    "check_bucket",
+];
+
+/// Object-store client options from a dict (`storage_options=`): endpoint, credentials, the
+/// local segment cache, retries. The environment (`AWS_*`, `GOOGLE_*`) fills in the rest.
+pub fn storage_options(dict: &Bound<'_, PyDict>) -> PyResult<ObjectStoreOptions> {
+    let mut options = ObjectStoreOptions::new();
+    let (mut key_id, mut secret) = (None::<String>, None::<String>);
+    for (key, value) in dict.iter() {
+        let name: String = key.extract()?;
+        if value.is_none() {
+            continue;
+        }
+        options = match name.as_str() {
+            "endpoint" => options.endpoint(value.extract::<String>()?),
+            "allow_http" => options.allow_http(value.extract()?),
+            "region" => options.region(value.extract::<String>()?),
+            "access_key_id" => {
+                key_id = Some(value.extract()?);
+                options
+            }
+            "secret_access_key" => {
+                secret = Some(value.extract()?);
+                options
+            }
+            "cache_dir" => {
+                let dir: String =
+                    value.py().import("os")?.call_method1("fspath", (&value,))?.extract()?;
+                options.cache_dir(dir)
+            }
+            "cache_budget" => options.cache_budget(value.extract()?),
+            "verify_cache" => options.verify_cache(value.extract()?),
+            "part_size" => options.part_size(value.extract()?),
+            "max_retries" => options.max_retries(value.extract()?),
+            "retry_timeout" => options.retry_timeout(seconds("retry_timeout", &value)?),
+            "request_timeout" => options.request_timeout(seconds("request_timeout", &value)?),
+            "check_bucket" => options.check_bucket(value.extract()?),
+            other => {
+                return Err(invalid(format!(
+                    "unknown storage option '{other}'; options are: {}",
+                    STORAGE_OPTION_NAMES.join(", ")
+                )));
+            }
+        };
+    }
+    match (key_id, secret) {
+        (Some(id), Some(secret)) => Ok(options.access_key(id, secret)),
+        (None, None) => Ok(options),
+        _ => Err(invalid("give access_key_id and secret_access_key together")),
     }
 }

@@ -93,6 +93,7 @@ def create(
     *,
     threads: Optional[int] = None,
     exist_ok: bool = False,
+    storage_options: Optional[Mapping[str, Any]] = None,
     attributes: Optional[Union[Mapping[str, str], str]] = None,
     hnsw_m: Optional[int] = None,
     ef_construction: Optional[int] = None,
@@ -110,20 +111,38 @@ def create(
     """Creates a database at ``path`` (a directory or ``s3://``/``gs://`` URL) and opens it for writing."""
 
 def open(
-    path: _PathLike, *, threads: Optional[int] = None, background_compaction: Optional[bool] = None
+    path: _PathLike,
+    *,
+    threads: Optional[int] = None,
+    background_compaction: Optional[bool] = None,
+    storage_options: Optional[Mapping[str, Any]] = None,
 ) -> Db:
     """Opens the database at ``path`` for writing."""
 
 def open_read_only(
-    path: _PathLike, *, threads: Optional[int] = None, refresh_every: Optional[float] = None
+    path: _PathLike,
+    *,
+    threads: Optional[int] = None,
+    refresh_every: Optional[float] = None,
+    storage_options: Optional[Mapping[str, Any]] = None,
 ) -> Db:
     """Opens the database at ``path`` read-only (refreshing every ``refresh_every`` seconds if given)."""
 
-def open_at(path: _PathLike, version: int, *, threads: Optional[int] = None) -> Snapshot:
+def open_at(
+    path: _PathLike,
+    version: int,
+    *,
+    threads: Optional[int] = None,
+    storage_options: Optional[Mapping[str, Any]] = None,
+) -> Snapshot:
     """Version ``version`` of the database at ``path`` as a ``Snapshot``."""
 
 def open_as_of(
-    path: _PathLike, time: Union[datetime.datetime, float], *, threads: Optional[int] = None
+    path: _PathLike,
+    time: Union[datetime.datetime, float],
+    *,
+    threads: Optional[int] = None,
+    storage_options: Optional[Mapping[str, Any]] = None,
 ) -> Snapshot:
     """The newest version committed at or before ``time`` as a ``Snapshot``."""
 
