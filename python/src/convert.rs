@@ -6,7 +6,7 @@ use numpy::{
     IntoPyArray, PyArray1, PyArray2, PyArrayDescrMethods, PyArrayDyn, PyArrayMethods,
     PyReadonlyArrayDyn, PyUntypedArray, PyUntypedArrayMethods,
 };
-use pyo3::exceptions::PyTypeError;
+use pyo3::exceptions::{PyMemoryError, PyTypeError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyInt, PyList, PyString};
 use strata::{AttrType, Attributes, Neighbor, Schema, Value};
@@ -304,9 +304,10 @@ pub fn search_results<'py>(
     single: bool,
 ) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyAny>)> {
     let queries = results.len();
+    let cells = queries.checked_mul(k).ok_or_else(|| too_large(queries, k))?;
+    let mut ids = filled(cells, -1i64).ok_or_else(|| too_large(queries, k))?;
+    let mut distances = filled(cells, f32::INFINITY).ok_or_else(|| too_large(queries, k))?;
     let (ids, distances) = py.detach(|| {
-        let mut ids = vec![-1i64; queries * k];
-        let mut distances = vec![f32::INFINITY; queries * k];
         for (row, neighbors) in results.iter().enumerate() {
             for (slot, neighbor) in neighbors.iter().take(k).enumerate() {
                 ids[row * k + slot] = neighbor.id as i64;
@@ -324,6 +325,21 @@ pub fn search_results<'py>(
     Ok((
         PyArray2::from_owned_array(py, ids).into_any(),
         PyArray2::from_owned_array(py, distances).into_any(),
+    ))
+}
+
+/// `len` copies of `value`, or `None` where the allocation fails: a huge `k` is the caller's
+/// input, and an infallible allocation would abort the interpreter instead of raising.
+fn filled<T: Copy>(len: usize, value: T) -> Option<Vec<T>> {
+    let mut out = Vec::new();
+    out.try_reserve_exact(len).ok()?;
+    out.resize(len, value);
+    Some(out)
+}
+
+fn too_large(queries: usize, k: usize) -> PyErr {
+    PyMemoryError::new_err(format!(
+        "{queries} queries x k={k} results do not fit in memory; ask for a smaller k"
     ))
 }
 

@@ -165,7 +165,8 @@ fn open_as_of(
         Ok(stamp) => stamp.extract()?,
         Err(_) => time.extract()?,
     };
-    if !(0.0..1e15).contains(&seconds) {
+    // Microseconds below 2**64 (up to the year 586,000); NaN is refused too.
+    if !(0.0..1.8e13).contains(&seconds) {
         return Err(invalid(format!("time must be after the epoch, got {seconds}")));
     }
     // Rounded to the microsecond: a commit time read back as float seconds names its version.

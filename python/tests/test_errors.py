@@ -142,3 +142,13 @@ def test_corrupt_files_raise_corruption_and_lose_nothing_else(path, rng):
     with pytest.raises(strata.CorruptionError, match="corrupt|checksum"):
         with strata.open(path) as db:
             db.search(vectors[:2], k=5, exact=True)
+
+
+def test_a_huge_k_is_a_memory_error_not_an_abort(db):
+    db.upsert([1, 2], np.zeros((2, 4), dtype=np.float32))
+    with pytest.raises(MemoryError, match="smaller k"):
+        db.search(np.zeros(4, dtype=np.float32), k=10**12)
+    with pytest.raises(MemoryError):
+        db.search(np.zeros((4, 4), dtype=np.float32), k=2**62)
+    ids, _ = db.search(np.zeros(4, dtype=np.float32), k=3)  # the handle is fine afterwards
+    assert sorted(ids.tolist()) == [-1, 1, 2]
